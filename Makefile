@@ -1,0 +1,39 @@
+# The README's two commands are `make demo` and `make test`; CI runs `.ci/run`, which runs `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: setup demo test synth lint asl-validate clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(BIN)/.installed node_modules/.installed
+
+demo: setup
+	$(BIN)/batchline local run samples/demo-sagemaker.csv --pipeline demo-sagemaker --out out/demo
+
+test: setup
+	$(BIN)/pytest
+
+synth: setup
+	npx cdk synth --quiet
+
+asl-validate: node_modules/.installed
+	npx asl-validator --json-path statemachine/*.asl.json
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy lambdas/batchline
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out out

@@ -1,0 +1,319 @@
+"""The local runtime: the real ASL file and the real handlers on an in-process AWS emulation (moto).
+
+What is real: the state machine definition (statemachine/*.asl.json, executed by moto's Step Functions
+interpreter), every Lambda handler and the batchline package, S3, EventBridge and Step Functions calls.
+What is emulated: the batch services (see emulators/), Lambda's container (handlers run in-process),
+and time (Wait states and retry back-offs are shortened).
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+import zipfile
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LAMBDAS_DIR = REPO_ROOT / "lambdas"
+ASL_FILE = REPO_ROOT / "statemachine" / "batch_prediction.asl.json"
+CDK_JSON = REPO_ROOT / "cdk.json"
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+RUNTIME_LABEL = "local-emulation"
+
+# Function name -> handler, as in the stack (stacks/functions.py); placeholder -> function name.
+FUNCTIONS = {
+    "StartRun": "handlers.start_run.handler",
+    "PrepareInput": "handlers.prepare_input.handler",
+    "SubmitJob": "handlers.submit_job.handler",
+    "PollJob": "handlers.poll_job.handler",
+    "CollectOutput": "handlers.collect_output.handler",
+    "FinalizeRun": "handlers.finalize_run.handler",
+    "ReportFailure": "handlers.report_failure.handler",
+}
+BUCKETS = {"inbox": "batchline-local-inbox", "work": "batchline-local-work", "results": "batchline-local-results"}
+EVENT_BUS = "batchline-local-events"
+
+
+def load_pipeline_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    """The pipelines declared in cdk.json: the one place, read by the stack and by this runtime."""
+    context = json.loads(path.read_text())["context"]["batchline"]
+    return dict(context["pipelines"])
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    execution_arn: str
+    status: str
+    event: dict[str, Any] | None
+    history: list[dict[str, Any]]
+
+
+class LocalRuntime:
+    """Start with ``with LocalRuntime() as runtime:``; everything lives only inside the block."""
+
+    def __init__(
+        self,
+        pipelines: dict[str, Any] | None = None,
+        *,
+        time_scale: float = 0.0,
+        service_polls_until_done: int = 2,
+        quiet: bool = True,
+    ) -> None:
+        from batchline.config import parse_pipelines
+
+        self.pipelines = parse_pipelines(pipelines if pipelines is not None else load_pipeline_context())
+        self.time_scale = time_scale
+        self.service_polls_until_done = service_polls_until_done
+        self.quiet = quiet
+        self._stack = ExitStack()
+        self._invoke_lock = threading.Lock()
+        self._fresh_modules: set[str] = set()
+        self.invocations: list[tuple[str, dict[str, Any]]] = []
+        self._captured: list[dict[str, Any]] = []
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalRuntime:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+        }.items():
+            self._stack.enter_context(mock.patch.dict(os.environ, {name: value}))
+        # A developer's real profile or endpoint must never leak into the emulation.
+        self._stack.enter_context(mock.patch.dict(os.environ, {}))
+        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+            os.environ.pop(name, None)
+        if str(LAMBDAS_DIR) not in sys.path:
+            sys.path.insert(0, str(LAMBDAS_DIR))
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+
+        from moto import mock_aws
+
+        self._stack.enter_context(
+            mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        )
+        self._patch_time()
+        self._patch_lambda_invoke()
+        from batchline_local.emulators.sagemaker import SageMakerEmulator
+
+        self.sagemaker = self._stack.enter_context(SageMakerEmulator(self.service_polls_until_done))
+        self._provision()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=REGION)
+
+    # --- patches ---------------------------------------------------------------------------------
+
+    def _patch_time(self) -> None:
+        """Wait states and Retry back-offs sleep ``time_scale`` of their real time (0 = not at all)."""
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+        scale = self.time_scale
+
+        def short_wait(_self: Any, env: Any, wait_seconds: float) -> None:
+            if wait_seconds > 0 and scale > 0:
+                env.program_state_event.wait(wait_seconds * scale)
+
+        self._stack.enter_context(mock.patch.object(WaitFunction, "_wait_interval", short_wait))
+        fake_time = SimpleNamespace(**{name: getattr(time, name) for name in ("time", "monotonic")})
+        fake_time.sleep = lambda seconds: time.sleep(seconds * scale)
+        self._stack.enter_context(mock.patch.object(retrier_decl, "time", fake_time))
+
+    def _patch_lambda_invoke(self) -> None:
+        """Run the real handler in-process instead of in a container."""
+        from moto.awslambda.models import LambdaFunction
+
+        runtime = self
+
+        def invoke(function: Any, event: Any = None) -> tuple[str, bool, str]:
+            return runtime._invoke_handler(function.function_name, function.handler,
+                                           dict(function.environment_vars), event or {})
+
+        self._stack.enter_context(mock.patch.object(LambdaFunction, "_invoke_lambda", invoke))
+
+    def _invoke_handler(
+        self, function_name: str, handler_path: str, environment: dict[str, str], event: Any
+    ) -> tuple[str, bool, str]:
+        # Environment and imported modules are process-wide: one invocation at a time.
+        with self._invoke_lock, mock.patch.dict(os.environ, environment):
+            self.invocations.append((function_name, event))
+            module_name, function = handler_path.rsplit(".", 1)
+            module = importlib.import_module(module_name)
+            if module_name not in self._fresh_modules and hasattr(module, "clients"):
+                from batchline.clients import AwsClients
+
+                module.clients = AwsClients()  # clients bound to this runtime's emulation
+                self._fresh_modules.add(module_name)
+            context = SimpleNamespace(
+                function_name=function_name, memory_limit_in_mb=1024, aws_request_id=f"local-{time.time_ns()}",
+                invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}",
+                get_remaining_time_in_millis=lambda: 900_000,
+            )
+            try:
+                result = getattr(module, function)(event, context)
+            except Exception as exc:  # the Lambda runtime reports any exception this way
+                payload = {"errorType": type(exc).__name__, "errorMessage": str(exc),
+                           "stackTrace": traceback.format_exception(exc)[-5:]}
+                return json.dumps(payload), True, ""
+            return json.dumps(result), False, ""
+
+    # --- resources -------------------------------------------------------------------------------
+
+    def _provision(self) -> None:
+        s3 = self.client("s3")
+        for bucket in BUCKETS.values():
+            s3.create_bucket(Bucket=bucket)
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        events = self.client("events")
+        events.create_event_bus(Name=EVENT_BUS)
+        # Capture what the pipeline publishes, as a subscriber would: a rule on the bus to a queue.
+        sqs = self.client("sqs")
+        self.capture_queue_url = sqs.create_queue(QueueName="batchline-local-captured-events")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.capture_queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        events.put_rule(Name="capture-all", EventBusName=EVENT_BUS, EventPattern=json.dumps({"source": ["batchline"]}))
+        events.put_targets(Rule="capture-all", EventBusName=EVENT_BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
+
+        role_arn = self.client("iam").create_role(
+            RoleName="batchline-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        )["Role"]["Arn"]
+        self.client("sagemaker").create_model(
+            ModelName="batchline-local-placeholder", ExecutionRoleArn=role_arn,
+            PrimaryContainer={"Image": "emulated"},
+        )
+        lam = self.client("lambda")
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("README.txt", "handlers run in-process from the repository's lambdas/ folder")
+        environment = {
+            "BATCHLINE_PIPELINES": self.pipelines.to_env_json(),
+            "INBOX_BUCKET": BUCKETS["inbox"], "WORK_BUCKET": BUCKETS["work"], "RESULTS_BUCKET": BUCKETS["results"],
+            "EVENT_BUS_NAME": EVENT_BUS, "BATCHLINE_RUNTIME": RUNTIME_LABEL,
+            "POWERTOOLS_SERVICE_NAME": "batchline", "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING" if self.quiet else "INFO",
+        }
+        arns = {}
+        for name, handler in FUNCTIONS.items():
+            if name == "StartRun":
+                continue
+            arns[name] = lam.create_function(
+                FunctionName=f"batchline-local-{name}", Runtime="python3.13", Role=role_arn, Handler=handler,
+                Code={"ZipFile": code.getvalue()}, Environment={"Variables": environment},
+            )["FunctionArn"]
+        definition = render_definition(
+            ASL_FILE.read_text(),
+            {**{f"{name}FunctionArn": arn for name, arn in arns.items()}, "EventBusName": EVENT_BUS},
+        )
+        self.state_machine_arn = self.client("stepfunctions").create_state_machine(
+            name="batchline-local", definition=definition, roleArn=role_arn, type="STANDARD"
+        )["stateMachineArn"]
+        lam.create_function(
+            FunctionName="batchline-local-StartRun", Runtime="python3.13", Role=role_arn,
+            Handler=FUNCTIONS["StartRun"], Code={"ZipFile": code.getvalue()},
+            Environment={"Variables": {**environment, "STATE_MACHINE_ARN": self.state_machine_arn}},
+        )
+
+    # --- driving a run ---------------------------------------------------------------------------
+
+    def upload(self, path: Path, pipeline: str, name: str | None = None) -> dict[str, Any]:
+        """Put a file in the inbox under ``<pipeline>/``, as a user would."""
+        key = f"{pipeline}/{name or path.name}"
+        response = self.client("s3").put_object(Bucket=BUCKETS["inbox"], Key=key, Body=path.read_bytes())
+        return {"bucket": BUCKETS["inbox"], "key": key, "versionId": response.get("VersionId"),
+                "size": path.stat().st_size}
+
+    @staticmethod
+    def object_created_event(obj: dict[str, Any]) -> dict[str, Any]:
+        """The EventBridge event S3 sends for a new object (moto's rules cannot target Step Functions)."""
+        return {
+            "version": "0", "id": f"local-{time.time_ns()}", "detail-type": "Object Created", "source": "aws.s3",
+            "account": ACCOUNT, "region": REGION, "resources": [f"arn:aws:s3:::{obj['bucket']}"],
+            "detail": {"version": "0", "bucket": {"name": obj["bucket"]},
+                       "object": {"key": obj["key"], "size": obj["size"], "version-id": obj["versionId"]},
+                       "reason": "PutObject"},
+        }
+
+    def deliver(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Invoke the real StartRun Lambda with an S3 event; returns what it decided."""
+        response = self.client("lambda").invoke(FunctionName="batchline-local-StartRun", Payload=json.dumps(event))
+        payload = json.loads(response["Payload"].read())
+        if response.get("FunctionError"):
+            raise RuntimeError(f"StartRun failed: {payload.get('errorType')}: {payload.get('errorMessage')}")
+        return dict(payload)
+
+    def wait_for(self, run_id: str, timeout_seconds: float = 120.0) -> RunResult:
+        """Wait for the execution to end (bounded), then return its status, history and published event."""
+        sfn = self.client("stepfunctions")
+        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{run_id}"
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            status = sfn.describe_execution(executionArn=arn)["status"]
+            if status != "RUNNING":
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {run_id} still RUNNING after {timeout_seconds} s")
+            time.sleep(0.02)
+        history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        events = [e for e in self.published_events() if e["detail"].get("runId") == run_id]
+        return RunResult(run_id, arn, status, events[-1] if events else None, history)
+
+    def published_events(self) -> list[dict[str, Any]]:
+        """Every event the pipeline has published so far, in order (drained from the capture queue)."""
+        sqs = self.client("sqs")
+        while True:
+            messages = sqs.receive_message(QueueUrl=self.capture_queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                self._captured.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.capture_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return list(self._captured)
+
+    def run_file(self, path: Path, pipeline: str, timeout_seconds: float = 120.0) -> RunResult:
+        """Upload, deliver the S3 event, follow the run to its end."""
+        obj = self.upload(path, pipeline)
+        decision = self.deliver(self.object_created_event(obj))
+        if not decision.get("started"):
+            events = [e for e in self.published_events() if e["detail"].get("runId") == decision["runId"]]
+            return RunResult(decision["runId"], "", "NOT_STARTED", events[-1] if events else None, [])
+        return self.wait_for(decision["runId"], timeout_seconds)
+
+    def download(self, uri: str | None, target: Path) -> Path | None:
+        if not uri:
+            return None
+        bucket, key = uri[5:].split("/", 1)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.client("s3").download_file(bucket, key, str(target))
+        return target
+
+
+def render_definition(asl_text: str, substitutions: dict[str, str]) -> str:
+    """Fill ``${Name}`` placeholders as CDK's definition_substitutions does; every one must be known."""
+    import re
+
+    missing = sorted(set(re.findall(r"\$\{(\w+)\}", asl_text)) - set(substitutions))
+    if missing:
+        raise KeyError(f"no value for placeholders: {', '.join(missing)}")
+    return re.sub(r"\$\{(\w+)\}", lambda m: substitutions[m.group(1)], asl_text)

@@ -1,0 +1,16 @@
+"""Adapters by provider: the only place that maps a pipeline's service to code."""
+
+from __future__ import annotations
+
+from batchline.adapters.base import BatchAdapter
+from batchline.clients import AwsClients
+from batchline.config import PipelineConfig, SageMakerSettings
+
+
+def adapter_for(pipeline: PipelineConfig, clients: AwsClients) -> BatchAdapter:
+    settings = pipeline.service
+    if isinstance(settings, SageMakerSettings):
+        from batchline.adapters.sagemaker import SageMakerAdapter
+
+        return SageMakerAdapter(settings, clients.sagemaker, clients.s3)
+    raise NotImplementedError(f"no adapter for provider {settings.provider!r}")

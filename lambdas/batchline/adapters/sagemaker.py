@@ -1,0 +1,274 @@
+"""SageMaker Batch Transform on headerless CSV, joined back to each record's key.
+
+Staged lines are ``key,feature1,...,featureN``. DataProcessing keeps the key away from the model and
+brings it back in the output: InputFilter ``$[1:]`` drops it before inference, JoinSource ``Input``
+appends the prediction to the original line, and OutputFilter keeps the key and the prediction values.
+https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.html
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import posixpath
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from batchline.adapters.base import (
+    FailedRecord,
+    JobState,
+    JobStatus,
+    Prediction,
+    RecordRejected,
+    RunContext,
+)
+from batchline.config import SageMakerSettings
+from batchline.errors import JobConflict, OutputInvalid, QuotaFull, ServiceThrottled
+from batchline.layout import S3Location
+from batchline.naming import job_name_for
+from batchline.s3io import list_keys, open_object
+
+_STATUS = {
+    "inprogress": JobStatus.RUNNING,
+    "stopping": JobStatus.RUNNING,  # still billed and still running until it reaches Stopped
+    "completed": JobStatus.SUCCEEDED,
+    "failed": JobStatus.FAILED,
+    "stopped": JobStatus.STOPPED,
+}
+_THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+RUN_ID_TAG = "batchline:run-id"
+
+
+def normalise_status(raw: str) -> JobStatus:
+    """Map TransformJobStatus; an unknown value keeps the run polling (its deadline still bounds it)."""
+    return _STATUS.get(raw.replace(" ", "").replace("_", "").lower(), JobStatus.RUNNING)
+
+
+class SageMakerCsvEncoder:
+    suffix = ".csv"
+    content_type = "text/csv"
+
+    def __init__(self, settings: SageMakerSettings) -> None:
+        self.max_records_per_file = settings.records_per_file
+        self._max_bytes = settings.max_payload_in_mb * 1024 * 1024
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
+        self._key_index = 0
+        self._feature_indexes: list[int] = []
+
+    def start(self, header: list[str], key_index: int) -> dict[str, Any]:
+        self._key_index = key_index
+        self._feature_indexes = [i for i in range(len(header)) if i != key_index]
+        return {
+            "keyHeader": header[key_index],
+            "featureColumns": [header[i] for i in self._feature_indexes],
+        }
+
+    def encode(self, row: list[str]) -> str:
+        if any("\n" in cell or "\r" in cell for cell in row):
+            raise RecordRejected("a cell contains a line break, which SageMaker's line split cannot carry")
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._writer.writerow([row[self._key_index], *(row[i] for i in self._feature_indexes)])
+        text = self._buffer.getvalue()
+        if len(text.encode("utf-8")) > self._max_bytes:
+            raise RecordRejected(f"record is larger than MaxPayloadInMB ({self._max_bytes // 1048576} MB)")
+        return text
+
+
+class SageMakerAdapter:
+    provider = "sagemaker"
+
+    def __init__(self, settings: SageMakerSettings, sagemaker: Any, s3: Any) -> None:
+        self._settings = settings
+        self._sagemaker = sagemaker
+        self._s3 = s3
+
+    def input_encoder(self) -> SageMakerCsvEncoder:
+        return SageMakerCsvEncoder(self._settings)
+
+    def job_name(self, run: RunContext) -> str:
+        return job_name_for(run.run_id)
+
+    def create_request(self, run: RunContext) -> dict[str, Any]:
+        """The CreateTransformJob request for this run (deterministic: a retry sends the same one)."""
+        settings = self._settings
+        feature_count = len(run.staging["featureColumns"])
+        request: dict[str, Any] = {
+            "TransformJobName": self.job_name(run),
+            "ModelName": settings.model_name,
+            "BatchStrategy": "MultiRecord",
+            "MaxPayloadInMB": settings.max_payload_in_mb,
+            "ModelClientConfig": {
+                "InvocationsTimeoutInSeconds": settings.invocation_timeout_seconds,
+                "InvocationsMaxRetries": settings.invocation_max_retries,
+            },
+            "TransformInput": {
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": run.layout.input_prefix.uri}
+                },
+                "ContentType": "text/csv",
+                "CompressionType": "None",
+                "SplitType": "Line",
+            },
+            "TransformOutput": {
+                "S3OutputPath": run.layout.output_prefix.uri,
+                "Accept": "text/csv",
+                "AssembleWith": "Line",
+            },
+            "TransformResources": {
+                "InstanceType": settings.instance_type,
+                "InstanceCount": settings.instance_count,
+            },
+            "DataProcessing": {
+                "InputFilter": "$[1:]",
+                "JoinSource": "Input",
+                # Joined line = key, features..., predictions: keep the key and everything after the features.
+                "OutputFilter": f"$[0,{feature_count + 1}:]",
+            },
+            "Tags": [
+                {"Key": RUN_ID_TAG, "Value": run.run_id[:256]},
+                {"Key": "batchline:pipeline", "Value": run.pipeline.name},
+            ],
+        }
+        if settings.max_concurrent_transforms:
+            request["MaxConcurrentTransforms"] = settings.max_concurrent_transforms
+        return request
+
+    def submit(self, run: RunContext) -> JobState:
+        request = self.create_request(run)
+        try:
+            self._sagemaker.create_transform_job(**request)
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code == "ResourceInUse":
+                # A previous attempt created it: find it, and make sure it is the same job.
+                return self._existing(run, request)
+            raise _translate(exc, request["TransformJobName"]) from exc
+        return self.describe(run, request["TransformJobName"])
+
+    def _existing(self, run: RunContext, request: dict[str, Any]) -> JobState:
+        name = request["TransformJobName"]
+        described = self._call("describe_transform_job", name, TransformJobName=name)
+        same = (
+            described.get("ModelName") == request["ModelName"]
+            and described["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+            == request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+        )
+        if not same:
+            raise JobConflict(
+                f"transform job {name} exists but was created for another model or input; "
+                "it cannot be reused for this run"
+            )
+        return _state(described)
+
+    def describe(self, run: RunContext, job_id: str) -> JobState:
+        return _state(self._call("describe_transform_job", job_id, TransformJobName=job_id))
+
+    def stop(self, run: RunContext, job_id: str) -> None:
+        state = self.describe(run, job_id)
+        if state.status.is_terminal or state.raw_status == "Stopping":
+            return
+        self._call("stop_transform_job", job_id, TransformJobName=job_id)
+
+    def result_columns(self, run: RunContext) -> list[str]:
+        return list(self._settings.prediction_columns)
+
+    def read_results(self, run: RunContext, job: JobState) -> Iterator[Prediction | FailedRecord]:
+        """Walk each staged part beside its ``.out`` file; records keep their order within a file."""
+        outputs = {
+            posixpath.basename(key): key
+            for key in list_keys(self._s3, run.layout.output_prefix)
+            if key.endswith(".out")
+        }
+        expected = len(self._settings.prediction_columns)
+        for part_key in sorted(list_keys(self._s3, run.layout.input_prefix)):
+            part_name = posixpath.basename(part_key)
+            inputs = _staged_keys(self._s3, S3Location(run.layout.work_bucket, part_key), run, part_name)
+            output_key = outputs.pop(part_name + ".out", None)
+            if output_key is None:
+                reason = f"SageMaker wrote no output for staged file {part_name} (the job failed on that file)"
+                for key, line in inputs:
+                    yield FailedRecord(key, line, reason)
+                continue
+            yield from _join_part(
+                inputs, _csv_rows(self._s3, S3Location(run.layout.work_bucket, output_key)), part_name, expected
+            )
+        if outputs:
+            raise OutputInvalid(f"output files match no staged input: {', '.join(sorted(outputs))}")
+
+    def _call(self, operation: str, job_name: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return getattr(self._sagemaker, operation)(**kwargs)  # type: ignore[no-any-return]
+        except ClientError as exc:
+            raise _translate(exc, job_name) from exc
+
+
+def _join_part(
+    inputs: Iterator[tuple[str, int | None]],
+    outputs: Iterator[list[str]],
+    part_name: str,
+    expected_values: int,
+) -> Iterator[Prediction | FailedRecord]:
+    for position, (key, line) in enumerate(inputs, start=1):
+        row = next(outputs, None)
+        if row is None:
+            yield FailedRecord(key, line, f"no prediction returned (output of {part_name} ended early)")
+            continue
+        if row[0] != key:
+            raise OutputInvalid(
+                f"{part_name}.out record {position} has key {row[0]!r} where the input had {key!r}"
+            )
+        values = row[1:]
+        if len(values) != expected_values:
+            yield FailedRecord(
+                key, line, f"model returned {len(values)} values, predictionColumns names {expected_values}"
+            )
+        else:
+            yield Prediction(key, line, values)
+    extra = next(outputs, None)
+    if extra is not None:
+        raise OutputInvalid(f"{part_name}.out has more records than the staged input")
+
+
+def _staged_keys(s3: Any, part: S3Location, run: RunContext, part_name: str) -> Iterator[tuple[str, int | None]]:
+    lines_location = run.layout.index_for(part_name)
+    line_numbers = _text_lines(s3, lines_location)
+    for row in _csv_rows(s3, part):
+        line = next(line_numbers, None)
+        yield row[0], int(line) if line else None
+
+
+def _csv_rows(s3: Any, location: S3Location) -> Iterator[list[str]]:
+    with io.TextIOWrapper(open_object(s3, location), encoding="utf-8", newline="") as text:
+        for row in csv.reader(text):
+            if row:
+                yield row
+
+
+def _text_lines(s3: Any, location: S3Location) -> Iterator[str]:
+    with io.TextIOWrapper(open_object(s3, location), encoding="ascii") as text:
+        for line in text:
+            yield line.strip()
+
+
+def _state(described: dict[str, Any]) -> JobState:
+    raw = described["TransformJobStatus"]
+    return JobState(
+        job_id=described["TransformJobName"],
+        status=normalise_status(raw),
+        raw_status=raw,
+        message=described.get("FailureReason") or None,
+    )
+
+
+def _translate(exc: ClientError, job_name: str) -> Exception:
+    code = exc.response["Error"]["Code"]
+    message = exc.response["Error"].get("Message", "")
+    if code in _THROTTLED:
+        return ServiceThrottled(f"SageMaker throttled {job_name}: {message}")
+    if code == "ResourceLimitExceeded":
+        return QuotaFull(f"SageMaker quota full for {job_name}: {message}")
+    return exc

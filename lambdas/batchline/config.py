@@ -1,0 +1,159 @@
+"""The one typed configuration model, shared by CDK (at synth) and the Lambdas (at run time).
+
+Pipelines are declared once, in cdk.json context under ``batchline.pipelines``. The stack validates them
+with these models when it synthesises, and passes the same JSON to every function in the
+``BATCHLINE_PIPELINES`` environment variable, where it is validated again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from batchline.errors import ConfigError, UnknownPipeline
+
+PIPELINES_ENV = "BATCHLINE_PIPELINES"
+PIPELINE_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+
+
+class _Model(BaseModel):
+    """camelCase in JSON (cdk.json style), snake_case in Python; unknown fields are errors, not ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class SageMakerSettings(_Model):
+    """SageMaker Batch Transform on a model that reads headerless CSV (``text/csv``)."""
+
+    provider: Literal["sagemaker"]
+    model_name: str = Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+    instance_type: str = Field(default="ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    instance_count: int = Field(default=1, ge=1, le=100)
+    # Names of the values the model returns per record, in order. One value -> one column.
+    prediction_columns: list[str] = Field(default_factory=lambda: ["prediction"], min_length=1)
+    # Input is split into files of this many records: a bad record fails only its file.
+    records_per_file: int = Field(default=100_000, ge=1, le=10_000_000)
+    max_payload_in_mb: int = Field(default=6, ge=1, le=100)
+    max_concurrent_transforms: int | None = Field(default=None, ge=1, le=100)
+    invocation_timeout_seconds: int = Field(default=600, ge=1, le=3600)
+    invocation_max_retries: int = Field(default=3, ge=0, le=3)
+    # The model's execution role: the stack lets it read staged input and write output in the work bucket.
+    model_execution_role_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+
+    @field_validator("prediction_columns")
+    @classmethod
+    def _unique_names(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value) or any(not name.strip() for name in value):
+            raise ValueError("prediction column names must be non-blank and unique")
+        return value
+
+
+ServiceSettings = Annotated[SageMakerSettings, Field(discriminator="provider")]
+
+
+class PipelineConfig(_Model):
+    """One pipeline: uploads under ``<inbox>/<name>/`` run through one service with these settings."""
+
+    name: str
+    key_column: str = Field(min_length=1)
+    service: ServiceSettings
+    # A run that has not finished after this long is stopped and reported as failed.
+    max_run_hours: float = Field(default=72.0, gt=0, le=24 * 30)
+    # Upper bound on status polls per job: keeps every execution far below the 25,000-event history limit.
+    max_polls: int = Field(default=1500, ge=1, le=2000)
+    min_poll_seconds: int = Field(default=30, ge=1, le=3600)
+    max_poll_seconds: int = Field(default=900, ge=1, le=3600)
+    # Inputs larger than this are refused before anything is read whole or billed.
+    max_input_bytes: int = Field(default=10 * 1024**3, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not PIPELINE_NAME_PATTERN.match(value):
+            raise ValueError("must be 1-40 characters of a-z, 0-9 and '-', starting and ending alphanumeric")
+        return value
+
+    @model_validator(mode="after")
+    def _poll_bounds(self) -> PipelineConfig:
+        if self.min_poll_seconds > self.max_poll_seconds:
+            raise ValueError("minPollSeconds must not exceed maxPollSeconds")
+        return self
+
+    @property
+    def provider(self) -> str:
+        return self.service.provider
+
+
+class Pipelines(_Model):
+    """All configured pipelines, by name."""
+
+    pipelines: dict[str, PipelineConfig]
+
+    def get(self, name: str) -> PipelineConfig:
+        try:
+            return self.pipelines[name]
+        except KeyError:
+            known = ", ".join(sorted(self.pipelines)) or "none"
+            raise UnknownPipeline(f"no pipeline named {name!r} is configured (configured: {known})") from None
+
+    def to_env_json(self) -> str:
+        """Compact JSON for the Lambda environment (camelCase, as in cdk.json)."""
+        return json.dumps(
+            {name: p.model_dump(by_alias=True, exclude={"name"}) for name, p in self.pipelines.items()},
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+
+
+def parse_pipelines(raw: Mapping[str, Any]) -> Pipelines:
+    """Validate ``{name: {keyColumn, service, ...}}``; errors name the pipeline and field."""
+    if not isinstance(raw, Mapping) or not raw:
+        raise ConfigError("no pipelines configured: set context 'batchline' -> 'pipelines' in cdk.json")
+    parsed: dict[str, PipelineConfig] = {}
+    problems: list[str] = []
+    for name, body in raw.items():
+        if not isinstance(body, Mapping):
+            problems.append(f"pipeline {name!r}: must be an object, got {type(body).__name__}")
+            continue
+        try:
+            parsed[name] = PipelineConfig.model_validate({**body, "name": name})
+        except ValidationError as exc:
+            problems.extend(_describe(name, exc))
+    if problems:
+        raise ConfigError("invalid pipeline configuration:\n  " + "\n  ".join(problems))
+    return Pipelines(pipelines=parsed)
+
+
+def _describe(pipeline: str, exc: ValidationError) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        # Drop the discriminator tag pydantic puts in the path ("service.sagemaker.modelName").
+        parts = [str(p) for p in error["loc"] if p not in ("sagemaker",)]
+        field = ".".join(parts) or "(pipeline)"
+        lines.append(f"pipeline {pipeline!r}: field {field!r}: {error['msg']}")
+    return lines
+
+
+def pipelines_from_env() -> Pipelines:
+    """The Lambdas' view: the same JSON the stack validated, read from the environment."""
+    raw = os.environ.get(PIPELINES_ENV)
+    if raw is None:
+        raise ConfigError(f"environment variable {PIPELINES_ENV} is not set")
+    try:
+        return parse_pipelines(json.loads(raw))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{PIPELINES_ENV} is not valid JSON: {exc}") from exc
+
+
+def require_env(name: str) -> str:
+    """A missing variable is a deployment bug: raise, never default."""
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set")
+    return value

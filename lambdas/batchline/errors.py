@@ -1,0 +1,47 @@
+"""Named exceptions: the contract between the Lambda code and the state machine.
+
+Step Functions sees a Lambda error by its class name (``errorType``), so the ASL's Retry and Catch
+rules name these classes exactly. Never classify errors by their message text.
+"""
+
+from __future__ import annotations
+
+
+class BatchlineError(Exception):
+    """Base class: every error the pipeline raises on purpose."""
+
+
+class ConfigError(BatchlineError):
+    """The pipeline configuration is missing or invalid (names the pipeline and field)."""
+
+
+class UnknownPipeline(BatchlineError):
+    """An upload or a command names a pipeline that is not configured."""
+
+
+class InputRejected(BatchlineError):
+    """The whole input file cannot be used (empty, no header, missing key column, unreadable)."""
+
+
+class ServiceThrottled(BatchlineError):
+    """The ML service throttled us; the state machine retries with jittered back-off."""
+
+
+class QuotaFull(BatchlineError):
+    """The service's concurrent-job quota is full; the state machine waits for a slot and retries."""
+
+
+class JobConflict(BatchlineError):
+    """A job with our deterministic name exists but was created with different parameters."""
+
+
+class ServiceUnavailable(BatchlineError):
+    """The account cannot use the service (for example a closed service) or lacks permission."""
+
+
+class OutputMissing(BatchlineError):
+    """The job finished but the expected output is not where the service said it would be."""
+
+
+class OutputInvalid(BatchlineError):
+    """The service output cannot be matched back to the input (keys out of step, bad rows)."""

@@ -1,0 +1,370 @@
+"""One plain function per step of the state machine. Handlers parse nothing and call these.
+
+Each takes the JSON the state machine passes and returns the JSON it stores (ResultPath), so a retried
+step recomputes the same result from the same input and writes the same keys.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from batchline.adapters import adapter_for
+from batchline.adapters.base import BatchAdapter, FailedRecord, JobState, JobStatus, RunContext
+from batchline.clients import AwsClients
+from batchline.config import Pipelines, require_env
+from batchline.errors import BatchlineError, InputRejected, OutputInvalid, UnknownPipeline
+from batchline.backoff import next_wait_seconds
+from batchline.events import build_detail, outcome, outcome_status
+from batchline.layout import RunLayout, S3Location
+from batchline.prepare import ERROR_COLUMNS, RejectWriter, prepare_records, temp_workdir
+from batchline.s3io import object_exists, open_object, put_bytes, sha256_of, upload_file
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Names the stack hands every function through its environment."""
+
+    inbox_bucket: str
+    work_bucket: str
+    results_bucket: str
+    event_bus_name: str
+    runtime: str
+
+    @classmethod
+    def from_env(cls) -> Deployment:
+        return cls(
+            inbox_bucket=require_env("INBOX_BUCKET"),
+            work_bucket=require_env("WORK_BUCKET"),
+            results_bucket=require_env("RESULTS_BUCKET"),
+            event_bus_name=require_env("EVENT_BUS_NAME"),
+            runtime=require_env("BATCHLINE_RUNTIME"),
+        )
+
+    def layout(self, pipeline: str, run_id: str) -> RunLayout:
+        return RunLayout(pipeline, run_id, self.work_bucket, self.results_bucket)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """RFC 3339 in UTC with a Z, the form the state machine's timestamp comparisons accept."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _run_context(prepared: dict[str, Any], pipelines: Pipelines, deployment: Deployment) -> RunContext:
+    pipeline = pipelines.get(prepared["pipeline"])
+    return RunContext(
+        run_id=prepared["runId"],
+        pipeline=pipeline,
+        layout=deployment.layout(pipeline.name, prepared["runId"]),
+        staging=prepared["staging"],
+    )
+
+
+def _source_name(input_object: dict[str, Any]) -> str:
+    return f"s3://{input_object['bucket']}/{input_object['key']}"
+
+
+# --- Prepare -------------------------------------------------------------------------------------
+
+
+def prepare_run(
+    event: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment, clients: AwsClients
+) -> dict[str, Any]:
+    """Validate and stage the upload; returns the run facts every later step reads (``$.prepared``)."""
+    run_id, input_object = event["runId"], event["input"]
+    pipeline = pipelines.get(event["pipeline"])
+    layout = deployment.layout(pipeline.name, run_id)
+    source = _source_name(input_object)
+    started_at = _parse_time(event["startedAt"])
+    size = int(input_object.get("size") or 0)
+    if size > pipeline.max_input_bytes:
+        raise InputRejected(
+            f"{source}: the file is {size} bytes, over this pipeline's maxInputBytes ({pipeline.max_input_bytes})"
+        )
+    adapter = adapter_for(pipeline, clients)
+    encoder = adapter.input_encoder()
+
+    with temp_workdir() as workdir:
+        rejected_path = os.path.join(workdir, "rejected.csv")
+
+        def upload_part(part: Any) -> None:
+            upload_file(clients.s3, part.path, layout.input_part(len(staged), encoder.suffix), encoder.content_type)
+            upload_file(clients.s3, part.index_path, layout.index_for(part.name), "text/plain")
+            os.remove(part.path)
+            os.remove(part.index_path)
+            staged.append(part.name)
+
+        staged: list[str] = []
+        with open(rejected_path, "w", encoding="utf-8", newline="") as rejected_file:
+            rejects = RejectWriter(rejected_file, source)
+            with open_object(clients.s3, S3Location(input_object["bucket"], input_object["key"]),
+                             input_object.get("versionId")) as body:
+                result = prepare_records(
+                    body,
+                    source_name=source,
+                    key_column=pipeline.key_column,
+                    encoder=encoder,
+                    rejects=rejects,
+                    on_part=upload_part,
+                    workdir=workdir,
+                )
+        if result.rejected:
+            upload_file(clients.s3, rejected_path, layout.rejected, "text/csv")
+    if result.sent == 0:
+        raise InputRejected(
+            f"{source}: none of the {result.input_records} records can be sent; all were rejected (see errors.csv)"
+        )
+    return {
+        "runId": run_id,
+        "pipeline": pipeline.name,
+        "provider": pipeline.provider,
+        "input": input_object,
+        "startedAt": iso(started_at),
+        "deadline": iso(started_at + timedelta(hours=pipeline.max_run_hours)),
+        "maxPolls": pipeline.max_polls,
+        "counts": result.counts,
+        "staging": {**result.staging, "parts": len(staged)},
+        "rejectedUri": layout.rejected.uri if result.rejected else None,
+    }
+
+
+# --- Submit and poll -----------------------------------------------------------------------------
+
+
+def _job_payload(state: JobState, prepared: dict[str, Any], poll_count: int, pipelines: Pipelines) -> dict[str, Any]:
+    pipeline = pipelines.get(prepared["pipeline"])
+    now = utc_now()
+    elapsed = (now - _parse_time(prepared["startedAt"])).total_seconds()
+    return {
+        "jobId": state.job_id,
+        "status": state.status.value,
+        "rawStatus": state.raw_status,
+        "message": state.message,
+        "counts": state.counts,
+        "pollCount": poll_count,
+        "checkedAt": iso(now),
+        "waitSeconds": next_wait_seconds(
+            elapsed, minimum=pipeline.min_poll_seconds, maximum=pipeline.max_poll_seconds
+        ),
+    }
+
+
+def submit_job(
+    prepared: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment, clients: AwsClients
+) -> dict[str, Any]:
+    run = _run_context(prepared, pipelines, deployment)
+    state = adapter_for(run.pipeline, clients).submit(run)
+    return _job_payload(state, prepared, 0, pipelines)
+
+
+def poll_job(
+    prepared: dict[str, Any], job: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment,
+    clients: AwsClients,
+) -> dict[str, Any]:
+    run = _run_context(prepared, pipelines, deployment)
+    state = adapter_for(run.pipeline, clients).describe(run, job["jobId"])
+    return _job_payload(state, prepared, int(job.get("pollCount", 0)) + 1, pipelines)
+
+
+# --- Collect -------------------------------------------------------------------------------------
+
+
+def collect_results(
+    prepared: dict[str, Any], job: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment,
+    clients: AwsClients,
+) -> dict[str, Any]:
+    """Stream the raw output into the keyed predictions.csv (results) and failed.csv (work)."""
+    run = _run_context(prepared, pipelines, deployment)
+    adapter = adapter_for(run.pipeline, clients)
+    state = JobState(job["jobId"], JobStatus(job["status"]), job["rawStatus"], job.get("message"))
+    header = [prepared["staging"]["keyHeader"], *adapter.result_columns(run)]
+    source = _source_name(prepared["input"])
+    predicted = failed = 0
+    with temp_workdir() as workdir:
+        predictions_path = os.path.join(workdir, "predictions.csv")
+        failed_path = os.path.join(workdir, "failed.csv")
+        with (
+            open(predictions_path, "w", encoding="utf-8", newline="") as predictions_file,
+            open(failed_path, "w", encoding="utf-8", newline="") as failed_file,
+        ):
+            predictions = csv.writer(predictions_file, lineterminator="\n")
+            predictions.writerow(header)
+            failures = csv.writer(failed_file, lineterminator="\n")
+            failures.writerow(ERROR_COLUMNS)
+            for record in adapter.read_results(run, state):
+                if isinstance(record, FailedRecord):
+                    failures.writerow([source, record.line or "", record.key, "service", record.reason, ""])
+                    failed += 1
+                else:
+                    predictions.writerow([record.key, *record.values])
+                    predicted += 1
+        result: dict[str, Any] = {"counts": {"predicted": predicted, "failed": failed}, "predictions": None,
+                                  "failedUri": None}
+        if predicted:
+            upload_file(clients.s3, predictions_path, run.layout.predictions, "text/csv")
+            result["predictions"] = {
+                "uri": run.layout.predictions.uri, "rows": predicted, "sha256": sha256_of(predictions_path)
+            }
+        if failed:
+            upload_file(clients.s3, failed_path, run.layout.failed, "text/csv")
+            result["failedUri"] = run.layout.failed.uri
+    return result
+
+
+# --- Finalize and failure ------------------------------------------------------------------------
+
+
+def _merge_errors(clients: AwsClients, sources: list[S3Location], target: S3Location) -> bool:
+    """Concatenate error CSVs (one header) into the results bucket; False when there is nothing to write."""
+    existing = [location for location in sources if object_exists(clients.s3, location)]
+    if not existing:
+        return False
+    with temp_workdir() as workdir:
+        path = os.path.join(workdir, "errors.csv")
+        with open(path, "wb") as merged:
+            merged.write((",".join(ERROR_COLUMNS) + "\n").encode())
+            for location in existing:
+                with open_object(clients.s3, location) as body:
+                    body.readline()  # each source starts with the same header
+                    for block in iter(lambda: body.read(1024 * 1024), b""):
+                        merged.write(block)
+        upload_file(clients.s3, path, target, "text/csv")
+    return True
+
+
+def finalize_run(
+    prepared: dict[str, Any], job: dict[str, Any], collected: dict[str, Any], *, pipelines: Pipelines,
+    deployment: Deployment, clients: AwsClients,
+) -> dict[str, Any]:
+    """Reconcile counts, write errors.csv and manifest.json, and return the event to publish."""
+    layout = deployment.layout(prepared["pipeline"], prepared["runId"])
+    counts = {**prepared["counts"], **collected["counts"]}
+    if counts["input"] != counts["predicted"] + counts["failed"] + counts["rejected"]:
+        raise OutputInvalid(
+            "counts do not reconcile: input {input} != predicted {predicted} + failed {failed} + "
+            "rejected {rejected}".format(**counts)
+        )
+    has_errors = _merge_errors(clients, [layout.rejected, layout.failed], layout.errors)
+    outputs = {
+        "predictions": collected["predictions"]["uri"] if collected["predictions"] else None,
+        "errors": layout.errors.uri if has_errors else None,
+        "manifest": layout.manifest.uri,
+    }
+    status = outcome_status(counts)
+    error = None
+    if status == "FAILED":
+        error = {"error": "NoPredictions", "cause": "the job returned no prediction for any record (see errors.csv)"}
+    detail = build_detail(
+        status=status,
+        run_id=prepared["runId"],
+        pipeline=prepared["pipeline"],
+        provider=prepared["provider"],
+        runtime=deployment.runtime,
+        input_object=prepared["input"],
+        jobs=[_job_summary(job)],
+        counts=counts,
+        outputs=outputs,
+        timings=_timings(prepared["startedAt"]),
+        error=error,
+    )
+    _write_manifest(clients, layout, detail, parts=[collected["predictions"]] if collected["predictions"] else [])
+    return outcome(detail)
+
+
+def report_failure(
+    state: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment, clients: AwsClients
+) -> dict[str, Any]:
+    """The failure path: stop a job still running, keep rejected rows, write the manifest, build the event."""
+    run_id, pipeline_name = state["runId"], state["pipeline"]
+    error = _describe_error(state.get("error") or {})
+    prepared, job = state.get("prepared"), state.get("job")
+    layout = deployment.layout(pipeline_name, run_id)
+    provider: str | None = None
+    try:
+        pipeline = pipelines.get(pipeline_name)
+        provider = pipeline.provider
+    except UnknownPipeline:
+        pipeline = None
+    if pipeline is not None and prepared and job and not JobStatus(job["status"]).is_terminal:
+        adapter: BatchAdapter = adapter_for(pipeline, clients)
+        try:
+            adapter.stop(_run_context(prepared, pipelines, deployment), job["jobId"])
+            error["jobStopped"] = job["jobId"]
+        except (BatchlineError, ClientError) as exc:
+            # The failure event must still go out; it says the stop did not happen and why.
+            error["stopError"] = f"could not stop job {job['jobId']}: {exc}"
+    has_errors = _merge_errors(clients, [layout.rejected], layout.errors)
+    counts = dict(prepared["counts"]) if prepared else _counts_from_rejected(clients, layout)
+    counts.setdefault("sent", 0)
+    counts["predicted"] = 0
+    counts["failed"] = counts["sent"]
+    detail = build_detail(
+        status="FAILED",
+        run_id=run_id,
+        pipeline=pipeline_name,
+        provider=provider,
+        runtime=deployment.runtime,
+        input_object=state["input"],
+        jobs=[_job_summary(job)] if job else [],
+        counts=counts,
+        outputs={"predictions": None, "errors": layout.errors.uri if has_errors else None,
+                 "manifest": layout.manifest.uri},
+        timings=_timings(state.get("startedAt") or (prepared or {}).get("startedAt")),
+        error=error,
+    )
+    _write_manifest(clients, layout, detail, parts=[])
+    return outcome(detail)
+
+
+def _counts_from_rejected(clients: AwsClients, layout: RunLayout) -> dict[str, int]:
+    """Prepare failed before returning counts (all rows rejected): count what it wrote out."""
+    if not object_exists(clients.s3, layout.rejected):
+        return {"input": 0, "sent": 0, "rejected": 0}
+    with io.TextIOWrapper(open_object(clients.s3, layout.rejected), encoding="utf-8", newline="") as text:
+        rejected = sum(1 for _ in csv.reader(text)) - 1
+    return {"input": rejected, "sent": 0, "rejected": rejected}
+
+
+def _describe_error(raw: dict[str, Any]) -> dict[str, Any]:
+    """Step Functions' {Error, Cause}; a Lambda's Cause is JSON carrying errorMessage."""
+    name = str(raw.get("Error") or "UnknownError")
+    cause = str(raw.get("Cause") or "")
+    try:
+        parsed = json.loads(cause)
+        if isinstance(parsed, dict) and "errorMessage" in parsed:
+            cause = str(parsed["errorMessage"])
+    except ValueError:
+        pass
+    return {"error": name, "cause": cause}
+
+
+def _job_summary(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: job.get(k) for k in ("jobId", "status", "rawStatus", "message", "pollCount")}
+
+
+def _timings(started_at: str | None) -> dict[str, Any]:
+    finished = utc_now()
+    timings: dict[str, Any] = {"startedAt": started_at, "finishedAt": iso(finished), "durationSeconds": None}
+    if started_at:
+        timings["durationSeconds"] = round((finished - _parse_time(started_at)).total_seconds(), 3)
+    return timings
+
+
+def _write_manifest(clients: AwsClients, layout: RunLayout, detail: dict[str, Any], parts: list[dict[str, Any]]) -> None:
+    manifest = {**detail, "parts": parts}
+    put_bytes(clients.s3, layout.manifest, json.dumps(manifest, indent=2).encode(), "application/json")

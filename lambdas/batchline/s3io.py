@@ -1,0 +1,79 @@
+"""Streaming S3 reads and whole-object writes that never expose a partial object under its final key."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from batchline.layout import S3Location
+
+
+def open_object(s3: Any, location: S3Location, version_id: str | None = None) -> BinaryIO:
+    """The object's body as a stream: bytes arrive as they are read, nothing is held whole."""
+    kwargs: dict[str, Any] = {"Bucket": location.bucket, "Key": location.key}
+    if version_id:
+        kwargs["VersionId"] = version_id
+    body = s3.get_object(**kwargs)["Body"]
+    return io.BufferedReader(_RawStream(body), buffer_size=1024 * 1024)
+
+
+class _RawStream(io.RawIOBase):
+    """Adapts botocore's StreamingBody to the io stack (gzip, TextIOWrapper, csv)."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
+
+
+def object_exists(s3: Any, location: S3Location) -> bool:
+    try:
+        s3.head_object(Bucket=location.bucket, Key=location.key)
+    except s3.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def list_keys(s3: Any, prefix: S3Location) -> Iterator[str]:
+    """Every key under a prefix, in S3's (lexicographic) order."""
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=prefix.bucket, Prefix=prefix.key):
+        for item in page.get("Contents", []):
+            yield item["Key"]
+
+
+def upload_file(s3: Any, path: str, location: S3Location, content_type: str) -> None:
+    """Uploads a finished local file; S3 shows the object only once the upload completes."""
+    s3.upload_file(path, location.bucket, location.key, ExtraArgs={"ContentType": content_type})
+
+
+def put_bytes(s3: Any, location: S3Location, data: bytes, content_type: str) -> None:
+    s3.put_object(Bucket=location.bucket, Key=location.key, Body=data, ContentType=content_type)
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def scratch_dir() -> str:
+    """Lambda's /tmp, or the system temp dir elsewhere."""
+    return os.environ.get("BATCHLINE_SCRATCH_DIR") or ("/tmp" if os.path.isdir("/tmp") else ".")

@@ -1,0 +1,25 @@
+"""Poll step: the job's normalised status and how long to wait before the next look."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from batchline.clients import AwsClients
+from batchline.config import pipelines_from_env
+from batchline.flow import Deployment, poll_job
+
+logger = Logger()
+tracer = Tracer()
+clients = AwsClients()
+
+
+@logger.inject_lambda_context(correlation_id_path="run.runId")
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(pipeline=event["run"]["pipeline"])
+    job = poll_job(
+        event["run"], event["job"], pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients
+    )
+    logger.info("job polled", extra={"job": job})
+    return job

@@ -1,0 +1,23 @@
+"""Submit step: create the service job, or find the one an earlier attempt created."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from batchline.clients import AwsClients
+from batchline.config import pipelines_from_env
+from batchline.flow import Deployment, submit_job
+
+logger = Logger()
+tracer = Tracer()
+clients = AwsClients()
+
+
+@logger.inject_lambda_context(correlation_id_path="runId")
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(pipeline=event["pipeline"])
+    job = submit_job(event, pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients)
+    logger.info("job submitted", extra={"job": job})
+    return job
