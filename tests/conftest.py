@@ -1,0 +1,51 @@
+"""Shared test setup: never touch a real AWS account, and find the Lambda code the way Lambda does."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "lambdas"))
+EVENT_SCHEMA = REPO_ROOT / "lambdas" / "batchline" / "schemas" / "batch-prediction-event.v1.json"
+
+# Fake credentials before any boto3 client exists: a test can never reach a real account.
+for _name, _value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}.items():
+    os.environ[_name] = _value
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def event_schema() -> dict[str, Any]:
+    return json.loads(EVENT_SCHEMA.read_text())
+
+
+@pytest.fixture(scope="session")
+def validate_event(event_schema: dict[str, Any]) -> Any:
+    """Validates a whole EventBridge event: envelope fields plus the detail against the JSON Schema."""
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    validator = Draft202012Validator(event_schema, format_checker=FormatChecker())
+    detail_types = {
+        "SUCCEEDED": "Batch Prediction Succeeded",
+        "PARTIALLY_SUCCEEDED": "Batch Prediction Partially Succeeded",
+        "FAILED": "Batch Prediction Failed",
+    }
+
+    def check(event: dict[str, Any]) -> None:
+        assert event["source"] == "batchline"
+        validator.validate(event["detail"])
+        assert event["detail-type"] == detail_types[event["detail"]["status"]]
+
+    return check
