@@ -1,0 +1,41 @@
+"""End-to-end tier: the real ASL file and handlers on the local runtime."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchline_local.runtime import LocalRuntime
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[LocalRuntime]:
+    with LocalRuntime() as local:
+        yield local
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def read_s3_csv(runtime: LocalRuntime, uri: str) -> list[dict[str, str]]:
+    bucket, key = uri[5:].split("/", 1)
+    body = runtime.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    return list(csv.DictReader(io.StringIO(body)))
+
+
+def read_s3_json(runtime: LocalRuntime, uri: str) -> dict[str, Any]:
+    bucket, key = uri[5:].split("/", 1)
+    return dict(json.loads(runtime.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()))

@@ -1,0 +1,57 @@
+"""A run never polls forever: its deadline and its poll bound end it, and the job is stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchline_local.runtime import LocalRuntime
+from tests.e2e.conftest import write_csv
+
+pytestmark = pytest.mark.timeout(120)
+
+SERVICE = {"provider": "sagemaker", "modelName": "slow-model", "predictionColumns": ["p"]}
+PIPELINES = {
+    "short-deadline": {"keyColumn": "id", "service": SERVICE, "maxRunHours": 0.0003, "minPollSeconds": 1},
+    "few-polls": {"keyColumn": "id", "service": SERVICE, "maxPolls": 3, "minPollSeconds": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def slow_runtime() -> Iterator[LocalRuntime]:
+    # The emulated job stays InProgress far longer than either bound. Waits run at a tenth of real time,
+    # so a 1 s poll interval takes 0.1 s and the ~1 s deadline passes after a handful of polls.
+    with LocalRuntime(PIPELINES, time_scale=0.1, service_polls_until_done=10_000) as local:
+        yield local
+
+
+def test_deadline_passing_stops_the_job_and_names_the_deadline(
+    slow_runtime: LocalRuntime, validate_event: Any, tmp_path: Path
+) -> None:
+    result = slow_runtime.run_file(write_csv(tmp_path / "slow.csv", ["id", "x"], [["a", 1]]), "short-deadline")
+
+    assert result.status == "FAILED"
+    assert result.event is not None
+    validate_event(result.event)
+    error = result.event["detail"]["error"]
+    assert error["error"] == "RunDeadlineExceeded"
+    assert "passed its deadline" in error["cause"]
+    job_id = result.event["detail"]["jobs"][0]["jobId"]
+    assert error["jobStopped"] == job_id
+    assert slow_runtime.sagemaker.jobs[job_id].stop_requested
+
+
+def test_poll_bound_ends_the_run(slow_runtime: LocalRuntime, validate_event: Any, tmp_path: Path) -> None:
+    result = slow_runtime.run_file(write_csv(tmp_path / "polls.csv", ["id", "x"], [["a", 1]]), "few-polls")
+
+    assert result.status == "FAILED"
+    assert result.event is not None
+    validate_event(result.event)
+    assert result.event["detail"]["error"]["error"] == "PollLimitReached"
+    assert result.event["detail"]["jobs"][0]["pollCount"] == 3
+    polls = [e for e in result.history if e["type"] == "TaskStateEntered" and
+             e["stateEnteredEventDetails"]["name"] == "PollJob"]
+    assert len(polls) == 3
