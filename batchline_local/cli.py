@@ -14,7 +14,9 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="batchline", description="Batch predictions: upload a file, get a keyed CSV.")
+    parser = argparse.ArgumentParser(
+        prog="batchline", description="Batch predictions: upload a file, get a keyed CSV."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     local = commands.add_parser("local", help="run against the local AWS emulation (no AWS account needed)")
     local_commands = local.add_subparsers(dest="local_command", required=True)
@@ -35,6 +37,7 @@ def _fail_usage(message: str) -> int:
 
 def local_run(path: Path, pipeline: str, out: Path, *, rows: int = 5, verbose: bool = False) -> int:
     from batchline.errors import ConfigError, UnknownPipeline
+
     from batchline_local.runtime import LocalRuntime, load_pipeline_context
 
     try:
@@ -49,7 +52,9 @@ def local_run(path: Path, pipeline: str, out: Path, *, rows: int = 5, verbose: b
     except (UnknownPipeline, ConfigError) as exc:
         return _fail_usage(str(exc))
 
-    print("Batchline local run: moto emulation of AWS; service predictions are EMULATED, not from a real model")
+    print(
+        "Batchline local run: moto emulation of AWS; service predictions are EMULATED, not from a real model"
+    )
     started = time.monotonic()
     with LocalRuntime(quiet=not verbose) as runtime:
         result = runtime.run_file(path, pipeline)
@@ -58,8 +63,11 @@ def local_run(path: Path, pipeline: str, out: Path, *, rows: int = 5, verbose: b
         downloaded: dict[str, Path | None] = {}
         if event is not None:
             outputs = event["detail"].get("outputs") or {}
-            for name, filename in (("predictions", "predictions.csv"), ("errors", "errors.csv"),
-                                   ("manifest", "manifest.json")):
+            for name, filename in (
+                ("predictions", "predictions.csv"),
+                ("errors", "errors.csv"),
+                ("manifest", "manifest.json"),
+            ):
                 target = out / filename
                 target.unlink(missing_ok=True)  # never leave an older run's file beside this run's
                 downloaded[name] = runtime.download(outputs.get(name), target)
@@ -67,7 +75,10 @@ def local_run(path: Path, pipeline: str, out: Path, *, rows: int = 5, verbose: b
     elapsed = time.monotonic() - started
 
     if event is None:
-        print(f"run {result.run_id}: execution {result.status}, but no completion event was published", file=sys.stderr)
+        print(
+            f"run {result.run_id}: execution {result.status}, but no completion event was published",
+            file=sys.stderr,
+        )
         return EXIT_RUN_FAILED
     detail = event["detail"]
     print(f"pipeline:    {pipeline} ({detail.get('provider')})")

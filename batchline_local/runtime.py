@@ -44,7 +44,11 @@ FUNCTIONS = {
     "FinalizeRun": "handlers.finalize_run.handler",
     "ReportFailure": "handlers.report_failure.handler",
 }
-BUCKETS = {"inbox": "batchline-local-inbox", "work": "batchline-local-work", "results": "batchline-local-results"}
+BUCKETS = {
+    "inbox": "batchline-local-inbox",
+    "work": "batchline-local-work",
+    "results": "batchline-local-results",
+}
 EVENT_BUS = "batchline-local-events"
 
 
@@ -90,8 +94,11 @@ class LocalRuntime:
 
     def __enter__(self) -> LocalRuntime:
         for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
         }.items():
             self._stack.enter_context(mock.patch.dict(os.environ, {name: value}))
         # A developer's real profile or endpoint must never leak into the emulation.
@@ -104,9 +111,7 @@ class LocalRuntime:
 
         from moto import mock_aws
 
-        self._stack.enter_context(
-            mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
-        )
+        self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         self._patch_time()
         self._patch_lambda_invoke()
         from batchline_local.emulators.sagemaker import SageMakerEmulator
@@ -128,7 +133,9 @@ class LocalRuntime:
     def _patch_time(self) -> None:
         """Wait states and Retry back-offs sleep ``time_scale`` of their real time (0 = not at all)."""
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+            WaitFunction,
+        )
 
         scale = self.time_scale
 
@@ -148,8 +155,9 @@ class LocalRuntime:
         runtime = self
 
         def invoke(function: Any, event: Any = None) -> tuple[str, bool, str]:
-            return runtime._invoke_handler(function.function_name, function.handler,
-                                           dict(function.environment_vars), event or {})
+            return runtime._invoke_handler(
+                function.function_name, function.handler, dict(function.environment_vars), event or {}
+            )
 
         self._stack.enter_context(mock.patch.object(LambdaFunction, "_invoke_lambda", invoke))
 
@@ -167,15 +175,20 @@ class LocalRuntime:
                 module.clients = AwsClients()  # clients bound to this runtime's emulation
                 self._fresh_modules.add(module_name)
             context = SimpleNamespace(
-                function_name=function_name, memory_limit_in_mb=1024, aws_request_id=f"local-{time.time_ns()}",
+                function_name=function_name,
+                memory_limit_in_mb=1024,
+                aws_request_id=f"local-{time.time_ns()}",
                 invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}",
                 get_remaining_time_in_millis=lambda: 900_000,
             )
             try:
                 result = getattr(module, function)(event, context)
             except Exception as exc:  # the Lambda runtime reports any exception this way
-                payload = {"errorType": type(exc).__name__, "errorMessage": str(exc),
-                           "stackTrace": traceback.format_exception(exc)[-5:]}
+                payload = {
+                    "errorType": type(exc).__name__,
+                    "errorMessage": str(exc),
+                    "stackTrace": traceback.format_exception(exc)[-5:],
+                }
                 return json.dumps(payload), True, ""
             return json.dumps(result), False, ""
 
@@ -192,15 +205,22 @@ class LocalRuntime:
         sqs = self.client("sqs")
         self.capture_queue_url = sqs.create_queue(QueueName="batchline-local-captured-events")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.capture_queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"]
-        events.put_rule(Name="capture-all", EventBusName=EVENT_BUS, EventPattern=json.dumps({"source": ["batchline"]}))
-        events.put_targets(Rule="capture-all", EventBusName=EVENT_BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
+            "Attributes"
+        ]["QueueArn"]
+        events.put_rule(
+            Name="capture-all", EventBusName=EVENT_BUS, EventPattern=json.dumps({"source": ["batchline"]})
+        )
+        events.put_targets(
+            Rule="capture-all", EventBusName=EVENT_BUS, Targets=[{"Id": "queue", "Arn": queue_arn}]
+        )
 
         role_arn = self.client("iam").create_role(
-            RoleName="batchline-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+            RoleName="batchline-local",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )["Role"]["Arn"]
         self.client("sagemaker").create_model(
-            ModelName="batchline-local-placeholder", ExecutionRoleArn=role_arn,
+            ModelName="batchline-local-placeholder",
+            ExecutionRoleArn=role_arn,
             PrimaryContainer={"Image": "emulated"},
         )
         lam = self.client("lambda")
@@ -209,9 +229,13 @@ class LocalRuntime:
             archive.writestr("README.txt", "handlers run in-process from the repository's lambdas/ folder")
         environment = {
             "BATCHLINE_PIPELINES": self.pipelines.to_env_json(),
-            "INBOX_BUCKET": BUCKETS["inbox"], "WORK_BUCKET": BUCKETS["work"], "RESULTS_BUCKET": BUCKETS["results"],
-            "EVENT_BUS_NAME": EVENT_BUS, "BATCHLINE_RUNTIME": RUNTIME_LABEL,
-            "POWERTOOLS_SERVICE_NAME": "batchline", "POWERTOOLS_TRACE_DISABLED": "true",
+            "INBOX_BUCKET": BUCKETS["inbox"],
+            "WORK_BUCKET": BUCKETS["work"],
+            "RESULTS_BUCKET": BUCKETS["results"],
+            "EVENT_BUS_NAME": EVENT_BUS,
+            "BATCHLINE_RUNTIME": RUNTIME_LABEL,
+            "POWERTOOLS_SERVICE_NAME": "batchline",
+            "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING" if self.quiet else "INFO",
         }
         arns = {}
@@ -219,8 +243,12 @@ class LocalRuntime:
             if name == "StartRun":
                 continue
             arns[name] = lam.create_function(
-                FunctionName=f"batchline-local-{name}", Runtime="python3.13", Role=role_arn, Handler=handler,
-                Code={"ZipFile": code.getvalue()}, Environment={"Variables": environment},
+                FunctionName=f"batchline-local-{name}",
+                Runtime="python3.13",
+                Role=role_arn,
+                Handler=handler,
+                Code={"ZipFile": code.getvalue()},
+                Environment={"Variables": environment},
             )["FunctionArn"]
         definition = render_definition(
             ASL_FILE.read_text(),
@@ -230,8 +258,11 @@ class LocalRuntime:
             name="batchline-local", definition=definition, roleArn=role_arn, type="STANDARD"
         )["stateMachineArn"]
         lam.create_function(
-            FunctionName="batchline-local-StartRun", Runtime="python3.13", Role=role_arn,
-            Handler=FUNCTIONS["StartRun"], Code={"ZipFile": code.getvalue()},
+            FunctionName="batchline-local-StartRun",
+            Runtime="python3.13",
+            Role=role_arn,
+            Handler=FUNCTIONS["StartRun"],
+            Code={"ZipFile": code.getvalue()},
             Environment={"Variables": {**environment, "STATE_MACHINE_ARN": self.state_machine_arn}},
         )
 
@@ -241,23 +272,37 @@ class LocalRuntime:
         """Put a file in the inbox under ``<pipeline>/``, as a user would."""
         key = f"{pipeline}/{name or path.name}"
         response = self.client("s3").put_object(Bucket=BUCKETS["inbox"], Key=key, Body=path.read_bytes())
-        return {"bucket": BUCKETS["inbox"], "key": key, "versionId": response.get("VersionId"),
-                "size": path.stat().st_size}
+        return {
+            "bucket": BUCKETS["inbox"],
+            "key": key,
+            "versionId": response.get("VersionId"),
+            "size": path.stat().st_size,
+        }
 
     @staticmethod
     def object_created_event(obj: dict[str, Any]) -> dict[str, Any]:
         """The EventBridge event S3 sends for a new object (moto's rules cannot target Step Functions)."""
         return {
-            "version": "0", "id": f"local-{time.time_ns()}", "detail-type": "Object Created", "source": "aws.s3",
-            "account": ACCOUNT, "region": REGION, "resources": [f"arn:aws:s3:::{obj['bucket']}"],
-            "detail": {"version": "0", "bucket": {"name": obj["bucket"]},
-                       "object": {"key": obj["key"], "size": obj["size"], "version-id": obj["versionId"]},
-                       "reason": "PutObject"},
+            "version": "0",
+            "id": f"local-{time.time_ns()}",
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "account": ACCOUNT,
+            "region": REGION,
+            "resources": [f"arn:aws:s3:::{obj['bucket']}"],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": obj["bucket"]},
+                "object": {"key": obj["key"], "size": obj["size"], "version-id": obj["versionId"]},
+                "reason": "PutObject",
+            },
         }
 
     def deliver(self, event: dict[str, Any]) -> dict[str, Any]:
         """Invoke the real StartRun Lambda with an S3 event; returns what it decided."""
-        response = self.client("lambda").invoke(FunctionName="batchline-local-StartRun", Payload=json.dumps(event))
+        response = self.client("lambda").invoke(
+            FunctionName="batchline-local-StartRun", Payload=json.dumps(event)
+        )
         payload = json.loads(response["Payload"].read())
         if response.get("FunctionError"):
             raise RuntimeError(f"StartRun failed: {payload.get('errorType')}: {payload.get('errorMessage')}")
@@ -283,7 +328,9 @@ class LocalRuntime:
         """Every event the pipeline has published so far, in order (drained from the capture queue)."""
         sqs = self.client("sqs")
         while True:
-            messages = sqs.receive_message(QueueUrl=self.capture_queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            messages = sqs.receive_message(QueueUrl=self.capture_queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
             if not messages:
                 break
             for message in messages:

@@ -44,7 +44,9 @@ class SageMakerSettings(_Model):
     invocation_timeout_seconds: int = Field(default=600, ge=1, le=3600)
     invocation_max_retries: int = Field(default=3, ge=0, le=3)
     # The model's execution role: the stack lets it read staged input and write output in the work bucket.
-    model_execution_role_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+    model_execution_role_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$"
+    )
 
     @field_validator("prediction_columns")
     @classmethod

@@ -18,10 +18,10 @@ from botocore.exceptions import ClientError
 
 from batchline.adapters import adapter_for
 from batchline.adapters.base import BatchAdapter, FailedRecord, JobState, JobStatus, RunContext
+from batchline.backoff import next_wait_seconds
 from batchline.clients import AwsClients
 from batchline.config import Pipelines, require_env
 from batchline.errors import BatchlineError, InputRejected, OutputInvalid, UnknownPipeline
-from batchline.backoff import next_wait_seconds
 from batchline.events import build_detail, outcome, outcome_status
 from batchline.layout import RunLayout, S3Location
 from batchline.prepare import ERROR_COLUMNS, RejectWriter, prepare_records, temp_workdir
@@ -94,7 +94,8 @@ def prepare_run(
     size = int(input_object.get("size") or 0)
     if size > pipeline.max_input_bytes:
         raise InputRejected(
-            f"{source}: the file is {size} bytes, over this pipeline's maxInputBytes ({pipeline.max_input_bytes})"
+            f"{source}: the file is {size} bytes, over this pipeline's maxInputBytes "
+            f"({pipeline.max_input_bytes})"
         )
     adapter = adapter_for(pipeline, clients)
     encoder = adapter.input_encoder()
@@ -103,7 +104,9 @@ def prepare_run(
         rejected_path = os.path.join(workdir, "rejected.csv")
 
         def upload_part(part: Any) -> None:
-            upload_file(clients.s3, part.path, layout.input_part(len(staged), encoder.suffix), encoder.content_type)
+            upload_file(
+                clients.s3, part.path, layout.input_part(len(staged), encoder.suffix), encoder.content_type
+            )
             upload_file(clients.s3, part.index_path, layout.index_for(part.name), "text/plain")
             os.remove(part.path)
             os.remove(part.index_path)
@@ -112,8 +115,11 @@ def prepare_run(
         staged: list[str] = []
         with open(rejected_path, "w", encoding="utf-8", newline="") as rejected_file:
             rejects = RejectWriter(rejected_file, source)
-            with open_object(clients.s3, S3Location(input_object["bucket"], input_object["key"]),
-                             input_object.get("versionId")) as body:
+            with open_object(
+                clients.s3,
+                S3Location(input_object["bucket"], input_object["key"]),
+                input_object.get("versionId"),
+            ) as body:
                 result = prepare_records(
                     body,
                     source_name=source,
@@ -127,7 +133,8 @@ def prepare_run(
             upload_file(clients.s3, rejected_path, layout.rejected, "text/csv")
     if result.sent == 0:
         raise InputRejected(
-            f"{source}: none of the {result.input_records} records can be sent; all were rejected (see errors.csv)"
+            f"{source}: none of the {result.input_records} records can be sent; "
+            "all were rejected (see errors.csv)"
         )
     return {
         "runId": run_id,
@@ -146,7 +153,9 @@ def prepare_run(
 # --- Submit and poll -----------------------------------------------------------------------------
 
 
-def _job_payload(state: JobState, prepared: dict[str, Any], poll_count: int, pipelines: Pipelines) -> dict[str, Any]:
+def _job_payload(
+    state: JobState, prepared: dict[str, Any], poll_count: int, pipelines: Pipelines
+) -> dict[str, Any]:
     pipeline = pipelines.get(prepared["pipeline"])
     now = utc_now()
     elapsed = (now - _parse_time(prepared["startedAt"])).total_seconds()
@@ -173,7 +182,11 @@ def submit_job(
 
 
 def poll_job(
-    prepared: dict[str, Any], job: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment,
+    prepared: dict[str, Any],
+    job: dict[str, Any],
+    *,
+    pipelines: Pipelines,
+    deployment: Deployment,
     clients: AwsClients,
 ) -> dict[str, Any]:
     run = _run_context(prepared, pipelines, deployment)
@@ -185,7 +198,11 @@ def poll_job(
 
 
 def collect_results(
-    prepared: dict[str, Any], job: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment,
+    prepared: dict[str, Any],
+    job: dict[str, Any],
+    *,
+    pipelines: Pipelines,
+    deployment: Deployment,
     clients: AwsClients,
 ) -> dict[str, Any]:
     """Stream the raw output into the keyed predictions.csv (results) and failed.csv (work)."""
@@ -213,12 +230,17 @@ def collect_results(
                 else:
                     predictions.writerow([record.key, *record.values])
                     predicted += 1
-        result: dict[str, Any] = {"counts": {"predicted": predicted, "failed": failed}, "predictions": None,
-                                  "failedUri": None}
+        result: dict[str, Any] = {
+            "counts": {"predicted": predicted, "failed": failed},
+            "predictions": None,
+            "failedUri": None,
+        }
         if predicted:
             upload_file(clients.s3, predictions_path, run.layout.predictions, "text/csv")
             result["predictions"] = {
-                "uri": run.layout.predictions.uri, "rows": predicted, "sha256": sha256_of(predictions_path)
+                "uri": run.layout.predictions.uri,
+                "rows": predicted,
+                "sha256": sha256_of(predictions_path),
             }
         if failed:
             upload_file(clients.s3, failed_path, run.layout.failed, "text/csv")
@@ -248,8 +270,13 @@ def _merge_errors(clients: AwsClients, sources: list[S3Location], target: S3Loca
 
 
 def finalize_run(
-    prepared: dict[str, Any], job: dict[str, Any], collected: dict[str, Any], *, pipelines: Pipelines,
-    deployment: Deployment, clients: AwsClients,
+    prepared: dict[str, Any],
+    job: dict[str, Any],
+    collected: dict[str, Any],
+    *,
+    pipelines: Pipelines,
+    deployment: Deployment,
+    clients: AwsClients,
 ) -> dict[str, Any]:
     """Reconcile counts, write errors.csv and manifest.json, and return the event to publish."""
     layout = deployment.layout(prepared["pipeline"], prepared["runId"])
@@ -268,7 +295,10 @@ def finalize_run(
     status = outcome_status(counts)
     error = None
     if status == "FAILED":
-        error = {"error": "NoPredictions", "cause": "the job returned no prediction for any record (see errors.csv)"}
+        error = {
+            "error": "NoPredictions",
+            "cause": "the job returned no prediction for any record (see errors.csv)",
+        }
     detail = build_detail(
         status=status,
         run_id=prepared["runId"],
@@ -282,7 +312,9 @@ def finalize_run(
         timings=_timings(prepared["startedAt"]),
         error=error,
     )
-    _write_manifest(clients, layout, detail, parts=[collected["predictions"]] if collected["predictions"] else [])
+    _write_manifest(
+        clients, layout, detail, parts=[collected["predictions"]] if collected["predictions"] else []
+    )
     return outcome(detail)
 
 
@@ -322,8 +354,11 @@ def report_failure(
         input_object=state["input"],
         jobs=[_job_summary(job)] if job else [],
         counts=counts,
-        outputs={"predictions": None, "errors": layout.errors.uri if has_errors else None,
-                 "manifest": layout.manifest.uri},
+        outputs={
+            "predictions": None,
+            "errors": layout.errors.uri if has_errors else None,
+            "manifest": layout.manifest.uri,
+        },
         timings=_timings(state.get("startedAt") or (prepared or {}).get("startedAt")),
         error=error,
     )
@@ -365,6 +400,8 @@ def _timings(started_at: str | None) -> dict[str, Any]:
     return timings
 
 
-def _write_manifest(clients: AwsClients, layout: RunLayout, detail: dict[str, Any], parts: list[dict[str, Any]]) -> None:
+def _write_manifest(
+    clients: AwsClients, layout: RunLayout, detail: dict[str, Any], parts: list[dict[str, Any]]
+) -> None:
     manifest = {**detail, "parts": parts}
     put_bytes(clients.s3, layout.manifest, json.dumps(manifest, indent=2).encode(), "application/json")

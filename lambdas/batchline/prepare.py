@@ -73,7 +73,7 @@ def open_text(source: BinaryIO) -> io.TextIOWrapper:
     Bad bytes are kept (not replaced) so the row they sit in can be rejected with a reason instead of
     being silently altered.
     """
-    buffered = source if isinstance(source, io.BufferedReader) else io.BufferedReader(source)  # type: ignore[arg-type]
+    buffered = source if isinstance(source, io.BufferedReader) else io.BufferedReader(source)  # type: ignore[arg-type,type-var]
     if buffered.peek(2)[:2] == _GZIP_MAGIC:
         buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered))  # type: ignore[arg-type]
     return io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="surrogateescape", newline="")
@@ -142,8 +142,9 @@ class PartWriter:
     def _open(self) -> None:
         name = f"part-{self._index:05d}{self._suffix}"
         self._name = name
-        self._data = open(os.path.join(self._directory, name), "w", encoding="utf-8", newline="")
-        self._lines = open(os.path.join(self._directory, name + ".lines"), "w", encoding="ascii")
+        # Kept open across write() calls until the part is full; _finish closes both.
+        self._data = open(os.path.join(self._directory, name), "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self._lines = open(os.path.join(self._directory, name + ".lines"), "w", encoding="ascii")  # noqa: SIM115
         self._records = 0
 
     def _finish(self) -> None:

@@ -70,12 +70,21 @@ def start_run(
         )
     except clients.stepfunctions.exceptions.ExecutionAlreadyExists:
         # The run for this object version already happened: a duplicate event, nothing new to do.
-        return {"started": False, "runId": run_id, "reason": "duplicate: this object version already has a run"}
+        return {
+            "started": False,
+            "runId": run_id,
+            "reason": "duplicate: this object version already has a run",
+        }
     return {"started": True, "runId": run_id, "executionArn": response["executionArn"]}
 
 
 def _publish_unrouted(
-    clients: AwsClients, deployment: Deployment, run_id: str, pipeline: str, input_object: dict[str, Any], why: str
+    clients: AwsClients,
+    deployment: Deployment,
+    run_id: str,
+    pipeline: str,
+    input_object: dict[str, Any],
+    why: str,
 ) -> None:
     """An upload outside every pipeline's prefix still gets its one clear failure event."""
     detail = build_detail(
@@ -89,17 +98,24 @@ def _publish_unrouted(
         counts={"input": 0, "sent": 0, "predicted": 0, "failed": 0, "rejected": 0},
         outputs={"predictions": None, "errors": None, "manifest": None},
         timings={"startedAt": None, "finishedAt": iso(utc_now()), "durationSeconds": None},
-        error={"error": "UnknownPipeline",
-               "cause": f"s3://{input_object['bucket']}/{input_object['key']}: {why}; the file was left in place"},
+        error={
+            "error": "UnknownPipeline",
+            "cause": f"s3://{input_object['bucket']}/{input_object['key']}: {why}; "
+            "the file was left in place",
+        },
     )
     event = outcome(detail)
     response = clients.events.put_events(
-        Entries=[{
-            "EventBusName": deployment.event_bus_name,
-            "Source": SOURCE,
-            "DetailType": event["detailType"],
-            "Detail": json.dumps(detail),
-        }]
+        Entries=[
+            {
+                "EventBusName": deployment.event_bus_name,
+                "Source": SOURCE,
+                "DetailType": event["detailType"],
+                "Detail": json.dumps(detail),
+            }
+        ]
     )
     if response.get("FailedEntryCount"):
-        raise RuntimeError(f"could not publish the failure event for {input_object['key']}: {response['Entries']}")
+        raise RuntimeError(
+            f"could not publish the failure event for {input_object['key']}: {response['Entries']}"
+        )

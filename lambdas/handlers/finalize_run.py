@@ -4,7 +4,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
 from batchline.flow import Deployment, finalize_run
@@ -26,5 +25,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         deployment=Deployment.from_env(),
         clients=clients,
     )
-    logger.info("run finalized", extra={"status": result["detail"]["status"], "counts": result["detail"]["counts"]})
+    logger.info(
+        "run finalized", extra={"status": result["detail"]["status"], "counts": result["detail"]["counts"]}
+    )
     return result

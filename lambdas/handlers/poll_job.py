@@ -4,7 +4,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
 from batchline.flow import Deployment, poll_job
@@ -19,7 +18,11 @@ clients = AwsClients()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(pipeline=event["run"]["pipeline"])
     job = poll_job(
-        event["run"], event["job"], pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients
+        event["run"],
+        event["job"],
+        pipelines=pipelines_from_env(),
+        deployment=Deployment.from_env(),
+        clients=clients,
     )
     logger.info("job polled", extra={"job": job})
     return job

@@ -4,7 +4,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
 from batchline.flow import Deployment, prepare_run
@@ -18,6 +17,8 @@ clients = AwsClients()
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(pipeline=event["pipeline"])
-    prepared = prepare_run(event, pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients)
+    prepared = prepare_run(
+        event, pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients
+    )
     logger.info("input staged", extra={"counts": prepared["counts"], "parts": prepared["staging"]["parts"]})
     return prepared

@@ -4,7 +4,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env, require_env
 from batchline.flow import Deployment

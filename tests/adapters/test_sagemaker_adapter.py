@@ -8,18 +8,26 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
-from moto import mock_aws
-
 from batchline.adapters.base import FailedRecord, JobState, JobStatus, Prediction, RunContext
 from batchline.adapters.sagemaker import SageMakerAdapter, normalise_status
 from batchline.config import parse_pipelines
 from batchline.errors import JobConflict, OutputInvalid, QuotaFull, ServiceThrottled
 from batchline.layout import RunLayout
+from botocore.stub import Stubber
+from moto import mock_aws
 
 PIPELINES = parse_pipelines(
-    {"churn": {"keyColumn": "id", "service": {"provider": "sagemaker", "modelName": "churn-model",
-                                               "predictionColumns": ["p"], "maxConcurrentTransforms": 4}}}
+    {
+        "churn": {
+            "keyColumn": "id",
+            "service": {
+                "provider": "sagemaker",
+                "modelName": "churn-model",
+                "predictionColumns": ["p"],
+                "maxConcurrentTransforms": 4,
+            },
+        }
+    }
 )
 RUN_ID = "churn-0123456789abcdef0123456789abcdef"
 RUN = RunContext(
@@ -30,8 +38,13 @@ RUN = RunContext(
 )
 
 
-def described(name: str, status: str, reason: str | None = None, model: str = "churn-model",
-              uri: str = f"s3://work-bucket/churn/{RUN_ID}/input/") -> dict[str, Any]:
+def described(
+    name: str,
+    status: str,
+    reason: str | None = None,
+    model: str = "churn-model",
+    uri: str = f"s3://work-bucket/churn/{RUN_ID}/input/",
+) -> dict[str, Any]:
     now = datetime(2026, 11, 25, tzinfo=UTC)
     response: dict[str, Any] = {
         "TransformJobName": name,
@@ -61,14 +74,24 @@ def test_create_request_joins_the_key_back_through_data_processing(stubbed: Any)
     request = adapter.create_request(RUN)
     # Stubber validates every parameter name and type against SageMaker's real service model.
     stubber.add_response("create_transform_job", {"TransformJobArn": "arn:x"}, request)
-    stubber.add_response("describe_transform_job", described(request["TransformJobName"], "InProgress"),
-                         {"TransformJobName": request["TransformJobName"]})
+    stubber.add_response(
+        "describe_transform_job",
+        described(request["TransformJobName"], "InProgress"),
+        {"TransformJobName": request["TransformJobName"]},
+    )
     state = adapter.submit(RUN)
     assert state.status is JobStatus.RUNNING
-    assert request["DataProcessing"] == {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,3:]"}
+    assert request["DataProcessing"] == {
+        "InputFilter": "$[1:]",
+        "JoinSource": "Input",
+        "OutputFilter": "$[0,3:]",
+    }
     assert request["TransformInput"]["SplitType"] == "Line"
     assert request["TransformOutput"]["AssembleWith"] == "Line"
-    assert request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://work-bucket/churn/{RUN_ID}/input/"
+    assert (
+        request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+        == f"s3://work-bucket/churn/{RUN_ID}/input/"
+    )
     assert request["MaxConcurrentTransforms"] == 4
     assert request["TransformJobName"].startswith("bl-")
 
@@ -76,8 +99,13 @@ def test_create_request_joins_the_key_back_through_data_processing(stubbed: Any)
 def test_existing_job_with_our_name_is_found_not_recreated(stubbed: Any) -> None:
     adapter, stubber = stubbed
     name = adapter.job_name(RUN)
-    stubber.add_client_error("create_transform_job", "ResourceInUse", "Job name must be unique", 400,
-                             expected_params=adapter.create_request(RUN))
+    stubber.add_client_error(
+        "create_transform_job",
+        "ResourceInUse",
+        "Job name must be unique",
+        400,
+        expected_params=adapter.create_request(RUN),
+    )
     stubber.add_response("describe_transform_job", described(name, "Completed"), {"TransformJobName": name})
     state = adapter.submit(RUN)
     assert (state.job_id, state.status) == (name, JobStatus.SUCCEEDED)
@@ -86,47 +114,68 @@ def test_existing_job_with_our_name_is_found_not_recreated(stubbed: Any) -> None
 def test_existing_job_for_another_model_is_a_conflict(stubbed: Any) -> None:
     adapter, stubber = stubbed
     name = adapter.job_name(RUN)
-    stubber.add_client_error("create_transform_job", "ResourceInUse", "exists", 400, expected_params=adapter.create_request(RUN))
-    stubber.add_response("describe_transform_job", described(name, "Completed", model="other"),
-                         {"TransformJobName": name})
+    stubber.add_client_error(
+        "create_transform_job", "ResourceInUse", "exists", 400, expected_params=adapter.create_request(RUN)
+    )
+    stubber.add_response(
+        "describe_transform_job", described(name, "Completed", model="other"), {"TransformJobName": name}
+    )
     with pytest.raises(JobConflict, match=name):
         adapter.submit(RUN)
 
 
-@pytest.mark.parametrize(("code", "error"), [("ThrottlingException", ServiceThrottled),
-                                             ("ResourceLimitExceeded", QuotaFull)])
-def test_throttling_and_quota_errors_become_named_retryable_errors(stubbed: Any, code: str, error: type) -> None:
+@pytest.mark.parametrize(
+    ("code", "error"), [("ThrottlingException", ServiceThrottled), ("ResourceLimitExceeded", QuotaFull)]
+)
+def test_throttling_and_quota_errors_become_named_retryable_errors(
+    stubbed: Any, code: str, error: type
+) -> None:
     adapter, stubber = stubbed
-    stubber.add_client_error("create_transform_job", code, "slow down", 400, expected_params=adapter.create_request(RUN))
+    stubber.add_client_error(
+        "create_transform_job", code, "slow down", 400, expected_params=adapter.create_request(RUN)
+    )
     with pytest.raises(error):
         adapter.submit(RUN)
 
 
 def test_failure_reason_is_surfaced(stubbed: Any) -> None:
     adapter, stubber = stubbed
-    stubber.add_response("describe_transform_job", described("bl-x", "Failed", "ClientError: bad record"),
-                         {"TransformJobName": "bl-x"})
+    stubber.add_response(
+        "describe_transform_job",
+        described("bl-x", "Failed", "ClientError: bad record"),
+        {"TransformJobName": "bl-x"},
+    )
     state = adapter.describe(RUN, "bl-x")
     assert (state.status, state.message) == (JobStatus.FAILED, "ClientError: bad record")
 
 
 def test_stop_is_skipped_for_a_job_that_already_ended(stubbed: Any) -> None:
     adapter, stubber = stubbed
-    stubber.add_response("describe_transform_job", described("bl-x", "Completed"), {"TransformJobName": "bl-x"})
+    stubber.add_response(
+        "describe_transform_job", described("bl-x", "Completed"), {"TransformJobName": "bl-x"}
+    )
     adapter.stop(RUN, "bl-x")  # no StopTransformJob call queued: the Stubber would fail if one were made
 
 
 def test_stop_is_sent_for_a_running_job(stubbed: Any) -> None:
     adapter, stubber = stubbed
-    stubber.add_response("describe_transform_job", described("bl-x", "InProgress"), {"TransformJobName": "bl-x"})
+    stubber.add_response(
+        "describe_transform_job", described("bl-x", "InProgress"), {"TransformJobName": "bl-x"}
+    )
     stubber.add_response("stop_transform_job", {}, {"TransformJobName": "bl-x"})
     adapter.stop(RUN, "bl-x")
 
 
 @pytest.mark.parametrize(
     ("raw", "status"),
-    [("InProgress", JobStatus.RUNNING), ("Completed", JobStatus.SUCCEEDED), ("Failed", JobStatus.FAILED),
-     ("Stopping", JobStatus.RUNNING), ("Stopped", JobStatus.STOPPED), ("SomethingNew", JobStatus.RUNNING)],
+    [
+        ("InProgress", JobStatus.RUNNING),
+        ("Completed", JobStatus.SUCCEEDED),
+        ("Failed", JobStatus.FAILED),
+        ("Stopping", JobStatus.RUNNING),
+        ("Stopped", JobStatus.STOPPED),
+        ("SomethingNew", JobStatus.RUNNING),
+    ],
 )
 def test_every_transform_status_is_normalised(raw: str, status: JobStatus) -> None:
     assert normalise_status(raw) is status
@@ -159,7 +208,11 @@ def results(s3: Any) -> list[Prediction | FailedRecord]:
 def test_outputs_are_keyed_back_in_order_with_source_lines(s3: Any) -> None:
     stage(s3, "part-00000.csv", 'k1,1,2\n"k,2",3,4\n', "2\n3\n", 'k1,0.1\n"k,2",0.2\n')
     stage(s3, "part-00001.csv", "k3,5,6\n", "5\n", "k3,0.3\n")
-    assert results(s3) == [Prediction("k1", 2, ["0.1"]), Prediction("k,2", 3, ["0.2"]), Prediction("k3", 5, ["0.3"])]
+    assert results(s3) == [
+        Prediction("k1", 2, ["0.1"]),
+        Prediction("k,2", 3, ["0.2"]),
+        Prediction("k3", 5, ["0.3"]),
+    ]
 
 
 def test_a_file_without_output_fails_its_records_and_names_the_file(s3: Any) -> None:

@@ -31,7 +31,9 @@ def slow_runtime() -> Iterator[LocalRuntime]:
 def test_deadline_passing_stops_the_job_and_names_the_deadline(
     slow_runtime: LocalRuntime, validate_event: Any, tmp_path: Path
 ) -> None:
-    result = slow_runtime.run_file(write_csv(tmp_path / "slow.csv", ["id", "x"], [["a", 1]]), "short-deadline")
+    result = slow_runtime.run_file(
+        write_csv(tmp_path / "slow.csv", ["id", "x"], [["a", 1]]), "short-deadline"
+    )
 
     assert result.status == "FAILED"
     assert result.event is not None
@@ -52,6 +54,9 @@ def test_poll_bound_ends_the_run(slow_runtime: LocalRuntime, validate_event: Any
     validate_event(result.event)
     assert result.event["detail"]["error"]["error"] == "PollLimitReached"
     assert result.event["detail"]["jobs"][0]["pollCount"] == 3
-    polls = [e for e in result.history if e["type"] == "TaskStateEntered" and
-             e["stateEnteredEventDetails"]["name"] == "PollJob"]
+    polls = [
+        e
+        for e in result.history
+        if e["type"] == "TaskStateEntered" and e["stateEnteredEventDetails"]["name"] == "PollJob"
+    ]
     assert len(polls) == 3

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.timeout(120)
 HEADER = ["id", "tenure", "charges"]
 
 
-def test_sample_file_produces_one_keyed_csv_and_a_success_event(runtime: LocalRuntime, validate_event: Any) -> None:
+def test_sample_file_produces_one_keyed_csv_and_a_success_event(
+    runtime: LocalRuntime, validate_event: Any
+) -> None:
     result = runtime.run_file(SAMPLES / "demo-sagemaker.csv", "demo-sagemaker")
 
     assert result.status == "SUCCEEDED"
@@ -32,14 +34,18 @@ def test_sample_file_produces_one_keyed_csv_and_a_success_event(runtime: LocalRu
     assert manifest["counts"] == detail["counts"]
     assert manifest["parts"][0]["rows"] == 120 and len(manifest["parts"][0]["sha256"]) == 64
     # recordsPerFile is 50 in cdk.json: the job read three staged files and wrote three .out files.
-    work = runtime.client("s3").list_objects_v2(Bucket=BUCKETS["work"], Prefix=f"demo-sagemaker/{result.run_id}/output/")
+    work = runtime.client("s3").list_objects_v2(
+        Bucket=BUCKETS["work"], Prefix=f"demo-sagemaker/{result.run_id}/output/"
+    )
     assert len(work["Contents"]) == 3
 
 
 def test_duplicate_and_blank_keys_are_rejected_and_the_run_partially_succeeds(
     runtime: LocalRuntime, validate_event: Any, tmp_path: Path
 ) -> None:
-    path = write_csv(tmp_path / "dupes.csv", HEADER, [["a", 1, 2], ["b", 3, 4], ["a", 5, 6], ["", 7, 8], ["c", 9, 1]])
+    path = write_csv(
+        tmp_path / "dupes.csv", HEADER, [["a", 1, 2], ["b", 3, 4], ["a", 5, 6], ["", 7, 8], ["c", 9, 1]]
+    )
     result = runtime.run_file(path, "demo-sagemaker")
 
     assert result.status == "SUCCEEDED"

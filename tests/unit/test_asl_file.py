@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from batchline import errors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,7 +18,9 @@ VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
 def test_asl_file_passes_asl_validator() -> None:
     if not VALIDATOR.exists():
         pytest.fail("asl-validator is not installed: run `make setup` (npm ci)")
-    completed = subprocess.run([str(VALIDATOR), "--json-path", str(ASL)], capture_output=True, text=True, timeout=60)
+    completed = subprocess.run(
+        [str(VALIDATOR), "--json-path", str(ASL)], capture_output=True, text=True, timeout=60
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
@@ -47,6 +48,11 @@ def test_every_task_that_can_fail_is_caught() -> None:
 def test_placeholders_are_the_ones_the_stack_and_local_runtime_fill() -> None:
     placeholders = set(re.findall(r"\$\{(\w+)\}", ASL.read_text()))
     assert placeholders == {
-        "PrepareInputFunctionArn", "SubmitJobFunctionArn", "PollJobFunctionArn", "CollectOutputFunctionArn",
-        "FinalizeRunFunctionArn", "ReportFailureFunctionArn", "EventBusName",
+        "PrepareInputFunctionArn",
+        "SubmitJobFunctionArn",
+        "PollJobFunctionArn",
+        "CollectOutputFunctionArn",
+        "FinalizeRunFunctionArn",
+        "ReportFailureFunctionArn",
+        "EventBusName",
     }

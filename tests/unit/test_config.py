@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from batchline.config import PIPELINES_ENV, parse_pipelines, pipelines_from_env
 from batchline.errors import ConfigError, UnknownPipeline
 

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from batchline.adapters.sagemaker import SageMakerCsvEncoder
 from batchline.config import SageMakerSettings
 from batchline.errors import InputRejected
 from batchline.prepare import ERROR_COLUMNS, PrepareResult, RejectWriter, StagedPart, prepare_records
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 SOURCE = "s3://inbox/p/upload.csv"
 
@@ -148,7 +147,9 @@ cell = st.text(alphabet=st.sampled_from(list('ab,"\n\r ;é1')), max_size=6)
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.lists(cell, min_size=1, max_size=4), min_size=1, max_size=25))
-def test_every_generated_record_is_sent_or_rejected(rows: list[list[str]], tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_every_generated_record_is_sent_or_rejected(
+    rows: list[list[str]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["id", "f1", "f2"])

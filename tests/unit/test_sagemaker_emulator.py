@@ -9,14 +9,19 @@ PROCESSING = {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[
 
 @pytest.mark.parametrize(
     ("expression", "expected"),
-    [("$[1:]", ["b", "c", "d"]), ("$[0,-1]", ["a", "d"]), ("$[0,2:]", ["a", "c", "d"]), ("$", ["a", "b", "c", "d"])],
+    [
+        ("$[1:]", ["b", "c", "d"]),
+        ("$[0,-1]", ["a", "d"]),
+        ("$[0,2:]", ["a", "c", "d"]),
+        ("$", ["a", "b", "c", "d"]),
+    ],
 )
 def test_select_supports_index_and_slice_filters(expression: str, expected: list[str]) -> None:
     assert select(["a", "b", "c", "d"], expression) == expected
 
 
 def test_join_keeps_the_key_and_appends_the_prediction() -> None:
-    out = transform_file("k1,1,2\n\"k,2\",3,4\n", PROCESSING, "part-00000.csv")
+    out = transform_file('k1,1,2\n"k,2",3,4\n', PROCESSING, "part-00000.csv")
     lines = out.splitlines()
     assert lines[0] == f"k1,{emulated_score(['1', '2'])}"
     assert lines[1].startswith('"k,2",')

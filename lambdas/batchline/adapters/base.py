@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 from batchline.config import PipelineConfig
 from batchline.layout import RunLayout
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     """The service's status, normalised. The state machine's Choice state matches these strings."""
 
     PENDING = "PENDING"

@@ -189,12 +189,17 @@ class SageMakerAdapter:
             inputs = _staged_keys(self._s3, S3Location(run.layout.work_bucket, part_key), run, part_name)
             output_key = outputs.pop(part_name + ".out", None)
             if output_key is None:
-                reason = f"SageMaker wrote no output for staged file {part_name} (the job failed on that file)"
+                reason = (
+                    f"SageMaker wrote no output for staged file {part_name} (the job failed on that file)"
+                )
                 for key, line in inputs:
                     yield FailedRecord(key, line, reason)
                 continue
             yield from _join_part(
-                inputs, _csv_rows(self._s3, S3Location(run.layout.work_bucket, output_key)), part_name, expected
+                inputs,
+                _csv_rows(self._s3, S3Location(run.layout.work_bucket, output_key)),
+                part_name,
+                expected,
             )
         if outputs:
             raise OutputInvalid(f"output files match no staged input: {', '.join(sorted(outputs))}")
@@ -233,7 +238,9 @@ def _join_part(
         raise OutputInvalid(f"{part_name}.out has more records than the staged input")
 
 
-def _staged_keys(s3: Any, part: S3Location, run: RunContext, part_name: str) -> Iterator[tuple[str, int | None]]:
+def _staged_keys(
+    s3: Any, part: S3Location, run: RunContext, part_name: str
+) -> Iterator[tuple[str, int | None]]:
     lines_location = run.layout.index_for(part_name)
     line_numbers = _text_lines(s3, lines_location)
     for row in _csv_rows(s3, part):
