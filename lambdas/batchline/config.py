@@ -71,6 +71,8 @@ class PipelineConfig(_Model):
     max_polls: int = Field(default=1500, ge=1, le=2000)
     min_poll_seconds: int = Field(default=30, ge=1, le=3600)
     max_poll_seconds: int = Field(default=900, ge=1, le=3600)
+    # Jobs of one run that may run at once (the Map's MaxConcurrency); mind the service's account quota.
+    max_concurrent_jobs: int = Field(default=2, ge=1, le=40)
     # Inputs larger than this are refused before anything is read whole or billed.
     max_input_bytes: int = Field(default=10 * 1024**3, ge=1)
 

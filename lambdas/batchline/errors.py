@@ -31,6 +31,10 @@ class QuotaFull(BatchlineError):
     """The service's concurrent-job quota is full; the state machine waits for a slot and retries."""
 
 
+class JobFailed(BatchlineError):
+    """Every job of the run ended without results (the message carries each service's reason)."""
+
+
 class JobConflict(BatchlineError):
     """A job with our deterministic name exists but was created with different parameters."""
 

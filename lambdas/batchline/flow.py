@@ -17,15 +17,16 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from batchline.adapters import adapter_for
-from batchline.adapters.base import BatchAdapter, FailedRecord, JobState, JobStatus, RunContext
+from batchline.adapters.base import BatchAdapter, Chunk, JobState, JobStatus, RunContext
 from batchline.backoff import next_wait_seconds
 from batchline.clients import AwsClients
+from batchline.collect import collect_jobs, job_end_reason
 from batchline.config import Pipelines, require_env
-from batchline.errors import BatchlineError, InputRejected, OutputInvalid, UnknownPipeline
+from batchline.errors import BatchlineError, InputRejected, JobFailed, OutputInvalid, UnknownPipeline
 from batchline.events import build_detail, outcome, outcome_status
 from batchline.layout import RunLayout, S3Location
-from batchline.prepare import ERROR_COLUMNS, RejectWriter, prepare_records, temp_workdir
-from batchline.s3io import object_exists, open_object, put_bytes, sha256_of, upload_file
+from batchline.prepare import ERROR_COLUMNS, RejectWriter, group_parts, prepare_records, temp_workdir
+from batchline.s3io import copy_object, object_exists, open_object, put_bytes, upload_file
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,16 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _run_context(prepared: dict[str, Any], pipelines: Pipelines, deployment: Deployment) -> RunContext:
+def _run_context(
+    prepared: dict[str, Any], chunk: dict[str, Any], pipelines: Pipelines, deployment: Deployment
+) -> RunContext:
     pipeline = pipelines.get(prepared["pipeline"])
     return RunContext(
         run_id=prepared["runId"],
         pipeline=pipeline,
         layout=deployment.layout(pipeline.name, prepared["runId"]),
         staging=prepared["staging"],
+        chunk=Chunk.from_json(chunk),
     )
 
 
@@ -102,24 +106,21 @@ def prepare_run(
 
     with temp_workdir() as workdir:
         rejected_path = os.path.join(workdir, "rejected.csv")
+        staged: list[Any] = []
 
         def upload_part(part: Any) -> None:
             upload_file(
                 clients.s3, part.path, layout.input_part(len(staged), encoder.suffix), encoder.content_type
             )
-            upload_file(clients.s3, part.index_path, layout.index_for(part.name), "text/plain")
+            upload_file(clients.s3, part.index_path, layout.index_for(part.name), "text/csv")
             os.remove(part.path)
             os.remove(part.index_path)
-            staged.append(part.name)
+            staged.append(part)
 
-        staged: list[str] = []
         with open(rejected_path, "w", encoding="utf-8", newline="") as rejected_file:
             rejects = RejectWriter(rejected_file, source)
-            with open_object(
-                clients.s3,
-                S3Location(input_object["bucket"], input_object["key"]),
-                input_object.get("versionId"),
-            ) as body:
+            location = S3Location(input_object["bucket"], input_object["key"])
+            with open_object(clients.s3, location, input_object.get("versionId")) as body:
                 result = prepare_records(
                     body,
                     source_name=source,
@@ -136,6 +137,7 @@ def prepare_run(
             f"{source}: none of the {result.input_records} records can be sent; "
             "all were rejected (see errors.csv)"
         )
+    chunks = _stage_jobs(clients, layout, staged, group_parts(staged, encoder.limits, source), encoder.suffix)
     return {
         "runId": run_id,
         "pipeline": pipeline.name,
@@ -144,22 +146,45 @@ def prepare_run(
         "startedAt": iso(started_at),
         "deadline": iso(started_at + timedelta(hours=pipeline.max_run_hours)),
         "maxPolls": pipeline.max_polls,
+        "maxConcurrentJobs": pipeline.max_concurrent_jobs,
         "counts": result.counts,
         "staging": {**result.staging, "parts": len(staged)},
+        "chunks": [chunk.to_json() for chunk in chunks],
         "rejectedUri": layout.rejected.uri if result.rejected else None,
     }
+
+
+def _stage_jobs(
+    clients: AwsClients, layout: RunLayout, parts: list[Any], groups: list[list[int]], suffix: str
+) -> list[Chunk]:
+    """One chunk per job. A single job reads input/ as staged; several jobs each get a prefix of copies."""
+    chunks = []
+    for job_index, group in enumerate(groups):
+        input_prefix = layout.job_input_prefix(job_index, len(groups))
+        if len(groups) > 1:
+            for part_index in group:
+                source = layout.input_part(part_index, suffix)
+                copy_object(
+                    clients.s3,
+                    source,
+                    S3Location(input_prefix.bucket, input_prefix.key + parts[part_index].name),
+                )
+        records = sum(parts[i].records for i in group)
+        chunks.append(Chunk(job_index, input_prefix, layout.job_output_prefix(job_index), records))
+    return chunks
 
 
 # --- Submit and poll -----------------------------------------------------------------------------
 
 
 def _job_payload(
-    state: JobState, prepared: dict[str, Any], poll_count: int, pipelines: Pipelines
+    state: JobState, prepared: dict[str, Any], chunk: dict[str, Any], poll_count: int, pipelines: Pipelines
 ) -> dict[str, Any]:
     pipeline = pipelines.get(prepared["pipeline"])
     now = utc_now()
     elapsed = (now - _parse_time(prepared["startedAt"])).total_seconds()
     return {
+        "chunk": chunk["index"],
         "jobId": state.job_id,
         "status": state.status.value,
         "rawStatus": state.raw_status,
@@ -174,24 +199,30 @@ def _job_payload(
 
 
 def submit_job(
-    prepared: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment, clients: AwsClients
+    prepared: dict[str, Any],
+    chunk: dict[str, Any],
+    *,
+    pipelines: Pipelines,
+    deployment: Deployment,
+    clients: AwsClients,
 ) -> dict[str, Any]:
-    run = _run_context(prepared, pipelines, deployment)
+    run = _run_context(prepared, chunk, pipelines, deployment)
     state = adapter_for(run.pipeline, clients).submit(run)
-    return _job_payload(state, prepared, 0, pipelines)
+    return _job_payload(state, prepared, chunk, 0, pipelines)
 
 
 def poll_job(
     prepared: dict[str, Any],
+    chunk: dict[str, Any],
     job: dict[str, Any],
     *,
     pipelines: Pipelines,
     deployment: Deployment,
     clients: AwsClients,
 ) -> dict[str, Any]:
-    run = _run_context(prepared, pipelines, deployment)
+    run = _run_context(prepared, chunk, pipelines, deployment)
     state = adapter_for(run.pipeline, clients).describe(run, job["jobId"])
-    return _job_payload(state, prepared, int(job.get("pollCount", 0)) + 1, pipelines)
+    return _job_payload(state, prepared, chunk, int(job.get("pollCount", 0)) + 1, pipelines)
 
 
 # --- Collect -------------------------------------------------------------------------------------
@@ -199,53 +230,41 @@ def poll_job(
 
 def collect_results(
     prepared: dict[str, Any],
-    job: dict[str, Any],
+    jobs: list[dict[str, Any]],
     *,
     pipelines: Pipelines,
     deployment: Deployment,
     clients: AwsClients,
 ) -> dict[str, Any]:
-    """Stream the raw output into the keyed predictions.csv (results) and failed.csv (work)."""
-    run = _run_context(prepared, pipelines, deployment)
-    adapter = adapter_for(run.pipeline, clients)
-    state = JobState(job["jobId"], JobStatus(job["status"]), job["rawStatus"], job.get("message"))
-    header = [prepared["staging"]["keyHeader"], *adapter.result_columns(run)]
-    source = _source_name(prepared["input"])
-    predicted = failed = 0
-    with temp_workdir() as workdir:
-        predictions_path = os.path.join(workdir, "predictions.csv")
-        failed_path = os.path.join(workdir, "failed.csv")
-        with (
-            open(predictions_path, "w", encoding="utf-8", newline="") as predictions_file,
-            open(failed_path, "w", encoding="utf-8", newline="") as failed_file,
-        ):
-            predictions = csv.writer(predictions_file, lineterminator="\n")
-            predictions.writerow(header)
-            failures = csv.writer(failed_file, lineterminator="\n")
-            failures.writerow(ERROR_COLUMNS)
-            for record in adapter.read_results(run, state):
-                if isinstance(record, FailedRecord):
-                    failures.writerow([source, record.line or "", record.key, "service", record.reason, ""])
-                    failed += 1
-                else:
-                    predictions.writerow([record.key, *record.values])
-                    predicted += 1
-        result: dict[str, Any] = {
-            "counts": {"predicted": predicted, "failed": failed},
-            "predictions": None,
-            "failedUri": None,
-        }
-        if predicted:
-            upload_file(clients.s3, predictions_path, run.layout.predictions, "text/csv")
-            result["predictions"] = {
-                "uri": run.layout.predictions.uri,
-                "rows": predicted,
-                "sha256": sha256_of(predictions_path),
-            }
-        if failed:
-            upload_file(clients.s3, failed_path, run.layout.failed, "text/csv")
-            result["failedUri"] = run.layout.failed.uri
-    return result
+    """Key every job's output back to the input; a run whose jobs all failed fails with their reasons."""
+    pipeline = pipelines.get(prepared["pipeline"])
+    ended = [job for job in jobs if job["status"] in ("FAILED", "STOPPED")]
+    if len(ended) == len(jobs):
+        reasons = "; ".join(
+            f"{pipeline.provider} {job_end_reason(job['jobId'], job['rawStatus'], job.get('message'))}"
+            for job in ended
+        )
+        raise JobFailed(reasons)
+    runs = [
+        (
+            _run_context(prepared, prepared["chunks"][job["chunk"]], pipelines, deployment),
+            JobState(
+                job["jobId"],
+                JobStatus(job["status"]),
+                job["rawStatus"],
+                job.get("message"),
+                job.get("counts") or {},
+            ),
+        )
+        for job in jobs
+    ]
+    return collect_jobs(
+        clients.s3,
+        adapter_for(pipeline, clients),
+        runs,
+        key_header=prepared["staging"]["keyHeader"],
+        source_name=_source_name(prepared["input"]),
+    )
 
 
 # --- Finalize and failure ------------------------------------------------------------------------
@@ -271,7 +290,7 @@ def _merge_errors(clients: AwsClients, sources: list[S3Location], target: S3Loca
 
 def finalize_run(
     prepared: dict[str, Any],
-    job: dict[str, Any],
+    jobs: list[dict[str, Any]],
     collected: dict[str, Any],
     *,
     pipelines: Pipelines,
@@ -306,7 +325,7 @@ def finalize_run(
         provider=prepared["provider"],
         runtime=deployment.runtime,
         input_object=prepared["input"],
-        jobs=[_job_summary(job)],
+        jobs=[_job_summary(job) for job in jobs],
         counts=counts,
         outputs=outputs,
         timings=_timings(prepared["startedAt"]),
@@ -321,25 +340,20 @@ def finalize_run(
 def report_failure(
     state: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment, clients: AwsClients
 ) -> dict[str, Any]:
-    """The failure path: stop a job still running, keep rejected rows, write the manifest, build the event."""
+    """The failure path: stop jobs still running, keep rejected rows, write the manifest, build the event."""
     run_id, pipeline_name = state["runId"], state["pipeline"]
     error = _describe_error(state.get("error") or {})
-    prepared, job = state.get("prepared"), state.get("job")
+    prepared = state.get("prepared")
     layout = deployment.layout(pipeline_name, run_id)
     provider: str | None = None
+    jobs: list[dict[str, Any]] = []
     try:
         pipeline = pipelines.get(pipeline_name)
         provider = pipeline.provider
     except UnknownPipeline:
         pipeline = None
-    if pipeline is not None and prepared and job and not JobStatus(job["status"]).is_terminal:
-        adapter: BatchAdapter = adapter_for(pipeline, clients)
-        try:
-            adapter.stop(_run_context(prepared, pipelines, deployment), job["jobId"])
-            error["jobStopped"] = job["jobId"]
-        except (BatchlineError, ClientError) as exc:
-            # The failure event must still go out; it says the stop did not happen and why.
-            error["stopError"] = f"could not stop job {job['jobId']}: {exc}"
+    if pipeline is not None and prepared and prepared.get("chunks"):
+        jobs = _stop_jobs(pipeline, prepared, pipelines, deployment, clients, error)
     has_errors = _merge_errors(clients, [layout.rejected], layout.errors)
     counts = dict(prepared["counts"]) if prepared else _counts_from_rejected(clients, layout)
     counts.setdefault("sent", 0)
@@ -352,7 +366,7 @@ def report_failure(
         provider=provider,
         runtime=deployment.runtime,
         input_object=state["input"],
-        jobs=[_job_summary(job)] if job else [],
+        jobs=jobs,
         counts=counts,
         outputs={
             "predictions": None,
@@ -364,6 +378,47 @@ def report_failure(
     )
     _write_manifest(clients, layout, detail, parts=[])
     return outcome(detail)
+
+
+def _stop_jobs(
+    pipeline: Any,
+    prepared: dict[str, Any],
+    pipelines: Pipelines,
+    deployment: Deployment,
+    clients: AwsClients,
+    error: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Stop every job of the run that still runs (names are deterministic, so none is missed)."""
+    adapter: BatchAdapter = adapter_for(pipeline, clients)
+    jobs, stopped, problems = [], [], []
+    for chunk in prepared["chunks"]:
+        run = _run_context(prepared, chunk, pipelines, deployment)
+        name = adapter.job_name(run)
+        try:
+            state = adapter.describe(run, name)
+        except (BatchlineError, ClientError):
+            continue  # never created: nothing to stop
+        if not state.status.is_terminal:
+            try:
+                adapter.stop(run, name)
+                stopped.append(name)
+            except (BatchlineError, ClientError) as exc:
+                # The failure event must still go out; it says the stop did not happen and why.
+                problems.append(f"could not stop job {name}: {exc}")
+        jobs.append(
+            {
+                "jobId": name,
+                "status": state.status.value,
+                "rawStatus": state.raw_status,
+                "message": state.message,
+                "pollCount": None,
+            }
+        )
+    if stopped:
+        error["jobStopped"] = ", ".join(stopped)
+    if problems:
+        error["stopError"] = "; ".join(problems)
+    return jobs
 
 
 def _counts_from_rejected(clients: AwsClients, layout: RunLayout) -> dict[str, int]:

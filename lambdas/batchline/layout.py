@@ -1,8 +1,11 @@
 """Where a run's objects live. One place decides every key, so retries write to the same keys.
 
-work bucket:    <pipeline>/<run-id>/input/part-00000.<ext>   staged provider input
-                <pipeline>/<run-id>/index/part-00000.lines   source line number of each staged record
-                <pipeline>/<run-id>/output/...               raw service output (kept)
+work bucket:    <pipeline>/<run-id>/input/part-00000.<ext>   staged provider input (the job's input when
+                                                             the run needs a single job)
+                <pipeline>/<run-id>/jobs/job-00000/...       copies of the parts one job reads, when the
+                                                             input is split over several jobs
+                <pipeline>/<run-id>/index/part-00000.<ext>.index.csv   line, key, record ID per record
+                <pipeline>/<run-id>/output/job-00000/...     raw service output (kept)
                 <pipeline>/<run-id>/rejected.csv             rows Prepare refused
                 <pipeline>/<run-id>/failed.csv               records the service did not predict
 results bucket: <pipeline>/<run-id>/predictions.csv, errors.csv, manifest.json
@@ -49,12 +52,16 @@ class RunLayout:
         return S3Location(self.work_bucket, f"{self._prefix}input/part-{index:05d}{suffix}")
 
     def index_for(self, part_name: str) -> S3Location:
-        """Sidecar with the source line of each record of a staged part (kept out of the service's input)."""
-        return S3Location(self.work_bucket, f"{self._prefix}index/{part_name}.lines")
+        """Line, key and record ID of each record of a part (kept out of the service's input)."""
+        return S3Location(self.work_bucket, f"{self._prefix}index/{part_name}.index.csv")
 
-    @property
-    def output_prefix(self) -> S3Location:
-        return S3Location(self.work_bucket, self._prefix + "output/")
+    def job_input_prefix(self, job_index: int, jobs: int) -> S3Location:
+        if jobs == 1:
+            return self.input_prefix
+        return S3Location(self.work_bucket, f"{self._prefix}jobs/job-{job_index:05d}/")
+
+    def job_output_prefix(self, job_index: int) -> S3Location:
+        return S3Location(self.work_bucket, f"{self._prefix}output/job-{job_index:05d}/")
 
     @property
     def rejected(self) -> S3Location:

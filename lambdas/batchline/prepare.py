@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from batchline.adapters.base import InputEncoder, RecordRejected
+from batchline.adapters.base import EncodedRecord, InputEncoder, JobLimits, RecordRejected
 from batchline.errors import InputRejected
 
 ERROR_COLUMNS = ["source_file", "line", "key", "stage", "reason", "record"]
@@ -33,6 +33,7 @@ class StagedPart:
     path: str
     index_path: str
     records: int
+    bytes: int
 
 
 @dataclass
@@ -112,26 +113,37 @@ class RejectWriter:
 
 
 class PartWriter:
-    """Writes staged records into numbered local part files, handing each finished part to ``on_part``."""
+    """Writes staged records into numbered local part files, handing each finished part to ``on_part``.
 
-    def __init__(self, directory: str, suffix: str, max_records: int, on_part: Callable[[StagedPart], None]):
+    Beside each part goes an index (CSV: source line, key, record ID), so Collect can name the key and
+    line of every record without parsing the service's input format.
+    """
+
+    def __init__(self, directory: str, encoder: InputEncoder, on_part: Callable[[StagedPart], None]):
         self._directory = directory
-        self._suffix = suffix
-        self._max_records = max_records
+        self._suffix = encoder.suffix
+        self._max_records = encoder.max_records_per_file
+        self._max_bytes = encoder.max_bytes_per_file
         self._on_part = on_part
         self._index = 0
         self._records = 0
-        self._data: io.TextIOWrapper | None = None
-        self._lines: io.TextIOWrapper | None = None
+        self._bytes = 0
+        self._data: io.BufferedWriter | None = None
+        self._index_file: io.TextIOWrapper | None = None
+        self._index_writer: Any = None
         self.parts: list[StagedPart] = []
 
-    def write(self, line_text: str, source_line: int) -> None:
+    def write(self, record: EncodedRecord, key: str, source_line: int) -> None:
+        data = record.text.encode("utf-8")
+        if self._data is not None and self._bytes + len(data) > self._max_bytes:
+            self._finish()
         if self._data is None:
             self._open()
-        assert self._data is not None and self._lines is not None
-        self._data.write(line_text)
-        self._lines.write(f"{source_line}\n")
+        assert self._data is not None
+        self._data.write(data)
+        self._index_writer.writerow([source_line, key, record.record_id])
         self._records += 1
+        self._bytes += len(data)
         if self._records >= self._max_records:
             self._finish()
 
@@ -140,22 +152,69 @@ class PartWriter:
             self._finish()
 
     def _open(self) -> None:
-        name = f"part-{self._index:05d}{self._suffix}"
-        self._name = name
+        self._name = f"part-{self._index:05d}{self._suffix}"
         # Kept open across write() calls until the part is full; _finish closes both.
-        self._data = open(os.path.join(self._directory, name), "w", encoding="utf-8", newline="")  # noqa: SIM115
-        self._lines = open(os.path.join(self._directory, name + ".lines"), "w", encoding="ascii")  # noqa: SIM115
-        self._records = 0
+        self._data = open(os.path.join(self._directory, self._name), "wb")  # noqa: SIM115
+        self._index_file = open(  # noqa: SIM115
+            os.path.join(self._directory, self._name + ".index.csv"), "w", encoding="utf-8", newline=""
+        )
+        self._index_writer = csv.writer(self._index_file, lineterminator="\n")
+        self._records = self._bytes = 0
 
     def _finish(self) -> None:
-        assert self._data is not None and self._lines is not None
+        assert self._data is not None and self._index_file is not None
         self._data.close()
-        self._lines.close()
-        part = StagedPart(self._name, self._data.name, self._lines.name, self._records)
+        self._index_file.close()
+        part = StagedPart(self._name, self._data.name, self._index_file.name, self._records, self._bytes)
         self.parts.append(part)
         self._on_part(part)
-        self._data = self._lines = None
+        self._data = self._index_file = None
         self._index += 1
+
+
+def group_parts(parts: list[StagedPart], limits: JobLimits, source_name: str) -> list[list[int]]:
+    """Split staged parts into jobs that respect the service's per-job minimum and maxima.
+
+    Parts are small next to a job, so spreading them evenly over the fewest jobs that fit keeps every
+    job far above the minimum; an input under the minimum is refused before anything is billed.
+    """
+    total_records = sum(part.records for part in parts)
+    if total_records < limits.min_records_per_job:
+        raise InputRejected(
+            f"{source_name}: {total_records} valid records, but this service needs at least "
+            f"{limits.min_records_per_job} per job; add records or use a different pipeline"
+        )
+    total_bytes = sum(part.bytes for part in parts)
+    jobs = max(
+        1,
+        -(-total_records // limits.max_records_per_job),
+        -(-total_bytes // limits.max_bytes_per_job),
+    )
+    target = total_records / jobs  # each job's even share
+    groups: list[list[int]] = []
+    current: list[int] = []
+    filled = filled_bytes = 0
+    for index, part in enumerate(parts):
+        full = filled >= target
+        too_many = filled + part.records > limits.max_records_per_job
+        too_big = filled_bytes + part.bytes > limits.max_bytes_per_job
+        if current and (full or too_many or too_big):
+            groups.append(current)
+            current, filled, filled_bytes = [], 0, 0
+        current.append(index)
+        filled += part.records
+        filled_bytes += part.bytes
+    if current:
+        groups.append(current)
+    for group in groups:
+        records = sum(parts[i].records for i in group)
+        if records < limits.min_records_per_job:
+            raise InputRejected(
+                f"{source_name}: cannot split {total_records} records into jobs of at least "
+                f"{limits.min_records_per_job} and at most {limits.max_records_per_job}; "
+                "lower recordsPerFile so parts are smaller than a job"
+            )
+    return groups
 
 
 def prepare_records(
@@ -190,7 +249,7 @@ def prepare_records(
     key_index = header.index(key_column)
 
     result = PrepareResult(key_header=key_column, staging=encoder.start(header, key_index))
-    parts = PartWriter(workdir, encoder.suffix, encoder.max_records_per_file, on_part)
+    parts = PartWriter(workdir, encoder, on_part)
     seen = KeyRegistry()
     next_line = 2  # line numbers as an editor shows them: the header is line 1
     while True:
@@ -214,7 +273,7 @@ def prepare_records(
                 reason = f"duplicate key {key!r} (first seen on line {first})"
         if reason is None:
             try:
-                parts.write(encoder.encode(row), line)
+                parts.write(encoder.encode(row, result.sent), key, line)
             except RecordRejected as exc:
                 reason = str(exc)
         if reason is not None:

@@ -62,6 +62,11 @@ def upload_file(s3: Any, path: str, location: S3Location, content_type: str) -> 
     s3.upload_file(path, location.bucket, location.key, ExtraArgs={"ContentType": content_type})
 
 
+def copy_object(s3: Any, source: S3Location, target: S3Location) -> None:
+    """Server-side copy (objects over 5 GB use multipart copy inside boto3's managed transfer)."""
+    s3.copy({"Bucket": source.bucket, "Key": source.key}, target.bucket, target.key)
+
+
 def put_bytes(s3: Any, location: S3Location, data: bytes, content_type: str) -> None:
     s3.put_object(Bucket=location.bucket, Key=location.key, Body=data, ContentType=content_type)
 

@@ -19,7 +19,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(pipeline=event["run"]["pipeline"])
     collected = collect_results(
         event["run"],
-        event["job"],
+        event["jobs"],
         pipelines=pipelines_from_env(),
         deployment=Deployment.from_env(),
         clients=clients,

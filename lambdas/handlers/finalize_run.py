@@ -19,7 +19,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(pipeline=event["run"]["pipeline"])
     result = finalize_run(
         event["run"],
-        event["job"],
+        event["jobs"],
         event["collected"],
         pipelines=pipelines_from_env(),
         deployment=Deployment.from_env(),

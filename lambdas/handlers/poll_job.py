@@ -16,9 +16,10 @@ clients = AwsClients()
 @logger.inject_lambda_context(correlation_id_path="run.runId")
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(pipeline=event["run"]["pipeline"])
+    logger.append_keys(pipeline=event["run"]["pipeline"], chunk=event["chunk"]["index"])
     job = poll_job(
         event["run"],
+        event["chunk"],
         event["job"],
         pipelines=pipelines_from_env(),
         deployment=Deployment.from_env(),

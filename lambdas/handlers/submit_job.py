@@ -13,10 +13,16 @@ tracer = Tracer()
 clients = AwsClients()
 
 
-@logger.inject_lambda_context(correlation_id_path="runId")
+@logger.inject_lambda_context(correlation_id_path="run.runId")
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(pipeline=event["pipeline"])
-    job = submit_job(event, pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients)
+    logger.append_keys(pipeline=event["run"]["pipeline"], chunk=event["chunk"]["index"])
+    job = submit_job(
+        event["run"],
+        event["chunk"],
+        pipelines=pipelines_from_env(),
+        deployment=Deployment.from_env(),
+        clients=clients,
+    )
     logger.info("job submitted", extra={"job": job})
     return job

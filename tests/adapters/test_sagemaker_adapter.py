@@ -8,11 +8,12 @@ from typing import Any
 
 import boto3
 import pytest
-from batchline.adapters.base import FailedRecord, JobState, JobStatus, Prediction, RunContext
+from batchline.adapters.base import Chunk, FailedRecord, JobState, JobStatus, Prediction, RunContext
 from batchline.adapters.sagemaker import SageMakerAdapter, normalise_status
+from batchline.collect import staged_records
 from batchline.config import parse_pipelines
 from batchline.errors import JobConflict, OutputInvalid, QuotaFull, ServiceThrottled
-from batchline.layout import RunLayout
+from batchline.layout import RunLayout, S3Location
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -35,6 +36,12 @@ RUN = RunContext(
     pipeline=PIPELINES.get("churn"),
     layout=RunLayout("churn", RUN_ID, "work-bucket", "results-bucket"),
     staging={"keyHeader": "id", "featureColumns": ["tenure", "charges"], "parts": 2},
+    chunk=Chunk(
+        0,
+        S3Location("work-bucket", f"churn/{RUN_ID}/input/"),
+        S3Location("work-bucket", f"churn/{RUN_ID}/output/job-00000/"),
+        3,
+    ),
 )
 
 
@@ -193,16 +200,20 @@ def s3() -> Iterator[Any]:
 
 
 def stage(s3: Any, part: str, rows: str, lines: str, out: str | None) -> None:
+    """A staged part as Prepare leaves it (data + index of line, key, record ID) and, maybe, its output."""
     prefix = f"churn/{RUN_ID}"
     s3.put_object(Bucket="work-bucket", Key=f"{prefix}/input/{part}", Body=rows.encode())
-    s3.put_object(Bucket="work-bucket", Key=f"{prefix}/index/{part}.lines", Body=lines.encode())
+    keys = [row.rsplit(",", 2)[0].strip('"') for row in rows.splitlines()]
+    index = "".join(f'{line},"{key}","{key}"\n' for line, key in zip(lines.split(), keys, strict=True))
+    s3.put_object(Bucket="work-bucket", Key=f"{prefix}/index/{part}.index.csv", Body=index.encode())
     if out is not None:
-        s3.put_object(Bucket="work-bucket", Key=f"{prefix}/output/{part}.out", Body=out.encode())
+        s3.put_object(Bucket="work-bucket", Key=f"{prefix}/output/job-00000/{part}.out", Body=out.encode())
 
 
 def results(s3: Any) -> list[Prediction | FailedRecord]:
     adapter = SageMakerAdapter(RUN.pipeline.service, sagemaker=None, s3=s3)
-    return list(adapter.read_results(RUN, JobState("bl-x", JobStatus.SUCCEEDED, "Completed")))
+    staged = staged_records(s3, RUN.layout, RUN.chunk.input_prefix)
+    return list(adapter.read_results(RUN, JobState("bl-x", JobStatus.SUCCEEDED, "Completed"), staged))
 
 
 def test_outputs_are_keyed_back_in_order_with_source_lines(s3: Any) -> None:

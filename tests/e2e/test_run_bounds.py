@@ -53,7 +53,8 @@ def test_poll_bound_ends_the_run(slow_runtime: LocalRuntime, validate_event: Any
     assert result.event is not None
     validate_event(result.event)
     assert result.event["detail"]["error"]["error"] == "PollLimitReached"
-    assert result.event["detail"]["jobs"][0]["pollCount"] == 3
+    assert "was polled 3 times (maxPolls)" in result.event["detail"]["error"]["cause"]
+    assert result.event["detail"]["error"]["jobStopped"] == result.event["detail"]["jobs"][0]["jobId"]
     polls = [
         e
         for e in result.history

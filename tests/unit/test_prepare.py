@@ -38,7 +38,8 @@ def run_prepare(data: bytes, tmp_path: Path, *, records_per_file: int = 1000, ke
 
     def on_part(part: StagedPart) -> None:
         staged.extend(csv.reader(io.StringIO(Path(part.path).read_text(encoding="utf-8"))))
-        lines.extend(int(n) for n in Path(part.index_path).read_text().split())
+        index = list(csv.reader(io.StringIO(Path(part.index_path).read_text(encoding="utf-8"))))
+        lines.extend(int(line) for line, _key, _record_id in index)
         sizes.append(part.records)
 
     rejected_text = io.StringIO()

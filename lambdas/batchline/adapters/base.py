@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from batchline.config import PipelineConfig
-from batchline.layout import RunLayout
+from batchline.layout import RunLayout, S3Location
 
 
 class JobStatus(StrEnum):
@@ -43,14 +43,52 @@ class JobState:
 
 
 @dataclass(frozen=True)
+class Chunk:
+    """The share of the input one service job handles."""
+
+    index: int
+    input_prefix: S3Location
+    output_prefix: S3Location
+    records: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "inputPrefix": self.input_prefix.uri,
+            "outputPrefix": self.output_prefix.uri,
+            "records": self.records,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Chunk:
+        return cls(
+            data["index"],
+            S3Location.parse(data["inputPrefix"]),
+            S3Location.parse(data["outputPrefix"]),
+            data["records"],
+        )
+
+
+@dataclass(frozen=True)
 class RunContext:
-    """Everything an adapter needs to know about the run; rebuilt in each Lambda from the state payload."""
+    """Everything an adapter needs to know about the run and one of its jobs; rebuilt from the state."""
 
     run_id: str
     pipeline: PipelineConfig
     layout: RunLayout
     # Facts Prepare learned from the input (header, column counts...) that Submit and Collect need.
     staging: dict[str, Any]
+    chunk: Chunk
+
+
+@dataclass(frozen=True)
+class StagedRecord:
+    """A record as staged: which part file holds it, its key, source line and the ID sent to the service."""
+
+    part: str
+    key: str
+    line: int
+    record_id: str
 
 
 @dataclass(frozen=True)
@@ -71,19 +109,38 @@ class RecordRejected(Exception):
     """Raised by an encoder for one record the service cannot take; the row goes to errors.csv."""
 
 
+@dataclass(frozen=True)
+class EncodedRecord:
+    """One line of service input (ending in a newline) and the ID the service will echo back."""
+
+    text: str
+    record_id: str
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """Per-job bounds of a service; Prepare splits the input into jobs that respect them."""
+
+    min_records_per_job: int = 1
+    max_records_per_job: int = 10**12
+    max_bytes_per_job: int = 10**15
+
+
 class InputEncoder(Protocol):
     """Turns validated input rows into the service's input format, one line per record."""
 
     suffix: str
     content_type: str
     max_records_per_file: int
+    max_bytes_per_file: int
+    limits: JobLimits
 
     def start(self, header: list[str], key_index: int) -> dict[str, Any]:
         """Called once with the header; returns the staging facts (JSON-able) Submit and Collect need."""
         ...
 
-    def encode(self, row: list[str]) -> str:
-        """One line of service input, ending in a newline; raises RecordRejected for a bad record."""
+    def encode(self, row: list[str], sequence: int) -> EncodedRecord:
+        """One record of service input; ``sequence`` counts staged records from 0. RecordRejected if bad."""
         ...
 
 
@@ -92,6 +149,10 @@ class BatchAdapter(Protocol):
 
     def input_encoder(self) -> InputEncoder: ...
 
+    def job_name(self, run: RunContext) -> str:
+        """Deterministic name (or ID) of the chunk's job: the idempotency key of submit."""
+        ...
+
     def submit(self, run: RunContext) -> JobState:
         """Create the job, or find the one a previous attempt created (same deterministic name)."""
         ...
@@ -99,13 +160,18 @@ class BatchAdapter(Protocol):
     def describe(self, run: RunContext, job_id: str) -> JobState: ...
 
     def stop(self, run: RunContext, job_id: str) -> None:
-        """Ask the service to stop the job; a job that already ended is not an error."""
+        """Ask the service to stop the job; a job that already ended, or never started, is not an error."""
         ...
 
     def result_columns(self, run: RunContext) -> list[str]:
         """Names of the prediction columns written after the key column."""
         ...
 
-    def read_results(self, run: RunContext, job: JobState) -> Iterator[Prediction | FailedRecord]:
-        """Every staged record exactly once, as a prediction or a failure, streamed from the raw output."""
+    def read_results(
+        self, run: RunContext, job: JobState, staged: Iterator[StagedRecord]
+    ) -> Iterator[Prediction | FailedRecord]:
+        """Every staged record of the chunk exactly once, as a prediction or a failure, from the raw output.
+
+        ``staged`` yields the chunk's records part by part in staging order (see StagedRecord).
+        """
         ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import posixpath
 from collections.abc import Iterator
 from typing import Any
@@ -17,12 +18,15 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from batchline.adapters.base import (
+    EncodedRecord,
     FailedRecord,
+    JobLimits,
     JobState,
     JobStatus,
     Prediction,
     RecordRejected,
     RunContext,
+    StagedRecord,
 )
 from batchline.config import SageMakerSettings
 from batchline.errors import JobConflict, OutputInvalid, QuotaFull, ServiceThrottled
@@ -49,6 +53,9 @@ def normalise_status(raw: str) -> JobStatus:
 class SageMakerCsvEncoder:
     suffix = ".csv"
     content_type = "text/csv"
+    # One job reads every staged file; files bound what one bad record costs, not the job.
+    limits = JobLimits()
+    max_bytes_per_file = 10 * 1024**3
 
     def __init__(self, settings: SageMakerSettings) -> None:
         self.max_records_per_file = settings.records_per_file
@@ -66,7 +73,7 @@ class SageMakerCsvEncoder:
             "featureColumns": [header[i] for i in self._feature_indexes],
         }
 
-    def encode(self, row: list[str]) -> str:
+    def encode(self, row: list[str], sequence: int) -> EncodedRecord:
         if any("\n" in cell or "\r" in cell for cell in row):
             raise RecordRejected("a cell contains a line break, which SageMaker's line split cannot carry")
         self._buffer.seek(0)
@@ -75,7 +82,7 @@ class SageMakerCsvEncoder:
         text = self._buffer.getvalue()
         if len(text.encode("utf-8")) > self._max_bytes:
             raise RecordRejected(f"record is larger than MaxPayloadInMB ({self._max_bytes // 1048576} MB)")
-        return text
+        return EncodedRecord(text, row[self._key_index])
 
 
 class SageMakerAdapter:
@@ -90,7 +97,7 @@ class SageMakerAdapter:
         return SageMakerCsvEncoder(self._settings)
 
     def job_name(self, run: RunContext) -> str:
-        return job_name_for(run.run_id)
+        return job_name_for(run.run_id, suffix=f"-{run.chunk.index}")
 
     def create_request(self, run: RunContext) -> dict[str, Any]:
         """The CreateTransformJob request for this run (deterministic: a retry sends the same one)."""
@@ -107,14 +114,14 @@ class SageMakerAdapter:
             },
             "TransformInput": {
                 "DataSource": {
-                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": run.layout.input_prefix.uri}
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": run.chunk.input_prefix.uri}
                 },
                 "ContentType": "text/csv",
                 "CompressionType": "None",
                 "SplitType": "Line",
             },
             "TransformOutput": {
-                "S3OutputPath": run.layout.output_prefix.uri,
+                "S3OutputPath": run.chunk.output_prefix.uri,
                 "Accept": "text/csv",
                 "AssembleWith": "Line",
             },
@@ -168,7 +175,7 @@ class SageMakerAdapter:
         return _state(self._call("describe_transform_job", job_id, TransformJobName=job_id))
 
     def stop(self, run: RunContext, job_id: str) -> None:
-        state = self.describe(run, job_id)
+        state = self.describe(run, job_id)  # raises for a job that was never created
         if state.status.is_terminal or state.raw_status == "Stopping":
             return
         self._call("stop_transform_job", job_id, TransformJobName=job_id)
@@ -176,31 +183,25 @@ class SageMakerAdapter:
     def result_columns(self, run: RunContext) -> list[str]:
         return list(self._settings.prediction_columns)
 
-    def read_results(self, run: RunContext, job: JobState) -> Iterator[Prediction | FailedRecord]:
+    def read_results(
+        self, run: RunContext, job: JobState, staged: Iterator[StagedRecord]
+    ) -> Iterator[Prediction | FailedRecord]:
         """Walk each staged part beside its ``.out`` file; records keep their order within a file."""
         outputs = {
             posixpath.basename(key): key
-            for key in list_keys(self._s3, run.layout.output_prefix)
+            for key in list_keys(self._s3, run.chunk.output_prefix)
             if key.endswith(".out")
         }
         expected = len(self._settings.prediction_columns)
-        for part_key in sorted(list_keys(self._s3, run.layout.input_prefix)):
-            part_name = posixpath.basename(part_key)
-            inputs = _staged_keys(self._s3, S3Location(run.layout.work_bucket, part_key), run, part_name)
+        for part_name, records in itertools.groupby(staged, key=lambda record: record.part):
             output_key = outputs.pop(part_name + ".out", None)
             if output_key is None:
-                reason = (
-                    f"SageMaker wrote no output for staged file {part_name} (the job failed on that file)"
-                )
-                for key, line in inputs:
-                    yield FailedRecord(key, line, reason)
+                reason = f"SageMaker wrote no output for staged file {part_name} (the job failed on it)"
+                for record in records:
+                    yield FailedRecord(record.key, record.line, reason)
                 continue
-            yield from _join_part(
-                inputs,
-                _csv_rows(self._s3, S3Location(run.layout.work_bucket, output_key)),
-                part_name,
-                expected,
-            )
+            rows = _csv_rows(self._s3, S3Location(run.layout.work_bucket, output_key))
+            yield from _join_part(records, rows, part_name, expected)
         if outputs:
             raise OutputInvalid(f"output files match no staged input: {', '.join(sorted(outputs))}")
 
@@ -212,40 +213,30 @@ class SageMakerAdapter:
 
 
 def _join_part(
-    inputs: Iterator[tuple[str, int | None]],
-    outputs: Iterator[list[str]],
-    part_name: str,
-    expected_values: int,
+    records: Iterator[StagedRecord], outputs: Iterator[list[str]], part_name: str, expected_values: int
 ) -> Iterator[Prediction | FailedRecord]:
-    for position, (key, line) in enumerate(inputs, start=1):
+    for position, record in enumerate(records, start=1):
         row = next(outputs, None)
         if row is None:
-            yield FailedRecord(key, line, f"no prediction returned (output of {part_name} ended early)")
+            yield FailedRecord(
+                record.key, record.line, f"no prediction returned (output of {part_name} ended early)"
+            )
             continue
-        if row[0] != key:
+        if row[0] != record.key:
             raise OutputInvalid(
-                f"{part_name}.out record {position} has key {row[0]!r} where the input had {key!r}"
+                f"{part_name}.out record {position} has key {row[0]!r} where the input had {record.key!r}"
             )
         values = row[1:]
         if len(values) != expected_values:
             yield FailedRecord(
-                key, line, f"model returned {len(values)} values, predictionColumns names {expected_values}"
+                record.key,
+                record.line,
+                f"model returned {len(values)} values, predictionColumns names {expected_values}",
             )
         else:
-            yield Prediction(key, line, values)
-    extra = next(outputs, None)
-    if extra is not None:
+            yield Prediction(record.key, record.line, values)
+    if next(outputs, None) is not None:
         raise OutputInvalid(f"{part_name}.out has more records than the staged input")
-
-
-def _staged_keys(
-    s3: Any, part: S3Location, run: RunContext, part_name: str
-) -> Iterator[tuple[str, int | None]]:
-    lines_location = run.layout.index_for(part_name)
-    line_numbers = _text_lines(s3, lines_location)
-    for row in _csv_rows(s3, part):
-        line = next(line_numbers, None)
-        yield row[0], int(line) if line else None
 
 
 def _csv_rows(s3: Any, location: S3Location) -> Iterator[list[str]]:
@@ -253,12 +244,6 @@ def _csv_rows(s3: Any, location: S3Location) -> Iterator[list[str]]:
         for row in csv.reader(text):
             if row:
                 yield row
-
-
-def _text_lines(s3: Any, location: S3Location) -> Iterator[str]:
-    with io.TextIOWrapper(open_object(s3, location), encoding="ascii") as text:
-        for line in text:
-            yield line.strip()
 
 
 def _state(described: dict[str, Any]) -> JobState:
