@@ -25,6 +25,10 @@ from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
+from batchline.clients import AwsClients
+
+from batchline_local.emulators.base import ServiceEmulator
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS_DIR = REPO_ROOT / "lambdas"
 ASL_FILE = REPO_ROOT / "statemachine" / "batch_prediction.asl.json"
@@ -117,6 +121,10 @@ class LocalRuntime:
         from batchline_local.emulators.sagemaker import SageMakerEmulator
 
         self.sagemaker = self._stack.enter_context(SageMakerEmulator(self.service_polls_until_done))
+        from batchline_local.emulators.personalize import PersonalizeEmulator
+
+        self.personalize = PersonalizeEmulator(self.service_polls_until_done)
+        self.emulators: list[ServiceEmulator] = [self.personalize]
         self._provision()
         return self
 
@@ -170,9 +178,7 @@ class LocalRuntime:
             module_name, function = handler_path.rsplit(".", 1)
             module = importlib.import_module(module_name)
             if module_name not in self._fresh_modules and hasattr(module, "clients"):
-                from batchline.clients import AwsClients
-
-                module.clients = AwsClients()  # clients bound to this runtime's emulation
+                module.clients = EmulatedAwsClients(self.emulators)  # bound to this runtime's emulation
                 self._fresh_modules.add(module_name)
             context = SimpleNamespace(
                 function_name=function_name,
@@ -308,6 +314,25 @@ class LocalRuntime:
             raise RuntimeError(f"StartRun failed: {payload.get('errorType')}: {payload.get('errorMessage')}")
         return dict(payload)
 
+    def invoke(self, function: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Invoke one of the pipeline's Lambdas directly (as a Step Functions retry would)."""
+        response = self.client("lambda").invoke(
+            FunctionName=f"batchline-local-{function}", Payload=json.dumps(payload)
+        )
+        result = json.loads(response["Payload"].read())
+        if response.get("FunctionError"):
+            raise RuntimeError(f"{function} failed: {result.get('errorType')}: {result.get('errorMessage')}")
+        return dict(result)
+
+    @staticmethod
+    def state_inputs(result: RunResult, state: str) -> list[dict[str, Any]]:
+        """The input of each time the execution entered a state, from its history."""
+        return [
+            json.loads(event["stateEnteredEventDetails"]["input"])
+            for event in result.history
+            if event["type"].endswith("StateEntered") and event["stateEnteredEventDetails"]["name"] == state
+        ]
+
     def wait_for(self, run_id: str, timeout_seconds: float = 120.0) -> RunResult:
         """Wait for the execution to end (bounded), then return its status, history and published event."""
         sfn = self.client("stepfunctions")
@@ -354,6 +379,21 @@ class LocalRuntime:
         target.parent.mkdir(parents=True, exist_ok=True)
         self.client("s3").download_file(bucket, key, str(target))
         return target
+
+
+class EmulatedAwsClients(AwsClients):
+    """The handlers' clients, with the botocore-level emulators attached for services moto lacks."""
+
+    def __init__(self, emulators: list[ServiceEmulator]) -> None:
+        super().__init__()
+        self._emulators = emulators
+
+    def _client(self, name: str) -> Any:
+        client = super()._client(name)
+        for emulator in self._emulators:
+            if emulator.handles(client):
+                emulator.attach(client)
+        return client
 
 
 def render_definition(asl_text: str, substitutions: dict[str, str]) -> str:

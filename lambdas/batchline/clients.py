@@ -31,6 +31,18 @@ class AwsClients:
         return self._client("sagemaker")
 
     @cached_property
+    def personalize(self) -> Any:
+        return self._client("personalize")
+
+    @cached_property
+    def bedrock(self) -> Any:
+        return self._client("bedrock")
+
+    @cached_property
+    def machinelearning(self) -> Any:
+        return self._client("machinelearning")
+
+    @cached_property
     def events(self) -> Any:
         return self._client("events")
 

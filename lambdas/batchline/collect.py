@@ -44,7 +44,7 @@ def collect_jobs(
     """Write predictions.csv (results) and failed.csv (work) for every job; returns counts and checksums."""
     layout = runs[0][0].layout
     header = [key_header, *adapter.result_columns(runs[0][0])]
-    predicted = failed = 0
+    predicted = failed = rows = 0
     with temp_workdir() as workdir:
         predictions_path = os.path.join(workdir, "predictions.csv")
         failed_path = os.path.join(workdir, "failed.csv")
@@ -69,7 +69,9 @@ def collect_jobs(
                         )
                         failed += 1
                     else:
-                        predictions.writerow([record.key, *record.values])
+                        for row in record.rows:
+                            predictions.writerow([record.key, *row])
+                        rows += len(record.rows)
                         predicted += 1
         result: dict[str, Any] = {
             "counts": {"predicted": predicted, "failed": failed},
@@ -80,7 +82,8 @@ def collect_jobs(
             upload_file(s3, predictions_path, layout.predictions, "text/csv")
             result["predictions"] = {
                 "uri": layout.predictions.uri,
-                "rows": predicted,
+                "records": predicted,
+                "rows": rows,
                 "sha256": sha256_of(predictions_path),
             }
         if failed:

@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 from batchline.errors import ConfigError, UnknownPipeline
 
 PIPELINES_ENV = "BATCHLINE_PIPELINES"
+PROVIDERS = ("sagemaker", "personalize", "bedrock", "amazonml", "vertex")
 PIPELINE_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 
 
@@ -56,7 +57,62 @@ class SageMakerSettings(_Model):
         return value
 
 
-ServiceSettings = Annotated[SageMakerSettings, Field(discriminator="provider")]
+PERSONALIZE_RECIPES = {
+    # recipe -> (field of the input line the key fills, batch segment job?)
+    "USER_PERSONALIZATION": ("userId", False),
+    "PERSONALIZED_RANKING": ("userId", False),
+    "RELATED_ITEMS": ("itemId", False),
+    "ITEM_AFFINITY": ("itemId", True),
+    "ITEM_ATTRIBUTE_AFFINITY": ("itemAttributes", True),
+}
+
+
+class PersonalizeSettings(_Model):
+    """Amazon Personalize batch inference (recommendations, rankings, related items) or batch segments."""
+
+    provider: Literal["personalize"]
+    recipe: Literal[
+        "USER_PERSONALIZATION",
+        "PERSONALIZED_RANKING",
+        "RELATED_ITEMS",
+        "ITEM_AFFINITY",
+        "ITEM_ATTRIBUTE_AFFINITY",
+    ]
+    solution_version_arn: str = Field(pattern=r"^arn:aws[a-z-]*:personalize:[a-z0-9-]+:\d{12}:solution/.+$")
+    # The role Personalize assumes to read the staged input and write output (iam:PassRole is scoped to it).
+    role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+    num_results: int | None = Field(default=None, ge=1, le=500)
+    filter_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:personalize:.+:filter/.+$")
+    # Filter placeholder -> input column holding its value for each record (sent as filterValues).
+    filter_value_columns: dict[str, str] = Field(default_factory=dict)
+    # PERSONALIZED_RANKING: the column listing the items to rank, separated by item_list_separator.
+    item_list_column: str | None = None
+    item_list_separator: str = Field(default="|", min_length=1, max_length=3)
+    batch_inference_job_config: dict[str, Any] | None = None
+    output_format: Literal["long", "wide"] = "long"
+    kms_key_arn: str | None = None
+    records_per_file: int = Field(default=1_000_000, ge=1, le=50_000_000)
+
+    @model_validator(mode="after")
+    def _recipe_needs(self) -> PersonalizeSettings:
+        if self.recipe == "PERSONALIZED_RANKING" and not self.item_list_column:
+            raise ValueError("recipe PERSONALIZED_RANKING needs itemListColumn")
+        if self.recipe != "PERSONALIZED_RANKING" and self.item_list_column:
+            raise ValueError("itemListColumn is only used by PERSONALIZED_RANKING")
+        if self.is_segment_job and (self.filter_arn or self.batch_inference_job_config):
+            raise ValueError("batch segment jobs take neither filterArn nor batchInferenceJobConfig here")
+        return self
+
+    @property
+    def query_field(self) -> str:
+        return PERSONALIZE_RECIPES[self.recipe][0]
+
+    @property
+    def is_segment_job(self) -> bool:
+        return PERSONALIZE_RECIPES[self.recipe][1]
+
+
+ServiceSettings = Annotated[SageMakerSettings | PersonalizeSettings, Field(discriminator="provider")]
 
 
 class PipelineConfig(_Model):
@@ -138,7 +194,7 @@ def _describe(pipeline: str, exc: ValidationError) -> list[str]:
     lines = []
     for error in exc.errors():
         # Drop the discriminator tag pydantic puts in the path ("service.sagemaker.modelName").
-        parts = [str(p) for p in error["loc"] if p not in ("sagemaker",)]
+        parts = [str(p) for p in error["loc"] if p not in PROVIDERS]
         field = ".".join(parts) or "(pipeline)"
         lines.append(f"pipeline {pipeline!r}: field {field!r}: {error['msg']}")
     return lines

@@ -393,15 +393,17 @@ def _stop_jobs(
     jobs, stopped, problems = [], [], []
     for chunk in prepared["chunks"]:
         run = _run_context(prepared, chunk, pipelines, deployment)
-        name = adapter.job_name(run)
+        name = adapter.job_id(run)
         try:
             state = adapter.describe(run, name)
         except (BatchlineError, ClientError):
             continue  # never created: nothing to stop
         if not state.status.is_terminal:
             try:
-                adapter.stop(run, name)
-                stopped.append(name)
+                if adapter.stop(run, name):
+                    stopped.append(name)
+                else:
+                    problems.append(f"{pipeline.provider} cannot stop job {name}; it runs to completion")
             except (BatchlineError, ClientError) as exc:
                 # The failure event must still go out; it says the stop did not happen and why.
                 problems.append(f"could not stop job {name}: {exc}")

@@ -105,7 +105,7 @@ def test_create_request_joins_the_key_back_through_data_processing(stubbed: Any)
 
 def test_existing_job_with_our_name_is_found_not_recreated(stubbed: Any) -> None:
     adapter, stubber = stubbed
-    name = adapter.job_name(RUN)
+    name = adapter.job_id(RUN)
     stubber.add_client_error(
         "create_transform_job",
         "ResourceInUse",
@@ -120,7 +120,7 @@ def test_existing_job_with_our_name_is_found_not_recreated(stubbed: Any) -> None
 
 def test_existing_job_for_another_model_is_a_conflict(stubbed: Any) -> None:
     adapter, stubber = stubbed
-    name = adapter.job_name(RUN)
+    name = adapter.job_id(RUN)
     stubber.add_client_error(
         "create_transform_job", "ResourceInUse", "exists", 400, expected_params=adapter.create_request(RUN)
     )
@@ -220,9 +220,9 @@ def test_outputs_are_keyed_back_in_order_with_source_lines(s3: Any) -> None:
     stage(s3, "part-00000.csv", 'k1,1,2\n"k,2",3,4\n', "2\n3\n", 'k1,0.1\n"k,2",0.2\n')
     stage(s3, "part-00001.csv", "k3,5,6\n", "5\n", "k3,0.3\n")
     assert results(s3) == [
-        Prediction("k1", 2, ["0.1"]),
-        Prediction("k,2", 3, ["0.2"]),
-        Prediction("k3", 5, ["0.3"]),
+        Prediction("k1", 2, [["0.1"]]),
+        Prediction("k,2", 3, [["0.2"]]),
+        Prediction("k3", 5, [["0.3"]]),
     ]
 
 
@@ -230,7 +230,7 @@ def test_a_file_without_output_fails_its_records_and_names_the_file(s3: Any) -> 
     stage(s3, "part-00000.csv", "k1,1,2\n", "2\n", "k1,0.1\n")
     stage(s3, "part-00001.csv", "k2,1,2\nk3,1,2\n", "3\n4\n", None)
     out = results(s3)
-    assert out[0] == Prediction("k1", 2, ["0.1"])
+    assert out[0] == Prediction("k1", 2, [["0.1"]])
     assert [(r.key, r.line) for r in out[1:]] == [("k2", 3), ("k3", 4)]
     assert all(isinstance(r, FailedRecord) and "part-00001.csv" in r.reason for r in out[1:])
 

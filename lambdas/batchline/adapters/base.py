@@ -93,9 +93,11 @@ class StagedRecord:
 
 @dataclass(frozen=True)
 class Prediction:
+    """One record's prediction: one or more CSV rows after the key (long form writes a row per item)."""
+
     key: str
     line: int | None
-    values: list[str]
+    rows: list[list[str]]
 
 
 @dataclass(frozen=True)
@@ -149,8 +151,8 @@ class BatchAdapter(Protocol):
 
     def input_encoder(self) -> InputEncoder: ...
 
-    def job_name(self, run: RunContext) -> str:
-        """Deterministic name (or ID) of the chunk's job: the idempotency key of submit."""
+    def job_id(self, run: RunContext) -> str:
+        """Deterministic ID of the chunk's job as describe() takes it (a name, an ID or an ARN)."""
         ...
 
     def submit(self, run: RunContext) -> JobState:
@@ -159,8 +161,8 @@ class BatchAdapter(Protocol):
 
     def describe(self, run: RunContext, job_id: str) -> JobState: ...
 
-    def stop(self, run: RunContext, job_id: str) -> None:
-        """Ask the service to stop the job; a job that already ended, or never started, is not an error."""
+    def stop(self, run: RunContext, job_id: str) -> bool:
+        """Ask the service to stop a running job; False when the service cannot stop this kind of job."""
         ...
 
     def result_columns(self, run: RunContext) -> list[str]:

@@ -96,7 +96,7 @@ class SageMakerAdapter:
     def input_encoder(self) -> SageMakerCsvEncoder:
         return SageMakerCsvEncoder(self._settings)
 
-    def job_name(self, run: RunContext) -> str:
+    def job_id(self, run: RunContext) -> str:
         return job_name_for(run.run_id, suffix=f"-{run.chunk.index}")
 
     def create_request(self, run: RunContext) -> dict[str, Any]:
@@ -104,7 +104,7 @@ class SageMakerAdapter:
         settings = self._settings
         feature_count = len(run.staging["featureColumns"])
         request: dict[str, Any] = {
-            "TransformJobName": self.job_name(run),
+            "TransformJobName": self.job_id(run),
             "ModelName": settings.model_name,
             "BatchStrategy": "MultiRecord",
             "MaxPayloadInMB": settings.max_payload_in_mb,
@@ -174,11 +174,11 @@ class SageMakerAdapter:
     def describe(self, run: RunContext, job_id: str) -> JobState:
         return _state(self._call("describe_transform_job", job_id, TransformJobName=job_id))
 
-    def stop(self, run: RunContext, job_id: str) -> None:
+    def stop(self, run: RunContext, job_id: str) -> bool:
         state = self.describe(run, job_id)  # raises for a job that was never created
-        if state.status.is_terminal or state.raw_status == "Stopping":
-            return
-        self._call("stop_transform_job", job_id, TransformJobName=job_id)
+        if not state.status.is_terminal and state.raw_status != "Stopping":
+            self._call("stop_transform_job", job_id, TransformJobName=job_id)
+        return True
 
     def result_columns(self, run: RunContext) -> list[str]:
         return list(self._settings.prediction_columns)
@@ -234,7 +234,7 @@ def _join_part(
                 f"model returned {len(values)} values, predictionColumns names {expected_values}",
             )
         else:
-            yield Prediction(record.key, record.line, values)
+            yield Prediction(record.key, record.line, [values])
     if next(outputs, None) is not None:
         raise OutputInvalid(f"{part_name}.out has more records than the staged input")
 

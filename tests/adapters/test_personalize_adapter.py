@@ -1,0 +1,187 @@
+"""Personalize adapter: request shapes pinned with botocore's Stubber (moto has no batch jobs)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from batchline.adapters.base import Chunk, JobStatus, RecordRejected, RunContext
+from batchline.adapters.personalize import PersonalizeAdapter, PersonalizeJsonEncoder, normalise_status
+from batchline.config import parse_pipelines
+from batchline.errors import JobConflict, QuotaFull, ServiceThrottled
+from batchline.layout import RunLayout, S3Location
+from botocore.stub import Stubber
+
+SOLUTION = "arn:aws:personalize:eu-west-1:123456789012:solution/movies/1a2b3c"
+PIPELINES = parse_pipelines(
+    {
+        "recs": {
+            "keyColumn": "userId",
+            "service": {
+                "provider": "personalize",
+                "recipe": "USER_PERSONALIZATION",
+                "solutionVersionArn": SOLUTION,
+                "roleArn": "arn:aws:iam::123456789012:role/p",
+                "numResults": 25,
+                "filterArn": "arn:aws:personalize:eu-west-1:123456789012:filter/genre",
+                "filterValueColumns": {"GENRE": "genre"},
+            },
+        }
+    }
+)
+RUN = RunContext(
+    run_id="recs-00112233445566778899aabbccddeeff",
+    pipeline=PIPELINES.get("recs"),
+    layout=RunLayout("recs", "recs-00112233445566778899aabbccddeeff", "work", "results"),
+    staging={"keyHeader": "userId"},
+    chunk=Chunk(0, S3Location("work", "recs/r/input/"), S3Location("work", "recs/r/output/job-00000/"), 10),
+)
+
+
+@pytest.fixture
+def stubbed() -> Iterator[tuple[PersonalizeAdapter, Stubber]]:
+    client = boto3.client("personalize", region_name="eu-west-1")
+    with Stubber(client) as stubber:
+        yield PersonalizeAdapter(RUN.pipeline.service, client, s3=None), stubber  # type: ignore[arg-type]
+        stubber.assert_no_pending_responses()
+
+
+def described(
+    adapter: PersonalizeAdapter, status: str, solution: str = SOLUTION, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "batchInferenceJob": {
+            "batchInferenceJobArn": adapter.job_id(RUN),
+            "solutionVersionArn": solution,
+            "jobInput": {"s3DataSource": {"path": RUN.chunk.input_prefix.uri}},
+            "status": status,
+            **extra,
+        }
+    }
+
+
+def test_create_request_is_valid_and_names_the_job_after_the_run(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    request = adapter.create_request(RUN)
+    stubber.add_response("create_batch_inference_job", {"batchInferenceJobArn": adapter.job_id(RUN)}, request)
+    stubber.add_response(
+        "describe_batch_inference_job",
+        described(adapter, "CREATE PENDING"),
+        {"batchInferenceJobArn": adapter.job_id(RUN)},
+    )
+    state = adapter.submit(RUN)
+    assert state.status is JobStatus.PENDING
+    assert request["jobInput"]["s3DataSource"]["path"].endswith("/input/")
+    assert request["numResults"] == 25 and request["filterArn"].endswith("filter/genre")
+    assert (
+        adapter.job_id(RUN)
+        == f"arn:aws:personalize:eu-west-1:123456789012:batch-inference-job/{request['jobName']}"
+    )
+
+
+def test_already_existing_job_is_described_not_recreated(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    stubber.add_client_error(
+        "create_batch_inference_job",
+        "ResourceAlreadyExistsException",
+        "exists",
+        expected_params=adapter.create_request(RUN),
+    )
+    stubber.add_response(
+        "describe_batch_inference_job",
+        described(adapter, "ACTIVE"),
+        {"batchInferenceJobArn": adapter.job_id(RUN)},
+    )
+    assert adapter.submit(RUN).status is JobStatus.SUCCEEDED
+
+
+def test_existing_job_for_another_solution_is_a_conflict(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    stubber.add_client_error(
+        "create_batch_inference_job",
+        "ResourceAlreadyExistsException",
+        "exists",
+        expected_params=adapter.create_request(RUN),
+    )
+    stubber.add_response(
+        "describe_batch_inference_job",
+        described(adapter, "ACTIVE", solution=SOLUTION + "x"),
+        {"batchInferenceJobArn": adapter.job_id(RUN)},
+    )
+    with pytest.raises(JobConflict):
+        adapter.submit(RUN)
+
+
+@pytest.mark.parametrize(
+    ("code", "error"), [("LimitExceededException", QuotaFull), ("ThrottlingException", ServiceThrottled)]
+)
+def test_quota_and_throttling_are_retryable_named_errors(stubbed: Any, code: str, error: type) -> None:
+    adapter, stubber = stubbed
+    stubber.add_client_error(
+        "create_batch_inference_job", code, "busy", expected_params=adapter.create_request(RUN)
+    )
+    with pytest.raises(error):
+        adapter.submit(RUN)
+
+
+def test_failure_reason_is_surfaced(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    stubber.add_response(
+        "describe_batch_inference_job",
+        described(adapter, "CREATE FAILED", failureReason="Insufficient privileges"),
+        {"batchInferenceJobArn": adapter.job_id(RUN)},
+    )
+    state = adapter.describe(RUN, adapter.job_id(RUN))
+    assert (state.status, state.message) == (JobStatus.FAILED, "Insufficient privileges")
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        ("PENDING", JobStatus.PENDING),
+        ("CREATE PENDING", JobStatus.PENDING),
+        ("IN PROGRESS", JobStatus.RUNNING),
+        ("CREATE IN_PROGRESS", JobStatus.RUNNING),
+        ("ACTIVE", JobStatus.SUCCEEDED),
+        ("CREATE FAILED", JobStatus.FAILED),
+        ("CREATE_FAILED", JobStatus.FAILED),
+    ],
+)
+def test_free_text_statuses_are_matched_leniently(raw: str, status: JobStatus) -> None:
+    assert normalise_status(raw) is status
+
+
+def test_encoder_writes_query_and_quoted_filter_values() -> None:
+    encoder = PersonalizeJsonEncoder(RUN.pipeline.service)  # type: ignore[arg-type]
+    encoder.start(["userId", "genre"], 0)
+    record = encoder.encode(["u1", "Comedy"], 0)
+    assert record.text == '{"userId": "u1", "filterValues": {"GENRE": "\\"Comedy\\""}}\n'
+    assert record.record_id == "u1"
+
+
+def test_ranking_needs_items_to_rank() -> None:
+    settings = (
+        parse_pipelines(
+            {
+                "r": {
+                    "keyColumn": "u",
+                    "service": {
+                        "provider": "personalize",
+                        "recipe": "PERSONALIZED_RANKING",
+                        "solutionVersionArn": SOLUTION,
+                        "roleArn": "arn:aws:iam::123456789012:role/p",
+                        "itemListColumn": "items",
+                    },
+                }
+            }
+        )
+        .get("r")
+        .service
+    )
+    encoder = PersonalizeJsonEncoder(settings)  # type: ignore[arg-type]
+    encoder.start(["u", "items"], 0)
+    assert encoder.encode(["u1", "a| b |"], 0).text == '{"userId": "u1", "itemList": ["a", "b"]}\n'
+    with pytest.raises(RecordRejected, match="nothing to rank"):
+        encoder.encode(["u2", " "], 1)

@@ -1,0 +1,143 @@
+"""Personalize pipelines end to end on the local runtime (botocore-level emulator)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchline_local.runtime import LocalRuntime, load_pipeline_context
+from tests.e2e.conftest import SAMPLES, read_s3_csv, write_csv
+
+pytestmark = pytest.mark.timeout(120)
+ARN = "arn:aws:personalize:us-east-1:123456789012:solution/{}/abc"
+ROLE = "arn:aws:iam::123456789012:role/personalize-batch"
+PIPELINES = {
+    **load_pipeline_context(),
+    "p-failing": {
+        "keyColumn": "userId",
+        "service": {
+            "provider": "personalize",
+            "recipe": "USER_PERSONALIZATION",
+            "solutionVersionArn": ARN.format("failing"),
+            "roleArn": ROLE,
+        },
+    },
+    "p-ranking": {
+        "keyColumn": "user",
+        "service": {
+            "provider": "personalize",
+            "recipe": "PERSONALIZED_RANKING",
+            "solutionVersionArn": ARN.format("rank"),
+            "roleArn": ROLE,
+            "itemListColumn": "candidates",
+            "outputFormat": "wide",
+        },
+    },
+    "p-segment": {
+        "keyColumn": "itemId",
+        "service": {
+            "provider": "personalize",
+            "recipe": "ITEM_AFFINITY",
+            "solutionVersionArn": ARN.format("seg"),
+            "roleArn": ROLE,
+            "numResults": 3,
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[LocalRuntime]:
+    with LocalRuntime(PIPELINES) as local:
+        yield local
+
+
+def test_user_recommendations_become_a_long_keyed_csv(runtime: LocalRuntime, validate_event: Any) -> None:
+    result = runtime.run_file(SAMPLES / "demo-personalize.csv", "demo-personalize")
+
+    assert result.status == "SUCCEEDED"
+    assert result.event is not None
+    validate_event(result.event)
+    detail = result.event["detail"]
+    assert detail["counts"] == {"input": 40, "sent": 40, "rejected": 0, "predicted": 40, "failed": 0}
+    rows = read_s3_csv(runtime, detail["outputs"]["predictions"])
+    assert list(rows[0]) == ["userId", "rank", "item_id", "score"]
+    assert len(rows) == 40 * 10  # numResults 10 in cdk.json
+    by_user = [r for r in rows if r["userId"] == "user-007"]
+    assert [r["rank"] for r in by_user] == [str(n) for n in range(1, 11)]
+    assert float(by_user[0]["score"]) >= float(by_user[-1]["score"])
+    assert detail["jobs"][0]["jobId"].startswith(
+        "arn:aws:personalize:us-east-1:123456789012:batch-inference-job/bl-"
+    )
+
+
+def test_per_record_errors_go_to_errors_csv_and_the_run_is_partial(
+    runtime: LocalRuntime, validate_event: Any, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "some-bad.csv", ["userId"], [["u1"], ["error-user"], ["u3"]])
+    result = runtime.run_file(path, "demo-personalize")
+
+    assert result.event is not None
+    validate_event(result.event)
+    detail = result.event["detail"]
+    assert detail["status"] == "PARTIALLY_SUCCEEDED"
+    assert detail["counts"] == {"input": 3, "sent": 3, "rejected": 0, "predicted": 2, "failed": 1}
+    (error,) = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert (error["key"], error["line"], error["stage"]) == ("error-user", "3", "service")
+    assert "cannot score 'error-user'" in error["reason"]
+
+
+def test_a_failed_job_ends_in_a_failure_event_with_the_failure_reason(
+    runtime: LocalRuntime, validate_event: Any, tmp_path: Path
+) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "f.csv", ["userId"], [["u1"]]), "p-failing")
+
+    assert result.status == "FAILED"
+    assert result.event is not None
+    validate_event(result.event)
+    error = result.event["detail"]["error"]
+    assert error["error"] == "JobFailed"
+    assert "CREATE FAILED" in error["cause"] and "solution version is not ACTIVE" in error["cause"]
+
+
+def test_duplicate_submit_finds_the_existing_job(runtime: LocalRuntime, tmp_path: Path) -> None:
+    result = runtime.run_file(
+        write_csv(tmp_path / "dup.csv", ["userId"], [["u1"], ["u2"]]), "demo-personalize"
+    )
+    (submit_input,) = runtime.state_inputs(result, "SubmitJob")
+    creates = runtime.personalize.create_calls
+
+    again = runtime.invoke("SubmitJob", submit_input)  # a retried Lambda after the job was created
+
+    assert again["jobId"] == result.event["detail"]["jobs"][0]["jobId"]  # type: ignore[index]
+    assert again["status"] == "SUCCEEDED"
+    assert runtime.personalize.create_calls == creates
+
+
+def test_ranking_lists_items_per_user_in_wide_form(runtime: LocalRuntime, tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "rank.csv", ["user", "candidates"], [["u1", "a|b|c"], ["u2", ""], ["u3", "x|y"]]
+    )
+    result = runtime.run_file(path, "p-ranking")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    rows = {r["user"]: r for r in read_s3_csv(runtime, detail["outputs"]["predictions"])}
+    assert set(rows) == {"u1", "u3"}
+    assert sorted(rows["u1"]["item_ids"].split("|")) == ["a", "b", "c"]
+    assert len(rows["u3"]["scores"].split("|")) == 2
+    (rejected,) = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert rejected["key"] == "u2" and "nothing to rank" in rejected["reason"]
+
+
+def test_segment_job_lists_users_per_item(runtime: LocalRuntime, tmp_path: Path) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "seg.csv", ["itemId"], [["i1"], ["i2"]]), "p-segment")
+
+    assert result.event is not None
+    assert result.event["detail"]["jobs"][0]["jobId"].split(":")[5].startswith("batch-segment-job/")
+    rows = read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])
+    assert list(rows[0]) == ["itemId", "user_id"]
+    assert len(rows) == 6
