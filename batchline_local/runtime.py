@@ -121,10 +121,12 @@ class LocalRuntime:
         from batchline_local.emulators.sagemaker import SageMakerEmulator
 
         self.sagemaker = self._stack.enter_context(SageMakerEmulator(self.service_polls_until_done))
+        from batchline_local.emulators.bedrock import BedrockEmulator
         from batchline_local.emulators.personalize import PersonalizeEmulator
 
         self.personalize = PersonalizeEmulator(self.service_polls_until_done)
-        self.emulators: list[ServiceEmulator] = [self.personalize]
+        self.bedrock = BedrockEmulator(self.service_polls_until_done, REGION, ACCOUNT)
+        self.emulators: list[ServiceEmulator] = [self.personalize, self.bedrock]
         self._provision()
         return self
 

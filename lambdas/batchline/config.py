@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 from batchline.errors import ConfigError, UnknownPipeline
 
 PIPELINES_ENV = "BATCHLINE_PIPELINES"
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$"
 PROVIDERS = ("sagemaker", "personalize", "bedrock", "amazonml", "vertex")
 PIPELINE_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 
@@ -45,9 +46,7 @@ class SageMakerSettings(_Model):
     invocation_timeout_seconds: int = Field(default=600, ge=1, le=3600)
     invocation_max_retries: int = Field(default=3, ge=0, le=3)
     # The model's execution role: the stack lets it read staged input and write output in the work bucket.
-    model_execution_role_arn: str | None = Field(
-        default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$"
-    )
+    model_execution_role_arn: str | None = Field(default=None, pattern=ROLE_ARN_PATTERN)
 
     @field_validator("prediction_columns")
     @classmethod
@@ -80,7 +79,7 @@ class PersonalizeSettings(_Model):
     ]
     solution_version_arn: str = Field(pattern=r"^arn:aws[a-z-]*:personalize:[a-z0-9-]+:\d{12}:solution/.+$")
     # The role Personalize assumes to read the staged input and write output (iam:PassRole is scoped to it).
-    role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+    role_arn: str = Field(pattern=ROLE_ARN_PATTERN)
     num_results: int | None = Field(default=None, ge=1, le=500)
     filter_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:personalize:.+:filter/.+$")
     # Filter placeholder -> input column holding its value for each record (sent as filterValues).
@@ -112,7 +111,63 @@ class PersonalizeSettings(_Model):
         return PERSONALIZE_RECIPES[self.recipe][1]
 
 
-ServiceSettings = Annotated[SageMakerSettings | PersonalizeSettings, Field(discriminator="provider")]
+class BedrockSettings(_Model):
+    """Amazon Bedrock batch inference over a prompt per record (InvokeModel or Converse bodies)."""
+
+    provider: Literal["bedrock"]
+    model_id: str = Field(min_length=1, max_length=2048)
+    # Service role Bedrock assumes to read input and write output (trusts bedrock.amazonaws.com).
+    role_arn: str = Field(pattern=ROLE_ARN_PATTERN)
+    invocation_type: Literal["InvokeModel", "Converse"] = "InvokeModel"
+    # Exactly one of: a column holding the whole prompt, or a template filled from columns by {name}.
+    prompt_column: str | None = None
+    prompt_template: str | None = None
+    # Body family for InvokeModel; "auto" picks it from the model ID. "custom" uses body_template,
+    # a JSON body where the string "{prompt}" is replaced by each record's prompt.
+    model_family: Literal["auto", "anthropic", "titan", "nova", "custom"] = "auto"
+    body_template: dict[str, Any] | None = None
+    max_tokens: int = Field(default=512, ge=1, le=100_000)
+    temperature: float | None = Field(default=None, ge=0, le=1)
+    timeout_hours: int = Field(default=72, ge=24, le=168)
+    # Quotas differ per model and Region (see the Service Quotas console); these are the common values.
+    min_records_per_job: int = Field(default=100, ge=1)
+    max_records_per_job: int = Field(default=50_000, ge=1)
+    records_per_file: int = Field(default=50_000, ge=1)
+    max_bytes_per_file: int = Field(default=1024**3, ge=1024)
+    max_bytes_per_job: int = Field(default=5 * 1024**3, ge=1024)
+    kms_key_arn: str | None = None
+
+    @model_validator(mode="after")
+    def _prompt_source(self) -> BedrockSettings:
+        if (self.prompt_column is None) == (self.prompt_template is None):
+            raise ValueError("set exactly one of promptColumn and promptTemplate")
+        if self.resolved_family == "custom" and self.body_template is None:
+            raise ValueError("modelFamily 'custom' (or a model ID of unknown family) needs bodyTemplate")
+        if self.min_records_per_job > self.max_records_per_job:
+            raise ValueError("minRecordsPerJob must not exceed maxRecordsPerJob")
+        return self
+
+    @property
+    def resolved_family(self) -> str:
+        """Converse jobs share one body shape; otherwise the family decides the InvokeModel body."""
+        if self.invocation_type == "Converse":
+            return "converse"
+        if self.model_family != "auto":
+            return self.model_family
+        model = self.model_id.lower()
+        for marker, family in (
+            ("anthropic.", "anthropic"),
+            ("amazon.titan-text", "titan"),
+            ("amazon.nova", "nova"),
+        ):
+            if marker in model:
+                return family
+        return "custom"
+
+
+ServiceSettings = Annotated[
+    SageMakerSettings | PersonalizeSettings | BedrockSettings, Field(discriminator="provider")
+]
 
 
 class PipelineConfig(_Model):

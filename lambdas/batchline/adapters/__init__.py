@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from batchline.adapters.base import BatchAdapter
 from batchline.clients import AwsClients
-from batchline.config import PersonalizeSettings, PipelineConfig, SageMakerSettings
+from batchline.config import BedrockSettings, PersonalizeSettings, PipelineConfig, SageMakerSettings
 
 
 def adapter_for(pipeline: PipelineConfig, clients: AwsClients) -> BatchAdapter:
@@ -17,4 +17,8 @@ def adapter_for(pipeline: PipelineConfig, clients: AwsClients) -> BatchAdapter:
         from batchline.adapters.personalize import PersonalizeAdapter
 
         return PersonalizeAdapter(settings, clients.personalize, clients.s3)
+    if isinstance(settings, BedrockSettings):
+        from batchline.adapters.bedrock import BedrockAdapter
+
+        return BedrockAdapter(settings, clients.bedrock, clients.s3)
     raise NotImplementedError(f"no adapter for provider {settings.provider!r}")

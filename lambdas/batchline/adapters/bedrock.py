@@ -1,0 +1,346 @@
+"""Amazon Bedrock batch inference: one JSON line per record, ``{"recordId", "modelInput"}``.
+
+recordIds must be alphanumeric, so keys that are not become ``R<sequence>`` and the index sidecar maps
+them back. Output order is not guaranteed: results are keyed by recordId, and the counts in
+``manifest.json.out`` are reconciled with what was read. botocore fills a random clientRequestToken when
+none is given, so a deterministic one is always passed: a retried create returns the same job.
+https://docs.aws.amazon.com/bedrock/latest/userguide/batch-inference-data.html
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import posixpath
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from batchline.adapters.base import (
+    EncodedRecord,
+    FailedRecord,
+    JobLimits,
+    JobState,
+    JobStatus,
+    Prediction,
+    RecordRejected,
+    RunContext,
+    StagedRecord,
+)
+from batchline.config import BedrockSettings
+from batchline.errors import InputRejected, OutputInvalid, QuotaFull, ServiceThrottled
+from batchline.layout import S3Location
+from batchline.naming import job_name_for
+from batchline.s3io import list_keys, open_object
+
+_STATUS = {
+    "submitted": JobStatus.PENDING,
+    "validating": JobStatus.PENDING,
+    "scheduled": JobStatus.PENDING,
+    "inprogress": JobStatus.RUNNING,
+    "stopping": JobStatus.RUNNING,
+    "completed": JobStatus.SUCCEEDED,
+    "partiallycompleted": JobStatus.PARTIAL,
+    "failed": JobStatus.FAILED,
+    "stopped": JobStatus.STOPPED,
+    "expired": JobStatus.FAILED,
+}
+_THROTTLED = {"ThrottlingException", "TooManyRequestsException"}
+_RECORD_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+_JOB_ARN = re.compile(r"^arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:\d{12}:model-invocation-job/[a-z0-9]{12}$")
+MANIFEST = "manifest.json.out"
+
+
+def normalise_status(raw: str) -> JobStatus:
+    return _STATUS.get(raw.replace(" ", "").replace("_", "").lower(), JobStatus.RUNNING)
+
+
+def model_input(family: str, prompt: str, settings: BedrockSettings) -> dict[str, Any]:
+    """The request body for one record, in the shape the model family expects."""
+    if family == "anthropic":
+        body: dict[str, Any] = {
+            "anthropic_version": "bedrock-2023-05-31",
+            "max_tokens": settings.max_tokens,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}],
+        }
+        if settings.temperature is not None:
+            body["temperature"] = settings.temperature
+        return body
+    if family == "titan":
+        config: dict[str, Any] = {"maxTokenCount": settings.max_tokens}
+        if settings.temperature is not None:
+            config["temperature"] = settings.temperature
+        return {"inputText": prompt, "textGenerationConfig": config}
+    if family in ("nova", "converse"):
+        inference: dict[str, Any] = {"maxTokens": settings.max_tokens}
+        if settings.temperature is not None:
+            inference["temperature"] = settings.temperature
+        body = {"messages": [{"role": "user", "content": [{"text": prompt}]}], "inferenceConfig": inference}
+        if family == "nova":
+            body["schemaVersion"] = "messages-v1"
+        return body
+    return _fill(copy.deepcopy(settings.body_template or {}), prompt)
+
+
+def _fill(value: Any, prompt: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{prompt}", prompt)
+    if isinstance(value, list):
+        return [_fill(item, prompt) for item in value]
+    if isinstance(value, dict):
+        return {key: _fill(item, prompt) for key, item in value.items()}
+    return value
+
+
+def output_text(model_output: Any) -> str | None:
+    """The generated text for the common families, or None when the shape is not one we know."""
+    if not isinstance(model_output, dict):
+        return None
+    content = model_output.get("content")  # Anthropic messages
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    message = (
+        (model_output.get("output") or {}).get("message")
+        if isinstance(model_output.get("output"), dict)
+        else None
+    )
+    if isinstance(message, dict):  # Converse and Nova
+        return "".join(part.get("text", "") for part in message.get("content", []) if isinstance(part, dict))
+    results = model_output.get("results")  # Titan text
+    if isinstance(results, list) and results and isinstance(results[0], dict):
+        return "".join(str(result.get("outputText", "")) for result in results)
+    for key in ("generation", "completion", "outputText"):  # Llama, Claude v2 text, others
+        if isinstance(model_output.get(key), str):
+            return str(model_output[key])
+    return None
+
+
+class BedrockJsonEncoder:
+    suffix = ".jsonl"
+    content_type = "application/json"
+
+    def __init__(self, settings: BedrockSettings) -> None:
+        self._settings = settings
+        self._family = settings.resolved_family
+        self.max_records_per_file = min(settings.records_per_file, settings.max_records_per_job)
+        self.max_bytes_per_file = settings.max_bytes_per_file
+        self.limits = JobLimits(
+            min_records_per_job=settings.min_records_per_job,
+            max_records_per_job=settings.max_records_per_job,
+            max_bytes_per_job=settings.max_bytes_per_job,
+        )
+        self._header: list[str] = []
+        self._key_index = 0
+
+    def start(self, header: list[str], key_index: int) -> dict[str, Any]:
+        settings = self._settings
+        needed = (
+            [settings.prompt_column]
+            if settings.prompt_column
+            else _PLACEHOLDER.findall(settings.prompt_template or "")
+        )
+        missing = [column for column in needed if column not in header]
+        if missing:
+            raise InputRejected(
+                f"prompt columns not in the header: {', '.join(missing)} (columns: {', '.join(header)})"
+            )
+        self._header, self._key_index = header, key_index
+        return {"keyHeader": header[key_index], "modelFamily": self._family}
+
+    def encode(self, row: list[str], sequence: int) -> EncodedRecord:
+        prompt = self._prompt(row)
+        if not prompt.strip():
+            raise RecordRejected("the prompt is empty")
+        key = row[self._key_index]
+        record_id = key if _RECORD_ID.match(key) else f"R{sequence:011d}"
+        line = {"recordId": record_id, "modelInput": model_input(self._family, prompt, self._settings)}
+        return EncodedRecord(json.dumps(line, ensure_ascii=False) + "\n", record_id)
+
+    def _prompt(self, row: list[str]) -> str:
+        """Plain substitution of {column} placeholders: nothing in a row is ever evaluated or formatted."""
+        if self._settings.prompt_column:
+            return row[self._header.index(self._settings.prompt_column)]
+        values = dict(zip(self._header, row, strict=True))
+        return _PLACEHOLDER.sub(lambda match: values[match.group(1)], self._settings.prompt_template or "")
+
+
+class BedrockAdapter:
+    provider = "bedrock"
+
+    def __init__(self, settings: BedrockSettings, bedrock: Any, s3: Any) -> None:
+        self._settings = settings
+        self._bedrock = bedrock
+        self._s3 = s3
+
+    def input_encoder(self) -> BedrockJsonEncoder:
+        return BedrockJsonEncoder(self._settings)
+
+    def job_id(self, run: RunContext) -> str:
+        """The job name: Bedrock's ARNs carry a generated ID, so describe() looks names up."""
+        return job_name_for(run.run_id, suffix=f"-{run.chunk.index}")
+
+    def create_request(self, run: RunContext) -> dict[str, Any]:
+        settings = self._settings
+        name = self.job_id(run)
+        output: dict[str, Any] = {"s3Uri": run.chunk.output_prefix.uri}
+        if settings.kms_key_arn:
+            output["s3EncryptionKeyId"] = settings.kms_key_arn
+        request: dict[str, Any] = {
+            "jobName": name,
+            "roleArn": settings.role_arn,
+            "clientRequestToken": hashlib.sha256(f"{run.run_id}/{run.chunk.index}".encode()).hexdigest(),
+            "modelId": settings.model_id,
+            "inputDataConfig": {
+                "s3InputDataConfig": {"s3Uri": run.chunk.input_prefix.uri, "s3InputFormat": "JSONL"}
+            },
+            "outputDataConfig": {"s3OutputDataConfig": output},
+            "timeoutDurationInHours": settings.timeout_hours,
+            "tags": [{"key": "batchline:pipeline", "value": run.pipeline.name}],
+        }
+        if settings.invocation_type == "Converse":
+            request["modelInvocationType"] = "Converse"
+        return request
+
+    def submit(self, run: RunContext) -> JobState:
+        try:
+            arn = self._bedrock.create_model_invocation_job(**self.create_request(run))["jobArn"]
+        except ClientError as exc:
+            raise _translate(exc) from exc
+        return self.describe(run, arn)
+
+    def describe(self, run: RunContext, job_id: str) -> JobState:
+        arn = self._resolve(job_id)
+        try:
+            described = self._bedrock.get_model_invocation_job(jobIdentifier=arn)
+        except ClientError as exc:
+            raise _translate(exc) from exc
+        raw = described["status"]
+        counts = {
+            name: int(described[field])
+            for name, field in (
+                ("total", "totalRecordCount"),
+                ("processed", "processedRecordCount"),
+                ("succeeded", "successRecordCount"),
+                ("errored", "errorRecordCount"),
+            )
+            if described.get(field) is not None
+        }
+        message = described.get("message") or (
+            "the job expired before it finished" if raw == "Expired" else None
+        )
+        return JobState(described["jobArn"], normalise_status(raw), raw, message, counts)
+
+    def _resolve(self, job_id: str) -> str:
+        if _JOB_ARN.match(job_id):
+            return job_id
+        try:
+            summaries = self._bedrock.list_model_invocation_jobs(nameContains=job_id).get(
+                "invocationJobSummaries", []
+            )
+        except ClientError as exc:
+            raise _translate(exc) from exc
+        for summary in summaries:
+            if summary["jobName"] == job_id:
+                return str(summary["jobArn"])
+        raise OutputInvalid(f"no Bedrock batch inference job is named {job_id}")
+
+    def stop(self, run: RunContext, job_id: str) -> bool:
+        state = self.describe(run, job_id)
+        if not state.status.is_terminal and state.raw_status != "Stopping":
+            try:
+                self._bedrock.stop_model_invocation_job(jobIdentifier=state.job_id)
+            except ClientError as exc:
+                raise _translate(exc) from exc
+        return True
+
+    def result_columns(self, run: RunContext) -> list[str]:
+        return (
+            ["output_text"] if self._settings.resolved_family != "custom" else ["output_text", "model_output"]
+        )
+
+    def read_results(
+        self, run: RunContext, job: JobState, staged: Iterator[StagedRecord]
+    ) -> Iterator[Prediction | FailedRecord]:
+        outputs: dict[str, str] = {}
+        manifest_key = None
+        for key in list_keys(
+            self._s3, run.chunk.output_prefix
+        ):  # <prefix>/<job-id>/<file>.out: list, don't guess
+            name = posixpath.basename(key)
+            if name == MANIFEST:
+                manifest_key = key
+            elif name.endswith(".out"):
+                outputs[name] = key
+        parts: dict[str, dict[str, StagedRecord]] = {}
+        for record in staged:
+            parts.setdefault(record.part, {})[record.record_id] = record
+        succeeded = errored = 0
+        for part, by_id in parts.items():
+            output_key = outputs.pop(part + ".out", None)
+            if output_key is not None:
+                for result in self._read_part(
+                    S3Location(run.chunk.output_prefix.bucket, output_key), by_id, part
+                ):
+                    succeeded += isinstance(result, Prediction)
+                    errored += isinstance(result, FailedRecord)
+                    yield result
+            for record in by_id.values():
+                yield FailedRecord(
+                    record.key, record.line, f"Bedrock returned no output for it ({job.raw_status})"
+                )
+        if outputs:
+            raise OutputInvalid(f"output files match no staged input: {', '.join(sorted(outputs))}")
+        if manifest_key:
+            self._reconcile(S3Location(run.chunk.output_prefix.bucket, manifest_key), succeeded, errored)
+
+    def _read_part(
+        self, location: S3Location, by_id: dict[str, StagedRecord], part: str
+    ) -> Iterator[Prediction | FailedRecord]:
+        raw_column = self._settings.resolved_family == "custom"
+        with io.TextIOWrapper(open_object(self._s3, location), encoding="utf-8") as text:
+            for number, line in enumerate(text, start=1):
+                if not line.strip():
+                    continue
+                data = json.loads(line)
+                record = by_id.pop(str(data.get("recordId")), None)
+                if record is None:
+                    raise OutputInvalid(
+                        f"{part}.out line {number}: recordId {data.get('recordId')!r} was not staged"
+                    )
+                if data.get("error"):
+                    error = data["error"]
+                    message = error.get("errorMessage") if isinstance(error, dict) else str(error)
+                    code = error.get("errorCode") if isinstance(error, dict) else None
+                    yield FailedRecord(record.key, record.line, f"Bedrock error {code}: {message}")
+                    continue
+                model_output = data.get("modelOutput")
+                text_out = output_text(model_output)
+                row = [text_out or ""]
+                if raw_column:
+                    row.append(json.dumps(model_output, ensure_ascii=False))
+                yield Prediction(record.key, record.line, [row])
+
+    def _reconcile(self, location: S3Location, succeeded: int, errored: int) -> None:
+        with open_object(self._s3, location) as body:
+            manifest = json.loads(body.read())
+        expected = manifest.get("successRecordCount")
+        if expected is not None and int(expected) != succeeded:
+            raise OutputInvalid(
+                f"{location.uri} counts {expected} successful records but the output holds {succeeded} "
+                f"(and {errored} errors)"
+            )
+
+
+def _translate(exc: ClientError) -> Exception:
+    code = exc.response["Error"]["Code"]
+    message = exc.response["Error"].get("Message", "")
+    if code in _THROTTLED:
+        return ServiceThrottled(f"Bedrock throttled the request: {message}")
+    if code == "ServiceQuotaExceededException":
+        return QuotaFull(f"Bedrock batch inference quota is full: {message}")
+    return exc
