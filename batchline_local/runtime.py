@@ -126,7 +126,10 @@ class LocalRuntime:
 
         self.personalize = PersonalizeEmulator(self.service_polls_until_done)
         self.bedrock = BedrockEmulator(self.service_polls_until_done, REGION, ACCOUNT)
-        self.emulators: list[ServiceEmulator] = [self.personalize, self.bedrock]
+        from batchline_local.emulators.amazonml import AmazonMLEmulator
+
+        self.amazonml = AmazonMLEmulator(self.service_polls_until_done)
+        self.emulators: list[ServiceEmulator] = [self.personalize, self.bedrock, self.amazonml]
         self._provision()
         return self
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from botocore import xform_name
+
 _PARAMS_KEY = "batchline_emulator_params"
 
 
@@ -44,7 +46,7 @@ class ServiceEmulator:
             context[_PARAMS_KEY] = dict(params)
 
         def answer(model: Any, context: dict[str, Any], **_: Any) -> tuple[_HttpResponse, dict[str, Any]]:
-            operation: Callable[..., dict[str, Any]] | None = getattr(self, _snake(model.name), None)
+            operation: Callable[..., dict[str, Any]] | None = getattr(self, xform_name(model.name), None)
             if operation is None:
                 return _error(400, "NotImplemented", f"the local emulator does not implement {model.name}")
             try:
@@ -61,7 +63,3 @@ class ServiceEmulator:
 
 def _error(status: int, code: str, message: str) -> tuple[_HttpResponse, dict[str, Any]]:
     return _HttpResponse(status), {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {}}
-
-
-def _snake(name: str) -> str:
-    return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in name).lstrip("_")

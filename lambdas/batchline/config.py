@@ -165,8 +165,28 @@ class BedrockSettings(_Model):
         return "custom"
 
 
+class AmazonMLSettings(_Model):
+    """Legacy Amazon Machine Learning batch predictions (existing accounts, us-east-1 and eu-west-1)."""
+
+    provider: Literal["amazonml"]
+    ml_model_id: str = Field(pattern=r"^[a-zA-Z0-9_.-]{1,64}$")
+    model_type: Literal["BINARY", "MULTICLASS", "REGRESSION"]
+    # The model's training DataSchema (JSON object). Omitted: read from GetMLModel at run time.
+    data_schema: dict[str, Any] | None = None
+    # MULTICLASS: the class names, in the order their score columns should appear.
+    class_names: list[str] | None = None
+    records_per_file: int = Field(default=1_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _classes(self) -> AmazonMLSettings:
+        if self.model_type == "MULTICLASS" and not self.class_names:
+            raise ValueError("MULTICLASS models need classNames (the score columns of the output)")
+        return self
+
+
 ServiceSettings = Annotated[
-    SageMakerSettings | PersonalizeSettings | BedrockSettings, Field(discriminator="provider")
+    SageMakerSettings | PersonalizeSettings | BedrockSettings | AmazonMLSettings,
+    Field(discriminator="provider"),
 ]
 
 

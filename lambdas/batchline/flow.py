@@ -446,7 +446,7 @@ def _describe_error(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _job_summary(job: dict[str, Any]) -> dict[str, Any]:
-    return {k: job.get(k) for k in ("jobId", "status", "rawStatus", "message", "pollCount")}
+    return {k: job.get(k) for k in ("jobId", "status", "rawStatus", "message", "pollCount", "counts")}
 
 
 def _timings(started_at: str | None) -> dict[str, Any]:

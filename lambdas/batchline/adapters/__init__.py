@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from batchline.adapters.base import BatchAdapter
 from batchline.clients import AwsClients
-from batchline.config import BedrockSettings, PersonalizeSettings, PipelineConfig, SageMakerSettings
+from batchline.config import (
+    AmazonMLSettings,
+    BedrockSettings,
+    PersonalizeSettings,
+    PipelineConfig,
+    SageMakerSettings,
+)
 
 
 def adapter_for(pipeline: PipelineConfig, clients: AwsClients) -> BatchAdapter:
@@ -21,4 +27,8 @@ def adapter_for(pipeline: PipelineConfig, clients: AwsClients) -> BatchAdapter:
         from batchline.adapters.bedrock import BedrockAdapter
 
         return BedrockAdapter(settings, clients.bedrock, clients.s3)
+    if isinstance(settings, AmazonMLSettings):
+        from batchline.adapters.amazonml import AmazonMLAdapter
+
+        return AmazonMLAdapter(settings, pipeline.key_column, clients.machinelearning, clients.s3)
     raise NotImplementedError(f"no adapter for provider {settings.provider!r}")

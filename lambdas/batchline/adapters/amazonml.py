@@ -1,0 +1,285 @@
+"""Legacy Amazon Machine Learning batch predictions: a DataSource first, then the BatchPrediction.
+
+The caller-chosen IDs are the idempotency keys (a retry with the same ID and parameters is accepted;
+different parameters raise IdempotentParameterMismatchException). Results are gzip CSV in input order,
+one line per record, with the rowId first; a blank line is a record that could not be scored.
+The service is closed to new customers: their 403 becomes a failure that says exactly that.
+https://docs.aws.amazon.com/machine-learning/latest/dg/reading-the-batchprediction-output-files.html
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import posixpath
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from batchline.adapters.base import (
+    EncodedRecord,
+    FailedRecord,
+    JobLimits,
+    JobState,
+    JobStatus,
+    Prediction,
+    RunContext,
+    StagedRecord,
+)
+from batchline.config import AmazonMLSettings
+from batchline.errors import (
+    InputRejected,
+    JobConflict,
+    OutputInvalid,
+    QuotaFull,
+    ServiceThrottled,
+    ServiceUnavailable,
+)
+from batchline.layout import S3Location
+from batchline.naming import job_name_for
+from batchline.s3io import list_keys, open_object
+
+_STATUS = {
+    "PENDING": JobStatus.PENDING,
+    "INPROGRESS": JobStatus.RUNNING,
+    "COMPLETED": JobStatus.SUCCEEDED,
+    "FAILED": JobStatus.FAILED,
+    "DELETED": JobStatus.STOPPED,
+}
+# 100 million records or 1 TB per batch prediction (Amazon ML limits).
+LIMITS = JobLimits(max_records_per_job=100_000_000, max_bytes_per_job=1024**4)
+
+
+def normalise_status(raw: str) -> JobStatus:
+    return _STATUS.get(raw.upper().replace("_", "").replace(" ", ""), JobStatus.RUNNING)
+
+
+def batch_schema(training_schema: dict[str, Any], key_column: str) -> dict[str, Any]:
+    """The training schema, with the key as rowId so every result line carries its record's key."""
+    attributes = list(training_schema.get("attributes", []))
+    if key_column not in [attribute["attributeName"] for attribute in attributes]:
+        attributes.append({"attributeName": key_column, "attributeType": "CATEGORICAL"})
+    schema = {key: value for key, value in training_schema.items() if key not in ("rowId", "attributes")}
+    return {
+        **schema,
+        "version": schema.get("version", "1.0"),
+        "dataFormat": "CSV",
+        "rowId": key_column,
+        "dataFileContainsHeader": False,
+        "attributes": attributes,
+    }
+
+
+class AmazonMLCsvEncoder:
+    """Writes each record's columns in the schema's attribute order (the target may be absent: left empty)."""
+
+    suffix = ".csv"
+    content_type = "text/csv"
+    limits = LIMITS
+    max_bytes_per_file = 100 * 1024**3
+
+    def __init__(self, settings: AmazonMLSettings, schema: dict[str, Any]) -> None:
+        self.max_records_per_file = settings.records_per_file
+        self._schema = schema
+        self._indexes: list[int | None] = []
+        self._key_index = 0
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
+
+    def start(self, header: list[str], key_index: int) -> dict[str, Any]:
+        names = [attribute["attributeName"] for attribute in self._schema["attributes"]]
+        target = self._schema.get("targetAttributeName")
+        missing = [name for name in names if name not in header and name != target]
+        if missing:
+            raise InputRejected(
+                f"the model's schema needs columns that are not in the header: {', '.join(missing)}"
+            )
+        self._indexes = [header.index(name) if name in header else None for name in names]
+        self._key_index = key_index
+        return {"keyHeader": header[key_index], "dataSchema": self._schema}
+
+    def encode(self, row: list[str], sequence: int) -> EncodedRecord:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._writer.writerow(["" if index is None else row[index] for index in self._indexes])
+        return EncodedRecord(self._buffer.getvalue(), row[self._key_index])
+
+
+class AmazonMLAdapter:
+    provider = "amazonml"
+
+    def __init__(self, settings: AmazonMLSettings, key_column: str, machinelearning: Any, s3: Any) -> None:
+        self._settings = settings
+        self._key_column = key_column
+        self._ml = machinelearning
+        self._s3 = s3
+
+    def input_encoder(self) -> AmazonMLCsvEncoder:
+        training = self._settings.data_schema
+        if training is None:
+            model = self._call(self._ml.get_ml_model, MLModelId=self._settings.ml_model_id, Verbose=True)
+            training = json.loads(model.get("Schema") or "{}")
+            if not training.get("attributes"):
+                raise InputRejected(
+                    f"model {self._settings.ml_model_id} reports no schema; set dataSchema in the config"
+                )
+        return AmazonMLCsvEncoder(self._settings, batch_schema(training, self._key_column))
+
+    def job_id(self, run: RunContext) -> str:
+        return "bp-" + job_name_for(run.run_id, suffix=f"-{run.chunk.index}")[3:]
+
+    def _data_source_id(self, job_id: str) -> str:
+        return "ds-" + job_id[3:]
+
+    def submit(self, run: RunContext) -> JobState:
+        job_id = self.job_id(run)
+        self._call(
+            self._ml.create_data_source_from_s3,
+            DataSourceId=self._data_source_id(job_id),
+            DataSourceName=f"batchline {run.pipeline.name} {run.run_id}"[:1024],
+            DataSpec={
+                "DataLocationS3": run.chunk.input_prefix.uri,
+                "DataSchema": json.dumps(run.staging["dataSchema"]),
+            },
+            ComputeStatistics=False,
+        )
+        return self.describe(run, job_id)
+
+    def describe(self, run: RunContext, job_id: str) -> JobState:
+        """The batch prediction's state; before it exists, the DataSource's (then creating it)."""
+        try:
+            return self._prediction_state(job_id)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise _translate(exc) from exc
+        source = self._call(self._ml.get_data_source, DataSourceId=self._data_source_id(job_id))
+        status = normalise_status(source["Status"])
+        if status is JobStatus.SUCCEEDED:
+            self._call(
+                self._ml.create_batch_prediction,
+                BatchPredictionId=job_id,
+                BatchPredictionName=f"batchline {run.pipeline.name}"[:1024],
+                MLModelId=self._settings.ml_model_id,
+                BatchPredictionDataSourceId=self._data_source_id(job_id),
+                OutputUri=run.chunk.output_prefix.uri,
+            )
+            return self._prediction_state(job_id)
+        message = source.get("Message")
+        if status.is_terminal:
+            source_id = self._data_source_id(job_id)
+            message = f"data source {source_id} is {source['Status']}: {message or 'no reason given'}"
+        return JobState(
+            job_id,
+            JobStatus.PENDING if not status.is_terminal else status,
+            f"DataSource {source['Status']}",
+            message,
+        )
+
+    def _prediction_state(self, job_id: str) -> JobState:
+        described = self._ml.get_batch_prediction(BatchPredictionId=job_id)
+        counts = {
+            name: int(described[field])
+            for name, field in (("total", "TotalRecordCount"), ("invalid", "InvalidRecordCount"))
+            if described.get(field) is not None
+        }
+        raw = described["Status"]
+        return JobState(job_id, normalise_status(raw), raw, described.get("Message") or None, counts)
+
+    def stop(self, run: RunContext, job_id: str) -> bool:
+        return False  # Amazon ML offers no way to stop a batch prediction (only to delete it)
+
+    def result_columns(self, run: RunContext) -> list[str]:
+        if self._settings.model_type == "BINARY":
+            return ["bestAnswer", "score"]
+        if self._settings.model_type == "MULTICLASS":
+            return list(self._settings.class_names or [])
+        return ["score"]
+
+    def read_results(
+        self, run: RunContext, job: JobState, staged: Iterator[StagedRecord]
+    ) -> Iterator[Prediction | FailedRecord]:
+        """Results follow input order within each file; the rowId column confirms every match."""
+        manifest_keys = [
+            key for key in list_keys(self._s3, run.chunk.output_prefix) if key.endswith(".manifest")
+        ]
+        if len(manifest_keys) != 1:
+            raise OutputInvalid(
+                f"expected one .manifest under {run.chunk.output_prefix.uri}, found {len(manifest_keys)}"
+            )
+        with open_object(self._s3, S3Location(run.chunk.output_prefix.bucket, manifest_keys[0])) as body:
+            # {"s3://.../input/part-00000.csv": "s3://.../batch-prediction/result/bp-...-part-00000.csv.gz"}
+            result_by_part = {
+                posixpath.basename(source): result for source, result in json.loads(body.read()).items()
+            }
+        current_part: str | None = None
+        rows: Iterator[dict[str, str]] = iter(())
+        columns = self.result_columns(run)
+        for record in staged:
+            if record.part != current_part:
+                self._finish(rows, current_part)
+                current_part = record.part
+                result_uri = result_by_part.get(record.part)
+                rows = iter(()) if result_uri is None else self._result_rows(S3Location.parse(result_uri))
+            row = next(rows, None)
+            if row is None:
+                yield FailedRecord(
+                    record.key, record.line, f"Amazon ML returned no result line ({record.part})"
+                )
+            elif not any(value.strip() for value in row.values()):
+                yield FailedRecord(
+                    record.key, record.line, "Amazon ML could not score this record (blank result line)"
+                )
+            elif row.get(self._key_column, record.key) != record.key:
+                raise OutputInvalid(
+                    f"result for {record.part} has rowId {row.get(self._key_column)!r} where "
+                    f"the input had {record.key!r}"
+                )
+            else:
+                yield Prediction(record.key, record.line, [[row.get(column, "") for column in columns]])
+        self._finish(rows, current_part)
+
+    def _result_rows(self, location: S3Location) -> Iterator[dict[str, str]]:
+        with io.TextIOWrapper(
+            gzip.GzipFile(fileobj=open_object(self._s3, location)), encoding="utf-8", newline=""
+        ) as text:
+            lines = iter(text)
+            header = next(csv.reader([next(lines, "")]))
+            for line in lines:
+                values = next(csv.reader([line]), [])
+                yield dict(zip(header, values + [""] * (len(header) - len(values)), strict=False))
+
+    @staticmethod
+    def _finish(rows: Iterator[dict[str, str]], part: str | None) -> None:
+        if part is not None and next(rows, None) is not None:
+            raise OutputInvalid(f"the result for {part} has more lines than the staged input")
+
+    def _call(self, operation: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return dict(operation(**kwargs))
+        except ClientError as exc:
+            raise _translate(exc) from exc
+
+
+def _translate(exc: ClientError) -> Exception:
+    code = exc.response["Error"]["Code"]
+    message = exc.response["Error"].get("Message", "")
+    if code in ("ThrottlingException", "TooManyRequestsException"):
+        return ServiceThrottled(f"Amazon ML throttled the request: {message}")
+    if code == "LimitExceededException":
+        return QuotaFull(f"Amazon ML limit reached: {message}")
+    if code == "IdempotentParameterMismatchException":
+        return JobConflict(f"Amazon ML already has this ID with different parameters: {message}")
+    if (
+        code == "AccessDeniedException"
+        or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403
+    ):
+        if "no longer available" in message.lower():
+            return ServiceUnavailable(
+                "Amazon Machine Learning is no longer available to new customers; this account cannot use it "
+                f"(AWS said: {message}). Use a SageMaker pipeline instead."
+            )
+        return ServiceUnavailable(f"access to Amazon ML was denied: {message}")
+    return exc

@@ -1,0 +1,127 @@
+"""Legacy Amazon ML end to end on the local runtime (botocore-level emulator)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchline_local.runtime import LocalRuntime, load_pipeline_context
+from tests.e2e.conftest import SAMPLES, read_s3_csv, read_s3_json, write_csv
+
+pytestmark = pytest.mark.timeout(120)
+HEADER = ["id", "age", "plan", "monthly_spend"]
+PIPELINES = {
+    **load_pipeline_context(),
+    "ml-multi": {
+        "keyColumn": "id",
+        "service": {
+            "provider": "amazonml",
+            "mlModelId": "ml-multiclass-1",
+            "modelType": "MULTICLASS",
+            "classNames": ["low", "medium", "high"],
+        },
+    },
+    "ml-reg": {
+        "keyColumn": "id",
+        "service": {"provider": "amazonml", "mlModelId": "ml-regression-1", "modelType": "REGRESSION"},
+    },
+    "ml-failing": {
+        "keyColumn": "id",
+        "service": {"provider": "amazonml", "mlModelId": "ml-failing-1", "modelType": "BINARY"},
+    },
+    "ml-closed": {
+        "keyColumn": "id",
+        "service": {"provider": "amazonml", "mlModelId": "ml-closed-1", "modelType": "BINARY"},
+    },
+}
+ROWS = [["a1", 30, "basic", 20.5], ["a2", 61, "pro", 99.0]]
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[LocalRuntime]:
+    with LocalRuntime(PIPELINES) as local:
+        yield local
+
+
+def test_binary_model_gives_best_answer_and_score_per_key(runtime: LocalRuntime, validate_event: Any) -> None:
+    result = runtime.run_file(SAMPLES / "demo-amazonml.csv", "demo-amazonml")
+
+    assert result.status == "SUCCEEDED"
+    assert result.event is not None
+    validate_event(result.event)
+    detail = result.event["detail"]
+    rows = read_s3_csv(runtime, detail["outputs"]["predictions"])
+    assert list(rows[0]) == ["id", "bestAnswer", "score"]
+    assert [row["id"] for row in rows] == [f"acct-{n:04d}" for n in range(1, 81)]
+    assert {row["bestAnswer"] for row in rows} <= {"0", "1"}
+    manifest = read_s3_json(runtime, detail["outputs"]["manifest"])
+    assert manifest["jobs"][0]["counts"] == {"total": 80, "invalid": 0}
+
+
+def test_multiclass_and_regression_columns(runtime: LocalRuntime, tmp_path: Path) -> None:
+    multi = runtime.run_file(write_csv(tmp_path / "m.csv", HEADER, ROWS), "ml-multi")
+    regression = runtime.run_file(write_csv(tmp_path / "r.csv", HEADER, ROWS), "ml-reg")
+
+    assert multi.event and regression.event
+    multi_rows = read_s3_csv(runtime, multi.event["detail"]["outputs"]["predictions"])
+    assert list(multi_rows[0]) == ["id", "low", "medium", "high"]
+    assert abs(sum(float(multi_rows[0][c]) for c in ("low", "medium", "high")) - 1) < 1e-4
+    assert list(read_s3_csv(runtime, regression.event["detail"]["outputs"]["predictions"])[0]) == [
+        "id",
+        "score",
+    ]
+
+
+def test_blank_result_lines_are_failed_records(
+    runtime: LocalRuntime, validate_event: Any, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "blank.csv", HEADER, [*ROWS, ["a3", "unknown", "plus", 10]])
+    result = runtime.run_file(path, "demo-amazonml")
+
+    assert result.event is not None
+    validate_event(result.event)
+    detail = result.event["detail"]
+    assert detail["status"] == "PARTIALLY_SUCCEEDED"
+    assert detail["jobs"][0]["counts"] == {"total": 3, "invalid": 1}
+    (error,) = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert (error["key"], error["line"]) == ("a3", "4")
+    assert "blank result line" in error["reason"]
+
+
+def test_failed_prediction_reports_the_service_message(runtime: LocalRuntime, tmp_path: Path) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "f.csv", HEADER, ROWS), "ml-failing")
+
+    assert result.status == "FAILED"
+    assert result.event is not None
+    assert "the ML model is not usable" in result.event["detail"]["error"]["cause"]
+
+
+def test_closed_service_says_so_in_the_failure_event(
+    runtime: LocalRuntime, validate_event: Any, tmp_path: Path
+) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "c.csv", HEADER, ROWS), "ml-closed")
+
+    assert result.status == "FAILED"
+    assert result.event is not None
+    validate_event(result.event)
+    error = result.event["detail"]["error"]
+    assert error["error"] == "ServiceUnavailable"
+    assert "no longer available to new customers" in error["cause"]
+
+
+def test_duplicate_submit_reuses_the_data_source_and_prediction_ids(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "d.csv", HEADER, ROWS), "demo-amazonml")
+    (submit_input,) = runtime.state_inputs(result, "SubmitJob")
+    creates = runtime.amazonml.create_calls
+
+    again = runtime.invoke("SubmitJob", submit_input)
+
+    assert result.event is not None
+    assert again["jobId"] == result.event["detail"]["jobs"][0]["jobId"]
+    assert again["status"] == "SUCCEEDED"
+    assert runtime.amazonml.create_calls == creates
