@@ -28,14 +28,13 @@ from batchline.adapters.base import (
     Prediction,
     RunContext,
     StagedRecord,
+    translate_client_error,
 )
 from batchline.config import AmazonMLSettings
 from batchline.errors import (
     InputRejected,
     JobConflict,
     OutputInvalid,
-    QuotaFull,
-    ServiceThrottled,
     ServiceUnavailable,
 )
 from batchline.layout import S3Location
@@ -266,10 +265,6 @@ class AmazonMLAdapter:
 def _translate(exc: ClientError) -> Exception:
     code = exc.response["Error"]["Code"]
     message = exc.response["Error"].get("Message", "")
-    if code in ("ThrottlingException", "TooManyRequestsException"):
-        return ServiceThrottled(f"Amazon ML throttled the request: {message}")
-    if code == "LimitExceededException":
-        return QuotaFull(f"Amazon ML limit reached: {message}")
     if code == "IdempotentParameterMismatchException":
         return JobConflict(f"Amazon ML already has this ID with different parameters: {message}")
     if (
@@ -282,4 +277,4 @@ def _translate(exc: ClientError) -> Exception:
                 f"(AWS said: {message}). Use a SageMaker pipeline instead."
             )
         return ServiceUnavailable(f"access to Amazon ML was denied: {message}")
-    return exc
+    return translate_client_error(exc, "Amazon ML", frozenset({"LimitExceededException"}))

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from botocore.exceptions import ClientError
+
 from batchline.config import PipelineConfig
+from batchline.errors import QuotaFull, ServiceThrottled
 from batchline.layout import RunLayout, S3Location
 
 
@@ -177,3 +180,19 @@ class BatchAdapter(Protocol):
         ``staged`` yields the chunk's records part by part in staging order (see StagedRecord).
         """
         ...
+
+
+THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown"}
+)
+
+
+def translate_client_error(exc: ClientError, service: str, quota_codes: frozenset[str]) -> Exception:
+    """Throttling and full quotas become the named errors the state machine retries; others pass through."""
+    code = exc.response["Error"]["Code"]
+    message = exc.response["Error"].get("Message", "")
+    if code in THROTTLING_CODES:
+        return ServiceThrottled(f"{service} throttled the request ({code}): {message}")
+    if code in quota_codes:
+        return QuotaFull(f"{service} quota is full ({code}): {message}")
+    return exc

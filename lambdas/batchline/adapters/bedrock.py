@@ -30,9 +30,10 @@ from batchline.adapters.base import (
     RecordRejected,
     RunContext,
     StagedRecord,
+    translate_client_error,
 )
 from batchline.config import BedrockSettings
-from batchline.errors import InputRejected, OutputInvalid, QuotaFull, ServiceThrottled
+from batchline.errors import InputRejected, OutputInvalid
 from batchline.layout import S3Location
 from batchline.naming import job_name_for
 from batchline.s3io import list_keys, open_object
@@ -49,7 +50,6 @@ _STATUS = {
     "stopped": JobStatus.STOPPED,
     "expired": JobStatus.FAILED,
 }
-_THROTTLED = {"ThrottlingException", "TooManyRequestsException"}
 _RECORD_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _JOB_ARN = re.compile(r"^arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:\d{12}:model-invocation-job/[a-z0-9]{12}$")
@@ -337,10 +337,4 @@ class BedrockAdapter:
 
 
 def _translate(exc: ClientError) -> Exception:
-    code = exc.response["Error"]["Code"]
-    message = exc.response["Error"].get("Message", "")
-    if code in _THROTTLED:
-        return ServiceThrottled(f"Bedrock throttled the request: {message}")
-    if code == "ServiceQuotaExceededException":
-        return QuotaFull(f"Bedrock batch inference quota is full: {message}")
-    return exc
+    return translate_client_error(exc, "Bedrock", frozenset({"ServiceQuotaExceededException"}))

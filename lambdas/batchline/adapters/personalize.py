@@ -27,14 +27,14 @@ from batchline.adapters.base import (
     RecordRejected,
     RunContext,
     StagedRecord,
+    translate_client_error,
 )
 from batchline.config import PersonalizeSettings
-from batchline.errors import JobConflict, OutputInvalid, QuotaFull, ServiceThrottled
+from batchline.errors import JobConflict, OutputInvalid
 from batchline.layout import S3Location
 from batchline.naming import job_name_for
 from batchline.s3io import list_keys, open_object
 
-_THROTTLED = {"ThrottlingException", "TooManyRequestsException"}
 # Per job: at most 1 GB of input and 50 million records per file (Personalize developer guide, quotas).
 LIMITS = JobLimits(max_records_per_job=50_000_000, max_bytes_per_job=1024**3)
 
@@ -268,10 +268,4 @@ def _state(job_id: str, described: dict[str, Any]) -> JobState:
 
 
 def _translate(exc: ClientError) -> Exception:
-    code = exc.response["Error"]["Code"]
-    message = exc.response["Error"].get("Message", "")
-    if code in _THROTTLED:
-        return ServiceThrottled(f"Personalize throttled the request: {message}")
-    if code == "LimitExceededException":
-        return QuotaFull(f"Personalize job quota is full: {message}")
-    return exc
+    return translate_client_error(exc, "Personalize", frozenset({"LimitExceededException"}))

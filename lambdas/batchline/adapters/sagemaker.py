@@ -27,9 +27,10 @@ from batchline.adapters.base import (
     RecordRejected,
     RunContext,
     StagedRecord,
+    translate_client_error,
 )
 from batchline.config import SageMakerSettings
-from batchline.errors import JobConflict, OutputInvalid, QuotaFull, ServiceThrottled
+from batchline.errors import JobConflict, OutputInvalid
 from batchline.layout import S3Location
 from batchline.naming import job_name_for
 from batchline.s3io import list_keys, open_object
@@ -41,7 +42,6 @@ _STATUS = {
     "failed": JobStatus.FAILED,
     "stopped": JobStatus.STOPPED,
 }
-_THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 RUN_ID_TAG = "batchline:run-id"
 
 
@@ -257,10 +257,4 @@ def _state(described: dict[str, Any]) -> JobState:
 
 
 def _translate(exc: ClientError, job_name: str) -> Exception:
-    code = exc.response["Error"]["Code"]
-    message = exc.response["Error"].get("Message", "")
-    if code in _THROTTLED:
-        return ServiceThrottled(f"SageMaker throttled {job_name}: {message}")
-    if code == "ResourceLimitExceeded":
-        return QuotaFull(f"SageMaker quota full for {job_name}: {message}")
-    return exc
+    return translate_client_error(exc, f"SageMaker ({job_name})", frozenset({"ResourceLimitExceeded"}))
