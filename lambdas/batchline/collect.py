@@ -64,9 +64,7 @@ def collect_jobs(
                     records = _failed(staged, job_end_reason(job.job_id, job.raw_status, job.message))
                 for record in records:
                     if isinstance(record, FailedRecord):
-                        failures.writerow(
-                            [source_name, record.line or "", record.key, "service", record.reason, ""]
-                        )
+                        failures.writerow([source_name, record.line or "", record.key, "service", record.reason, ""])
                         failed += 1
                     else:
                         for row in record.rows:

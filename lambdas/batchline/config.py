@@ -79,7 +79,8 @@ class PersonalizeSettings(_Model):
     ]
     solution_version_arn: str = Field(pattern=r"^arn:aws[a-z-]*:personalize:[a-z0-9-]+:\d{12}:solution/.+$")
     # The role Personalize assumes to read the staged input and write output (iam:PassRole is scoped to it).
-    role_arn: str = Field(pattern=ROLE_ARN_PATTERN)
+    # Omitted: the stack creates one for the pipeline and fills this in for the functions.
+    role_arn: str | None = Field(default=None, pattern=ROLE_ARN_PATTERN)
     num_results: int | None = Field(default=None, ge=1, le=500)
     filter_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:personalize:.+:filter/.+$")
     # Filter placeholder -> input column holding its value for each record (sent as filterValues).
@@ -117,7 +118,8 @@ class BedrockSettings(_Model):
     provider: Literal["bedrock"]
     model_id: str = Field(min_length=1, max_length=2048)
     # Service role Bedrock assumes to read input and write output (trusts bedrock.amazonaws.com).
-    role_arn: str = Field(pattern=ROLE_ARN_PATTERN)
+    # Omitted: the stack creates one for the pipeline and fills this in for the functions.
+    role_arn: str | None = Field(default=None, pattern=ROLE_ARN_PATTERN)
     invocation_type: Literal["InvokeModel", "Converse"] = "InvokeModel"
     # Exactly one of: a column holding the whole prompt, or a template filled from columns by {name}.
     prompt_column: str | None = None
@@ -237,13 +239,15 @@ class Pipelines(_Model):
             known = ", ".join(sorted(self.pipelines)) or "none"
             raise UnknownPipeline(f"no pipeline named {name!r} is configured (configured: {known})") from None
 
+    def to_env(self) -> dict[str, Any]:
+        """The pipelines as cdk.json spells them (camelCase); unset optional fields are left out."""
+        return {
+            name: p.model_dump(by_alias=True, exclude={"name"}, exclude_none=True) for name, p in self.pipelines.items()
+        }
+
     def to_env_json(self) -> str:
-        """Compact JSON for the Lambda environment (camelCase, as in cdk.json)."""
-        return json.dumps(
-            {name: p.model_dump(by_alias=True, exclude={"name"}) for name, p in self.pipelines.items()},
-            separators=(",", ":"),
-            sort_keys=True,
-        )
+        """Compact JSON for the Lambda environment."""
+        return json.dumps(self.to_env(), separators=(",", ":"), sort_keys=True)
 
 
 def parse_pipelines(raw: Mapping[str, Any]) -> Pipelines:
@@ -292,3 +296,10 @@ def require_env(name: str) -> str:
     if not value:
         raise ConfigError(f"environment variable {name} is not set")
     return value
+
+
+def require_role(role_arn: str | None, service: str) -> str:
+    """The stack fills in the roles it creates; a run without one is a deployment bug, said plainly."""
+    if not role_arn:
+        raise ConfigError(f"no {service} role ARN in the pipeline config: set roleArn or deploy with the stack")
+    return role_arn

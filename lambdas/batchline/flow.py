@@ -98,8 +98,7 @@ def prepare_run(
     size = int(input_object.get("size") or 0)
     if size > pipeline.max_input_bytes:
         raise InputRejected(
-            f"{source}: the file is {size} bytes, over this pipeline's maxInputBytes "
-            f"({pipeline.max_input_bytes})"
+            f"{source}: the file is {size} bytes, over this pipeline's maxInputBytes ({pipeline.max_input_bytes})"
         )
     adapter = adapter_for(pipeline, clients)
     encoder = adapter.input_encoder()
@@ -109,9 +108,7 @@ def prepare_run(
         staged: list[Any] = []
 
         def upload_part(part: Any) -> None:
-            upload_file(
-                clients.s3, part.path, layout.input_part(len(staged), encoder.suffix), encoder.content_type
-            )
+            upload_file(clients.s3, part.path, layout.input_part(len(staged), encoder.suffix), encoder.content_type)
             upload_file(clients.s3, part.index_path, layout.index_for(part.name), "text/csv")
             os.remove(part.path)
             os.remove(part.index_path)
@@ -134,8 +131,7 @@ def prepare_run(
             upload_file(clients.s3, rejected_path, layout.rejected, "text/csv")
     if result.sent == 0:
         raise InputRejected(
-            f"{source}: none of the {result.input_records} records can be sent; "
-            "all were rejected (see errors.csv)"
+            f"{source}: none of the {result.input_records} records can be sent; all were rejected (see errors.csv)"
         )
     chunks = _stage_jobs(clients, layout, staged, group_parts(staged, encoder.limits, source), encoder.suffix)
     return {
@@ -192,9 +188,7 @@ def _job_payload(
         "counts": state.counts,
         "pollCount": poll_count,
         "checkedAt": iso(now),
-        "waitSeconds": next_wait_seconds(
-            elapsed, minimum=pipeline.min_poll_seconds, maximum=pipeline.max_poll_seconds
-        ),
+        "waitSeconds": next_wait_seconds(elapsed, minimum=pipeline.min_poll_seconds, maximum=pipeline.max_poll_seconds),
     }
 
 
@@ -241,8 +235,7 @@ def collect_results(
     ended = [job for job in jobs if job["status"] in ("FAILED", "STOPPED")]
     if len(ended) == len(jobs):
         reasons = "; ".join(
-            f"{pipeline.provider} {job_end_reason(job['jobId'], job['rawStatus'], job.get('message'))}"
-            for job in ended
+            f"{pipeline.provider} {job_end_reason(job['jobId'], job['rawStatus'], job.get('message'))}" for job in ended
         )
         raise JobFailed(reasons)
     runs = [
@@ -331,9 +324,7 @@ def finalize_run(
         timings=_timings(prepared["startedAt"]),
         error=error,
     )
-    _write_manifest(
-        clients, layout, detail, parts=[collected["predictions"]] if collected["predictions"] else []
-    )
+    _write_manifest(clients, layout, detail, parts=[collected["predictions"]] if collected["predictions"] else [])
     return outcome(detail)
 
 

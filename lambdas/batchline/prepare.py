@@ -240,8 +240,7 @@ def prepare_records(
     header = [name.strip() for name in header]
     if key_column not in header:
         raise InputRejected(
-            f"{source_name}: key column {key_column!r} is not in the header "
-            f"(columns: {', '.join(header) or 'none'})"
+            f"{source_name}: key column {key_column!r} is not in the header (columns: {', '.join(header) or 'none'})"
         )
     if len(set(header)) != len(header):
         duplicated = sorted({name for name in header if header.count(name) > 1})

@@ -100,8 +100,7 @@ def _publish_unrouted(
         timings={"startedAt": None, "finishedAt": iso(utc_now()), "durationSeconds": None},
         error={
             "error": "UnknownPipeline",
-            "cause": f"s3://{input_object['bucket']}/{input_object['key']}: {why}; "
-            "the file was left in place",
+            "cause": f"s3://{input_object['bucket']}/{input_object['key']}: {why}; the file was left in place",
         },
     )
     event = outcome(detail)
@@ -116,6 +115,4 @@ def _publish_unrouted(
         ]
     )
     if response.get("FailedEntryCount"):
-        raise RuntimeError(
-            f"could not publish the failure event for {input_object['key']}: {response['Entries']}"
-        )
+        raise RuntimeError(f"could not publish the failure event for {input_object['key']}: {response['Entries']}")

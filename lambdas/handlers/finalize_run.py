@@ -25,7 +25,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         deployment=Deployment.from_env(),
         clients=clients,
     )
-    logger.info(
-        "run finalized", extra={"status": result["detail"]["status"], "counts": result["detail"]["counts"]}
-    )
+    logger.info("run finalized", extra={"status": result["detail"]["status"], "counts": result["detail"]["counts"]})
     return result

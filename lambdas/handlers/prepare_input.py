@@ -17,8 +17,6 @@ clients = AwsClients()
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(pipeline=event["pipeline"])
-    prepared = prepare_run(
-        event, pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients
-    )
+    prepared = prepare_run(event, pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients)
     logger.info("input staged", extra={"counts": prepared["counts"], "parts": prepared["staging"]["parts"]})
     return prepared

@@ -17,8 +17,6 @@ clients = AwsClients()
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(pipeline=event["pipeline"])
-    result = report_failure(
-        event, pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients
-    )
+    result = report_failure(event, pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients)
     logger.error("run failed", extra={"error": result["detail"]["error"]})
     return result

@@ -33,9 +33,7 @@ RUN = RunContext(
     pipeline=PIPELINE,
     layout=RunLayout("p", "p-00112233445566778899aabbccddeeff", "work", "results"),
     staging={"keyHeader": "id"},
-    chunk=Chunk(
-        1, S3Location("work", "p/r/jobs/job-00001/"), S3Location("work", "p/r/output/job-00001/"), 100
-    ),
+    chunk=Chunk(1, S3Location("work", "p/r/jobs/job-00001/"), S3Location("work", "p/r/output/job-00001/"), 100),
 )
 
 
@@ -78,9 +76,7 @@ def test_create_request_carries_a_deterministic_client_token(stubbed: Any) -> No
 )
 def test_quota_and_throttling_become_retryable_errors(stubbed: Any, code: str, error: type) -> None:
     adapter, stubber = stubbed
-    stubber.add_client_error(
-        "create_model_invocation_job", code, "busy", expected_params=adapter.create_request(RUN)
-    )
+    stubber.add_client_error("create_model_invocation_job", code, "busy", expected_params=adapter.create_request(RUN))
     with pytest.raises(error):
         adapter.submit(RUN)
 

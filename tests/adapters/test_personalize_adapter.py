@@ -48,9 +48,7 @@ def stubbed() -> Iterator[tuple[PersonalizeAdapter, Stubber]]:
         stubber.assert_no_pending_responses()
 
 
-def described(
-    adapter: PersonalizeAdapter, status: str, solution: str = SOLUTION, **extra: Any
-) -> dict[str, Any]:
+def described(adapter: PersonalizeAdapter, status: str, solution: str = SOLUTION, **extra: Any) -> dict[str, Any]:
     return {
         "batchInferenceJob": {
             "batchInferenceJobArn": adapter.job_id(RUN),
@@ -75,10 +73,7 @@ def test_create_request_is_valid_and_names_the_job_after_the_run(stubbed: Any) -
     assert state.status is JobStatus.PENDING
     assert request["jobInput"]["s3DataSource"]["path"].endswith("/input/")
     assert request["numResults"] == 25 and request["filterArn"].endswith("filter/genre")
-    assert (
-        adapter.job_id(RUN)
-        == f"arn:aws:personalize:eu-west-1:123456789012:batch-inference-job/{request['jobName']}"
-    )
+    assert adapter.job_id(RUN) == f"arn:aws:personalize:eu-west-1:123456789012:batch-inference-job/{request['jobName']}"
 
 
 def test_already_existing_job_is_described_not_recreated(stubbed: Any) -> None:
@@ -119,9 +114,7 @@ def test_existing_job_for_another_solution_is_a_conflict(stubbed: Any) -> None:
 )
 def test_quota_and_throttling_are_retryable_named_errors(stubbed: Any, code: str, error: type) -> None:
     adapter, stubber = stubbed
-    stubber.add_client_error(
-        "create_batch_inference_job", code, "busy", expected_params=adapter.create_request(RUN)
-    )
+    stubber.add_client_error("create_batch_inference_job", code, "busy", expected_params=adapter.create_request(RUN))
     with pytest.raises(error):
         adapter.submit(RUN)
 

@@ -95,10 +95,7 @@ def test_create_request_joins_the_key_back_through_data_processing(stubbed: Any)
     }
     assert request["TransformInput"]["SplitType"] == "Line"
     assert request["TransformOutput"]["AssembleWith"] == "Line"
-    assert (
-        request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-        == f"s3://work-bucket/churn/{RUN_ID}/input/"
-    )
+    assert request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://work-bucket/churn/{RUN_ID}/input/"
     assert request["MaxConcurrentTransforms"] == 4
     assert request["TransformJobName"].startswith("bl-")
 
@@ -134,9 +131,7 @@ def test_existing_job_for_another_model_is_a_conflict(stubbed: Any) -> None:
 @pytest.mark.parametrize(
     ("code", "error"), [("ThrottlingException", ServiceThrottled), ("ResourceLimitExceeded", QuotaFull)]
 )
-def test_throttling_and_quota_errors_become_named_retryable_errors(
-    stubbed: Any, code: str, error: type
-) -> None:
+def test_throttling_and_quota_errors_become_named_retryable_errors(stubbed: Any, code: str, error: type) -> None:
     adapter, stubber = stubbed
     stubber.add_client_error(
         "create_transform_job", code, "slow down", 400, expected_params=adapter.create_request(RUN)
@@ -158,17 +153,13 @@ def test_failure_reason_is_surfaced(stubbed: Any) -> None:
 
 def test_stop_is_skipped_for_a_job_that_already_ended(stubbed: Any) -> None:
     adapter, stubber = stubbed
-    stubber.add_response(
-        "describe_transform_job", described("bl-x", "Completed"), {"TransformJobName": "bl-x"}
-    )
+    stubber.add_response("describe_transform_job", described("bl-x", "Completed"), {"TransformJobName": "bl-x"})
     adapter.stop(RUN, "bl-x")  # no StopTransformJob call queued: the Stubber would fail if one were made
 
 
 def test_stop_is_sent_for_a_running_job(stubbed: Any) -> None:
     adapter, stubber = stubbed
-    stubber.add_response(
-        "describe_transform_job", described("bl-x", "InProgress"), {"TransformJobName": "bl-x"}
-    )
+    stubber.add_response("describe_transform_job", described("bl-x", "InProgress"), {"TransformJobName": "bl-x"})
     stubber.add_response("stop_transform_job", {}, {"TransformJobName": "bl-x"})
     adapter.stop(RUN, "bl-x")
 

@@ -75,9 +75,7 @@ def test_multiclass_and_regression_columns(runtime: LocalRuntime, tmp_path: Path
     ]
 
 
-def test_blank_result_lines_are_failed_records(
-    runtime: LocalRuntime, validate_event: Any, tmp_path: Path
-) -> None:
+def test_blank_result_lines_are_failed_records(runtime: LocalRuntime, validate_event: Any, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "blank.csv", HEADER, [*ROWS, ["a3", "unknown", "plus", 10]])
     result = runtime.run_file(path, "demo-amazonml")
 
@@ -112,9 +110,7 @@ def test_closed_service_says_so_in_the_failure_event(
     assert "no longer available to new customers" in error["cause"]
 
 
-def test_duplicate_submit_reuses_the_data_source_and_prediction_ids(
-    runtime: LocalRuntime, tmp_path: Path
-) -> None:
+def test_duplicate_submit_reuses_the_data_source_and_prediction_ids(runtime: LocalRuntime, tmp_path: Path) -> None:
     result = runtime.run_file(write_csv(tmp_path / "d.csv", HEADER, ROWS), "demo-amazonml")
     (submit_input,) = runtime.state_inputs(result, "SubmitJob")
     creates = runtime.amazonml.create_calls

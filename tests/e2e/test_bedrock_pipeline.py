@@ -107,9 +107,7 @@ def test_input_under_the_minimum_fails_before_anything_is_submitted(
 def test_record_errors_make_a_partial_run_with_the_model_message(
     runtime: LocalRuntime, validate_event: Any, tmp_path: Path
 ) -> None:
-    result = runtime.run_file(
-        texts(tmp_path, "mixed.csv", ["fine", "trigger an error", "also fine"]), "b-split"
-    )
+    result = runtime.run_file(texts(tmp_path, "mixed.csv", ["fine", "trigger an error", "also fine"]), "b-split")
 
     assert result.event is not None
     validate_event(result.event)
@@ -134,9 +132,7 @@ def test_a_completed_job_whose_records_all_failed_is_a_failed_run(
     assert result.event["detail"]["outputs"]["errors"]
 
 
-def test_a_failed_job_reports_the_service_message(
-    runtime: LocalRuntime, validate_event: Any, tmp_path: Path
-) -> None:
+def test_a_failed_job_reports_the_service_message(runtime: LocalRuntime, validate_event: Any, tmp_path: Path) -> None:
     result = runtime.run_file(texts(tmp_path, "f.csv", ["a", "b"]), "b-failing")
 
     assert result.status == "FAILED"
@@ -145,9 +141,7 @@ def test_a_failed_job_reports_the_service_message(
     assert "not available for batch inference" in result.event["detail"]["error"]["cause"]
 
 
-def test_duplicate_submit_returns_the_same_job_through_the_client_token(
-    runtime: LocalRuntime, tmp_path: Path
-) -> None:
+def test_duplicate_submit_returns_the_same_job_through_the_client_token(runtime: LocalRuntime, tmp_path: Path) -> None:
     result = runtime.run_file(texts(tmp_path, "dup.csv", ["a", "b"]), "b-split")
     (submit_input,) = runtime.state_inputs(result, "SubmitJob")
     creates, tokens = runtime.bedrock.create_calls, len(runtime.bedrock.tokens_seen)

@@ -37,24 +37,17 @@ def test_successful_run_writes_outputs_and_prints_the_event_last(
     assert "EMULATED" in out[0]
 
 
-def test_partial_run_exits_1_and_writes_errors_csv(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_partial_run_exits_1_and_writes_errors_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_csv(tmp_path / "dupes.csv", ["id", "a"], [["k", 1], ["k", 2]])
     code = main(["local", "run", str(path), "--pipeline", "demo-sagemaker", "--out", str(tmp_path / "out")])
 
     assert code == 1
-    assert (
-        json.loads(capsys.readouterr().out.strip().splitlines()[-1])["detail"]["status"]
-        == "PARTIALLY_SUCCEEDED"
-    )
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["detail"]["status"] == "PARTIALLY_SUCCEEDED"
     assert "duplicate key 'k'" in (tmp_path / "out" / "errors.csv").read_text()
 
 
 def test_unknown_pipeline_exits_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        ["local", "run", str(SAMPLES / "demo-sagemaker.csv"), "--pipeline", "nope", "--out", str(tmp_path)]
-    )
+    code = main(["local", "run", str(SAMPLES / "demo-sagemaker.csv"), "--pipeline", "nope", "--out", str(tmp_path)])
     assert code == 2
     assert "no pipeline named 'nope'" in capsys.readouterr().err
 

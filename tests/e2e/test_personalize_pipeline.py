@@ -69,9 +69,7 @@ def test_user_recommendations_become_a_long_keyed_csv(runtime: LocalRuntime, val
     by_user = [r for r in rows if r["userId"] == "user-007"]
     assert [r["rank"] for r in by_user] == [str(n) for n in range(1, 11)]
     assert float(by_user[0]["score"]) >= float(by_user[-1]["score"])
-    assert detail["jobs"][0]["jobId"].startswith(
-        "arn:aws:personalize:us-east-1:123456789012:batch-inference-job/bl-"
-    )
+    assert detail["jobs"][0]["jobId"].startswith("arn:aws:personalize:us-east-1:123456789012:batch-inference-job/bl-")
 
 
 def test_per_record_errors_go_to_errors_csv_and_the_run_is_partial(
@@ -104,9 +102,7 @@ def test_a_failed_job_ends_in_a_failure_event_with_the_failure_reason(
 
 
 def test_duplicate_submit_finds_the_existing_job(runtime: LocalRuntime, tmp_path: Path) -> None:
-    result = runtime.run_file(
-        write_csv(tmp_path / "dup.csv", ["userId"], [["u1"], ["u2"]]), "demo-personalize"
-    )
+    result = runtime.run_file(write_csv(tmp_path / "dup.csv", ["userId"], [["u1"], ["u2"]]), "demo-personalize")
     (submit_input,) = runtime.state_inputs(result, "SubmitJob")
     creates = runtime.personalize.create_calls
 
@@ -118,9 +114,7 @@ def test_duplicate_submit_finds_the_existing_job(runtime: LocalRuntime, tmp_path
 
 
 def test_ranking_lists_items_per_user_in_wide_form(runtime: LocalRuntime, tmp_path: Path) -> None:
-    path = write_csv(
-        tmp_path / "rank.csv", ["user", "candidates"], [["u1", "a|b|c"], ["u2", ""], ["u3", "x|y"]]
-    )
+    path = write_csv(tmp_path / "rank.csv", ["user", "candidates"], [["u1", "a|b|c"], ["u2", ""], ["u3", "x|y"]])
     result = runtime.run_file(path, "p-ranking")
 
     assert result.event is not None

@@ -31,9 +31,7 @@ def slow_runtime() -> Iterator[LocalRuntime]:
 def test_deadline_passing_stops_the_job_and_names_the_deadline(
     slow_runtime: LocalRuntime, validate_event: Any, tmp_path: Path
 ) -> None:
-    result = slow_runtime.run_file(
-        write_csv(tmp_path / "slow.csv", ["id", "x"], [["a", 1]]), "short-deadline"
-    )
+    result = slow_runtime.run_file(write_csv(tmp_path / "slow.csv", ["id", "x"], [["a", 1]]), "short-deadline")
 
     assert result.status == "FAILED"
     assert result.event is not None

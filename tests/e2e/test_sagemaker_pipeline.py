@@ -14,9 +14,7 @@ pytestmark = pytest.mark.timeout(120)
 HEADER = ["id", "tenure", "charges"]
 
 
-def test_sample_file_produces_one_keyed_csv_and_a_success_event(
-    runtime: LocalRuntime, validate_event: Any
-) -> None:
+def test_sample_file_produces_one_keyed_csv_and_a_success_event(runtime: LocalRuntime, validate_event: Any) -> None:
     result = runtime.run_file(SAMPLES / "demo-sagemaker.csv", "demo-sagemaker")
 
     assert result.status == "SUCCEEDED"
@@ -43,9 +41,7 @@ def test_sample_file_produces_one_keyed_csv_and_a_success_event(
 def test_duplicate_and_blank_keys_are_rejected_and_the_run_partially_succeeds(
     runtime: LocalRuntime, validate_event: Any, tmp_path: Path
 ) -> None:
-    path = write_csv(
-        tmp_path / "dupes.csv", HEADER, [["a", 1, 2], ["b", 3, 4], ["a", 5, 6], ["", 7, 8], ["c", 9, 1]]
-    )
+    path = write_csv(tmp_path / "dupes.csv", HEADER, [["a", 1, 2], ["b", 3, 4], ["a", 5, 6], ["", 7, 8], ["c", 9, 1]])
     result = runtime.run_file(path, "demo-sagemaker")
 
     assert result.status == "SUCCEEDED"

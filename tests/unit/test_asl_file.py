@@ -18,9 +18,7 @@ VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
 def test_asl_file_passes_asl_validator() -> None:
     if not VALIDATOR.exists():
         pytest.fail("asl-validator is not installed: run `make setup` (npm ci)")
-    completed = subprocess.run(
-        [str(VALIDATOR), "--json-path", str(ASL)], capture_output=True, text=True, timeout=60
-    )
+    completed = subprocess.run([str(VALIDATOR), "--json-path", str(ASL)], capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 

@@ -93,9 +93,7 @@ class AmazonMLCsvEncoder:
         target = self._schema.get("targetAttributeName")
         missing = [name for name in names if name not in header and name != target]
         if missing:
-            raise InputRejected(
-                f"the model's schema needs columns that are not in the header: {', '.join(missing)}"
-            )
+            raise InputRejected(f"the model's schema needs columns that are not in the header: {', '.join(missing)}")
         self._indexes = [header.index(name) if name in header else None for name in names]
         self._key_index = key_index
         return {"keyHeader": header[key_index], "dataSchema": self._schema}
@@ -201,18 +199,14 @@ class AmazonMLAdapter:
         self, run: RunContext, job: JobState, staged: Iterator[StagedRecord]
     ) -> Iterator[Prediction | FailedRecord]:
         """Results follow input order within each file; the rowId column confirms every match."""
-        manifest_keys = [
-            key for key in list_keys(self._s3, run.chunk.output_prefix) if key.endswith(".manifest")
-        ]
+        manifest_keys = [key for key in list_keys(self._s3, run.chunk.output_prefix) if key.endswith(".manifest")]
         if len(manifest_keys) != 1:
             raise OutputInvalid(
                 f"expected one .manifest under {run.chunk.output_prefix.uri}, found {len(manifest_keys)}"
             )
         with open_object(self._s3, S3Location(run.chunk.output_prefix.bucket, manifest_keys[0])) as body:
             # {"s3://.../input/part-00000.csv": "s3://.../batch-prediction/result/bp-...-part-00000.csv.gz"}
-            result_by_part = {
-                posixpath.basename(source): result for source, result in json.loads(body.read()).items()
-            }
+            result_by_part = {posixpath.basename(source): result for source, result in json.loads(body.read()).items()}
         current_part: str | None = None
         rows: Iterator[dict[str, str]] = iter(())
         columns = self.result_columns(run)
@@ -224,13 +218,9 @@ class AmazonMLAdapter:
                 rows = iter(()) if result_uri is None else self._result_rows(S3Location.parse(result_uri))
             row = next(rows, None)
             if row is None:
-                yield FailedRecord(
-                    record.key, record.line, f"Amazon ML returned no result line ({record.part})"
-                )
+                yield FailedRecord(record.key, record.line, f"Amazon ML returned no result line ({record.part})")
             elif not any(value.strip() for value in row.values()):
-                yield FailedRecord(
-                    record.key, record.line, "Amazon ML could not score this record (blank result line)"
-                )
+                yield FailedRecord(record.key, record.line, "Amazon ML could not score this record (blank result line)")
             elif row.get(self._key_column, record.key) != record.key:
                 raise OutputInvalid(
                     f"result for {record.part} has rowId {row.get(self._key_column)!r} where "
@@ -267,10 +257,7 @@ def _translate(exc: ClientError) -> Exception:
     message = exc.response["Error"].get("Message", "")
     if code == "IdempotentParameterMismatchException":
         return JobConflict(f"Amazon ML already has this ID with different parameters: {message}")
-    if (
-        code == "AccessDeniedException"
-        or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403
-    ):
+    if code == "AccessDeniedException" or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403:
         if "no longer available" in message.lower():
             return ServiceUnavailable(
                 "Amazon Machine Learning is no longer available to new customers; this account cannot use it "

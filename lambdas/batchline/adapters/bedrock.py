@@ -32,7 +32,7 @@ from batchline.adapters.base import (
     StagedRecord,
     translate_client_error,
 )
-from batchline.config import BedrockSettings
+from batchline.config import BedrockSettings, require_role
 from batchline.errors import InputRejected, OutputInvalid
 from batchline.layout import S3Location
 from batchline.naming import job_name_for
@@ -105,9 +105,7 @@ def output_text(model_output: Any) -> str | None:
     if isinstance(content, list):
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     message = (
-        (model_output.get("output") or {}).get("message")
-        if isinstance(model_output.get("output"), dict)
-        else None
+        (model_output.get("output") or {}).get("message") if isinstance(model_output.get("output"), dict) else None
     )
     if isinstance(message, dict):  # Converse and Nova
         return "".join(part.get("text", "") for part in message.get("content", []) if isinstance(part, dict))
@@ -140,9 +138,7 @@ class BedrockJsonEncoder:
     def start(self, header: list[str], key_index: int) -> dict[str, Any]:
         settings = self._settings
         needed = (
-            [settings.prompt_column]
-            if settings.prompt_column
-            else _PLACEHOLDER.findall(settings.prompt_template or "")
+            [settings.prompt_column] if settings.prompt_column else _PLACEHOLDER.findall(settings.prompt_template or "")
         )
         missing = [column for column in needed if column not in header]
         if missing:
@@ -192,12 +188,10 @@ class BedrockAdapter:
             output["s3EncryptionKeyId"] = settings.kms_key_arn
         request: dict[str, Any] = {
             "jobName": name,
-            "roleArn": settings.role_arn,
+            "roleArn": require_role(settings.role_arn, "Bedrock"),
             "clientRequestToken": hashlib.sha256(f"{run.run_id}/{run.chunk.index}".encode()).hexdigest(),
             "modelId": settings.model_id,
-            "inputDataConfig": {
-                "s3InputDataConfig": {"s3Uri": run.chunk.input_prefix.uri, "s3InputFormat": "JSONL"}
-            },
+            "inputDataConfig": {"s3InputDataConfig": {"s3Uri": run.chunk.input_prefix.uri, "s3InputFormat": "JSONL"}},
             "outputDataConfig": {"s3OutputDataConfig": output},
             "timeoutDurationInHours": settings.timeout_hours,
             "tags": [{"key": "batchline:pipeline", "value": run.pipeline.name}],
@@ -230,18 +224,14 @@ class BedrockAdapter:
             )
             if described.get(field) is not None
         }
-        message = described.get("message") or (
-            "the job expired before it finished" if raw == "Expired" else None
-        )
+        message = described.get("message") or ("the job expired before it finished" if raw == "Expired" else None)
         return JobState(described["jobArn"], normalise_status(raw), raw, message, counts)
 
     def _resolve(self, job_id: str) -> str:
         if _JOB_ARN.match(job_id):
             return job_id
         try:
-            summaries = self._bedrock.list_model_invocation_jobs(nameContains=job_id).get(
-                "invocationJobSummaries", []
-            )
+            summaries = self._bedrock.list_model_invocation_jobs(nameContains=job_id).get("invocationJobSummaries", [])
         except ClientError as exc:
             raise _translate(exc) from exc
         for summary in summaries:
@@ -259,18 +249,14 @@ class BedrockAdapter:
         return True
 
     def result_columns(self, run: RunContext) -> list[str]:
-        return (
-            ["output_text"] if self._settings.resolved_family != "custom" else ["output_text", "model_output"]
-        )
+        return ["output_text"] if self._settings.resolved_family != "custom" else ["output_text", "model_output"]
 
     def read_results(
         self, run: RunContext, job: JobState, staged: Iterator[StagedRecord]
     ) -> Iterator[Prediction | FailedRecord]:
         outputs: dict[str, str] = {}
         manifest_key = None
-        for key in list_keys(
-            self._s3, run.chunk.output_prefix
-        ):  # <prefix>/<job-id>/<file>.out: list, don't guess
+        for key in list_keys(self._s3, run.chunk.output_prefix):  # <prefix>/<job-id>/<file>.out: list, don't guess
             name = posixpath.basename(key)
             if name == MANIFEST:
                 manifest_key = key
@@ -283,16 +269,12 @@ class BedrockAdapter:
         for part, by_id in parts.items():
             output_key = outputs.pop(part + ".out", None)
             if output_key is not None:
-                for result in self._read_part(
-                    S3Location(run.chunk.output_prefix.bucket, output_key), by_id, part
-                ):
+                for result in self._read_part(S3Location(run.chunk.output_prefix.bucket, output_key), by_id, part):
                     succeeded += isinstance(result, Prediction)
                     errored += isinstance(result, FailedRecord)
                     yield result
             for record in by_id.values():
-                yield FailedRecord(
-                    record.key, record.line, f"Bedrock returned no output for it ({job.raw_status})"
-                )
+                yield FailedRecord(record.key, record.line, f"Bedrock returned no output for it ({job.raw_status})")
         if outputs:
             raise OutputInvalid(f"output files match no staged input: {', '.join(sorted(outputs))}")
         if manifest_key:
@@ -309,9 +291,7 @@ class BedrockAdapter:
                 data = json.loads(line)
                 record = by_id.pop(str(data.get("recordId")), None)
                 if record is None:
-                    raise OutputInvalid(
-                        f"{part}.out line {number}: recordId {data.get('recordId')!r} was not staged"
-                    )
+                    raise OutputInvalid(f"{part}.out line {number}: recordId {data.get('recordId')!r} was not staged")
                 if data.get("error"):
                     error = data["error"]
                     message = error.get("errorMessage") if isinstance(error, dict) else str(error)

@@ -29,7 +29,7 @@ from batchline.adapters.base import (
     StagedRecord,
     translate_client_error,
 )
-from batchline.config import PersonalizeSettings
+from batchline.config import PersonalizeSettings, require_role
 from batchline.errors import JobConflict, OutputInvalid
 from batchline.layout import S3Location
 from batchline.naming import job_name_for
@@ -74,32 +74,24 @@ class PersonalizeJsonEncoder:
             wanted["itemList"] = settings.item_list_column
         missing = sorted(column for column in wanted.values() if column not in header)
         if missing:
-            raise InputRejected(
-                f"columns named in the pipeline config are not in the header: {', '.join(missing)}"
-            )
+            raise InputRejected(f"columns named in the pipeline config are not in the header: {', '.join(missing)}")
         if settings.item_list_column:
             self._item_list_index = header.index(settings.item_list_column)
-        self._filter_indexes = {
-            name: header.index(column) for name, column in settings.filter_value_columns.items()
-        }
+        self._filter_indexes = {name: header.index(column) for name, column in settings.filter_value_columns.items()}
         return {"keyHeader": header[key_index], "queryField": settings.query_field}
 
     def encode(self, row: list[str], sequence: int) -> EncodedRecord:
         key = row[self._key_index]
         line: dict[str, Any] = {self._settings.query_field: key}
         if self._item_list_index is not None:
-            items = [
-                item.strip() for item in row[self._item_list_index].split(self._settings.item_list_separator)
-            ]
+            items = [item.strip() for item in row[self._item_list_index].split(self._settings.item_list_separator)]
             items = [item for item in items if item]
             if not items:
                 raise RecordRejected(f"{self._settings.item_list_column} is empty: nothing to rank")
             line["itemList"] = items
         if self._filter_indexes:
             # Filter values are quoted strings in the filter expression syntax.
-            line["filterValues"] = {
-                name: json.dumps(row[index]) for name, index in self._filter_indexes.items()
-            }
+            line["filterValues"] = {name: json.dumps(row[index]) for name, index in self._filter_indexes.items()}
         return EncodedRecord(json.dumps(line, ensure_ascii=False) + "\n", key)
 
 
@@ -133,7 +125,7 @@ class PersonalizeAdapter:
         request: dict[str, Any] = {
             "jobName": self.job_id(run).rsplit("/", 1)[1],
             "solutionVersionArn": settings.solution_version_arn,
-            "roleArn": settings.role_arn,
+            "roleArn": require_role(settings.role_arn, "Personalize"),
             "jobInput": {"s3DataSource": source},
             "jobOutput": {"s3DataDestination": destination},
             "tags": [{"tagKey": "batchline:pipeline", "tagValue": run.pipeline.name}],
@@ -148,9 +140,7 @@ class PersonalizeAdapter:
 
     def submit(self, run: RunContext) -> JobState:
         request = self.create_request(run)
-        operation = (
-            "create_batch_segment_job" if self._settings.is_segment_job else "create_batch_inference_job"
-        )
+        operation = "create_batch_segment_job" if self._settings.is_segment_job else "create_batch_inference_job"
         try:
             getattr(self._personalize, operation)(**request)
         except ClientError as exc:
@@ -159,8 +149,7 @@ class PersonalizeAdapter:
             # Names are permanent: the job exists because an earlier attempt created it. Check it is ours.
             described = self._describe_raw(self.job_id(run))
             if described.get("solutionVersionArn") != request["solutionVersionArn"] or (
-                described.get("jobInput", {}).get("s3DataSource", {}).get("path")
-                != run.chunk.input_prefix.uri
+                described.get("jobInput", {}).get("s3DataSource", {}).get("path") != run.chunk.input_prefix.uri
             ):
                 raise JobConflict(f"{self.job_id(run)} exists for another solution version or input") from exc
             return _state(self.job_id(run), described)
@@ -172,13 +161,9 @@ class PersonalizeAdapter:
     def _describe_raw(self, job_id: str) -> dict[str, Any]:
         try:
             if self._settings.is_segment_job:
-                return dict(
-                    self._personalize.describe_batch_segment_job(batchSegmentJobArn=job_id)["batchSegmentJob"]
-                )
+                return dict(self._personalize.describe_batch_segment_job(batchSegmentJobArn=job_id)["batchSegmentJob"])
             return dict(
-                self._personalize.describe_batch_inference_job(batchInferenceJobArn=job_id)[
-                    "batchInferenceJob"
-                ]
+                self._personalize.describe_batch_inference_job(batchInferenceJobArn=job_id)["batchInferenceJob"]
             )
         except ClientError as exc:
             raise _translate(exc) from exc
@@ -198,9 +183,7 @@ class PersonalizeAdapter:
     ) -> Iterator[Prediction | FailedRecord]:
         """Match each ``.out`` line to its staged record by the echoed query value (not by order)."""
         outputs = {
-            posixpath.basename(key): key
-            for key in list_keys(self._s3, run.chunk.output_prefix)
-            if key.endswith(".out")
+            posixpath.basename(key): key for key in list_keys(self._s3, run.chunk.output_prefix) if key.endswith(".out")
         }
         part_records: dict[str, list[StagedRecord]] = {}
         for record in staged:
@@ -211,9 +194,7 @@ class PersonalizeAdapter:
             if output_key is not None:
                 yield from self._read_part(S3Location(run.layout.work_bucket, output_key), by_key, part)
             for record in by_key.values():  # whatever the output did not mention
-                yield FailedRecord(
-                    record.key, record.line, f"Personalize returned no output line for it ({part})"
-                )
+                yield FailedRecord(record.key, record.line, f"Personalize returned no output line for it ({part})")
         if outputs:
             raise OutputInvalid(f"output files match no staged input: {', '.join(sorted(outputs))}")
 
@@ -229,9 +210,7 @@ class PersonalizeAdapter:
                 echoed = (data.get("input") or {}).get(field, data.get(field))
                 record = by_key.pop(str(echoed), None) if echoed is not None else None
                 if record is None:
-                    raise OutputInvalid(
-                        f"{part}.out line {number} echoes {field}={echoed!r}, which was not staged"
-                    )
+                    raise OutputInvalid(f"{part}.out line {number} echoes {field}={echoed!r}, which was not staged")
                 if data.get("error"):
                     error = data["error"]
                     yield FailedRecord(
@@ -253,9 +232,7 @@ class PersonalizeAdapter:
         scores = [_number(s) for s in output.get("scores", [])] + [""] * len(items)
         if not long:
             return [["|".join(items), "|".join(scores[: len(items)])]]
-        return [[str(rank), item, scores[rank - 1]] for rank, item in enumerate(items, start=1)] or [
-            ["", "", ""]
-        ]
+        return [[str(rank), item, scores[rank - 1]] for rank, item in enumerate(items, start=1)] or [["", "", ""]]
 
 
 def _number(value: Any) -> str:

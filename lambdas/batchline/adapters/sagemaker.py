@@ -113,9 +113,7 @@ class SageMakerAdapter:
                 "InvocationsMaxRetries": settings.invocation_max_retries,
             },
             "TransformInput": {
-                "DataSource": {
-                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": run.chunk.input_prefix.uri}
-                },
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": run.chunk.input_prefix.uri}},
                 "ContentType": "text/csv",
                 "CompressionType": "None",
                 "SplitType": "Line",
@@ -188,9 +186,7 @@ class SageMakerAdapter:
     ) -> Iterator[Prediction | FailedRecord]:
         """Walk each staged part beside its ``.out`` file; records keep their order within a file."""
         outputs = {
-            posixpath.basename(key): key
-            for key in list_keys(self._s3, run.chunk.output_prefix)
-            if key.endswith(".out")
+            posixpath.basename(key): key for key in list_keys(self._s3, run.chunk.output_prefix) if key.endswith(".out")
         }
         expected = len(self._settings.prediction_columns)
         for part_name, records in itertools.groupby(staged, key=lambda record: record.part):
@@ -218,9 +214,7 @@ def _join_part(
     for position, record in enumerate(records, start=1):
         row = next(outputs, None)
         if row is None:
-            yield FailedRecord(
-                record.key, record.line, f"no prediction returned (output of {part_name} ended early)"
-            )
+            yield FailedRecord(record.key, record.line, f"no prediction returned (output of {part_name} ended early)")
             continue
         if row[0] != record.key:
             raise OutputInvalid(

@@ -1,0 +1,1 @@
+"""CDK constructs of the Batchline stack, one module per concern."""

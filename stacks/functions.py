@@ -1,0 +1,118 @@
+"""The Lambda functions: one code asset (lambdas/), one dependency layer built without Docker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, Size
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.nag import acknowledge
+
+LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+LAYER_DIR = LAMBDAS_DIR / "layer"
+# Lambda caps the environment of a function at 4 KB in all.
+ENVIRONMENT_LIMIT = 4096
+
+
+@jsii.implements(ILocalBundling)
+class PipInstallForArm64:
+    """Builds the layer on this machine: pip fetches manylinux aarch64 wheels for CPython 3.13."""
+
+    def try_bundle(self, output_dir: str, *, image: Any = None, **_: Any) -> bool:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                str(LAYER_DIR / "requirements.txt"),
+                "--target",
+                f"{output_dir}/python",
+                "--platform",
+                "manylinux2014_aarch64",
+                "--implementation",
+                "cp",
+                "--python-version",
+                "3.13",
+                "--only-binary=:all:",
+                "--no-compile",
+            ],
+            check=True,
+        )
+        return True
+
+
+# name -> (handler, timeout seconds, memory MB, needs large /tmp)
+SPECS = {
+    "StartRun": ("handlers.start_run.handler", 30, 256, False),
+    "PrepareInput": ("handlers.prepare_input.handler", 900, 2048, True),
+    "SubmitJob": ("handlers.submit_job.handler", 60, 256, False),
+    "PollJob": ("handlers.poll_job.handler", 60, 256, False),
+    "CollectOutput": ("handlers.collect_output.handler", 900, 2048, True),
+    "FinalizeRun": ("handlers.finalize_run.handler", 300, 1024, True),
+    "ReportFailure": ("handlers.report_failure.handler", 120, 512, False),
+}
+
+
+class Functions(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, environment: dict[str, str], environment_size: int
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if environment_size > ENVIRONMENT_LIMIT - 512:
+            raise ValueError(
+                f"the pipelines' configuration is {environment_size} bytes: too large for Lambda's 4 KB "
+                "environment; shorten or split the pipelines"
+            )
+        code = lambda_.Code.from_asset(str(LAMBDAS_DIR), exclude=["layer", "**/__pycache__", "**/*.pyc"])
+        layer = lambda_.LayerVersion(
+            self,
+            "Dependencies",
+            description="Powertools and pydantic for the Batchline functions",
+            compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
+            compatible_architectures=[lambda_.Architecture.ARM_64],
+            code=lambda_.Code.from_asset(
+                str(LAYER_DIR),
+                bundling=BundlingOptions(
+                    image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.13"),
+                    local=PipInstallForArm64(),
+                    command=["bash", "-c", "pip install -r requirements.txt -t /asset-output/python"],
+                ),
+            ),
+        )
+        self.by_name: dict[str, lambda_.Function] = {}
+        for name, (handler, timeout, memory, large_tmp) in SPECS.items():
+            function = lambda_.Function(
+                self,
+                name,
+                runtime=lambda_.Runtime.PYTHON_3_13,
+                architecture=lambda_.Architecture.ARM_64,
+                handler=handler,
+                code=code,
+                layers=[layer],
+                timeout=Duration.seconds(timeout),
+                memory_size=memory,
+                ephemeral_storage_size=Size.gibibytes(10) if large_tmp else None,
+                tracing=lambda_.Tracing.ACTIVE,
+                environment=environment,
+                log_group=logs.LogGroup(self, f"{name}Logs", retention=logs.RetentionDays.ONE_MONTH),
+            )
+            acknowledge(
+                function,
+                "AwsSolutions::AwsSolutions-L1",
+                "Python 3.13 on arm64 is the runtime Batchline is built and tested for; upgrades are deliberate.",
+            )
+            self.by_name[name] = function
+
+    def __getitem__(self, name: str) -> lambda_.Function:
+        return self.by_name[name]

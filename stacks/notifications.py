@@ -1,0 +1,58 @@
+"""Events in and out: the S3 upload rule that starts runs, and the project's bus for outcomes."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.nag import acknowledge
+
+
+class EventBus(Construct):
+    """The bus every run publishes its one outcome event to (source "batchline")."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, bus_name: str) -> None:
+        super().__init__(scope, construct_id)
+        self.bus = events.EventBus(self, "Bus", event_bus_name=bus_name)
+
+
+class UploadTrigger(Construct):
+    """S3 "Object Created" in the inbox -> StartRun, with retries and a dead-letter queue for what fails."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, inbox: s3.IBucket, starter: lambda_.IFunction) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letters = sqs.Queue(
+            self,
+            "StartDeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.dead_letters,
+            "AwsSolutions::AwsSolutions-SQS3",
+            "This queue is the dead-letter queue of the upload rule's target.",
+        )
+        self.rule = events.Rule(
+            self,
+            "InboxUploads",
+            description="Starts a Batchline run for each new object version in the inbox",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={"bucket": {"name": [inbox.bucket_name]}},
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    starter,
+                    retry_attempts=8,
+                    max_event_age=Duration.hours(6),
+                    dead_letter_queue=self.dead_letters,
+                )
+            ],
+        )

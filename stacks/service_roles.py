@@ -1,0 +1,82 @@
+"""Roles the ML services assume for pipelines that do not bring their own (Personalize, Bedrock)."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from batchline.config import BedrockSettings, PersonalizeSettings, Pipelines
+from constructs import Construct
+
+from stacks.nag import acknowledge
+
+
+class ServiceRoles(Construct):
+    """One role per pipeline, trusting only its service from this account, reading and writing its prefix."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, pipelines: Pipelines, work: s3.IBucket) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        # pipeline name -> (role ARN, service principal the role is passed to)
+        self.role_arns: dict[str, str] = {}
+        self.passed_to: dict[str, str] = {}
+        for name, pipeline in pipelines.pipelines.items():
+            settings = pipeline.service
+            if isinstance(settings, PersonalizeSettings):
+                service, source_arn = (
+                    "personalize.amazonaws.com",
+                    f"arn:{stack.partition}:personalize:{stack.region}:{stack.account}:*",
+                )
+            elif isinstance(settings, BedrockSettings):
+                service = "bedrock.amazonaws.com"
+                source_arn = f"arn:{stack.partition}:bedrock:{stack.region}:{stack.account}:model-invocation-job/*"
+            else:
+                continue
+            self.passed_to[name] = service
+            if settings.role_arn:
+                self.role_arns[name] = settings.role_arn
+                continue
+            role = iam.Role(
+                self,
+                f"{name}-role",
+                description=f"Assumed by {service} for Batchline pipeline {name}",
+                assumed_by=iam.ServicePrincipal(service).with_conditions(
+                    {
+                        "StringEquals": {"aws:SourceAccount": stack.account},
+                        "ArnLike": {"aws:SourceArn": source_arn},
+                    }
+                ),
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject", "s3:PutObject"],
+                    resources=[work.arn_for_objects(f"{name}/*")],
+                )
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[work.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{name}/*"]}},
+                )
+            )
+            if isinstance(settings, BedrockSettings):
+                role.add_to_policy(
+                    iam.PolicyStatement(
+                        actions=["bedrock:InvokeModel"],
+                        resources=[_model_arn(stack, settings.model_id)],
+                    )
+                )
+            work_id = stack.resolve(stack.get_logical_id(work.node.default_child))
+            acknowledge(
+                role,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::<{work_id}.Arn>/{name}/*]",
+                "Objects under this pipeline's own prefix of the work bucket, keyed by run at run time.",
+            )
+            self.role_arns[name] = role.role_arn
+
+
+def _model_arn(stack: Stack, model_id: str) -> str:
+    if model_id.startswith("arn:"):
+        return model_id
+    return f"arn:{stack.partition}:bedrock:{stack.region}::foundation-model/{model_id}"

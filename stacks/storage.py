@@ -1,0 +1,106 @@
+"""Buckets: inbox (uploads), work (staged input, raw service output), results (keyed CSVs), access logs."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from batchline.config import AmazonMLSettings, Pipelines, SageMakerSettings
+from constructs import Construct
+
+from stacks.nag import acknowledge
+
+
+class Storage(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, pipelines: Pipelines) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,  # S3 log delivery writes with ACLs
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(expiration=Duration.days(365), noncurrent_version_expiration=Duration.days(30))
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            self.access_logs,
+            "AwsSolutions::AwsSolutions-S1",
+            "This is the access-log bucket itself; logging it to itself would loop.",
+        )
+        self.inbox = self._bucket("Inbox", "inbox/")
+        self.work = self._bucket("Work", "work/", noncurrent_days=30)
+        self.results = self._bucket("Results", "results/")
+        # S3 -> EventBridge through the bucket property (not event_bridge_enabled, which adds a custom resource).
+        inbox_cfn = self.inbox.node.default_child
+        inbox_cfn.add_property_override("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
+        self._allow_model_roles(pipelines)
+        self._allow_amazon_ml(pipelines)
+
+    def _bucket(self, construct_id: str, log_prefix: str, noncurrent_days: int | None = None) -> s3.Bucket:
+        rules = (
+            [s3.LifecycleRule(noncurrent_version_expiration=Duration.days(noncurrent_days))] if noncurrent_days else []
+        )
+        return s3.Bucket(
+            self,
+            construct_id,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix=log_prefix,
+            lifecycle_rules=rules,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def _allow_model_roles(self, pipelines: Pipelines) -> None:
+        """SageMaker runs transform jobs as the model's role: let it read input and write output, per prefix."""
+        for name, pipeline in pipelines.pipelines.items():
+            settings = pipeline.service
+            if isinstance(settings, SageMakerSettings) and settings.model_execution_role_arn:
+                role = iam.ArnPrincipal(settings.model_execution_role_arn)
+                self.work.add_to_resource_policy(
+                    iam.PolicyStatement(
+                        principals=[role],
+                        actions=["s3:GetObject", "s3:PutObject"],
+                        resources=[self.work.arn_for_objects(f"{name}/*")],
+                    )
+                )
+                self.work.add_to_resource_policy(
+                    iam.PolicyStatement(
+                        principals=[role],
+                        actions=["s3:ListBucket"],
+                        resources=[self.work.bucket_arn],
+                        conditions={"StringLike": {"s3:prefix": [f"{name}/*"]}},
+                    )
+                )
+
+    def _allow_amazon_ml(self, pipelines: Pipelines) -> None:
+        """Amazon ML reads and writes as its service principal; only made when a pipeline uses it."""
+        names = [n for n, p in pipelines.pipelines.items() if isinstance(p.service, AmazonMLSettings)]
+        if not names:
+            return
+        principal = iam.ServicePrincipal("machinelearning.amazonaws.com")
+        account = {"StringEquals": {"aws:SourceAccount": self.work.stack.account}}
+        self.work.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[principal],
+                actions=["s3:GetObject", "s3:PutObject", "s3:PutObjectAcl"],
+                resources=[self.work.arn_for_objects(f"{name}/*") for name in names],
+                conditions=account,
+            )
+        )
+        self.work.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[principal],
+                actions=["s3:ListBucket"],
+                resources=[self.work.bucket_arn],
+                conditions={**account, "StringLike": {"s3:prefix": [f"{name}/*" for name in names]}},
+            )
+        )
