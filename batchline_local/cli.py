@@ -14,9 +14,7 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="batchline", description="Batch predictions: upload a file, get a keyed CSV."
-    )
+    parser = argparse.ArgumentParser(prog="batchline", description="Batch predictions: upload a file, get a keyed CSV.")
     commands = parser.add_subparsers(dest="command", required=True)
     local = commands.add_parser("local", help="run against the local AWS emulation (no AWS account needed)")
     local_commands = local.add_subparsers(dest="local_command", required=True)
@@ -52,9 +50,7 @@ def local_run(path: Path, pipeline: str, out: Path, *, rows: int = 5, verbose: b
     except (UnknownPipeline, ConfigError) as exc:
         return _fail_usage(str(exc))
 
-    print(
-        "Batchline local run: moto emulation of AWS; service predictions are EMULATED, not from a real model"
-    )
+    print("Batchline local run: moto emulation of AWS; service predictions are EMULATED, not from a real model")
     started = time.monotonic()
     with LocalRuntime(quiet=not verbose) as runtime:
         result = runtime.run_file(path, pipeline)

@@ -218,12 +218,8 @@ class LocalRuntime:
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.capture_queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        events.put_rule(
-            Name="capture-all", EventBusName=EVENT_BUS, EventPattern=json.dumps({"source": ["batchline"]})
-        )
-        events.put_targets(
-            Rule="capture-all", EventBusName=EVENT_BUS, Targets=[{"Id": "queue", "Arn": queue_arn}]
-        )
+        events.put_rule(Name="capture-all", EventBusName=EVENT_BUS, EventPattern=json.dumps({"source": ["batchline"]}))
+        events.put_targets(Rule="capture-all", EventBusName=EVENT_BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
 
         role_arn = self.client("iam").create_role(
             RoleName="batchline-local",
@@ -311,9 +307,7 @@ class LocalRuntime:
 
     def deliver(self, event: dict[str, Any]) -> dict[str, Any]:
         """Invoke the real StartRun Lambda with an S3 event; returns what it decided."""
-        response = self.client("lambda").invoke(
-            FunctionName="batchline-local-StartRun", Payload=json.dumps(event)
-        )
+        response = self.client("lambda").invoke(FunctionName="batchline-local-StartRun", Payload=json.dumps(event))
         payload = json.loads(response["Payload"].read())
         if response.get("FunctionError"):
             raise RuntimeError(f"StartRun failed: {payload.get('errorType')}: {payload.get('errorMessage')}")
@@ -321,9 +315,7 @@ class LocalRuntime:
 
     def invoke(self, function: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Invoke one of the pipeline's Lambdas directly (as a Step Functions retry would)."""
-        response = self.client("lambda").invoke(
-            FunctionName=f"batchline-local-{function}", Payload=json.dumps(payload)
-        )
+        response = self.client("lambda").invoke(FunctionName=f"batchline-local-{function}", Payload=json.dumps(payload))
         result = json.loads(response["Payload"].read())
         if response.get("FunctionError"):
             raise RuntimeError(f"{function} failed: {result.get('errorType')}: {result.get('errorMessage')}")
@@ -358,9 +350,7 @@ class LocalRuntime:
         """Every event the pipeline has published so far, in order (drained from the capture queue)."""
         sqs = self.client("sqs")
         while True:
-            messages = sqs.receive_message(QueueUrl=self.capture_queue_url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
+            messages = sqs.receive_message(QueueUrl=self.capture_queue_url, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:
                 break
             for message in messages:

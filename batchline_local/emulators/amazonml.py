@@ -42,9 +42,7 @@ CLOSED_MESSAGE = "AmazonML is no longer available to new customers. Please consi
 
 
 def _model_type(model_id: str) -> str:
-    return (
-        "MULTICLASS" if "multiclass" in model_id else "REGRESSION" if "regression" in model_id else "BINARY"
-    )
+    return "MULTICLASS" if "multiclass" in model_id else "REGRESSION" if "regression" in model_id else "BINARY"
 
 
 class AmazonMLEmulator(ServiceEmulator):
@@ -78,9 +76,7 @@ class AmazonMLEmulator(ServiceEmulator):
     def create_batch_prediction(self, **params: Any) -> dict[str, Any]:
         self._check_open(params["MLModelId"])
         if params["BatchPredictionDataSourceId"] not in self.data_sources:
-            raise EmulatedError(
-                "ResourceNotFoundException", f"no data source {params['BatchPredictionDataSourceId']}"
-            )
+            raise EmulatedError("ResourceNotFoundException", f"no data source {params['BatchPredictionDataSourceId']}")
         self._remember(self.predictions, params["BatchPredictionId"], params)
         return {"BatchPredictionId": params["BatchPredictionId"]}
 
@@ -103,9 +99,7 @@ class AmazonMLEmulator(ServiceEmulator):
         existing = table.get(entity_id)
         if existing is not None:
             if existing["params"] != params:
-                raise EmulatedError(
-                    "IdempotentParameterMismatchException", f"{entity_id} exists with other parameters"
-                )
+                raise EmulatedError("IdempotentParameterMismatchException", f"{entity_id} exists with other parameters")
             return
         self.create_calls += 1
         table[entity_id] = {

@@ -62,9 +62,7 @@ class PersonalizeEmulator(ServiceEmulator):
             raise EmulatedError("ResourceAlreadyExistsException", f"{kind} {arn} already exists")
         running = sum(1 for job in self.jobs.values() if job["status"] not in ("ACTIVE", "CREATE FAILED"))
         if running >= self.concurrent_jobs:
-            raise EmulatedError(
-                "LimitExceededException", f"at most {self.concurrent_jobs} concurrent {kind}s"
-            )
+            raise EmulatedError("LimitExceededException", f"at most {self.concurrent_jobs} concurrent {kind}s")
         self.create_calls += 1
         self.jobs[arn] = {
             **params,
@@ -111,11 +109,7 @@ class PersonalizeEmulator(ServiceEmulator):
         listing = s3.list_objects_v2(Bucket=in_bucket, Prefix=in_prefix).get("Contents", [])
         for item in listing:
             body = s3.get_object(Bucket=in_bucket, Key=item["Key"])["Body"].read().decode()
-            lines = [
-                self._answer(json.loads(line), job["kind"], count)
-                for line in body.splitlines()
-                if line.strip()
-            ]
+            lines = [self._answer(json.loads(line), job["kind"], count) for line in body.splitlines() if line.strip()]
             out_key = f"{out_prefix.rstrip('/')}/{posixpath.basename(item['Key'])}.out"
             s3.put_object(Bucket=out_bucket, Key=out_key, Body="".join(reversed(lines)).encode())
 
@@ -123,10 +117,7 @@ class PersonalizeEmulator(ServiceEmulator):
     def _answer(query: dict[str, Any], kind: str, count: int) -> str:
         value = str(next(iter(v for k, v in query.items() if k in ("userId", "itemId", "itemAttributes"))))
         if "error" in value:
-            return (
-                json.dumps({"input": query, "output": None, "error": f"emulated: cannot score {value!r}"})
-                + "\n"
-            )
+            return json.dumps({"input": query, "output": None, "error": f"emulated: cannot score {value!r}"}) + "\n"
         if kind == "batch-segment-job":
             users = [user for user, _ in _ranked(value, USERS, min(count, len(USERS)))]
             if "itemAttributes" in query:  # Item-Attribute-Affinity echoes its query at top level

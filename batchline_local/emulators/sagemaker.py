@@ -118,11 +118,7 @@ class SageMakerEmulator:
         def describe(backend: SageMakerModelBackend, transform_job_name: str) -> Any:
             progress = emulator.jobs.get(transform_job_name)
             job = backend.transform_jobs.get(transform_job_name)
-            if (
-                progress is not None
-                and job is not None
-                and job.transform_job_status in ("InProgress", "Stopping")
-            ):
+            if progress is not None and job is not None and job.transform_job_status in ("InProgress", "Stopping"):
                 progress.polls_until_done -= 1
                 if progress.polls_until_done <= 0:
                     if progress.stop_requested:
@@ -146,12 +142,8 @@ class SageMakerEmulator:
             return EmptyResult()
 
         self._stack.enter_context(mock.patch.object(SageMakerModelBackend, "create_transform_job", create))
-        self._stack.enter_context(
-            mock.patch.object(SageMakerModelBackend, "describe_transform_job", describe)
-        )
-        self._stack.enter_context(
-            mock.patch.object(SageMakerResponse, "stop_transform_job", stop, create=True)
-        )
+        self._stack.enter_context(mock.patch.object(SageMakerModelBackend, "describe_transform_job", describe))
+        self._stack.enter_context(mock.patch.object(SageMakerResponse, "stop_transform_job", stop, create=True))
         return self
 
     def __exit__(self, *exc: object) -> None:
