@@ -37,6 +37,8 @@ class PersonalizeEmulator(ServiceEmulator):
         self.concurrent_jobs = concurrent_jobs
         self.jobs: dict[str, dict[str, Any]] = {}
         self.create_calls = 0
+        # Fault injection: answer this many creates with LimitExceededException, as a full account quota would.
+        self.quota_full_for = 0
 
     # --- operations ------------------------------------------------------------------------------
 
@@ -61,6 +63,9 @@ class PersonalizeEmulator(ServiceEmulator):
         if arn in self.jobs:
             raise EmulatedError("ResourceAlreadyExistsException", f"{kind} {arn} already exists")
         running = sum(1 for job in self.jobs.values() if job["status"] not in ("ACTIVE", "CREATE FAILED"))
+        if self.quota_full_for > 0:
+            self.quota_full_for -= 1
+            raise EmulatedError("LimitExceededException", f"at most {self.concurrent_jobs} concurrent {kind}s")
         if running >= self.concurrent_jobs:
             raise EmulatedError("LimitExceededException", f"at most {self.concurrent_jobs} concurrent {kind}s")
         self.create_calls += 1

@@ -135,3 +135,15 @@ def test_segment_job_lists_users_per_item(runtime: LocalRuntime, tmp_path: Path)
     rows = read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])
     assert list(rows[0]) == ["itemId", "user_id"]
     assert len(rows) == 6
+
+
+def test_a_full_job_quota_makes_the_run_wait_and_retry_not_fail(runtime: LocalRuntime, tmp_path: Path) -> None:
+    runtime.personalize.quota_full_for = 2  # the account's 5 concurrent jobs are busy for two attempts
+    result = runtime.run_file(write_csv(tmp_path / "busy.csv", ["userId"], [["u1"], ["u2"]]), "demo-personalize")
+
+    assert result.status == "SUCCEEDED"
+    assert runtime.personalize.quota_full_for == 0
+    failures = [
+        e["lambdaFunctionFailedEventDetails"]["error"] for e in result.history if e["type"] == "LambdaFunctionFailed"
+    ]
+    assert failures == ["QuotaFull", "QuotaFull"]  # retried by the state machine, then the job ran
