@@ -17,9 +17,18 @@ SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
 @pytest.fixture(scope="module")
-def runtime() -> Iterator[LocalRuntime]:
+def runtime(validate_event: Any) -> Iterator[LocalRuntime]:
     with LocalRuntime() as local:
         yield local
+        check_every_event(local, validate_event)
+
+
+def check_every_event(local: LocalRuntime, validate_event: Any) -> None:
+    """Every event the runtime published in the module, not only those a test looked at, meets the schema."""
+    events = local.published_events()
+    assert events, "the module's runs published no event"
+    for event in events:
+        validate_event(event)
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:

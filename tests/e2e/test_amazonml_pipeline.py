@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from batchline_local.runtime import LocalRuntime, load_pipeline_context
-from tests.e2e.conftest import SAMPLES, read_s3_csv, read_s3_json, write_csv
+from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, read_s3_json, write_csv
 
 pytestmark = pytest.mark.timeout(120)
 HEADER = ["id", "age", "plan", "monthly_spend"]
@@ -41,9 +41,10 @@ ROWS = [["a1", 30, "basic", 20.5], ["a2", 61, "pro", 99.0]]
 
 
 @pytest.fixture(scope="module")
-def runtime() -> Iterator[LocalRuntime]:
+def runtime(validate_event: Any) -> Iterator[LocalRuntime]:
     with LocalRuntime(PIPELINES) as local:
         yield local
+        check_every_event(local, validate_event)
 
 
 def test_binary_model_gives_best_answer_and_score_per_key(runtime: LocalRuntime, validate_event: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from batchline_local.runtime import LocalRuntime, load_pipeline_context
-from tests.e2e.conftest import SAMPLES, read_s3_csv, read_s3_json, write_csv
+from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, read_s3_json, write_csv
 
 pytestmark = pytest.mark.timeout(120)
 ROLE = "arn:aws:iam::123456789012:role/bedrock-batch"
@@ -53,9 +53,10 @@ PIPELINES = {
 
 
 @pytest.fixture(scope="module")
-def runtime() -> Iterator[LocalRuntime]:
+def runtime(validate_event: Any) -> Iterator[LocalRuntime]:
     with LocalRuntime(PIPELINES) as local:
         yield local
+        check_every_event(local, validate_event)
 
 
 def texts(tmp_path: Path, name: str, values: list[str]) -> Path:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from batchline_local.runtime import LocalRuntime, load_pipeline_context
-from tests.e2e.conftest import SAMPLES, read_s3_csv, write_csv
+from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, write_csv
 
 pytestmark = pytest.mark.timeout(120)
 ARN = "arn:aws:personalize:us-east-1:123456789012:solution/{}/abc"
@@ -50,9 +50,10 @@ PIPELINES = {
 
 
 @pytest.fixture(scope="module")
-def runtime() -> Iterator[LocalRuntime]:
+def runtime(validate_event: Any) -> Iterator[LocalRuntime]:
     with LocalRuntime(PIPELINES) as local:
         yield local
+        check_every_event(local, validate_event)
 
 
 def test_user_recommendations_become_a_long_keyed_csv(runtime: LocalRuntime, validate_event: Any) -> None:

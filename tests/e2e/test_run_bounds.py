@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from batchline_local.runtime import LocalRuntime
-from tests.e2e.conftest import write_csv
+from tests.e2e.conftest import check_every_event, write_csv
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -21,11 +21,12 @@ PIPELINES = {
 
 
 @pytest.fixture(scope="module")
-def slow_runtime() -> Iterator[LocalRuntime]:
+def slow_runtime(validate_event: Any) -> Iterator[LocalRuntime]:
     # The emulated job stays InProgress far longer than either bound. Waits run at a tenth of real time,
     # so a 1 s poll interval takes 0.1 s and the ~1 s deadline passes after a handful of polls.
     with LocalRuntime(PIPELINES, time_scale=0.1, service_polls_until_done=10_000) as local:
         yield local
+        check_every_event(local, validate_event)
 
 
 def test_deadline_passing_stops_the_job_and_names_the_deadline(
