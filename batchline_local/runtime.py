@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -26,6 +27,7 @@ from typing import Any
 from unittest import mock
 
 from batchline.clients import AwsClients
+from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV
 
 from batchline_local.emulators.base import ServiceEmulator
 
@@ -84,7 +86,9 @@ class LocalRuntime:
     ) -> None:
         from batchline.config import parse_pipelines
 
-        self.pipelines = parse_pipelines(pipelines if pipelines is not None else load_pipeline_context())
+        self._parse = parse_pipelines
+        self._raw_pipelines = dict(pipelines if pipelines is not None else load_pipeline_context())
+        self.pipelines = parse_pipelines(self._raw_pipelines)  # fail early on a bad config
         self.time_scale = time_scale
         self.service_polls_until_done = service_polls_until_done
         self.quiet = quiet
@@ -130,6 +134,10 @@ class LocalRuntime:
 
         self.amazonml = AmazonMLEmulator(self.service_polls_until_done)
         self.emulators: list[ServiceEmulator] = [self.personalize, self.bedrock, self.amazonml]
+        from batchline_local.emulators.google_cloud import GoogleCloudFake
+
+        self.google = self._stack.enter_context(GoogleCloudFake(self.service_polls_until_done))
+        self.pipelines = self._parse(self._with_local_google_endpoints(self._raw_pipelines))
         self._provision()
         return self
 
@@ -140,6 +148,23 @@ class LocalRuntime:
         import boto3
 
         return boto3.client(service, region_name=REGION)
+
+    def _write_pipelines_file(self) -> str:
+        """The same file the stack ships in its config layer, in a folder that lives as long as the runtime."""
+        folder = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="batchline-config-"))
+        path = Path(folder) / "pipelines.json"
+        path.write_text(self.pipelines.to_env_json(), encoding="utf-8")
+        return str(path)
+
+    def _with_local_google_endpoints(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Vertex pipelines talk to the local Google fake instead of googleapis.com."""
+        rewritten = {}
+        for name, body in raw.items():
+            service = body.get("service", {})
+            if service.get("provider") == "vertex":
+                body = {**body, "service": {**service, "endpoints": self.google.endpoints}}
+            rewritten[name] = body
+        return rewritten
 
     # --- patches ---------------------------------------------------------------------------------
 
@@ -235,7 +260,8 @@ class LocalRuntime:
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("README.txt", "handlers run in-process from the repository's lambdas/ folder")
         environment = {
-            "BATCHLINE_PIPELINES": self.pipelines.to_env_json(),
+            PIPELINES_FILE_ENV: self._write_pipelines_file(),
+            SERVICE_ROLES_ENV: "{}",
             "INBOX_BUCKET": BUCKETS["inbox"],
             "WORK_BUCKET": BUCKETS["work"],
             "RESULTS_BUCKET": BUCKETS["results"],

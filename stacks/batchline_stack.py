@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
-from batchline.config import Pipelines
+from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, Pipelines, VertexSettings
 from constructs import Construct
 
-from stacks.functions import Functions
+from stacks.functions import CONFIG_LAYER_DIR, Functions
 from stacks.nag import acknowledge
 from stacks.notifications import EventBus, UploadTrigger
 from stacks.orchestration import Orchestration
@@ -20,6 +19,8 @@ from stacks.provider_permissions import model_lookup_statements, provider_statem
 from stacks.service_roles import ServiceRoles
 from stacks.storage import Storage
 
+# Functions that call Google APIs for Vertex pipelines (staging, job create/poll/cancel, reading results).
+GOOGLE_CALLERS = ("SubmitJob", "PollJob", "CollectOutput", "ReportFailure")
 # A deployed role ARN is about this long; used to size the environment before tokens resolve.
 _ROLE_ARN_ESTIMATE = 96
 
@@ -42,11 +43,9 @@ class BatchlineStack(Stack):
         bus = EventBus(self, "Events", bus_name=f"{self.stack_name}-events")
         roles = ServiceRoles(self, "ServiceRoles", pipelines=pipelines, work=storage.work)
 
-        config = pipelines.to_env()
-        for name, role_arn in roles.role_arns.items():
-            config[name]["service"]["roleArn"] = role_arn
         environment = {
-            "BATCHLINE_PIPELINES": self.to_json_string(config),
+            PIPELINES_FILE_ENV: f"/opt/{CONFIG_LAYER_DIR}/pipelines.json",
+            SERVICE_ROLES_ENV: self.to_json_string(roles.created),
             "INBOX_BUCKET": storage.inbox.bucket_name,
             "WORK_BUCKET": storage.work.bucket_name,
             "RESULTS_BUCKET": storage.results.bucket_name,
@@ -55,8 +54,10 @@ class BatchlineStack(Stack):
             "POWERTOOLS_SERVICE_NAME": "batchline",
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
-        size = len(json.dumps(pipelines.to_env())) + _ROLE_ARN_ESTIMATE * len(roles.role_arns) + 600
-        functions = Functions(self, "Functions", environment=environment, environment_size=size)
+        size = _ROLE_ARN_ESTIMATE * len(roles.created) + 700
+        functions = Functions(
+            self, "Functions", environment=environment, environment_size=size, pipelines_json=pipelines.to_env_json()
+        )
         orchestration = Orchestration(self, "Orchestration", functions=functions.by_name, bus=bus.bus)
         trigger = UploadTrigger(self, "Uploads", inbox=storage.inbox, starter=functions["StartRun"])
 
@@ -88,6 +89,10 @@ class BatchlineStack(Stack):
         CfnOutput(self, "EventBusName", value=bus.bus.event_bus_name)
         CfnOutput(self, "StateMachineArn", value=orchestration.state_machine.state_machine_arn)
         CfnOutput(self, "StartDeadLetterQueueUrl", value=trigger.dead_letters.queue_url)
+        if any(isinstance(p.service, VertexSettings) for p in pipelines.pipelines.values()):
+            # The roles that exchange AWS credentials for Google tokens: bind these in the GCP provider.
+            google_callers = [functions[name].role.role_arn for name in GOOGLE_CALLERS]  # type: ignore[union-attr]
+            CfnOutput(self, "GoogleFederatedRoleArns", value=Fn.join(",", google_callers))
 
     def _acknowledge(self, functions: Functions, orchestration: Orchestration, storage: Storage) -> None:
         """Name each wildcard finding cdk-nag reports and say why it is the narrowest grant available."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,10 @@ from constructs import Construct
 
 from stacks.nag import acknowledge
 
-LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+ROOT = Path(__file__).resolve().parent.parent
+LAMBDAS_DIR = ROOT / "lambdas"
+# The pipelines' JSON travels in a small layer of its own, mounted at /opt/<CONFIG_LAYER_DIR>/pipelines.json.
+CONFIG_LAYER_DIR = "batchline-config"
 LAYER_DIR = LAMBDAS_DIR / "layer"
 # Lambda caps the environment of a function at 4 KB in all.
 ENVIRONMENT_LIMIT = 4096
@@ -52,11 +56,22 @@ class PipInstallForArm64:
         return True
 
 
+def config_layer_dir(pipelines_json: str) -> Path:
+    """Writes the validated pipelines JSON where the config layer's asset is read from (content-addressed)."""
+    digest = hashlib.sha256(pipelines_json.encode()).hexdigest()[:16]
+    directory = ROOT / ".build" / f"config-{digest}"
+    target = directory / CONFIG_LAYER_DIR / "pipelines.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(pipelines_json, encoding="utf-8")
+    return directory
+
+
 # name -> (handler, timeout seconds, memory MB, needs large /tmp)
 SPECS = {
     "StartRun": ("handlers.start_run.handler", 30, 256, False),
     "PrepareInput": ("handlers.prepare_input.handler", 900, 2048, True),
-    "SubmitJob": ("handlers.submit_job.handler", 60, 256, False),
+    # Vertex pipelines stream the staged input from S3 to Cloud Storage in this step.
+    "SubmitJob": ("handlers.submit_job.handler", 900, 512, False),
     "PollJob": ("handlers.poll_job.handler", 60, 256, False),
     "CollectOutput": ("handlers.collect_output.handler", 900, 2048, True),
     "FinalizeRun": ("handlers.finalize_run.handler", 300, 1024, True),
@@ -66,13 +81,18 @@ SPECS = {
 
 class Functions(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, environment: dict[str, str], environment_size: int
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        environment: dict[str, str],
+        environment_size: int,
+        pipelines_json: str,
     ) -> None:
         super().__init__(scope, construct_id)
         if environment_size > ENVIRONMENT_LIMIT - 512:
             raise ValueError(
-                f"the pipelines' configuration is {environment_size} bytes: too large for Lambda's 4 KB "
-                "environment; shorten or split the pipelines"
+                f"the functions' environment would be {environment_size} bytes: too large for Lambda's 4 KB limit"
             )
         code = lambda_.Code.from_asset(str(LAMBDAS_DIR), exclude=["layer", "**/__pycache__", "**/*.pyc"])
         layer = lambda_.LayerVersion(
@@ -90,6 +110,12 @@ class Functions(Construct):
                 ),
             ),
         )
+        config = lambda_.LayerVersion(
+            self,
+            "PipelinesConfig",
+            description="Batchline pipelines configuration (from cdk.json)",
+            code=lambda_.Code.from_asset(str(config_layer_dir(pipelines_json))),
+        )
         self.by_name: dict[str, lambda_.Function] = {}
         for name, (handler, timeout, memory, large_tmp) in SPECS.items():
             function = lambda_.Function(
@@ -99,7 +125,7 @@ class Functions(Construct):
                 architecture=lambda_.Architecture.ARM_64,
                 handler=handler,
                 code=code,
-                layers=[layer],
+                layers=[layer, config],
                 timeout=Duration.seconds(timeout),
                 memory_size=memory,
                 ephemeral_storage_size=Size.gibibytes(10) if large_tmp else None,

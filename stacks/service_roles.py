@@ -20,6 +20,8 @@ class ServiceRoles(Construct):
         # pipeline name -> (role ARN, service principal the role is passed to)
         self.role_arns: dict[str, str] = {}
         self.passed_to: dict[str, str] = {}
+        # Only the roles created here (the functions learn their ARNs from the environment at deploy time).
+        self.created: dict[str, str] = {}
         for name, pipeline in pipelines.pipelines.items():
             settings = pipeline.service
             if isinstance(settings, PersonalizeSettings):
@@ -73,7 +75,7 @@ class ServiceRoles(Construct):
                 f"AwsSolutions::AwsSolutions-IAM5[Resource::<{work_id}.Arn>/{name}/*]",
                 "Objects under this pipeline's own prefix of the work bucket, keyed by run at run time.",
             )
-            self.role_arns[name] = role.role_arn
+            self.role_arns[name] = self.created[name] = role.role_arn
 
 
 def _model_arn(stack: Stack, model_id: str) -> str:

@@ -18,6 +18,7 @@ class AwsClients:
 
     def __init__(self, session: boto3.session.Session | None = None) -> None:
         self._session = session or boto3.session.Session()
+        self._google: dict[str, Any] = {}
 
     def _client(self, name: str) -> Any:
         return self._session.client(name, config=_CONFIG)
@@ -41,6 +42,15 @@ class AwsClients:
     @cached_property
     def machinelearning(self) -> Any:
         return self._client("machinelearning")
+
+    def google(self, settings: Any) -> Any:
+        """An authorized Google session for a Vertex pipeline's federation (tokens are cached inside it)."""
+        from batchline.adapters.google_apis import google_session  # google-auth only where Vertex is used
+
+        key = settings.federation.model_dump_json() + settings.endpoints.model_dump_json()
+        if key not in self._google:
+            self._google[key] = google_session(settings, self._session)
+        return self._google[key]
 
     @cached_property
     def events(self) -> Any:

@@ -2,7 +2,7 @@
 
 Pipelines are declared once, in cdk.json context under ``batchline.pipelines``. The stack validates them
 with these models when it synthesises, and passes the same JSON to every function in the
-``BATCHLINE_PIPELINES`` environment variable, where it is validated again.
+file named by ``BATCHLINE_PIPELINES_FILE`` (a config layer), where it is validated again.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from pydantic.alias_generators import to_camel
 
 from batchline.errors import ConfigError, UnknownPipeline
 
-PIPELINES_ENV = "BATCHLINE_PIPELINES"
+# The pipelines' JSON is a file (Lambda environments cap at 4 KB): the stack ships it in a config layer.
+PIPELINES_FILE_ENV = "BATCHLINE_PIPELINES_FILE"
+# Roles the stack created for pipelines that name none: {"<pipeline>": "<role ARN>"}, resolved at deploy time.
+SERVICE_ROLES_ENV = "BATCHLINE_SERVICE_ROLES"
 ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$"
 PROVIDERS = ("sagemaker", "personalize", "bedrock", "amazonml", "vertex")
 PIPELINE_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
@@ -186,8 +189,60 @@ class AmazonMLSettings(_Model):
         return self
 
 
+class GoogleFederation(_Model):
+    """Workload identity federation: the Lambda's AWS role obtains Google tokens; no key is stored."""
+
+    # //iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>
+    audience: str = Field(pattern=r"^//iam\.googleapis\.com/projects/\d+/locations/global/workloadIdentityPools/.+$")
+    service_account_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.iam\.gserviceaccount\.com$")
+
+
+class GoogleEndpoints(_Model):
+    """Google API endpoints; override for Private Service Connect or local fakes."""
+
+    vertex: str | None = None  # default https://<location>-aiplatform.googleapis.com
+    storage: str = "https://storage.googleapis.com"
+    sts: str = "https://sts.googleapis.com"
+    iam_credentials: str = "https://iamcredentials.googleapis.com"
+
+
+class VertexSettings(_Model):
+    """Google Vertex AI batch prediction, driven from AWS; input staged to and results read from GCS."""
+
+    provider: Literal["vertex"]
+    project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+    location: str = Field(pattern=r"^[a-z]+-[a-z]+\d$")
+    # A model ID, or a full resource name (projects/<p>/locations/<l>/models/<id>, publishers/...).
+    model: str = Field(min_length=1)
+    # gs://bucket/prefix where inputs are staged and outputs written (same region as the model).
+    gcs_prefix: str = Field(pattern=r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$")
+    federation: GoogleFederation
+    # Columns sent as features (default: all but the key); numeric_columns are sent as JSON numbers.
+    feature_columns: list[str] | None = None
+    numeric_columns: list[str] = Field(default_factory=list)
+    # When predictions are objects, these fields become columns; otherwise one "prediction" column (JSON).
+    prediction_fields: list[str] | None = None
+    machine_type: str = "n1-standard-4"
+    starting_replica_count: int = Field(default=1, ge=1)
+    max_replica_count: int = Field(default=1, ge=1)
+    job_service_account: str | None = None
+    delete_staged_after_success: bool = False
+    records_per_file: int = Field(default=1_000_000, ge=1)
+    endpoints: GoogleEndpoints = Field(default_factory=GoogleEndpoints)
+
+    @property
+    def model_resource(self) -> str:
+        if "/" in self.model:
+            return self.model
+        return f"projects/{self.project}/locations/{self.location}/models/{self.model}"
+
+    @property
+    def vertex_endpoint(self) -> str:
+        return self.endpoints.vertex or f"https://{self.location}-aiplatform.googleapis.com"
+
+
 ServiceSettings = Annotated[
-    SageMakerSettings | PersonalizeSettings | BedrockSettings | AmazonMLSettings,
+    SageMakerSettings | PersonalizeSettings | BedrockSettings | AmazonMLSettings | VertexSettings,
     Field(discriminator="provider"),
 ]
 
@@ -280,14 +335,20 @@ def _describe(pipeline: str, exc: ValidationError) -> list[str]:
 
 
 def pipelines_from_env() -> Pipelines:
-    """The Lambdas' view: the same JSON the stack validated, read from the environment."""
-    raw = os.environ.get(PIPELINES_ENV)
-    if raw is None:
-        raise ConfigError(f"environment variable {PIPELINES_ENV} is not set")
+    """The Lambdas' view: the same JSON the stack validated, from the config file, plus created roles."""
+    path = require_env(PIPELINES_FILE_ENV)
     try:
-        return parse_pipelines(json.loads(raw))
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+        roles = json.loads(require_env(SERVICE_ROLES_ENV))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the pipelines file {path}: {exc}") from exc
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{PIPELINES_ENV} is not valid JSON: {exc}") from exc
+        raise ConfigError(f"the pipelines configuration is not valid JSON: {exc}") from exc
+    for name, role_arn in roles.items():
+        if name in raw:
+            raw[name]["service"]["roleArn"] = role_arn
+    return parse_pipelines(raw)
 
 
 def require_env(name: str) -> str:

@@ -49,3 +49,7 @@ class OutputMissing(BatchlineError):
 
 class OutputInvalid(BatchlineError):
     """The service output cannot be matched back to the input (keys out of step, bad rows)."""
+
+
+class ServiceRequestFailed(BatchlineError):
+    """A service refused a request for a reason retrying will not fix (the message names call and status)."""

@@ -392,7 +392,7 @@ def _stop_jobs(
         if not state.status.is_terminal:
             try:
                 if adapter.stop(run, name):
-                    stopped.append(name)
+                    stopped.append(state.job_id)
                 else:
                     problems.append(f"{pipeline.provider} cannot stop job {name}; it runs to completion")
             except (BatchlineError, ClientError) as exc:
@@ -400,7 +400,7 @@ def _stop_jobs(
                 problems.append(f"could not stop job {name}: {exc}")
         jobs.append(
             {
-                "jobId": name,
+                "jobId": state.job_id,
                 "status": state.status.value,
                 "rawStatus": state.raw_status,
                 "message": state.message,

@@ -101,10 +101,11 @@ def test_functions_run_python_313_on_arm64_with_tracing_and_their_configuration(
         props = function["Properties"]
         assert props["Runtime"] == "python3.13" and props["Architectures"] == ["arm64"]
         assert props["TracingConfig"] == {"Mode": "Active"}
-        assert len(props["Layers"]) == 1
+        assert len(props["Layers"]) == 2  # dependencies, pipelines configuration
         variables = props["Environment"]["Variables"]
         for name in (
-            "BATCHLINE_PIPELINES",
+            "BATCHLINE_PIPELINES_FILE",
+            "BATCHLINE_SERVICE_ROLES",
             "INBOX_BUCKET",
             "WORK_BUCKET",
             "RESULTS_BUCKET",
@@ -259,3 +260,9 @@ def test_stack_creates_a_conditioned_role_when_a_pipeline_names_none() -> None:
         },
     )
     assert "foundation-model/amazon.nova-lite-v1:0" in json.dumps(template.to_json())
+
+
+def test_vertex_pipelines_export_the_roles_to_bind_in_google_cloud(template: Template) -> None:
+    outputs = template.find_outputs("GoogleFederatedRoleArns")
+    assert outputs, "cdk.json has a Vertex pipeline, so the federated role ARNs are an output"
+    assert "Fn::Join" in outputs["GoogleFederatedRoleArns"]["Value"]

@@ -1,7 +1,8 @@
 import json
+from pathlib import Path
 
 import pytest
-from batchline.config import PIPELINES_ENV, parse_pipelines, pipelines_from_env
+from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, parse_pipelines, pipelines_from_env
 from batchline.errors import ConfigError, UnknownPipeline
 
 GOOD = {
@@ -51,14 +52,29 @@ def test_unknown_pipeline_lists_the_configured_ones() -> None:
         parse_pipelines(GOOD).get("other")
 
 
-def test_environment_round_trip_keeps_the_same_model(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_file_round_trip_keeps_the_same_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     pipelines = parse_pipelines(GOOD)
-    monkeypatch.setenv(PIPELINES_ENV, pipelines.to_env_json())
+    (tmp_path / "pipelines.json").write_text(pipelines.to_env_json())
+    monkeypatch.setenv(PIPELINES_FILE_ENV, str(tmp_path / "pipelines.json"))
+    monkeypatch.setenv(SERVICE_ROLES_ENV, "{}")
     assert pipelines_from_env() == pipelines
     assert json.loads(pipelines.to_env_json())["churn"]["service"]["modelName"] == "churn-model"
 
 
+def test_roles_the_stack_created_are_filled_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    raw = {
+        "gen": {
+            "keyColumn": "id",
+            "service": {"provider": "bedrock", "modelId": "amazon.nova-lite-v1:0", "promptColumn": "q"},
+        }
+    }
+    (tmp_path / "pipelines.json").write_text(json.dumps(raw))
+    monkeypatch.setenv(PIPELINES_FILE_ENV, str(tmp_path / "pipelines.json"))
+    monkeypatch.setenv(SERVICE_ROLES_ENV, json.dumps({"gen": "arn:aws:iam::111122223333:role/made"}))
+    assert pipelines_from_env().get("gen").service.role_arn == "arn:aws:iam::111122223333:role/made"  # type: ignore[union-attr]
+
+
 def test_missing_environment_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(PIPELINES_ENV, raising=False)
-    with pytest.raises(ConfigError, match=PIPELINES_ENV):
+    monkeypatch.delenv(PIPELINES_FILE_ENV, raising=False)
+    with pytest.raises(ConfigError, match=PIPELINES_FILE_ENV):
         pipelines_from_env()

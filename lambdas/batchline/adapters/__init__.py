@@ -10,6 +10,7 @@ from batchline.config import (
     PersonalizeSettings,
     PipelineConfig,
     SageMakerSettings,
+    VertexSettings,
 )
 
 
@@ -31,4 +32,11 @@ def adapter_for(pipeline: PipelineConfig, clients: AwsClients) -> BatchAdapter:
         from batchline.adapters.amazonml import AmazonMLAdapter
 
         return AmazonMLAdapter(settings, pipeline.key_column, clients.machinelearning, clients.s3)
+    if isinstance(settings, VertexSettings):
+        from batchline.adapters.google_apis import CloudStorage, VertexJobs
+        from batchline.adapters.vertex import VertexAdapter
+
+        http = clients.google(settings)
+        jobs, storage = VertexJobs(http, settings), CloudStorage(http, settings.endpoints.storage)
+        return VertexAdapter(settings, pipeline.key_column, jobs, storage, clients.s3)
     raise NotImplementedError(f"no adapter for provider {settings.provider!r}")

@@ -1,0 +1,277 @@
+"""A local fake of the Google APIs Batchline calls, served over HTTP on 127.0.0.1 (no network needed).
+
+One server answers: Security Token Service (the AWS-signed subject token is checked for a SigV4 signature),
+IAM Credentials generateAccessToken, the Cloud Storage JSON API (resumable upload, list, media download,
+delete) and Vertex AI batchPredictionJobs (create, get, list by label, cancel). Jobs go QUEUED -> PENDING ->
+RUNNING -> SUCCEEDED over GET calls and then write predictions/errors files in Vertex's layout. Every API
+call must carry the impersonated service account's token.
+
+Test hooks: an audience containing ``reject`` fails the token exchange; a model containing ``failing`` fails
+the job; ``partial`` in the model ID ends in JOB_STATE_PARTIALLY_SUCCEEDED; an instance value containing
+``bad`` gets an error line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+STS_TOKEN = "emulated-sts-token"
+ACCESS_TOKEN = "emulated-service-account-token"
+_PROGRESSION = ["JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNING"]
+
+
+class GoogleCloudFake:
+    """Start with ``with GoogleCloudFake() as fake:``; ``fake.url`` is the base of every endpoint."""
+
+    def __init__(self, polls_until_done: int = 2) -> None:
+        self.polls_until_done = polls_until_done
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.uploads: dict[str, dict[str, Any]] = {}
+        self.create_calls = 0
+        self.token_exchanges = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> GoogleCloudFake:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        return {"vertex": self.url, "storage": self.url, "sts": self.url, "iamCredentials": self.url}
+
+    # --- job behaviour ---------------------------------------------------------------------------
+
+    def advance(self, job: dict[str, Any]) -> None:
+        state = job["state"]
+        if state == "JOB_STATE_CANCELLING":
+            job["state"] = "JOB_STATE_CANCELLED"
+        elif state in _PROGRESSION:
+            job["_polls"] += 1
+            if job["_polls"] < self.polls_until_done:
+                job["state"] = _PROGRESSION[min(job["_polls"], len(_PROGRESSION) - 1)]
+            elif "failing" in job["model"]:
+                job["state"] = "JOB_STATE_FAILED"
+                job["error"] = {"code": 9, "message": "emulated: the model cannot serve batch predictions"}
+            else:
+                self._run(job)
+
+    def _run(self, job: dict[str, Any]) -> None:
+        key_field = job["instanceConfig"]["keyField"]
+        output_dir = job["outputConfig"]["gcsDestination"]["outputUriPrefix"].rstrip("/") + (
+            f"/prediction-{job['model'].rsplit('/', 1)[-1]}-2026_11_25T00_00_00_000Z/"
+        )
+        out_bucket, out_prefix = output_dir[5:].split("/", 1)
+        predictions, errors = [], []
+        for uri in job["inputConfig"]["gcsSource"]["uris"]:
+            bucket, pattern = uri[5:].split("/", 1)
+            prefix = pattern.rstrip("*")
+            for (obj_bucket, name), data in sorted(self.objects.items()):
+                if obj_bucket != bucket or not name.startswith(prefix):
+                    continue
+                for line in data.decode().splitlines():
+                    instance = json.loads(line)
+                    key = instance.pop(key_field)
+                    if any("bad" in str(value) for value in instance.values()):
+                        errors.append(
+                            {
+                                "instance": {key_field: key, **instance},
+                                "error": {"code": 3, "message": "emulated: invalid instance"},
+                            }
+                        )
+                        continue
+                    digest = int(hashlib.sha256(json.dumps(instance, sort_keys=True).encode()).hexdigest()[:8], 16)
+                    score = round((digest % 10_000) / 10_000, 4)
+                    predictions.append(
+                        {"key": key, "prediction": {"score": score, "label": "yes" if score > 0.5 else "no"}}
+                    )
+        half = (len(predictions) + 1) // 2
+        for name, rows in (
+            ("predictions_00001.jsonl", predictions[:half]),
+            ("predictions_00002.jsonl", predictions[half:]),
+            ("errors_0001.jsonl", errors),
+        ):
+            self.objects[(out_bucket, out_prefix + name)] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+        job["outputInfo"] = {"gcsOutputDirectory": output_dir.rstrip("/")}
+        job["completionStats"] = {
+            "successfulCount": str(len(predictions)),
+            "failedCount": str(len(errors)),
+            "incompleteCount": "0",
+        }
+        if errors and "partial" in job["model"]:
+            job["state"] = "JOB_STATE_PARTIALLY_SUCCEEDED"
+            job["partialFailures"] = [{"code": 3, "message": f"{len(errors)} instances failed"}]
+        else:
+            job["state"] = "JOB_STATE_SUCCEEDED"
+
+    def public(self, job: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in job.items() if not key.startswith("_")}
+
+
+def _handler_for(fake: GoogleCloudFake) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:  # quiet
+            return
+
+        def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+            data = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self) -> bytes:
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _authorised(self, token: str) -> bool:
+            if self.headers.get("Authorization") != f"Bearer {token}":
+                self._send(401, {"error": {"code": 401, "message": "emulated: missing or wrong access token"}})
+                return False
+            return True
+
+        def do_POST(self) -> None:  # noqa: N802
+            url = urlparse(self.path)
+            body = self._body()
+            with fake._lock:
+                if url.path == "/v1/token":
+                    return self._token(body)
+                if url.path.endswith(":generateAccessToken"):
+                    if self._authorised(STS_TOKEN):
+                        self._send(200, {"accessToken": ACCESS_TOKEN, "expireTime": "2099-01-01T00:00:00Z"})
+                    return None
+                if not self._authorised(ACCESS_TOKEN):
+                    return None
+                if url.path.startswith("/upload/storage/v1/b/"):
+                    bucket = url.path.split("/")[5]
+                    name = parse_qs(url.query)["name"][0]
+                    session = hashlib.sha256(f"{bucket}/{name}/{len(fake.uploads)}".encode()).hexdigest()[:16]
+                    fake.uploads[session] = {"bucket": bucket, "name": name, "data": bytearray()}
+                    return self._send(200, {}, {"Location": f"{fake.url}/upload-session/{session}"})
+                if url.path.endswith("/batchPredictionJobs"):
+                    job = json.loads(body)
+                    fake.create_calls += 1
+                    name = f"{url.path.removeprefix('/v1/')}/{1000 + len(fake.jobs)}"
+                    fake.jobs[name] = {**job, "name": name, "state": "JOB_STATE_QUEUED", "_polls": 0}
+                    return self._send(200, fake.public(fake.jobs[name]))
+                if url.path.endswith(":cancel"):
+                    job = fake.jobs.get(url.path.removeprefix("/v1/").removesuffix(":cancel"))
+                    if job is None:
+                        return self._send(404, {"error": {"code": 404, "message": "no such job"}})
+                    if job["state"] in _PROGRESSION:
+                        job["state"] = "JOB_STATE_CANCELLING"
+                    return self._send(200, {})
+            return self._send(404, {"error": {"code": 404, "message": f"emulated: no route {url.path}"}})
+
+        def _token(self, body: bytes) -> None:
+            form = {key: values[0] for key, values in parse_qs(body.decode()).items()}
+            fake.token_exchanges += 1
+            if "reject" in form.get("audience", ""):
+                return self._send(
+                    400,
+                    {
+                        "error": "invalid_grant",
+                        "error_description": "emulated: this AWS role is not allowed by the provider",
+                    },
+                )
+            subject = json.loads(unquote(form.get("subject_token", "{}")))
+            signed = any(
+                h.get("key") == "Authorization" and "AWS4-HMAC-SHA256" in h.get("value", "")
+                for h in subject.get("headers", [])
+            )
+            if not signed:
+                return self._send(400, {"error": "invalid_request", "error_description": "subject token not signed"})
+            return self._send(
+                200,
+                {
+                    "access_token": STS_TOKEN,
+                    "token_type": "Bearer",
+                    "expires_in": 3600,
+                    "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                },
+            )
+
+        def do_PUT(self) -> None:  # noqa: N802
+            url = urlparse(self.path)
+            body = self._body()
+            with fake._lock:
+                if not self._authorised(ACCESS_TOKEN):
+                    return None
+                upload = fake.uploads.get(url.path.rsplit("/", 1)[-1])
+                if upload is None:
+                    return self._send(404, {"error": {"code": 404, "message": "no such upload session"}})
+                upload["data"].extend(body)
+                total = re.search(r"/(\d+|\*)$", self.headers.get("Content-Range", ""))
+                if total and total.group(1) != "*" and int(total.group(1)) == len(upload["data"]):
+                    fake.objects[(upload["bucket"], upload["name"])] = bytes(upload["data"])
+                    return self._send(200, {"name": upload["name"], "size": str(len(upload["data"]))})
+                return self._send(308, None, {"Range": f"bytes=0-{len(upload['data']) - 1}"})
+
+        def do_GET(self) -> None:  # noqa: N802
+            url = urlparse(self.path)
+            query = {key: values[0] for key, values in parse_qs(url.query).items()}
+            with fake._lock:
+                if not self._authorised(ACCESS_TOKEN):
+                    return None
+                if url.path.startswith("/storage/v1/b/"):
+                    return self._storage_get(url.path, query)
+                if url.path.endswith("/batchPredictionJobs"):
+                    match = re.match(r'labels\.([\w-]+)="([^"]*)"', query.get("filter", ""))
+                    jobs = [
+                        fake.public(job)
+                        for job in fake.jobs.values()
+                        if not match or job.get("labels", {}).get(match.group(1)) == match.group(2)
+                    ]
+                    return self._send(200, {"batchPredictionJobs": jobs} if jobs else {})
+                job = fake.jobs.get(url.path.removeprefix("/v1/"))
+                if job is None:
+                    return self._send(404, {"error": {"code": 404, "message": "no such job"}})
+                fake.advance(job)
+                return self._send(200, fake.public(job))
+
+        def _storage_get(self, path: str, query: dict[str, str]) -> None:
+            parts = path.split("/")
+            bucket = parts[4]
+            if len(parts) == 6 and parts[5] == "o":
+                names = sorted(
+                    name for (b, name) in fake.objects if b == bucket and name.startswith(query.get("prefix", ""))
+                )
+                start = int(query.get("pageToken", "0"))
+                page = names[start : start + 2]  # small pages, so callers must follow nextPageToken
+                body: dict[str, Any] = {"items": [{"name": name} for name in page]} if page else {}
+                if start + 2 < len(names):
+                    body["nextPageToken"] = str(start + 2)
+                return self._send(200, body)
+            name = unquote(parts[6])
+            data = fake.objects.get((bucket, name))
+            if data is None:
+                return self._send(404, {"error": {"code": 404, "message": f"no object {name}"}})
+            if query.get("alt") == "media":
+                return self._send(200, data, {"Content-Type": "application/octet-stream"})
+            return self._send(200, {"name": name, "size": str(len(data))})
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            url = urlparse(self.path)
+            with fake._lock:
+                if not self._authorised(ACCESS_TOKEN):
+                    return None
+                parts = url.path.split("/")
+                fake.objects.pop((parts[4], unquote(parts[6])), None)
+                return self._send(204)
+
+    return Handler

@@ -1,0 +1,211 @@
+"""Small clients for the Google REST APIs Batchline needs: STS federation, Cloud Storage, Vertex AI.
+
+google-auth turns the Lambda's AWS credentials into Google tokens (workload identity federation with an
+AWS credential source), so no service-account key exists anywhere. Plain REST keeps the Lambda package
+small: google-auth + requests instead of the google-cloud-aiplatform client and its gRPC stack.
+https://cloud.google.com/iam/docs/workload-identity-federation-with-other-clouds
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+import boto3
+import requests
+from google.auth import aws
+from google.auth.exceptions import GoogleAuthError, TransportError
+from google.auth.transport.requests import AuthorizedSession
+
+from batchline.config import VertexSettings
+from batchline.errors import ServiceRequestFailed, ServiceThrottled, ServiceUnavailable
+
+SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+# Resumable uploads move this much per request (a multiple of 256 KiB, as the API requires).
+UPLOAD_CHUNK = 8 * 1024 * 1024
+
+
+class BotoCredentialsSupplier(aws.AwsSecurityCredentialsSupplier):
+    """Hands google-auth the credentials of the Lambda's own role, as boto3 resolves them."""
+
+    def __init__(self, session: boto3.session.Session) -> None:
+        self._session = session
+
+    def get_aws_security_credentials(self, context: Any, request: Any) -> aws.AwsSecurityCredentials:
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise ServiceUnavailable("no AWS credentials to exchange for a Google token")
+        frozen = credentials.get_frozen_credentials()
+        return aws.AwsSecurityCredentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    def get_aws_region(self, context: Any, request: Any) -> str:
+        return str(self._session.region_name or "us-east-1")
+
+
+def google_session(settings: VertexSettings, session: boto3.session.Session) -> AuthorizedSession:
+    federation = settings.federation
+    endpoints = settings.endpoints
+    credentials = aws.Credentials(
+        audience=federation.audience,
+        subject_token_type="urn:ietf:params:aws:token-type:aws4_request",
+        token_url=f"{endpoints.sts}/v1/token",
+        aws_security_credentials_supplier=BotoCredentialsSupplier(session),
+        service_account_impersonation_url=(
+            f"{endpoints.iam_credentials}/v1/projects/-/serviceAccounts/"
+            f"{federation.service_account_email}:generateAccessToken"
+        ),
+        scopes=SCOPES,
+    )
+    return AuthorizedSession(credentials)
+
+
+def call(http: AuthorizedSession, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
+    """One request; token, throttling and permission problems become the pipeline's named errors."""
+    try:
+        response = http.request(method, url, timeout=60, **kwargs)
+    except (TransportError, requests.ConnectionError, requests.Timeout) as exc:
+        raise ServiceThrottled(f"could not reach Google to {what}: {exc}") from exc
+    except GoogleAuthError as exc:  # the STS exchange or the impersonation was refused
+        raise ServiceUnavailable(f"Google token exchange failed while trying to {what}: {exc}") from exc
+    if response.status_code in (429, 500, 502, 503, 504):
+        raise ServiceThrottled(f"Google answered {response.status_code} to {what}: {response.text[:300]}")
+    if response.status_code in (401, 403):
+        raise ServiceUnavailable(f"Google refused to {what} ({response.status_code}): {response.text[:300]}")
+    if response.status_code >= 400 and response.status_code != 404:
+        raise ServiceRequestFailed(f"Google answered {response.status_code} to {what}: {response.text[:500]}")
+    return response
+
+
+def split_gcs_uri(uri: str) -> tuple[str, str]:
+    bucket, _, name = uri[5:].partition("/")
+    return bucket, name
+
+
+class CloudStorage:
+    """The Cloud Storage JSON API calls Batchline makes: resumable upload, list, streamed read, delete."""
+
+    def __init__(self, http: AuthorizedSession, endpoint: str) -> None:
+        self._http, self._endpoint = http, endpoint.rstrip("/")
+
+    def size(self, bucket: str, name: str) -> int | None:
+        response = call(self._http, "GET", self._object_url(bucket, name), f"read gs://{bucket}/{name}")
+        return None if response.status_code == 404 else int(response.json().get("size", 0))
+
+    def upload(self, bucket: str, name: str, body: BinaryIO, content_type: str) -> int:
+        """Streams ``body`` in fixed chunks through a resumable session: memory stays at one chunk."""
+        start = call(
+            self._http,
+            "POST",
+            f"{self._endpoint}/upload/storage/v1/b/{bucket}/o",
+            f"upload gs://{bucket}/{name}",
+            params={"uploadType": "resumable", "name": name},
+            headers={"X-Upload-Content-Type": content_type},
+            data=b"",
+        )
+        session_url = start.headers["Location"]
+        offset = 0
+        chunk = body.read(UPLOAD_CHUNK)
+        while True:
+            following = body.read(UPLOAD_CHUNK) if chunk else b""
+            last = not following
+            end = offset + len(chunk) - 1
+            total = str(offset + len(chunk)) if last else "*"
+            content_range = f"bytes {offset}-{end}/{total}" if chunk else f"bytes */{offset}"
+            call(
+                self._http,
+                "PUT",
+                session_url,
+                f"upload gs://{bucket}/{name}",
+                data=chunk,
+                headers={"Content-Range": content_range},
+            )
+            offset += len(chunk)
+            if last:
+                return offset
+            chunk = following
+
+    def list(self, bucket: str, prefix: str) -> Iterator[str]:
+        token = None
+        while True:
+            params = {"prefix": prefix, **({"pageToken": token} if token else {})}
+            page = call(
+                self._http,
+                "GET",
+                f"{self._endpoint}/storage/v1/b/{bucket}/o",
+                f"list gs://{bucket}/{prefix}",
+                params=params,
+            ).json()
+            for item in page.get("items", []):
+                yield item["name"]
+            token = page.get("nextPageToken")
+            if not token:
+                return
+
+    def lines(self, bucket: str, name: str) -> Iterator[str]:
+        response = call(
+            self._http,
+            "GET",
+            self._object_url(bucket, name),
+            f"read gs://{bucket}/{name}",
+            params={"alt": "media"},
+            stream=True,
+        )
+        with response:
+            for line in response.iter_lines(decode_unicode=False):
+                if line:
+                    yield line.decode("utf-8")
+
+    def delete(self, bucket: str, name: str) -> None:
+        call(self._http, "DELETE", self._object_url(bucket, name), f"delete gs://{bucket}/{name}")
+
+    def _object_url(self, bucket: str, name: str) -> str:
+        return f"{self._endpoint}/storage/v1/b/{bucket}/o/{quote(name, safe='')}"
+
+
+class VertexJobs:
+    """batchPredictionJobs: create, get, find by label, cancel."""
+
+    def __init__(self, http: AuthorizedSession, settings: VertexSettings) -> None:
+        self._http = http
+        self._base = f"{settings.vertex_endpoint.rstrip('/')}/v1"
+        self._parent = f"projects/{settings.project}/locations/{settings.location}"
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self._base}/{self._parent}/batchPredictionJobs"
+        return dict(
+            call(
+                self._http,
+                "POST",
+                url,
+                "create a batch prediction job",
+                data=json.dumps(body),
+                headers={"Content-Type": "application/json"},
+            ).json()
+        )
+
+    def get(self, name: str) -> dict[str, Any]:
+        response = call(self._http, "GET", f"{self._base}/{name}", f"read {name}")
+        if response.status_code == 404:
+            raise ServiceRequestFailed(f"Vertex AI has no job {name}")
+        return dict(response.json())
+
+    def find(self, label: str, value: str) -> dict[str, Any] | None:
+        """Create is not idempotent on Vertex: a job is found by the label it was created with."""
+        url = f"{self._base}/{self._parent}/batchPredictionJobs"
+        page = call(
+            self._http, "GET", url, "list batch prediction jobs", params={"filter": f'labels.{label}="{value}"'}
+        ).json()
+        jobs = [job for job in page.get("batchPredictionJobs", []) if job.get("labels", {}).get(label) == value]
+        return dict(jobs[0]) if jobs else None
+
+    def cancel(self, name: str) -> None:
+        call(
+            self._http,
+            "POST",
+            f"{self._base}/{name}:cancel",
+            f"cancel {name}",
+            data=b"{}",
+            headers={"Content-Type": "application/json"},
+        )

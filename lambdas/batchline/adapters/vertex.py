@@ -1,0 +1,243 @@
+"""Google Vertex AI batch prediction from the AWS pipeline.
+
+Submit streams the chunk's staged JSON lines from S3 to GCS, then finds the job by its label or creates
+it (Vertex's create is not idempotent). Results are read from ``outputInfo.gcsOutputDirectory``:
+``predictions_NNNNN.jsonl`` and ``errors_NNNNN.jsonl`` (4 or 5 digits), keyed by ``instanceConfig.keyField``.
+https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.batchPredictionJobs
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from batchline.adapters.base import (
+    EncodedRecord,
+    FailedRecord,
+    JobLimits,
+    JobState,
+    JobStatus,
+    Prediction,
+    RecordRejected,
+    RunContext,
+    StagedRecord,
+)
+from batchline.adapters.google_apis import CloudStorage, VertexJobs, split_gcs_uri
+from batchline.config import VertexSettings
+from batchline.errors import InputRejected, OutputInvalid
+from batchline.layout import S3Location
+from batchline.naming import job_name_for
+from batchline.s3io import list_keys, open_object
+
+_STATES = {
+    "QUEUED": JobStatus.PENDING,
+    "PENDING": JobStatus.PENDING,
+    "RUNNING": JobStatus.RUNNING,
+    "UPDATING": JobStatus.RUNNING,
+    "PAUSED": JobStatus.RUNNING,
+    "CANCELLING": JobStatus.RUNNING,
+    "SUCCEEDED": JobStatus.SUCCEEDED,
+    "PARTIALLY_SUCCEEDED": JobStatus.PARTIAL,
+    "FAILED": JobStatus.FAILED,
+    "EXPIRED": JobStatus.FAILED,
+    "CANCELLED": JobStatus.STOPPED,
+}
+JOB_LABEL = "batchline-job"
+_RESULT_FILE = re.compile(r"^(predictions|errors)_\d{4,5}\.jsonl$")
+_JOB_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/batchPredictionJobs/[^/]+$")
+
+
+def normalise_state(raw: str) -> JobStatus:
+    return _STATES.get(raw.removeprefix("JOB_STATE_"), JobStatus.RUNNING)
+
+
+class VertexJsonEncoder:
+    suffix = ".jsonl"
+    content_type = "application/jsonl"
+    limits = JobLimits()
+    max_bytes_per_file = 10 * 1024**3
+
+    def __init__(self, settings: VertexSettings, key_field: str) -> None:
+        self._settings = settings
+        self._key_field = key_field
+        self.max_records_per_file = settings.records_per_file
+        self._columns: list[tuple[int, str, bool]] = []
+        self._key_index = 0
+
+    def start(self, header: list[str], key_index: int) -> dict[str, Any]:
+        settings = self._settings
+        features = settings.feature_columns or [name for i, name in enumerate(header) if i != key_index]
+        missing = [name for name in [*features, *settings.numeric_columns] if name not in header]
+        if missing:
+            raise InputRejected(f"columns named in the pipeline config are not in the header: {', '.join(missing)}")
+        numeric = set(settings.numeric_columns)
+        self._columns = [(header.index(name), name, name in numeric) for name in features]
+        self._key_index = key_index
+        return {"keyHeader": header[key_index]}
+
+    def encode(self, row: list[str], sequence: int) -> EncodedRecord:
+        instance: dict[str, Any] = {self._key_field: row[self._key_index]}
+        for index, name, numeric in self._columns:
+            value: Any = row[index]
+            if numeric:
+                try:
+                    value = float(value) if value.strip() else None
+                except ValueError:
+                    raise RecordRejected(f"column {name!r} is not a number: {value!r}") from None
+            instance[name] = value
+        return EncodedRecord(json.dumps(instance, ensure_ascii=False) + "\n", row[self._key_index])
+
+
+class VertexAdapter:
+    provider = "vertex"
+
+    def __init__(self, settings: VertexSettings, key_column: str, jobs: VertexJobs, gcs: CloudStorage, s3: Any):
+        self._settings = settings
+        self._key_column = key_column
+        self._jobs = jobs
+        self._gcs = gcs
+        self._s3 = s3
+
+    def input_encoder(self) -> VertexJsonEncoder:
+        return VertexJsonEncoder(self._settings, self._key_column)
+
+    def job_id(self, run: RunContext) -> str:
+        """The job's label value; describe() finds the resource name by it."""
+        return job_name_for(run.run_id, suffix=f"-{run.chunk.index}")
+
+    def _gcs_run_prefix(self, run: RunContext) -> tuple[str, str]:
+        bucket, base = split_gcs_uri(self._settings.gcs_prefix.rstrip("/") + "/")
+        return bucket, f"{base}{run.pipeline.name}/{run.run_id}/job-{run.chunk.index:05d}/"
+
+    def stage(self, run: RunContext) -> str:
+        """Copy the chunk's staged parts from S3 to GCS, streamed; parts already there are not sent again."""
+        bucket, prefix = self._gcs_run_prefix(run)
+        for key in sorted(list_keys(self._s3, run.chunk.input_prefix)):
+            name = f"{prefix}input/{posixpath.basename(key)}"
+            size = self._s3.head_object(Bucket=run.chunk.input_prefix.bucket, Key=key)["ContentLength"]
+            if self._gcs.size(bucket, name) == size:
+                continue  # a retried Submit: this part is already in place
+            with open_object(self._s3, S3Location(run.chunk.input_prefix.bucket, key)) as body:
+                self._gcs.upload(bucket, name, body, VertexJsonEncoder.content_type)
+        return f"gs://{bucket}/{prefix}"
+
+    def create_body(self, run: RunContext, gcs_run_prefix: str) -> dict[str, Any]:
+        settings = self._settings
+        body: dict[str, Any] = {
+            "displayName": self.job_id(run),
+            "model": settings.model_resource,
+            "inputConfig": {"instancesFormat": "jsonl", "gcsSource": {"uris": [f"{gcs_run_prefix}input/*"]}},
+            "instanceConfig": {"instanceType": "object", "keyField": self._key_column},
+            "outputConfig": {
+                "predictionsFormat": "jsonl",
+                "gcsDestination": {"outputUriPrefix": f"{gcs_run_prefix}output/"},
+            },
+            "dedicatedResources": {
+                "machineSpec": {"machineType": settings.machine_type},
+                "startingReplicaCount": settings.starting_replica_count,
+                "maxReplicaCount": settings.max_replica_count,
+            },
+            "labels": {JOB_LABEL: self.job_id(run), "batchline-pipeline": run.pipeline.name},
+        }
+        if settings.job_service_account:
+            body["serviceAccount"] = settings.job_service_account
+        return body
+
+    def submit(self, run: RunContext) -> JobState:
+        existing = self._jobs.find(JOB_LABEL, self.job_id(run))
+        if existing is not None:
+            return _state(existing)
+        prefix = self.stage(run)
+        existing = self._jobs.find(JOB_LABEL, self.job_id(run))  # staging takes time: look once more
+        return _state(existing or self._jobs.create(self.create_body(run, prefix)))
+
+    def _resource(self, job_id: str) -> dict[str, Any]:
+        if _JOB_NAME.match(job_id):
+            return self._jobs.get(job_id)
+        found = self._jobs.find(JOB_LABEL, job_id)
+        if found is None:
+            raise OutputInvalid(f"no Vertex AI batch prediction job carries label {JOB_LABEL}={job_id}")
+        return found
+
+    def describe(self, run: RunContext, job_id: str) -> JobState:
+        return _state(self._resource(job_id))
+
+    def stop(self, run: RunContext, job_id: str) -> bool:
+        job = self._resource(job_id)
+        if not normalise_state(job.get("state", "")).is_terminal and job.get("state") != "JOB_STATE_CANCELLING":
+            self._jobs.cancel(job["name"])
+        return True
+
+    def result_columns(self, run: RunContext) -> list[str]:
+        return list(self._settings.prediction_fields or ["prediction"])
+
+    def read_results(
+        self, run: RunContext, job: JobState, staged: Iterator[StagedRecord]
+    ) -> Iterator[Prediction | FailedRecord]:
+        resource = self._resource(job.job_id)
+        directory = (resource.get("outputInfo") or {}).get("gcsOutputDirectory")
+        if not directory:
+            raise OutputInvalid(f"job {job.job_id} reports no outputInfo.gcsOutputDirectory")
+        by_key = {record.key: record for record in staged}
+        bucket, prefix = split_gcs_uri(directory.rstrip("/") + "/")
+        for name in sorted(self._gcs.list(bucket, prefix)):
+            match = _RESULT_FILE.match(posixpath.basename(name))
+            if not match:
+                continue
+            for number, line in enumerate(self._gcs.lines(bucket, name), start=1):
+                yield self._record(json.loads(line), by_key, f"{posixpath.basename(name)} line {number}")
+        for record in by_key.values():
+            yield FailedRecord(record.key, record.line, f"Vertex AI returned no result for it ({job.raw_status})")
+        if self._settings.delete_staged_after_success and job.status is JobStatus.SUCCEEDED:
+            staged_bucket, staged_prefix = self._gcs_run_prefix(run)
+            for name in list(self._gcs.list(staged_bucket, staged_prefix + "input/")):
+                self._gcs.delete(staged_bucket, name)
+
+    def _record(self, data: dict[str, Any], by_key: dict[str, StagedRecord], where: str) -> Prediction | FailedRecord:
+        instance: dict[str, Any] = data["instance"] if isinstance(data.get("instance"), dict) else {}
+        key = data.get("key", instance.get(self._key_column))
+        record = by_key.pop(str(key), None) if key is not None else None
+        if record is None:
+            raise OutputInvalid(f"{where}: key {key!r} was not staged in this job")
+        if "error" in data and "prediction" not in data:
+            error = data["error"]
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            return FailedRecord(record.key, record.line, f"Vertex AI error: {message}")
+        return Prediction(record.key, record.line, [self._columns(data.get("prediction"))])
+
+    def _columns(self, prediction: Any) -> list[str]:
+        fields = self._settings.prediction_fields
+        if fields and isinstance(prediction, dict):
+            return [_cell(prediction.get(field)) for field in fields]
+        return [_cell(prediction)]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _state(job: dict[str, Any]) -> JobState:
+    raw = str(job.get("state", "JOB_STATE_UNSPECIFIED"))
+    messages = []
+    if job.get("error"):
+        messages.append(str(job["error"].get("message", job["error"])))
+    for failure in job.get("partialFailures", [])[:5]:
+        messages.append(f"partial failure: {failure.get('message', failure)}")
+    stats = job.get("completionStats") or {}
+    counts = {
+        name: int(stats[field])
+        for name, field in (
+            ("succeeded", "successfulCount"),
+            ("failed", "failedCount"),
+            ("incomplete", "incompleteCount"),
+        )
+        if field in stats
+    }
+    return JobState(str(job["name"]), normalise_state(raw), raw, "; ".join(messages) or None, counts)

@@ -1,0 +1,139 @@
+"""Vertex AI from the AWS pipeline, end to end: real google-auth federation and REST calls against a local fake."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchline_local.runtime import LocalRuntime, load_pipeline_context
+from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, write_csv
+
+pytestmark = pytest.mark.timeout(120)
+BASE = load_pipeline_context()["demo-vertex"]
+
+
+def variant(**service: Any) -> dict[str, Any]:
+    return {**BASE, "service": {**BASE["service"], **service}}
+
+
+PIPELINES = {
+    **load_pipeline_context(),
+    "v-reject": variant(
+        federation={
+            **BASE["service"]["federation"],
+            "audience": BASE["service"]["federation"]["audience"].replace("providers/aws", "providers/reject-aws"),
+        }
+    ),
+    "v-failing": variant(model="failing-model"),
+    "v-partial": variant(model="partial-model", numericColumns=[]),
+    "v-cleanup": variant(deleteStagedAfterSuccess=True),
+    "v-slow": {**variant(), "maxPolls": 2, "minPollSeconds": 1},
+}
+HEADER = ["id", "sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+@pytest.fixture(scope="module")
+def runtime(validate_event: Any) -> Iterator[LocalRuntime]:
+    with LocalRuntime(PIPELINES) as local:
+        yield local
+        check_every_event(local, validate_event)
+
+
+def test_sample_runs_through_vertex_with_federated_credentials(runtime: LocalRuntime, validate_event: Any) -> None:
+    exchanges = runtime.google.token_exchanges
+    result = runtime.run_file(SAMPLES / "demo-vertex.csv", "demo-vertex")
+
+    assert result.status == "SUCCEEDED"
+    assert result.event is not None
+    validate_event(result.event)
+    detail = result.event["detail"]
+    assert detail["counts"] == {"input": 60, "sent": 60, "rejected": 0, "predicted": 60, "failed": 0}
+    rows = read_s3_csv(runtime, detail["outputs"]["predictions"])
+    assert list(rows[0]) == ["id", "label", "score"]
+    assert sorted(row["id"] for row in rows) == [f"flower-{n:03d}" for n in range(1, 61)]
+    assert detail["jobs"][0]["jobId"].startswith("projects/batchline-demo/locations/us-central1/batchPredictionJobs/")
+    assert detail["jobs"][0]["counts"] == {"succeeded": 60, "failed": 0, "incomplete": 0}
+    assert runtime.google.token_exchanges > exchanges  # the AWS role really was exchanged for a Google token
+    staged = [name for (bucket, name) in runtime.google.objects if "/input/" in name and result.run_id in name]
+    assert staged, "the input was staged to GCS"
+
+
+def test_rejected_token_exchange_fails_the_run_and_says_so(runtime: LocalRuntime, tmp_path: Path) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "t.csv", HEADER, [["a", 1, 2, 3, 4]]), "v-reject")
+
+    assert result.status == "FAILED"
+    assert result.event is not None
+    error = result.event["detail"]["error"]
+    assert error["error"] == "ServiceUnavailable"
+    assert "Google token exchange failed" in error["cause"] and "not allowed by the provider" in error["cause"]
+
+
+def test_failed_job_surfaces_the_vertex_error(runtime: LocalRuntime, tmp_path: Path) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "f.csv", HEADER, [["a", 1, 2, 3, 4]]), "v-failing")
+
+    assert result.status == "FAILED"
+    assert result.event is not None
+    assert result.event["detail"]["error"]["error"] == "JobFailed"
+    assert "JOB_STATE_FAILED" in result.event["detail"]["error"]["cause"]
+    assert "cannot serve batch predictions" in result.event["detail"]["error"]["cause"]
+
+
+def test_non_numeric_feature_is_refused_before_sending(runtime: LocalRuntime, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "p.csv", HEADER, [["a", 1, 2, 3, 4], ["b", 5, 6, 7, 8], ["c", "bad", 1, 1, 1]])
+    result = runtime.run_file(path, "demo-vertex")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    assert detail["status"] == "PARTIALLY_SUCCEEDED"
+    # "bad" is not numeric: refused at Prepare (line 4), never sent to Vertex.
+    (rejected,) = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert (rejected["line"], rejected["stage"]) == ("4", "prepare")
+    assert detail["counts"] == {"input": 3, "sent": 2, "rejected": 1, "predicted": 2, "failed": 0}
+
+
+def test_service_side_instance_errors_go_to_errors_csv(runtime: LocalRuntime, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "e.csv", ["id", "text"], [["a", "fine"], ["b", "bad input"], ["c", "ok"]])
+    result = runtime.run_file(path, "v-partial")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    assert detail["jobs"][0]["rawStatus"] == "JOB_STATE_PARTIALLY_SUCCEEDED"
+    assert "partial failure" in detail["jobs"][0]["message"]
+    (error,) = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert (error["key"], error["line"], error["stage"]) == ("b", "3", "service")
+    assert "emulated: invalid instance" in error["reason"]
+
+
+def test_duplicate_submit_finds_the_job_by_its_label(runtime: LocalRuntime, tmp_path: Path) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "d.csv", HEADER, [["a", 1, 2, 3, 4]]), "demo-vertex")
+    (submit_input,) = runtime.state_inputs(result, "SubmitJob")
+    creates = runtime.google.create_calls
+
+    again = runtime.invoke("SubmitJob", submit_input)
+
+    assert result.event is not None
+    assert again["jobId"] == result.event["detail"]["jobs"][0]["jobId"]
+    assert runtime.google.create_calls == creates
+
+
+def test_staged_gcs_objects_are_deleted_after_success_when_configured(runtime: LocalRuntime, tmp_path: Path) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "c.csv", HEADER, [["a", 1, 2, 3, 4]]), "v-cleanup")
+
+    assert result.status == "SUCCEEDED"
+    assert not [name for (_, name) in runtime.google.objects if result.run_id in name and "/input/" in name]
+    assert [name for (_, name) in runtime.google.objects if result.run_id in name and "predictions_" in name]
+
+
+def test_a_job_past_its_poll_bound_is_cancelled(runtime: LocalRuntime, tmp_path: Path) -> None:
+    runtime.google.polls_until_done = 50
+    try:
+        result = runtime.run_file(write_csv(tmp_path / "s.csv", HEADER, [["a", 1, 2, 3, 4]]), "v-slow")
+    finally:
+        runtime.google.polls_until_done = 2
+    assert result.status == "FAILED"
+    assert result.event is not None
+    job_id = result.event["detail"]["error"]["jobStopped"]
+    assert runtime.google.jobs[job_id]["state"] in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
