@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from batchline.adapters.base import BatchAdapter, FailedRecord, JobState, RunContext, StagedRecord
+from batchline.csvsafe import CsvWriter
 from batchline.layout import RunLayout, S3Location
 from batchline.prepare import ERROR_COLUMNS, temp_workdir
 from batchline.s3io import list_keys, open_object, sha256_of, upload_file
@@ -40,6 +41,7 @@ def collect_jobs(
     *,
     key_header: str,
     source_name: str,
+    spreadsheet_safe: bool = True,
 ) -> dict[str, Any]:
     """Write predictions.csv (results) and failed.csv (work) for every job; returns counts and checksums."""
     layout = runs[0][0].layout
@@ -52,9 +54,9 @@ def collect_jobs(
             open(predictions_path, "w", encoding="utf-8", newline="") as predictions_file,
             open(failed_path, "w", encoding="utf-8", newline="") as failed_file,
         ):
-            predictions = csv.writer(predictions_file, lineterminator="\n")
+            predictions = CsvWriter(predictions_file, safe=spreadsheet_safe)
             predictions.writerow(header)
-            failures = csv.writer(failed_file, lineterminator="\n")
+            failures = CsvWriter(failed_file, safe=spreadsheet_safe)
             failures.writerow(ERROR_COLUMNS)
             for run, job in runs:
                 staged = staged_records(s3, layout, run.chunk.input_prefix)

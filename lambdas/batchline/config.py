@@ -261,6 +261,8 @@ class PipelineConfig(_Model):
     max_poll_seconds: int = Field(default=900, ge=1, le=3600)
     # Jobs of one run that may run at once (the Map's MaxConcurrency); mind the service's account quota.
     max_concurrent_jobs: int = Field(default=2, ge=1, le=40)
+    # Cells a spreadsheet would run as formulas (=, +, -, @ not followed by a number) are prefixed with '.
+    spreadsheet_safe: bool = True
     # Inputs larger than this are refused before anything is read whole or billed.
     max_input_bytes: int = Field(default=10 * 1024**3, ge=1)
 

@@ -115,7 +115,7 @@ def prepare_run(
             staged.append(part)
 
         with open(rejected_path, "w", encoding="utf-8", newline="") as rejected_file:
-            rejects = RejectWriter(rejected_file, source)
+            rejects = RejectWriter(rejected_file, source, spreadsheet_safe=pipeline.spreadsheet_safe)
             location = S3Location(input_object["bucket"], input_object["key"])
             with open_object(clients.s3, location, input_object.get("versionId")) as body:
                 result = prepare_records(
@@ -257,6 +257,7 @@ def collect_results(
         runs,
         key_header=prepared["staging"]["keyHeader"],
         source_name=_source_name(prepared["input"]),
+        spreadsheet_safe=pipeline.spreadsheet_safe,
     )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from batchline.adapters.base import EncodedRecord, InputEncoder, JobLimits, RecordRejected
+from batchline.csvsafe import CsvWriter
 from batchline.errors import InputRejected
 
 ERROR_COLUMNS = ["source_file", "line", "key", "stage", "reason", "record"]
@@ -100,8 +101,8 @@ def _row_text(row: list[str]) -> str:
 class RejectWriter:
     """Rows Prepare refuses, as CSV with the file, line, key and reason."""
 
-    def __init__(self, handle: io.TextIOBase, source_file: str) -> None:
-        self._writer = csv.writer(handle, lineterminator="\n")
+    def __init__(self, handle: io.TextIOBase, source_file: str, *, spreadsheet_safe: bool = True) -> None:
+        self._writer = CsvWriter(handle, safe=spreadsheet_safe)
         self._writer.writerow(ERROR_COLUMNS)
         self._source = source_file
         self.count = 0
