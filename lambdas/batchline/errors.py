@@ -23,6 +23,10 @@ class InputRejected(BatchlineError):
     """The whole input file cannot be used (empty, no header, missing key column, unreadable)."""
 
 
+class RunDeadlineExceeded(BatchlineError):
+    """The run passed its deadline (maxRunHours) before its jobs could finish."""
+
+
 class ServiceThrottled(BatchlineError):
     """The ML service throttled us; the state machine retries with jittered back-off."""
 

@@ -22,7 +22,15 @@ from batchline.backoff import next_wait_seconds
 from batchline.clients import AwsClients
 from batchline.collect import collect_jobs, job_end_reason
 from batchline.config import Pipelines, require_env
-from batchline.errors import BatchlineError, InputRejected, JobFailed, OutputInvalid, UnknownPipeline
+from batchline.errors import (
+    BatchlineError,
+    InputRejected,
+    JobFailed,
+    OutputInvalid,
+    QuotaFull,
+    RunDeadlineExceeded,
+    UnknownPipeline,
+)
 from batchline.events import build_detail, outcome, outcome_status
 from batchline.layout import RunLayout, S3Location
 from batchline.prepare import ERROR_COLUMNS, RejectWriter, group_parts, prepare_records, temp_workdir
@@ -201,7 +209,15 @@ def submit_job(
     clients: AwsClients,
 ) -> dict[str, Any]:
     run = _run_context(prepared, chunk, pipelines, deployment)
-    state = adapter_for(run.pipeline, clients).submit(run)
+    try:
+        state = adapter_for(run.pipeline, clients).submit(run)
+    except QuotaFull as exc:
+        # The state machine retries QuotaFull to wait for a slot; past the deadline, waiting stops.
+        if utc_now() > _parse_time(prepared["deadline"]):
+            raise RunDeadlineExceeded(
+                f"the run passed its deadline {prepared['deadline']} while waiting for a job slot: {exc}"
+            ) from exc
+        raise
     return _job_payload(state, prepared, chunk, 0, pipelines)
 
 

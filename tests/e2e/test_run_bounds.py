@@ -17,6 +17,9 @@ SERVICE = {"provider": "sagemaker", "modelName": "slow-model", "predictionColumn
 PIPELINES = {
     "short-deadline": {"keyColumn": "id", "service": SERVICE, "maxRunHours": 0.0003, "minPollSeconds": 1},
     "few-polls": {"keyColumn": "id", "service": SERVICE, "maxPolls": 3, "minPollSeconds": 1},
+    "quota-deadline": {"keyColumn": "userId", "maxRunHours": 0.0003, "service": {
+        "provider": "personalize", "recipe": "USER_PERSONALIZATION", "roleArn": "arn:aws:iam::123456789012:role/p",
+        "solutionVersionArn": "arn:aws:personalize:us-east-1:123456789012:solution/busy/1"}},
 }
 
 
@@ -60,3 +63,17 @@ def test_poll_bound_ends_the_run(slow_runtime: LocalRuntime, validate_event: Any
         if e["type"] == "TaskStateEntered" and e["stateEnteredEventDetails"]["name"] == "PollJob"
     ]
     assert len(polls) == 3
+
+
+def test_waiting_for_a_job_slot_ends_at_the_deadline(slow_runtime: LocalRuntime, tmp_path: Path) -> None:
+    slow_runtime.personalize.quota_full_for = 10**6  # the account's job quota never frees up
+    try:
+        result = slow_runtime.run_file(write_csv(tmp_path / "q.csv", ["userId"], [["u1"]]), "quota-deadline")
+    finally:
+        slow_runtime.personalize.quota_full_for = 0
+
+    assert result.status == "FAILED"
+    assert result.event is not None
+    error = result.event["detail"]["error"]
+    assert error["error"] == "RunDeadlineExceeded"
+    assert "while waiting for a job slot" in error["cause"] and "LimitExceededException" in error["cause"]

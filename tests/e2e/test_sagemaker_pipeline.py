@@ -152,9 +152,9 @@ def test_a_key_with_spaces_and_unicode_runs(runtime: LocalRuntime, tmp_path: Pat
 
 
 def test_keys_a_spreadsheet_would_run_are_written_as_text(runtime: LocalRuntime, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "formula.csv", HEADER, [["=HYPERLINK(\"http://x\")", 1, 2], ["-7", 3, 4]])
+    path = write_csv(tmp_path / "formula.csv", HEADER, [['=HYPERLINK("http://x")', 1, 2], ["-7", 3, 4]])
     result = runtime.run_file(path, "demo-sagemaker")
 
     assert result.event is not None
     rows = read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])
-    assert [row["id"] for row in rows] == ["'=HYPERLINK(\"http://x\")", "-7"]
+    assert [row["id"] for row in rows] == ['\'=HYPERLINK("http://x")', "-7"]
