@@ -240,6 +240,7 @@ class LocalRuntime:
         # Capture what the pipeline publishes, as a subscriber would: a rule on the bus to a queue.
         sqs = self.client("sqs")
         self.capture_queue_url = sqs.create_queue(QueueName="batchline-local-captured-events")["QueueUrl"]
+        self.undelivered_queue_url = sqs.create_queue(QueueName="batchline-local-undelivered-events")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.capture_queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
@@ -285,7 +286,11 @@ class LocalRuntime:
             )["FunctionArn"]
         definition = render_definition(
             ASL_FILE.read_text(),
-            {**{f"{name}FunctionArn": arn for name, arn in arns.items()}, "EventBusName": EVENT_BUS},
+            {
+                **{f"{name}FunctionArn": arn for name, arn in arns.items()},
+                "EventBusName": EVENT_BUS,
+                "EventDeadLetterQueueUrl": self.undelivered_queue_url,
+            },
         )
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(
             name="batchline-local", definition=definition, roleArn=role_arn, type="STANDARD"

@@ -58,7 +58,9 @@ class BatchlineStack(Stack):
         functions = Functions(
             self, "Functions", environment=environment, environment_size=size, pipelines_json=pipelines.to_env_json()
         )
-        orchestration = Orchestration(self, "Orchestration", functions=functions.by_name, bus=bus.bus)
+        orchestration = Orchestration(
+            self, "Orchestration", functions=functions.by_name, bus=bus.bus, undelivered=bus.undelivered
+        )
         trigger = UploadTrigger(self, "Uploads", inbox=storage.inbox, starter=functions["StartRun"])
 
         # Each function gets what its step does, next to the environment that names the resource.
@@ -89,6 +91,7 @@ class BatchlineStack(Stack):
         CfnOutput(self, "EventBusName", value=bus.bus.event_bus_name)
         CfnOutput(self, "StateMachineArn", value=orchestration.state_machine.state_machine_arn)
         CfnOutput(self, "StartDeadLetterQueueUrl", value=trigger.dead_letters.queue_url)
+        CfnOutput(self, "UndeliveredEventsQueueUrl", value=bus.undelivered.queue_url)
         if any(isinstance(p.service, VertexSettings) for p in pipelines.pipelines.values()):
             # The roles that exchange AWS credentials for Google tokens: bind these in the GCP provider.
             google_callers = [functions[name].role.role_arn for name in GOOGLE_CALLERS]  # type: ignore[union-attr]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
@@ -14,11 +15,34 @@ from stacks.nag import acknowledge
 
 
 class EventBus(Construct):
-    """The bus every run publishes its one outcome event to (source "batchline")."""
+    """The bus every run publishes its one outcome event to (source "batchline"), and where undelivered ones go."""
 
     def __init__(self, scope: Construct, construct_id: str, *, bus_name: str) -> None:
         super().__init__(scope, construct_id)
         self.bus = events.EventBus(self, "Bus", event_bus_name=bus_name)
+        # Outcome events EventBridge refused even after retries: kept 14 days, and an alarm says so.
+        self.undelivered = sqs.Queue(
+            self,
+            "UndeliveredEvents",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.undelivered,
+            "AwsSolutions::AwsSolutions-SQS3",
+            "This queue is itself the dead-letter store of undelivered outcome events.",
+        )
+        self.undelivered_alarm = cloudwatch.Alarm(
+            self,
+            "UndeliveredEventsAlarm",
+            alarm_description="Batchline could not publish an outcome event; it waits in the dead-letter queue",
+            metric=self.undelivered.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
 
 
 class UploadTrigger(Construct):

@@ -10,6 +10,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -23,7 +24,7 @@ FUNCTION_PLACEHOLDERS = {
     "FinalizeRunFunctionArn": "FinalizeRun",
     "ReportFailureFunctionArn": "ReportFailure",
 }
-SUBSTITUTION_KEYS = frozenset({*FUNCTION_PLACEHOLDERS, "EventBusName"})
+SUBSTITUTION_KEYS = frozenset({*FUNCTION_PLACEHOLDERS, "EventBusName", "EventDeadLetterQueueUrl"})
 
 
 def placeholders_in(asl_text: str) -> set[str]:
@@ -38,10 +39,12 @@ class Orchestration(Construct):
         *,
         functions: dict[str, lambda_.IFunction],
         bus: events.IEventBus,
+        undelivered: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         substitutions = {key: functions[name].function_arn for key, name in FUNCTION_PLACEHOLDERS.items()}
         substitutions["EventBusName"] = bus.event_bus_name
+        substitutions["EventDeadLetterQueueUrl"] = undelivered.queue_url
         log_group = logs.LogGroup(
             self,
             "ExecutionLogs",
@@ -61,4 +64,5 @@ class Orchestration(Construct):
         for name in FUNCTION_PLACEHOLDERS.values():
             functions[name].grant_invoke(self.state_machine)
         bus.grant_put_events_to(self.state_machine)
+        undelivered.grant_send_messages(self.state_machine)
         self.role: iam.IRole = self.state_machine.role

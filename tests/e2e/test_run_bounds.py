@@ -17,9 +17,16 @@ SERVICE = {"provider": "sagemaker", "modelName": "slow-model", "predictionColumn
 PIPELINES = {
     "short-deadline": {"keyColumn": "id", "service": SERVICE, "maxRunHours": 0.0003, "minPollSeconds": 1},
     "few-polls": {"keyColumn": "id", "service": SERVICE, "maxPolls": 3, "minPollSeconds": 1},
-    "quota-deadline": {"keyColumn": "userId", "maxRunHours": 0.0003, "service": {
-        "provider": "personalize", "recipe": "USER_PERSONALIZATION", "roleArn": "arn:aws:iam::123456789012:role/p",
-        "solutionVersionArn": "arn:aws:personalize:us-east-1:123456789012:solution/busy/1"}},
+    "quota-deadline": {
+        "keyColumn": "userId",
+        "maxRunHours": 0.0003,
+        "service": {
+            "provider": "personalize",
+            "recipe": "USER_PERSONALIZATION",
+            "roleArn": "arn:aws:iam::123456789012:role/p",
+            "solutionVersionArn": "arn:aws:personalize:us-east-1:123456789012:solution/busy/1",
+        },
+    },
 }
 
 

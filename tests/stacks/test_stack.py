@@ -266,3 +266,16 @@ def test_vertex_pipelines_export_the_roles_to_bind_in_google_cloud(template: Tem
     outputs = template.find_outputs("GoogleFederatedRoleArns")
     assert outputs, "cdk.json has a Vertex pipeline, so the federated role ARNs are an output"
     assert "Fn::Join" in outputs["GoogleFederatedRoleArns"]["Value"]
+
+
+def test_undelivered_outcome_events_have_a_queue_and_an_alarm(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        },
+    )
+    rendered = json.dumps(statements(template))
+    assert '"sqs:SendMessage"' in rendered

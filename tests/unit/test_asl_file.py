@@ -53,4 +53,5 @@ def test_placeholders_are_the_ones_the_stack_and_local_runtime_fill() -> None:
         "FinalizeRunFunctionArn",
         "ReportFailureFunctionArn",
         "EventBusName",
+        "EventDeadLetterQueueUrl",
     }
