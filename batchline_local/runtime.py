@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 import zipfile
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -96,6 +96,7 @@ class LocalRuntime:
         self._invoke_lock = threading.Lock()
         self._fresh_modules: set[str] = set()
         self.invocations: list[tuple[str, dict[str, Any]]] = []
+        self._crashes: dict[str, tuple[str, int, str]] = {}
         self._captured: list[dict[str, Any]] = []
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -199,6 +200,14 @@ class LocalRuntime:
 
         self._stack.enter_context(mock.patch.object(LambdaFunction, "_invoke_lambda", invoke))
 
+    def crash_once(self, function: str, *, target: str, on_call: int, error_type: str = "Sandbox.Timedout") -> None:
+        """Fault injection: the next ``function`` invocation dies at its ``on_call``-th call of ``target``.
+
+        What ran before that call has happened (objects written stay written), as when a real Lambda times
+        out or runs out of memory; Step Functions sees ``error_type`` and retries per the ASL file.
+        """
+        self._crashes[function] = (target, on_call, error_type)
+
     def _invoke_handler(
         self, function_name: str, handler_path: str, environment: dict[str, str], event: Any
     ) -> tuple[str, bool, str]:
@@ -217,8 +226,12 @@ class LocalRuntime:
                 invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}",
                 get_remaining_time_in_millis=lambda: 900_000,
             )
+            crash = self._crashes.pop(function_name.removeprefix("batchline-local-"), None)
             try:
-                result = getattr(module, function)(event, context)
+                if crash is None:
+                    result = getattr(module, function)(event, context)
+                else:
+                    return self._run_until_crash(crash, lambda: getattr(module, function)(event, context))
             except Exception as exc:  # the Lambda runtime reports any exception this way
                 payload = {
                     "errorType": type(exc).__name__,
@@ -227,6 +240,28 @@ class LocalRuntime:
                 }
                 return json.dumps(payload), True, ""
             return json.dumps(result), False, ""
+
+    @staticmethod
+    def _run_until_crash(crash: tuple[str, int, str], run: Any) -> tuple[str, bool, str]:
+        target, on_call, error_type = crash
+        module_name, attribute = target.rsplit(".", 1)
+        original = getattr(importlib.import_module(module_name), attribute)
+        calls = 0
+
+        class _Died(BaseException):
+            pass
+
+        def dying(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == on_call:
+                raise _Died()
+            return original(*args, **kwargs)
+
+        with mock.patch(target, dying), suppress(_Died):
+            run()
+        message = f"emulated: the function died during call {on_call} of {attribute}"
+        return json.dumps({"errorType": error_type, "errorMessage": message}), True, ""
 
     # --- resources -------------------------------------------------------------------------------
 
