@@ -49,6 +49,7 @@ FUNCTIONS = {
     "CollectOutput": "handlers.collect_output.handler",
     "FinalizeRun": "handlers.finalize_run.handler",
     "ReportFailure": "handlers.report_failure.handler",
+    "ExecutionEnded": "handlers.execution_ended.handler",
 }
 BUCKETS = {
     "inbox": "batchline-local-inbox",
@@ -396,10 +397,43 @@ class LocalRuntime:
             if event["type"].endswith("StateEntered") and event["stateEnteredEventDetails"]["name"] == state
         ]
 
+    def execution_arn(self, run_id: str) -> str:
+        return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{run_id}"
+
+    def stop_by_hand(self, run_id: str) -> dict[str, Any]:
+        """Stop the execution as a user would in the console, then deliver the status-change event
+        EventBridge would send (moto sends none) to the real ExecutionEnded Lambda."""
+        sfn = self.client("stepfunctions")
+        arn = self.execution_arn(run_id)
+        sfn.stop_execution(executionArn=arn, error="Manual", cause="stopped from the console")
+        deadline = time.monotonic() + 30
+        while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        described = sfn.describe_execution(executionArn=arn)
+        event = {
+            "version": "0",
+            "id": f"local-{time.time_ns()}",
+            "source": "aws.states",
+            "account": ACCOUNT,
+            "region": REGION,
+            "detail-type": "Step Functions Execution Status Change",
+            "resources": [arn],
+            "detail": {
+                "executionArn": arn,
+                "stateMachineArn": self.state_machine_arn,
+                "name": run_id,
+                # AWS reports a stopped execution as ABORTED; moto 5.2.5's interpreter ends it FAILED
+                # (States.Runtime inside its stop path), so the event says what AWS would send.
+                "status": "ABORTED",
+                "input": described["input"],
+            },
+        }
+        return self.invoke("ExecutionEnded", event)
+
     def wait_for(self, run_id: str, timeout_seconds: float = 120.0) -> RunResult:
         """Wait for the execution to end (bounded), then return its status, history and published event."""
         sfn = self.client("stepfunctions")
-        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{run_id}"
+        arn = self.execution_arn(run_id)
         deadline = time.monotonic() + timeout_seconds
         while True:
             status = sfn.describe_execution(executionArn=arn)["status"]

@@ -13,7 +13,7 @@ from constructs import Construct
 
 from stacks.functions import CONFIG_LAYER_DIR, Functions
 from stacks.nag import acknowledge
-from stacks.notifications import EventBus, UploadTrigger
+from stacks.notifications import EventBus, ExecutionEndWatcher, UploadTrigger
 from stacks.orchestration import Orchestration
 from stacks.provider_permissions import model_lookup_statements, provider_statements
 from stacks.service_roles import ServiceRoles
@@ -80,9 +80,36 @@ class BatchlineStack(Stack):
                 functions[name].add_to_role_policy(statement)
         allow_objects(functions["CollectOutput"], storage.work, read=True, write=True)
         allow_objects(functions["CollectOutput"], storage.results, write=True)
-        for name in ("FinalizeRun", "ReportFailure"):
+        for name in ("FinalizeRun", "ReportFailure", "ExecutionEnded"):
             allow_objects(functions[name], storage.work, read=True, write=True)
             allow_objects(functions[name], storage.results, read=True, write=True)
+
+        ended = functions["ExecutionEnded"]
+        ExecutionEndWatcher(
+            self,
+            "ExecutionEnds",
+            state_machine_arn=orchestration.state_machine.state_machine_arn,
+            handler=ended,
+            dead_letters=trigger.dead_letters,
+        )
+        ended.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:GetExecutionHistory"],
+                resources=[
+                    f"arn:{self.partition}:states:{self.region}:{self.account}:execution:"
+                    f"{orchestration.state_machine.state_machine_name}:*"
+                ],
+            )
+        )
+        acknowledge(
+            ended,
+            "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+            f"execution:<{self._logical(orchestration.state_machine)}.Name>:*]",
+            "History of this state machine's executions only; execution names are the run IDs, known at run time.",
+        )
+        bus.bus.grant_put_events_to(ended)
+        for statement in provider_statements(self, pipelines, roles.role_arns, roles.passed_to):
+            ended.add_to_role_policy(statement)
 
         self._acknowledge(functions, orchestration, storage)
         CfnOutput(self, "InboxBucketName", value=storage.inbox.bucket_name)

@@ -76,6 +76,8 @@ SPECS = {
     "CollectOutput": ("handlers.collect_output.handler", 900, 2048, True),
     "FinalizeRun": ("handlers.finalize_run.handler", 300, 1024, True),
     "ReportFailure": ("handlers.report_failure.handler", 120, 512, False),
+    # Executions stopped by hand or timed out: stops their jobs and publishes the failure event.
+    "ExecutionEnded": ("handlers.execution_ended.handler", 300, 512, False),
 }
 
 

@@ -80,3 +80,33 @@ class UploadTrigger(Construct):
                 )
             ],
         )
+
+
+class ExecutionEndWatcher(Construct):
+    """Executions that end ABORTED (stopped by hand) or TIMED_OUT never reach ReportFailure: this rule does."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        state_machine_arn: str,
+        handler: lambda_.IFunction,
+        dead_letters: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.rule = events.Rule(
+            self,
+            "StoppedExecutions",
+            description="Stops the jobs of Batchline executions stopped by hand or timed out, and reports them",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={"status": ["ABORTED", "TIMED_OUT"], "stateMachineArn": [state_machine_arn]},
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    handler, retry_attempts=8, max_event_age=Duration.hours(6), dead_letter_queue=dead_letters
+                )
+            ],
+        )

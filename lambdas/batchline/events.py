@@ -5,6 +5,7 @@ Schema: lambdas/batchline/schemas/batch-prediction-event.v1.json (documented in 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 SOURCE = "batchline"
@@ -58,3 +59,23 @@ def build_detail(
 def outcome(detail: dict[str, Any]) -> dict[str, Any]:
     """What the state machine's PutEvents task publishes (``DetailType`` chosen from the status)."""
     return {"source": SOURCE, "detailType": DETAIL_TYPES[detail["status"]], "detail": detail}
+
+
+class EventNotDelivered(Exception):
+    """EventBridge refused the entry (raised so the caller's retry, or its dead-letter queue, keeps it)."""
+
+
+def put_outcome(events_client: Any, bus_name: str, event: dict[str, Any]) -> None:
+    """Publish an outcome from a Lambda (the state machine publishes with its own PutEvents task)."""
+    response = events_client.put_events(
+        Entries=[
+            {
+                "EventBusName": bus_name,
+                "Source": event["source"],
+                "DetailType": event["detailType"],
+                "Detail": json.dumps(event["detail"]),
+            }
+        ]
+    )
+    if response.get("FailedEntryCount"):
+        raise EventNotDelivered(f"EventBridge refused the {event['detailType']} event: {response['Entries']}")

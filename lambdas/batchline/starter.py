@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from batchline.clients import AwsClients
 from batchline.config import Pipelines
 from batchline.errors import InputRejected, UnknownPipeline
-from batchline.events import SOURCE, build_detail, outcome
+from batchline.events import build_detail, outcome, put_outcome
 from batchline.flow import Deployment, iso, utc_now
 from batchline.naming import run_id_for
 
@@ -103,16 +103,4 @@ def _publish_unrouted(
             "cause": f"s3://{input_object['bucket']}/{input_object['key']}: {why}; the file was left in place",
         },
     )
-    event = outcome(detail)
-    response = clients.events.put_events(
-        Entries=[
-            {
-                "EventBusName": deployment.event_bus_name,
-                "Source": SOURCE,
-                "DetailType": event["detailType"],
-                "Detail": json.dumps(detail),
-            }
-        ]
-    )
-    if response.get("FailedEntryCount"):
-        raise RuntimeError(f"could not publish the failure event for {input_object['key']}: {response['Entries']}")
+    put_outcome(clients.events, deployment.event_bus_name, outcome(detail))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ SERVICE = {"provider": "sagemaker", "modelName": "slow-model", "predictionColumn
 PIPELINES = {
     "short-deadline": {"keyColumn": "id", "service": SERVICE, "maxRunHours": 0.0003, "minPollSeconds": 1},
     "few-polls": {"keyColumn": "id", "service": SERVICE, "maxPolls": 3, "minPollSeconds": 1},
+    "long-running": {"keyColumn": "id", "service": SERVICE, "minPollSeconds": 1},
     "quota-deadline": {
         "keyColumn": "userId",
         "maxRunHours": 0.0003,
@@ -84,3 +86,29 @@ def test_waiting_for_a_job_slot_ends_at_the_deadline(slow_runtime: LocalRuntime,
     error = result.event["detail"]["error"]
     assert error["error"] == "RunDeadlineExceeded"
     assert "while waiting for a job slot" in error["cause"] and "LimitExceededException" in error["cause"]
+
+
+def test_stopping_an_execution_by_hand_stops_its_job_and_publishes_a_failure(
+    slow_runtime: LocalRuntime, validate_event: Any, tmp_path: Path
+) -> None:
+    obj = slow_runtime.upload(write_csv(tmp_path / "manual.csv", ["id", "x"], [["a", 1]]), "long-running")
+    decision = slow_runtime.deliver(slow_runtime.object_created_event(obj))
+    sfn = slow_runtime.client("stepfunctions")
+    arn = slow_runtime.execution_arn(decision["runId"])
+    for _ in range(500):  # wait (bounded) until the job exists
+        if (
+            any(e["type"] == "MapIterationStarted" for e in sfn.get_execution_history(executionArn=arn)["events"])
+            and slow_runtime.sagemaker.jobs
+        ):
+            break
+        time.sleep(0.01)
+
+    handled = slow_runtime.stop_by_hand(decision["runId"])
+
+    assert handled["handled"] is True, handled
+    events = [e for e in slow_runtime.published_events() if e["detail"]["runId"] == decision["runId"]]
+    assert len(events) == 1
+    validate_event(events[0])
+    error = events[0]["detail"]["error"]
+    assert error["error"] == "ExecutionAborted" and "stopped by hand" in error["cause"]
+    assert slow_runtime.sagemaker.jobs[error["jobStopped"]].stop_requested

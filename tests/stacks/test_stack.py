@@ -96,7 +96,7 @@ def test_inbox_sends_object_events_to_eventbridge_and_a_rule_starts_runs(templat
 
 def test_functions_run_python_313_on_arm64_with_tracing_and_their_configuration(template: Template) -> None:
     functions = resources(template, "AWS::Lambda::Function")
-    assert len(functions) == 7
+    assert len(functions) == 8
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"] == "python3.13" and props["Architectures"] == ["arm64"]
@@ -279,3 +279,18 @@ def test_undelivered_outcome_events_have_a_queue_and_an_alarm(template: Template
     )
     rendered = json.dumps(statements(template))
     assert '"sqs:SendMessage"' in rendered
+
+
+def test_executions_stopped_by_hand_or_timed_out_reach_the_execution_ended_function(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.states"],
+                "detail-type": ["Step Functions Execution Status Change"],
+                "detail": {"status": ["ABORTED", "TIMED_OUT"], "stateMachineArn": [Match.any_value()]},
+            },
+        },
+    )
+    rendered = json.dumps(statements(template))
+    assert '"states:GetExecutionHistory"' in rendered
