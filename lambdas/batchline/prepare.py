@@ -9,10 +9,11 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -228,45 +229,23 @@ def prepare_records(
     on_part: Callable[[StagedPart], None],
     workdir: str,
 ) -> PrepareResult:
-    """Validate and stage one CSV upload. Pure apart from the files it writes under ``workdir``."""
-    reader = csv.reader(open_text(source), strict=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InputRejected(f"{source_name}: the file is empty (no header row)") from None
-    except (csv.Error, UnicodeError) as exc:
-        raise InputRejected(f"{source_name}: line 1 (header) cannot be read as CSV: {exc}") from exc
-    if _has_bad_bytes(header):
-        raise InputRejected(f"{source_name}: line 1 (header) is not valid UTF-8")
-    header = [name.strip() for name in header]
+    """Validate and stage one upload (CSV, or JSON lines when the name says so). Pure but for ``workdir``."""
+    text = open_text(source)
+    records = _jsonl_records(text, source_name) if is_json_lines(source_name) else _csv_records(text, source_name)
+    header = next(records)[1]
     if key_column not in header:
         raise InputRejected(
             f"{source_name}: key column {key_column!r} is not in the header (columns: {', '.join(header) or 'none'})"
         )
-    if len(set(header)) != len(header):
-        duplicated = sorted({name for name in header if header.count(name) > 1})
-        raise InputRejected(f"{source_name}: line 1 (header) repeats column names: {', '.join(duplicated)}")
     key_index = header.index(key_column)
 
     result = PrepareResult(key_header=key_column, staging=encoder.start(header, key_index))
     parts = PartWriter(workdir, encoder, on_part)
     seen = KeyRegistry()
-    next_line = 2  # line numbers as an editor shows them: the header is line 1
-    while True:
-        line = next_line
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            # A malformed quote poisons the rest of the stream: stop and say where.
-            raise InputRejected(f"{source_name}: line {line}: cannot be parsed as CSV: {exc}") from exc
-        next_line = reader.line_num + 1
-        if not row:
-            continue  # a blank line is not a record
+    for line, row, problem in records:
         result.input_records += 1
-        key = row[key_index] if key_index < len(row) else ""
-        reason = _row_problem(row, header, key)
+        key = "" if problem or key_index >= len(row) else row[key_index]
+        reason = problem or _row_problem(row, header, key)
         if reason is None:
             first = seen.first_seen(key, line)
             if first is not None:
@@ -286,6 +265,95 @@ def prepare_records(
     if result.input_records == 0:
         raise InputRejected(f"{source_name}: the file has a header but no records")
     return result
+
+
+# A record source yields (line, header) first, then (line where the record starts, cells, problem or None).
+Records = Iterator[tuple[int, list[str], str | None]]
+
+
+def is_json_lines(source_name: str) -> bool:
+    return source_name.lower().removesuffix(".gz").endswith((".jsonl", ".ndjson"))
+
+
+def _checked_header(header: list[str], source_name: str) -> list[str]:
+    if _has_bad_bytes(header):
+        raise InputRejected(f"{source_name}: line 1 (header) is not valid UTF-8")
+    header = [name.strip() for name in header]
+    if len(set(header)) != len(header):
+        duplicated = sorted({name for name in header if header.count(name) > 1})
+        raise InputRejected(f"{source_name}: line 1 (header) repeats column names: {', '.join(duplicated)}")
+    return header
+
+
+def _csv_records(text: io.TextIOWrapper, source_name: str) -> Records:
+    reader = csv.reader(text, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputRejected(f"{source_name}: the file is empty (no header row)") from None
+    except (csv.Error, UnicodeError) as exc:
+        raise InputRejected(f"{source_name}: line 1 (header) cannot be read as CSV: {exc}") from exc
+    yield 1, _checked_header(header, source_name), None
+    next_line = 2  # line numbers as an editor shows them: the header is line 1
+    while True:
+        line = next_line
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # A malformed quote poisons the rest of the stream: stop and say where.
+            raise InputRejected(f"{source_name}: line {line}: cannot be parsed as CSV: {exc}") from exc
+        next_line = reader.line_num + 1
+        if row:  # a blank line is not a record
+            yield line, row, None
+
+
+def _json_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _jsonl_records(text: io.TextIOWrapper, source_name: str) -> Records:
+    """JSON lines: the first object's fields are the header; later objects must have the same fields."""
+    header: list[str] | None = None
+    for line, raw in enumerate(text, start=1):
+        if not raw.strip():
+            continue
+        if _UNDECODABLE.search(raw):
+            if header is None:
+                raise InputRejected(f"{source_name}: line {line} (first record) is not valid UTF-8")
+            yield line, [raw.rstrip("\r\n")], "line contains bytes that are not valid UTF-8"
+            continue
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            if header is None:
+                raise InputRejected(f"{source_name}: line {line} (first record) is not valid JSON: {exc}") from exc
+            yield line, [raw.rstrip("\r\n")], f"not valid JSON: {exc}"
+            continue
+        if not isinstance(value, dict):
+            if header is None:
+                raise InputRejected(f"{source_name}: line {line} (first record) is not a JSON object")
+            yield line, [raw.rstrip("\r\n")], f"not a JSON object but {type(value).__name__}"
+            continue
+        if header is None:
+            header = _checked_header([str(name) for name in value], source_name)
+            yield 0, header, None
+        if set(value) != set(header):
+            extra, missing = sorted(set(value) - set(header)), sorted(set(header) - set(value))
+            yield (
+                line,
+                [raw.rstrip("\r\n")],
+                f"fields differ from the first record (extra: {extra}, missing: {missing})",
+            )
+            continue
+        yield line, [_json_cell(value[name]) for name in header], None
+    if header is None:
+        raise InputRejected(f"{source_name}: the file is empty (no JSON record)")
 
 
 def _row_problem(row: list[str], header: list[str], key: str) -> str | None:

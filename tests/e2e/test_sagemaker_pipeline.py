@@ -158,3 +158,16 @@ def test_keys_a_spreadsheet_would_run_are_written_as_text(runtime: LocalRuntime,
     assert result.event is not None
     rows = read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])
     assert [row["id"] for row in rows] == ['\'=HYPERLINK("http://x")', "-7"]
+
+
+def test_json_lines_uploads_run_like_csv(runtime: LocalRuntime, tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    path.write_text('{"id": "j1", "tenure": 3, "charges": 9.5}\n{"id": "j2", "tenure": 4, "charges": 1}\n42\n')
+    result = runtime.run_file(path, "demo-sagemaker")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    assert detail["status"] == "PARTIALLY_SUCCEEDED"
+    assert [row["id"] for row in read_s3_csv(runtime, detail["outputs"]["predictions"])] == ["j1", "j2"]
+    (error,) = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert (error["line"], error["reason"]) == ("3", "not a JSON object but int")

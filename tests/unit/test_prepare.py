@@ -165,3 +165,47 @@ def test_every_generated_record_is_sent_or_rejected(
     assert result.input_records == result.sent + result.rejected
     assert len(out.staged) == result.sent and len(out.rejected) == result.rejected
     assert len({row[0] for row in out.staged}) == len(out.staged)  # keys sent are unique
+
+
+def run_jsonl(data: bytes, tmp_path: Path) -> Prepared:
+    encoder = SageMakerCsvEncoder(SageMakerSettings(provider="sagemaker", model_name="m"))
+    staged: list[list[str]] = []
+    rejected_text = io.StringIO()
+
+    def on_part(part: StagedPart) -> None:
+        staged.extend(csv.reader(io.StringIO(Path(part.path).read_text(encoding="utf-8"))))
+
+    result = prepare_records(
+        io.BytesIO(data),
+        source_name="s3://inbox/p/upload.jsonl",
+        key_column="id",
+        encoder=encoder,
+        rejects=RejectWriter(rejected_text, SOURCE),
+        on_part=on_part,
+        workdir=str(tmp_path),
+    )
+    return Prepared(result, staged, [], list(csv.DictReader(io.StringIO(rejected_text.getvalue()))), [])
+
+
+def test_json_lines_are_read_field_by_field_and_bad_lines_rejected(tmp_path: Path) -> None:
+    data = b'{"id": "k1", "x": 1.5}\n[1, 2]\n{"id": "k2", "x": null}\nnot json\n{"id": "k3"}\n\n{"x": 2, "id": "k4"}\n'
+    out = run_jsonl(data, tmp_path)
+    assert out.staged == [["k1", "1.5"], ["k2", ""], ["k4", "2"]]
+    assert [(r["line"], r["reason"].split(":")[0]) for r in out.rejected] == [
+        ("2", "not a JSON object but list"),
+        ("4", "not valid JSON"),
+        ("5", "fields differ from the first record (extra"),
+    ]
+    assert out.rejected[0]["record"] == '"[1, 2]"'
+    assert out.result.counts == {"input": 6, "sent": 3, "rejected": 3}
+
+
+def test_json_lines_whose_first_record_is_unusable_fail_the_file(tmp_path: Path) -> None:
+    with pytest.raises(InputRejected, match="line 1 \\(first record\\) is not a JSON object"):
+        run_jsonl(b'"just a string"\n{"id": "k"}\n', tmp_path)
+
+
+def test_a_single_enormous_line_fails_the_file_naming_the_line(tmp_path: Path) -> None:
+    huge = b"id,x\nk1,1\nk2," + b"y" * (17 * 1024 * 1024) + b"\n"
+    with pytest.raises(InputRejected, match="line 3: cannot be parsed as CSV: field larger than field limit"):
+        run_prepare(huge, tmp_path)
