@@ -32,6 +32,12 @@ def build_app(context: dict[str, Any] | None = None, *, bundle: bool = True) -> 
     settings = app.node.try_get_context("batchline") or {}
     pipelines = parse_pipelines(settings.get("pipelines") or {})
     stack_name = settings.get("stackName", "Batchline")
-    stack = BatchlineStack(app, stack_name, pipelines=pipelines, description="Batchline: batch predictions on AWS")
+    stack = BatchlineStack(
+        app,
+        stack_name,
+        pipelines=pipelines,
+        customer_managed_key=bool(settings.get("customerManagedKey", False)),
+        description="Batchline: batch predictions on AWS",
+    )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app, stack

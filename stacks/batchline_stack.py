@@ -11,6 +11,7 @@ from aws_cdk import aws_s3 as s3
 from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, Pipelines, VertexSettings
 from constructs import Construct
 
+from stacks.encryption import Encryption
 from stacks.functions import CONFIG_LAYER_DIR, Functions
 from stacks.nag import acknowledge
 from stacks.notifications import EventBus, ExecutionEndWatcher, UploadTrigger
@@ -37,10 +38,19 @@ def allow_objects(function: lambda_.Function, bucket: s3.IBucket, *, read: bool 
 
 
 class BatchlineStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, pipelines: Pipelines, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipelines: Pipelines,
+        customer_managed_key: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        storage = Storage(self, "Storage", pipelines=pipelines)
-        bus = EventBus(self, "Events", bus_name=f"{self.stack_name}-events")
+        key = Encryption(self, "Encryption", customer_managed=customer_managed_key).key
+        storage = Storage(self, "Storage", pipelines=pipelines, key=key)
+        bus = EventBus(self, "Events", bus_name=f"{self.stack_name}-events", key=key)
         roles = ServiceRoles(self, "ServiceRoles", pipelines=pipelines, work=storage.work)
 
         environment = {
@@ -56,12 +66,17 @@ class BatchlineStack(Stack):
         }
         size = _ROLE_ARN_ESTIMATE * len(roles.created) + 700
         functions = Functions(
-            self, "Functions", environment=environment, environment_size=size, pipelines_json=pipelines.to_env_json()
+            self,
+            "Functions",
+            environment=environment,
+            environment_size=size,
+            pipelines_json=pipelines.to_env_json(),
+            key=key,
         )
         orchestration = Orchestration(
-            self, "Orchestration", functions=functions.by_name, bus=bus.bus, undelivered=bus.undelivered
+            self, "Orchestration", functions=functions.by_name, bus=bus.bus, undelivered=bus.undelivered, key=key
         )
-        trigger = UploadTrigger(self, "Uploads", inbox=storage.inbox, starter=functions["StartRun"])
+        trigger = UploadTrigger(self, "Uploads", inbox=storage.inbox, starter=functions["StartRun"], key=key)
 
         # Each function gets what its step does, next to the environment that names the resource.
         starter = functions["StartRun"]
@@ -111,6 +126,17 @@ class BatchlineStack(Stack):
         for statement in provider_statements(self, pipelines, roles.role_arns, roles.passed_to):
             ended.add_to_role_policy(statement)
 
+        if key is not None:
+            # Everything that reads or writes the encrypted buckets, queues and bus uses the key.
+            for function in functions.by_name.values():
+                key.grant_encrypt_decrypt(function)
+            key.grant_encrypt_decrypt(orchestration.state_machine)
+            for role in roles.created_roles:
+                key.grant_encrypt_decrypt(role)
+            kms_reason = "CDK's grant_encrypt_decrypt on this stack's one key: the wildcards are action variants."
+            for holder in [*functions.by_name.values(), orchestration.state_machine, *roles.created_roles]:
+                for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+                    acknowledge(holder, f"AwsSolutions::AwsSolutions-IAM5[Action::{action}]", kms_reason)
         self._acknowledge(functions, orchestration, storage)
         CfnOutput(self, "InboxBucketName", value=storage.inbox.bucket_name)
         CfnOutput(self, "WorkBucketName", value=storage.work.bucket_name)

@@ -10,6 +10,7 @@ from typing import Any
 
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, Size
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -90,6 +91,7 @@ class Functions(Construct):
         environment: dict[str, str],
         environment_size: int,
         pipelines_json: str,
+        key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if environment_size > ENVIRONMENT_LIMIT - 512:
@@ -133,7 +135,10 @@ class Functions(Construct):
                 ephemeral_storage_size=Size.gibibytes(10) if large_tmp else None,
                 tracing=lambda_.Tracing.ACTIVE,
                 environment=environment,
-                log_group=logs.LogGroup(self, f"{name}Logs", retention=logs.RetentionDays.ONE_MONTH),
+                environment_encryption=key,
+                log_group=logs.LogGroup(
+                    self, f"{name}Logs", retention=logs.RetentionDays.ONE_MONTH, encryption_key=key
+                ),
             )
             acknowledge(
                 function,

@@ -6,6 +6,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
@@ -17,14 +18,15 @@ from stacks.nag import acknowledge
 class EventBus(Construct):
     """The bus every run publishes its one outcome event to (source "batchline"), and where undelivered ones go."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, bus_name: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, bus_name: str, key: kms.IKey | None = None) -> None:
         super().__init__(scope, construct_id)
-        self.bus = events.EventBus(self, "Bus", event_bus_name=bus_name)
+        self.bus = events.EventBus(self, "Bus", event_bus_name=bus_name, kms_key=key)
         # Outcome events EventBridge refused even after retries: kept 14 days, and an alarm says so.
         self.undelivered = sqs.Queue(
             self,
             "UndeliveredEvents",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            encryption=sqs.QueueEncryption.KMS if key else sqs.QueueEncryption.SQS_MANAGED,
+            encryption_master_key=key,
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
@@ -48,12 +50,21 @@ class EventBus(Construct):
 class UploadTrigger(Construct):
     """S3 "Object Created" in the inbox -> StartRun, with retries and a dead-letter queue for what fails."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, inbox: s3.IBucket, starter: lambda_.IFunction) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        inbox: s3.IBucket,
+        starter: lambda_.IFunction,
+        key: kms.IKey | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letters = sqs.Queue(
             self,
             "StartDeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            encryption=sqs.QueueEncryption.KMS if key else sqs.QueueEncryption.SQS_MANAGED,
+            encryption_master_key=key,
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
@@ -40,6 +41,7 @@ class Orchestration(Construct):
         functions: dict[str, lambda_.IFunction],
         bus: events.IEventBus,
         undelivered: sqs.IQueue,
+        key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         substitutions = {key: functions[name].function_arn for key, name in FUNCTION_PLACEHOLDERS.items()}
@@ -50,6 +52,7 @@ class Orchestration(Construct):
             "ExecutionLogs",
             retention=logs.RetentionDays.THREE_MONTHS,
             removal_policy=RemovalPolicy.RETAIN,
+            encryption_key=key,
         )
         self.state_machine = sfn.StateMachine(
             self,
@@ -59,6 +62,7 @@ class Orchestration(Construct):
             definition_substitutions=substitutions,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             tracing_enabled=True,
+            encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key) if key else None,
         )
         # CDK cannot see inside the file: grant exactly what it calls.
         for name in FUNCTION_PLACEHOLDERS.values():

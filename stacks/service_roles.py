@@ -22,6 +22,7 @@ class ServiceRoles(Construct):
         self.passed_to: dict[str, str] = {}
         # Only the roles created here (the functions learn their ARNs from the environment at deploy time).
         self.created: dict[str, str] = {}
+        self.created_roles: list[iam.Role] = []
         for name, pipeline in pipelines.pipelines.items():
             settings = pipeline.service
             if isinstance(settings, PersonalizeSettings):
@@ -76,6 +77,7 @@ class ServiceRoles(Construct):
                 "Objects under this pipeline's own prefix of the work bucket, keyed by run at run time.",
             )
             self.role_arns[name] = self.created[name] = role.role_arn
+            self.created_roles.append(role)
 
 
 def _model_arn(stack: Stack, model_id: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from batchline.config import AmazonMLSettings, Pipelines, SageMakerSettings
 from constructs import Construct
@@ -12,8 +13,11 @@ from stacks.nag import acknowledge
 
 
 class Storage(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, pipelines: Pipelines) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, pipelines: Pipelines, key: kms.IKey | None = None
+    ) -> None:
         super().__init__(scope, construct_id)
+        self._key = key
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
@@ -48,7 +52,9 @@ class Storage(Construct):
         return s3.Bucket(
             self,
             construct_id,
-            encryption=s3.BucketEncryption.S3_MANAGED,
+            encryption=s3.BucketEncryption.KMS if self._key else s3.BucketEncryption.S3_MANAGED,
+            encryption_key=self._key,
+            bucket_key_enabled=bool(self._key),
             enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,

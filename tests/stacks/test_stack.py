@@ -294,3 +294,28 @@ def test_executions_stopped_by_hand_or_timed_out_reach_the_execution_ended_funct
     )
     rendered = json.dumps(statements(template))
     assert '"states:GetExecutionHistory"' in rendered
+
+
+def test_customer_managed_key_encrypts_data_queues_logs_and_state() -> None:
+    context = cdk_json_context()
+    context["batchline"] = {**context["batchline"], "customerManagedKey": True}
+    _, stack = build_app(context, bundle=False)
+    template = Template.from_stack(stack)
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+    buckets = resources(template, "AWS::S3::Bucket").values()
+    algorithms = sorted(
+        b["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+            "SSEAlgorithm"
+        ]
+        for b in buckets
+    )
+    assert algorithms == ["AES256", "aws:kms", "aws:kms", "aws:kms"]  # access logs must stay SSE-S3
+    for queue in resources(template, "AWS::SQS::Queue").values():
+        assert "KmsMasterKeyId" in queue["Properties"]
+    for group in resources(template, "AWS::Logs::LogGroup").values():
+        assert "KmsKeyId" in group["Properties"]
+    for function in resources(template, "AWS::Lambda::Function").values():
+        assert "KmsKeyArn" in function["Properties"]
+    machine = next(iter(resources(template, "AWS::StepFunctions::StateMachine").values()))["Properties"]
+    assert machine["EncryptionConfiguration"]["Type"] == "CUSTOMER_MANAGED_KMS_KEY"
+    template.has_resource_properties("AWS::Events::EventBus", {"KmsKeyIdentifier": Match.any_value()})
