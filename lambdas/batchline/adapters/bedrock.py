@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import itertools
 import json
 import posixpath
 import re
@@ -262,11 +263,10 @@ class BedrockAdapter:
                 manifest_key = key
             elif name.endswith(".out"):
                 outputs[name] = key
-        parts: dict[str, dict[str, StagedRecord]] = {}
-        for record in staged:
-            parts.setdefault(record.part, {})[record.record_id] = record
         succeeded = errored = 0
-        for part, by_id in parts.items():
+        # One part's records at a time (staged yields them part by part): memory is bounded by a part.
+        for part, records in itertools.groupby(staged, key=lambda record: record.part):
+            by_id = {record.record_id: record for record in records}
             output_key = outputs.pop(part + ".out", None)
             if output_key is not None:
                 for result in self._read_part(S3Location(run.chunk.output_prefix.bucket, output_key), by_id, part):

@@ -10,6 +10,7 @@ https://docs.aws.amazon.com/personalize/latest/dg/recommendations-batch.html
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import posixpath
 from collections.abc import Iterator
@@ -185,10 +186,8 @@ class PersonalizeAdapter:
         outputs = {
             posixpath.basename(key): key for key in list_keys(self._s3, run.chunk.output_prefix) if key.endswith(".out")
         }
-        part_records: dict[str, list[StagedRecord]] = {}
-        for record in staged:
-            part_records.setdefault(record.part, []).append(record)
-        for part, records in part_records.items():
+        # One part's records at a time (staged yields them part by part): memory is bounded by a part.
+        for part, records in itertools.groupby(staged, key=lambda record: record.part):
             by_key = {record.key: record for record in records}
             output_key = outputs.pop(part + ".out", None)
             if output_key is not None:
