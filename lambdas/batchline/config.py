@@ -258,7 +258,8 @@ class PipelineConfig(_Model):
     # Upper bound on status polls per job: keeps every execution far below the 25,000-event history limit.
     max_polls: int = Field(default=1500, ge=1, le=2000)
     min_poll_seconds: int = Field(default=30, ge=1, le=3600)
-    max_poll_seconds: int = Field(default=900, ge=1, le=3600)
+    # A tenth of the elapsed time, capped: a week-long job costs ~230 polls (under 2,500 history events).
+    max_poll_seconds: int = Field(default=3600, ge=1, le=86400)
     # Jobs of one run that may run at once (the Map's MaxConcurrency); mind the service's account quota.
     max_concurrent_jobs: int = Field(default=2, ge=1, le=40)
     # Cells a spreadsheet would run as formulas (=, +, -, @ not followed by a number) are prefixed with '.

@@ -1,0 +1,124 @@
+"""Collect throughput and peak memory: Personalize output (25 items per user) -> long keyed CSV.
+
+Batchline's real Collect code (PersonalizeAdapter._read_part + CsvWriter, streaming from an S3-like body)
+against a plain pandas implementation (read_json(lines=True) + explode + to_csv), same file, one core.
+Each engine runs in its own process so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ITEMS = 25
+
+
+def make_output_file(path: Path, records: int) -> None:
+    rng = random.Random(7)
+    with path.open("w") as handle:
+        for n in range(records):
+            items = [f"item-{rng.randrange(100_000):06d}" for _ in range(ITEMS)]
+            scores = sorted((round(rng.random(), 7) for _ in range(ITEMS)), reverse=True)
+            handle.write(
+                json.dumps(
+                    {
+                        "input": {"userId": f"u{n:08d}"},
+                        "output": {"recommendedItems": items, "scores": scores},
+                        "error": None,
+                    }
+                )
+                + "\n"
+            )
+
+
+class _FileS3:
+    """Just enough of an S3 client for open_object: get_object returns a streaming body over a local file."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def get_object(self, **_: Any) -> dict[str, Any]:
+        return {"Body": self._path.open("rb")}
+
+
+def run_batchline(path: Path, out: Path) -> int:
+    from batchline.adapters.base import Prediction, StagedRecord
+    from batchline.adapters.personalize import PersonalizeAdapter
+    from batchline.config import parse_pipelines
+    from batchline.csvsafe import CsvWriter
+    from batchline.layout import S3Location
+
+    settings = (
+        parse_pipelines(
+            {
+                "p": {
+                    "keyColumn": "userId",
+                    "service": {
+                        "provider": "personalize",
+                        "recipe": "USER_PERSONALIZATION",
+                        "roleArn": "arn:aws:iam::123456789012:role/r",
+                        "solutionVersionArn": "arn:aws:personalize:us-east-1:123456789012:solution/s/1",
+                    },
+                }
+            }
+        )
+        .get("p")
+        .service
+    )
+    adapter = PersonalizeAdapter(settings, personalize=None, s3=_FileS3(path))  # type: ignore[arg-type]
+    records = sum(1 for _ in path.open())
+    by_key = {f"u{n:08d}": StagedRecord("part-00000.jsonl", f"u{n:08d}", n + 2, f"u{n:08d}") for n in range(records)}
+    rows = 0
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        writer = CsvWriter(handle, safe=True)
+        writer.writerow(["userId", "rank", "item_id", "score"])
+        for record in adapter._read_part(S3Location("b", "k"), by_key, "part-00000.jsonl"):
+            if isinstance(record, Prediction):
+                for row in record.rows:
+                    writer.writerow([record.key, *row])
+                rows += 1
+    return rows
+
+
+def run_pandas(path: Path, out: Path) -> int:
+    import pandas as pd
+
+    frame = pd.read_json(path, lines=True)
+    frame["userId"] = frame["input"].map(lambda value: value["userId"])
+    frame["item_id"] = frame["output"].map(lambda value: value["recommendedItems"])
+    frame["score"] = frame["output"].map(lambda value: value["scores"])
+    frame["rank"] = frame["item_id"].map(lambda items: list(range(1, len(items) + 1)))
+    long = frame[["userId", "rank", "item_id", "score"]].explode(["rank", "item_id", "score"])
+    long.to_csv(out, index=False)
+    return len(frame)
+
+
+def measure(engine: str, path: Path) -> dict[str, float]:
+    """Run one engine in this process (called in a child process by main)."""
+    out = Path(tempfile.mkdtemp()) / "predictions.csv"
+    start = time.perf_counter()
+    records = (run_batchline if engine == "batchline" else run_pandas)(path, out)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "records": records,
+        "seconds": seconds,
+        "records_per_second": records / seconds,
+        "peak_mb": peak_mb,
+        "csv_mb": out.stat().st_size / 1e6,
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("engine", choices=["batchline", "pandas"])
+    parser.add_argument("file", type=Path)
+    args = parser.parse_args()
+    sys.stdout.write(json.dumps(measure(args.engine, args.file)) + "\n")

@@ -1,0 +1,37 @@
+"""Orchestration cost of the real back-off: polls, history events and notification delay per job length."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from batchline.backoff import next_wait_seconds
+from batchline.config import PipelineConfig
+
+# History events per poll turn in the Map iteration: WaitStateEntered/Exited, TaskStateEntered,
+# LambdaFunctionScheduled/Started/Succeeded, TaskStateExited, ChoiceStateEntered/Exited.
+EVENTS_PER_POLL = 9
+# Events outside the polling loop for a one-job run (start, Prepare, Map, Submit, Collect, Finalize, publish, end).
+FIXED_EVENTS = 40
+HISTORY_TARGET = 2_500
+
+
+@dataclass
+class PollingCost:
+    job_seconds: float
+    polls: int
+    history_events: int
+    notify_delay_seconds: float
+
+    @property
+    def delay_share(self) -> float:
+        return self.notify_delay_seconds / self.job_seconds
+
+
+def polling_cost(job_seconds: float, pipeline: PipelineConfig) -> PollingCost:
+    """Simulate the Wait/Poll loop with the same function the PollJob Lambda uses."""
+    elapsed = 0.0
+    polls = 0
+    while elapsed < job_seconds:
+        elapsed += next_wait_seconds(elapsed, minimum=pipeline.min_poll_seconds, maximum=pipeline.max_poll_seconds)
+        polls += 1
+    return PollingCost(job_seconds, polls, FIXED_EVENTS + EVENTS_PER_POLL * polls, elapsed - job_seconds)
