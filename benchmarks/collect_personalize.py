@@ -81,8 +81,7 @@ def run_batchline(path: Path, out: Path) -> int:
         writer.writerow(["userId", "rank", "item_id", "score"])
         for record in adapter._read_part(S3Location("b", "k"), by_key, "part-00000.jsonl"):
             if isinstance(record, Prediction):
-                for row in record.rows:
-                    writer.writerow([record.key, *row])
+                writer.writerows([[record.key, *row] for row in record.rows])
                 rows += 1
     return rows
 

@@ -69,8 +69,7 @@ def collect_jobs(
                         failures.writerow([source_name, record.line or "", record.key, "service", record.reason, ""])
                         failed += 1
                     else:
-                        for row in record.rows:
-                            predictions.writerow([record.key, *row])
+                        predictions.writerows([[record.key, *row] for row in record.rows])
                         rows += len(record.rows)
                         predicted += 1
         result: dict[str, Any] = {
