@@ -15,6 +15,32 @@ from constructs import Construct
 from stacks.nag import acknowledge
 
 
+def dead_letter_queue(
+    scope: Construct, construct_id: str, key: kms.IKey | None, holds: str
+) -> tuple[sqs.Queue, cloudwatch.Alarm]:
+    """A queue keeping what could not be delivered for 14 days, with an alarm as soon as anything lands in it."""
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.KMS if key else sqs.QueueEncryption.SQS_MANAGED,
+        encryption_master_key=key,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+    )
+    acknowledge(queue, "AwsSolutions::AwsSolutions-SQS3", f"This queue is itself a dead-letter queue: {holds}.")
+    alarm = cloudwatch.Alarm(
+        scope,
+        f"{construct_id}Alarm",
+        alarm_description=f"Batchline dead-letter queue received {holds}",
+        metric=queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
+        threshold=1,
+        evaluation_periods=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+    return queue, alarm
+
+
 class EventBus(Construct):
     """The bus every run publishes its one outcome event to (source "batchline"), and where undelivered ones go."""
 
@@ -22,28 +48,8 @@ class EventBus(Construct):
         super().__init__(scope, construct_id)
         self.bus = events.EventBus(self, "Bus", event_bus_name=bus_name, kms_key=key)
         # Outcome events EventBridge refused even after retries: kept 14 days, and an alarm says so.
-        self.undelivered = sqs.Queue(
-            self,
-            "UndeliveredEvents",
-            encryption=sqs.QueueEncryption.KMS if key else sqs.QueueEncryption.SQS_MANAGED,
-            encryption_master_key=key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.undelivered,
-            "AwsSolutions::AwsSolutions-SQS3",
-            "This queue is itself the dead-letter store of undelivered outcome events.",
-        )
-        self.undelivered_alarm = cloudwatch.Alarm(
-            self,
-            "UndeliveredEventsAlarm",
-            alarm_description="Batchline could not publish an outcome event; it waits in the dead-letter queue",
-            metric=self.undelivered.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        self.undelivered, self.undelivered_alarm = dead_letter_queue(
+            self, "UndeliveredEvents", key, "outcome events Batchline could not publish"
         )
 
 
@@ -60,18 +66,8 @@ class UploadTrigger(Construct):
         key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letters = sqs.Queue(
-            self,
-            "StartDeadLetters",
-            encryption=sqs.QueueEncryption.KMS if key else sqs.QueueEncryption.SQS_MANAGED,
-            encryption_master_key=key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letters,
-            "AwsSolutions::AwsSolutions-SQS3",
-            "This queue is the dead-letter queue of the upload rule's target.",
+        self.dead_letters, self.dead_letters_alarm = dead_letter_queue(
+            self, "StartDeadLetters", key, "upload or execution-end events no function could handle"
         )
         self.rule = events.Rule(
             self,

@@ -268,6 +268,15 @@ def test_vertex_pipelines_export_the_roles_to_bind_in_google_cloud(template: Tem
     assert "Fn::Join" in outputs["GoogleFederatedRoleArns"]["Value"]
 
 
+def test_every_dead_letter_queue_has_an_alarm(template: Template) -> None:
+    queues = resources(template, "AWS::SQS::Queue")
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    watched = {json.dumps(alarm["Properties"]["Dimensions"]) for alarm in alarms.values()}
+    assert len(queues) == 2
+    for name in queues:
+        assert any(name in dimensions for dimensions in watched), name
+
+
 def test_undelivered_outcome_events_have_a_queue_and_an_alarm(template: Template) -> None:
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
