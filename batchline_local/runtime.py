@@ -103,16 +103,15 @@ class LocalRuntime:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def __enter__(self) -> LocalRuntime:
-        for name, value in {
+        fake_credentials = {
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing",
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
-        }.items():
-            self._stack.enter_context(mock.patch.dict(os.environ, {name: value}))
-        # A developer's real profile or endpoint must never leak into the emulation.
-        self._stack.enter_context(mock.patch.dict(os.environ, {}))
+        }
+        # Restored on exit. A developer's real profile or endpoint must never leak into the emulation.
+        self._stack.enter_context(mock.patch.dict(os.environ, fake_credentials))
         for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
             os.environ.pop(name, None)
         if str(LAMBDAS_DIR) not in sys.path:
