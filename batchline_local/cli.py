@@ -24,8 +24,51 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", type=Path, default=Path("batchline-out"), help="folder for the run's outputs")
     run.add_argument("--rows", type=int, default=5, help="how many predictions to print")
     run.add_argument("--verbose", action="store_true", help="show the handlers' structured logs")
+    check = commands.add_parser("validate", help="run Prepare's checks on a local file, before uploading anything")
+    check.add_argument("file", type=Path, help="CSV or JSON lines file of records")
+    check.add_argument("--pipeline", required=True, help="pipeline name, as configured in cdk.json")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
+    if args.command == "validate":
+        return validate(args.file, args.pipeline, as_json=args.json)
     return local_run(args.file, args.pipeline, args.out, rows=args.rows, verbose=args.verbose)
+
+
+def validate(path: Path, pipeline_name: str, *, as_json: bool = False) -> int:
+    """Exit 0 when every record would be sent, 1 when some are rejected or the file is refused, 2 for usage."""
+    from batchline.adapters import adapter_for
+    from batchline.clients import AwsClients
+    from batchline.config import parse_pipelines
+    from batchline.errors import BatchlineError, ConfigError, UnknownPipeline
+    from batchline.validation import validate_file
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from batchline_local.runtime import load_pipeline_context
+
+    if not path.is_file():
+        return _fail_usage(f"cannot read {path}: no such file")
+    try:
+        pipeline = parse_pipelines(load_pipeline_context()).get(pipeline_name)
+    except (UnknownPipeline, ConfigError) as exc:
+        return _fail_usage(str(exc))
+    try:
+        encoder = adapter_for(pipeline, AwsClients()).input_encoder()
+    except (BatchlineError, BotoCoreError, ClientError) as exc:  # Amazon ML reads a model's schema from AWS
+        return _fail_usage(f"cannot prepare {pipeline_name} offline: {exc}")
+    report = validate_file(path, pipeline, encoder)
+    if as_json:
+        print(json.dumps(report))
+    else:
+        print(f"{path}: pipeline {pipeline_name} ({pipeline.provider})")
+        if report["error"]:
+            print(f"  refused: {report['error']}")
+        print(
+            f"  records {report['records']}, would send {report['sent']}, rejected {report['rejected']}, "
+            f"service jobs {report['jobs']}"
+        )
+        for rejection in report["rejections"]:
+            print(f"  line {rejection['line']}: {rejection['reason']} (key {rejection['key']!r})")
+    return 0 if not report["error"] and not report["rejected"] else 1
 
 
 def _fail_usage(message: str) -> int:

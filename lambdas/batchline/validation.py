@@ -1,0 +1,64 @@
+"""`batchline validate`: Prepare's own checks on a local file, before anything is uploaded or billed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from batchline.adapters.base import InputEncoder
+from batchline.config import PipelineConfig
+from batchline.errors import InputRejected
+from batchline.prepare import RejectWriter, StagedPart, group_parts, prepare_records, temp_workdir
+
+SHOWN_REJECTIONS = 20
+
+
+def validate_file(path: Path, pipeline: PipelineConfig, encoder: InputEncoder) -> dict[str, Any]:
+    """Counts, the first rejected rows with line and reason, and how many service jobs the file would make."""
+    report: dict[str, Any] = {
+        "file": str(path),
+        "pipeline": pipeline.name,
+        "provider": pipeline.provider,
+        "records": 0,
+        "sent": 0,
+        "rejected": 0,
+        "jobs": 0,
+        "rejections": [],
+        "error": None,
+    }
+    size = path.stat().st_size
+    if size > pipeline.max_input_bytes:
+        report["error"] = f"{path}: {size} bytes, over this pipeline's maxInputBytes ({pipeline.max_input_bytes})"
+        return report
+    rejected = io.StringIO()
+    parts: list[StagedPart] = []
+
+    def keep_size_only(part: StagedPart) -> None:
+        parts.append(part)
+        os.remove(part.path)
+        os.remove(part.index_path)
+
+    try:
+        with temp_workdir() as workdir, path.open("rb") as source:
+            result = prepare_records(
+                source,
+                source_name=str(path),
+                key_column=pipeline.key_column,
+                encoder=encoder,
+                rejects=RejectWriter(rejected, str(path), spreadsheet_safe=False),
+                on_part=keep_size_only,
+                workdir=workdir,
+            )
+        report.update(records=result.input_records, sent=result.sent, rejected=result.rejected)
+        if result.sent:
+            report["jobs"] = len(group_parts(parts, encoder.limits, str(path)))
+    except InputRejected as exc:
+        report["error"] = str(exc)
+    rows = list(csv.DictReader(io.StringIO(rejected.getvalue())))
+    report["rejections"] = [
+        {"line": int(r["line"]), "key": r["key"], "reason": r["reason"]} for r in rows[:SHOWN_REJECTIONS]
+    ]
+    return report
