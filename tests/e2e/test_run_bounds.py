@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from batchline.naming import job_name_for
 
 from batchline_local.runtime import LocalRuntime
 from tests.e2e.conftest import check_every_event, write_csv
@@ -93,15 +94,12 @@ def test_stopping_an_execution_by_hand_stops_its_job_and_publishes_a_failure(
 ) -> None:
     obj = slow_runtime.upload(write_csv(tmp_path / "manual.csv", ["id", "x"], [["a", 1]]), "long-running")
     decision = slow_runtime.deliver(slow_runtime.object_created_event(obj))
-    sfn = slow_runtime.client("stepfunctions")
-    arn = slow_runtime.execution_arn(decision["runId"])
-    for _ in range(500):  # wait (bounded) until the job exists
-        if (
-            any(e["type"] == "MapIterationStarted" for e in sfn.get_execution_history(executionArn=arn)["events"])
-            and slow_runtime.sagemaker.jobs
-        ):
+    job_name = job_name_for(decision["runId"], suffix="-0")
+    for _ in range(1000):  # wait (bounded) until this run's job exists; earlier tests left jobs of their own
+        if job_name in slow_runtime.sagemaker.jobs:
             break
         time.sleep(0.01)
+    assert job_name in slow_runtime.sagemaker.jobs, "the run never submitted its job"
 
     handled = slow_runtime.stop_by_hand(decision["runId"])
 
