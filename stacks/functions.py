@@ -1,15 +1,23 @@
-"""The Lambda functions: one code asset (lambdas/), one dependency layer built without Docker."""
+"""The Lambda functions: one code asset (lambdas/), one dependency layer built without Docker.
+
+Each function has its own role that may write only to its own log group (no AWSLambdaBasicExecutionRole,
+whose logs grant covers every log group), and the environment every function shares; the stack adds each
+function's data and service grants next to the step that needs them.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, Size
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -19,11 +27,30 @@ from stacks.nag import acknowledge
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS_DIR = ROOT / "lambdas"
-# The pipelines' JSON travels in a small layer of its own, mounted at /opt/<CONFIG_LAYER_DIR>/pipelines.json.
+# The pipelines' JSON travels in a small layer of its own, mounted at /opt/<CONFIG_LAYER_DIR>/pipelines.json
+# (Lambda environments cap at 4 KB, which a few pipelines would exceed).
 CONFIG_LAYER_DIR = "batchline-config"
 LAYER_DIR = LAMBDAS_DIR / "layer"
-# Lambda caps the environment of a function at 4 KB in all.
+# Lambda caps the environment of a function at 4 KB: every key plus every value.
 ENVIRONMENT_LIMIT = 4096
+# A value known only at deploy time (bucket or bus name, ARN) counts as this many bytes: longer than any
+# of ours (a state machine ARN with an 80-character name is about 140).
+TOKEN_BYTES = 160
+# How an unresolved token looks inside a string before deployment.
+_TOKEN = re.compile(r"\$\{Token\[[^\]]+\]\}")
+
+
+def environment_size(environment: Mapping[str, str], estimates: Mapping[str, int] | None = None) -> int:
+    """An upper bound of the bytes Lambda counts; ``estimates`` overrides the size of deploy-time values."""
+    total = 0
+    for key, value in environment.items():
+        if estimates and key in estimates:
+            size = estimates[key]
+        else:
+            tokens = len(_TOKEN.findall(value))
+            size = len(_TOKEN.sub("", value).encode()) + TOKEN_BYTES * tokens
+        total += len(key.encode()) + size
+    return total
 
 
 @jsii.implements(ILocalBundling)
@@ -83,21 +110,22 @@ SPECS = {
 
 
 class Functions(Construct):
+    """The eight functions, by name (``functions["StartRun"]``), sharing one code asset and two layers."""
+
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
         environment: dict[str, str],
-        environment_size: int,
         pipelines_json: str,
+        size_estimates: Mapping[str, int] | None = None,
         key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        if environment_size > ENVIRONMENT_LIMIT - 512:
-            raise ValueError(
-                f"the functions' environment would be {environment_size} bytes: too large for Lambda's 4 KB limit"
-            )
+        self._environment = dict(environment)
+        self._estimates = dict(size_estimates or {})
+        self._check_environment("every function", self._environment)
         code = lambda_.Code.from_asset(str(LAMBDAS_DIR), exclude=["layer", "**/__pycache__", "**/*.pyc"])
         layer = lambda_.LayerVersion(
             self,
@@ -108,6 +136,7 @@ class Functions(Construct):
             code=lambda_.Code.from_asset(
                 str(LAYER_DIR),
                 bundling=BundlingOptions(
+                    # Only used if local bundling declined; PipInstallForArm64 never does (it raises instead).
                     image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.13"),
                     local=PipInstallForArm64(),
                     command=["bash", "-c", "pip install -r requirements.txt -t /asset-output/python"],
@@ -121,7 +150,16 @@ class Functions(Construct):
             code=lambda_.Code.from_asset(str(config_layer_dir(pipelines_json))),
         )
         self.by_name: dict[str, lambda_.Function] = {}
+        self.log_groups: dict[str, logs.LogGroup] = {}
         for name, (handler, timeout, memory, large_tmp) in SPECS.items():
+            log_group = logs.LogGroup(self, f"{name}Logs", retention=logs.RetentionDays.ONE_MONTH, encryption_key=key)
+            role = iam.Role(
+                self,
+                f"{name}Role",
+                description=f"Batchline {name} function",
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            )
+            log_group.grant_write(role)  # CreateLogStream and PutLogEvents on this function's log group only
             function = lambda_.Function(
                 self,
                 name,
@@ -134,18 +172,44 @@ class Functions(Construct):
                 memory_size=memory,
                 ephemeral_storage_size=Size.gibibytes(10) if large_tmp else None,
                 tracing=lambda_.Tracing.ACTIVE,
-                environment=environment,
+                environment=self._environment,
                 environment_encryption=key,
-                log_group=logs.LogGroup(
-                    self, f"{name}Logs", retention=logs.RetentionDays.ONE_MONTH, encryption_key=key
-                ),
+                log_group=log_group,
+                role=role,
             )
             acknowledge(
                 function,
                 "AwsSolutions::AwsSolutions-L1",
                 "Python 3.13 on arm64 is the runtime Batchline is built and tested for; upgrades are deliberate.",
             )
+            acknowledge(
+                role,
+                "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                "Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords have no resource-level "
+                "permissions.",
+            )
             self.by_name[name] = function
+            self.log_groups[name] = log_group
 
     def __getitem__(self, name: str) -> lambda_.Function:
         return self.by_name[name]
+
+    def add_environment(self, name: str, key: str, value: str, *, estimate: int | None = None) -> None:
+        """One function's own variable (set beside its grant), still within Lambda's 4 KB."""
+        variables = {**self._environment, key: value}
+        estimates = {**self._estimates, **({key: estimate} if estimate is not None else {})}
+        self._check_environment(name, variables, estimates)
+        self.by_name[name].add_environment(key, value)
+
+    def _check_environment(
+        self, whose: str, variables: Mapping[str, str], estimates: Mapping[str, int] | None = None
+    ) -> None:
+        size = environment_size(variables, self._estimates if estimates is None else estimates)
+        if size > ENVIRONMENT_LIMIT:
+            raise ValueError(
+                f"the environment of {whose} could reach {size} bytes once deployed, over Lambda's 4 KB limit "
+                f"({ENVIRONMENT_LIMIT} bytes for all keys and values). Largest values: "
+                + ", ".join(sorted(variables, key=lambda k: -environment_size({k: variables[k]}, estimates))[:3])
+                + ". If BATCHLINE_SERVICE_ROLES is among them, name existing roles (roleArn) for some "
+                "Personalize or Bedrock pipelines so the stack creates fewer."
+            )

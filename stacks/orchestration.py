@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import RemovalPolicy
@@ -15,8 +16,10 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from stacks.nag import acknowledge
+
 ASL_FILE = Path(__file__).resolve().parent.parent / "statemachine" / "batch_prediction.asl.json"
-# Placeholder -> the function whose ARN fills it (the rest: EventBusName).
+# Placeholder -> the function whose ARN fills it (the other two: the bus name and the dead-letter queue URL).
 FUNCTION_PLACEHOLDERS = {
     "PrepareInputFunctionArn": "PrepareInput",
     "SubmitJobFunctionArn": "SubmitJob",
@@ -29,16 +32,19 @@ SUBSTITUTION_KEYS = frozenset({*FUNCTION_PLACEHOLDERS, "EventBusName", "EventDea
 
 
 def placeholders_in(asl_text: str) -> set[str]:
+    """The ``${Name}`` placeholders of an ASL text: what definition_substitutions must fill, no more, no less."""
     return set(re.findall(r"\$\{(\w+)\}", asl_text))
 
 
 class Orchestration(Construct):
+    """The state machine (``state_machine``), its execution log group (``log_group``) and role (``role``)."""
+
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        functions: dict[str, lambda_.IFunction],
+        functions: Mapping[str, lambda_.IFunction],
         bus: events.IEventBus,
         undelivered: sqs.IQueue,
         key: kms.IKey | None = None,
@@ -47,7 +53,7 @@ class Orchestration(Construct):
         substitutions = {key: functions[name].function_arn for key, name in FUNCTION_PLACEHOLDERS.items()}
         substitutions["EventBusName"] = bus.event_bus_name
         substitutions["EventDeadLetterQueueUrl"] = undelivered.queue_url
-        log_group = logs.LogGroup(
+        self.log_group = log_group = logs.LogGroup(
             self,
             "ExecutionLogs",
             retention=logs.RetentionDays.THREE_MONTHS,
@@ -64,9 +70,20 @@ class Orchestration(Construct):
             tracing_enabled=True,
             encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key) if key else None,
         )
-        # CDK cannot see inside the file: grant exactly what it calls.
-        for name in FUNCTION_PLACEHOLDERS.values():
-            functions[name].grant_invoke(self.state_machine)
-        bus.grant_put_events_to(self.state_machine)
-        undelivered.grant_send_messages(self.state_machine)
+        # CDK cannot see inside the file: grant exactly what it calls. Its Task states invoke the functions by
+        # their unqualified ARNs, so no version or alias (function:*) is granted.
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[functions[name].function_arn for name in FUNCTION_PLACEHOLDERS.values()],
+            )
+        )
+        bus.grant_put_events_to(self.state_machine)  # events:putEvents tasks (the run's outcome event)
+        undelivered.grant_send_messages(self.state_machine)  # sqs:sendMessage tasks (events the bus refused)
+        acknowledge(
+            self.state_machine,
+            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            "Execution logging and tracing: CloudWatch Logs delivery (logs:CreateLogDelivery and friends) and "
+            "X-Ray (xray:PutTraceSegments, GetSamplingRules) have no resource-level permissions.",
+        )
         self.role: iam.IRole = self.state_machine.role

@@ -9,6 +9,7 @@ from batchline.config import BedrockSettings, PersonalizeSettings, Pipelines
 from constructs import Construct
 
 from stacks.nag import acknowledge
+from stacks.provider_permissions import bedrock_model_arn
 
 
 class ServiceRoles(Construct):
@@ -67,10 +68,10 @@ class ServiceRoles(Construct):
                 role.add_to_policy(
                     iam.PolicyStatement(
                         actions=["bedrock:InvokeModel"],
-                        resources=[_model_arn(stack, settings.model_id)],
+                        resources=[bedrock_model_arn(stack, settings.model_id)],
                     )
                 )
-            work_id = stack.resolve(stack.get_logical_id(work.node.default_child))
+            work_id = stack.resolve(stack.get_logical_id(work.node.default_child))  # type: ignore[arg-type]
             acknowledge(
                 role,
                 f"AwsSolutions::AwsSolutions-IAM5[Resource::<{work_id}.Arn>/{name}/*]",
@@ -78,9 +79,3 @@ class ServiceRoles(Construct):
             )
             self.role_arns[name] = self.created[name] = role.role_arn
             self.created_roles.append(role)
-
-
-def _model_arn(stack: Stack, model_id: str) -> str:
-    if model_id.startswith("arn:"):
-        return model_id
-    return f"arn:{stack.partition}:bedrock:{stack.region}::foundation-model/{model_id}"

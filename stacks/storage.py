@@ -1,10 +1,15 @@
-"""Buckets: inbox (uploads), work (staged input, raw service output), results (keyed CSVs), access logs."""
+"""Buckets: inbox (uploads), work (staged input, raw service output), results (keyed CSVs), access logs.
+
+Attributes: ``inbox``, ``work``, ``results``, ``access_logs`` (all ``s3.Bucket``). ``grant_objects`` is how a
+function gets object access, with the cdk-nag acknowledgment its ``<bucket>/*`` resource needs.
+"""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from batchline.config import AmazonMLSettings, Pipelines, SageMakerSettings
 from constructs import Construct
@@ -13,6 +18,8 @@ from stacks.nag import acknowledge
 
 
 class Storage(Construct):
+    """Four private, versioned, TLS-only buckets kept on stack deletion: a run never loses its input or output."""
+
     def __init__(
         self, scope: Construct, construct_id: str, *, pipelines: Pipelines, key: kms.IKey | None = None
     ) -> None:
@@ -24,7 +31,8 @@ class Storage(Construct):
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,  # S3 log delivery writes with ACLs
+            # No ACLs: log delivery is allowed by a bucket policy (feature flag serverAccessLogsUseBucketPolicy).
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             versioned=True,
             lifecycle_rules=[
                 s3.LifecycleRule(expiration=Duration.days(365), noncurrent_version_expiration=Duration.days(30))
@@ -39,9 +47,12 @@ class Storage(Construct):
         self.inbox = self._bucket("Inbox", "inbox/")
         self.work = self._bucket("Work", "work/", noncurrent_days=30)
         self.results = self._bucket("Results", "results/")
-        # S3 -> EventBridge through the bucket property (not event_bridge_enabled, which adds a custom resource).
-        inbox_cfn = self.inbox.node.default_child
-        inbox_cfn.add_property_override("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
+        # S3 -> EventBridge through the bucket's own property: event_bridge_enabled=True would add a
+        # custom-resource Lambda (BucketNotificationsHandler) to set the same thing at deploy time.
+        inbox_cfn: s3.CfnBucket = self.inbox.node.default_child  # type: ignore[assignment]
+        inbox_cfn.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True)
+        )
         self._allow_model_roles(pipelines)
         self._allow_amazon_ml(pipelines)
 
@@ -110,3 +121,21 @@ class Storage(Construct):
                 conditions={**account, "StringLike": {"s3:prefix": [f"{name}/*" for name in names]}},
             )
         )
+
+
+def grant_objects(function: lambda_.Function, bucket: s3.IBucket, *, read: bool = False, write: bool = False) -> None:
+    """Object-level access without deletes: reads (with ListBucket, so a missing key is a 404) and/or writes."""
+    actions = []
+    if read:
+        actions += ["s3:GetObject", "s3:GetObjectVersion"]
+        function.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]))
+    if write:
+        actions += ["s3:PutObject", "s3:AbortMultipartUpload"]
+    function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects("*")]))
+    stack = Stack.of(bucket)
+    logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
+    acknowledge(
+        function.role,  # type: ignore[arg-type]
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*]",
+        "Objects of one of this stack's buckets, whose keys are known only at run time (<pipeline>/<run-id>/...).",
+    )

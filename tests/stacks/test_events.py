@@ -1,0 +1,75 @@
+"""Uploads start runs through a rule with retries and a dead-letter queue; outcomes go to the project's bus."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk.assertions import Match, Template
+
+from tests.stacks.conftest import logical_id, resources
+
+
+def test_inbox_uploads_reach_start_run_with_retries_and_a_dead_letter_queue(template: Template) -> None:
+    inbox = logical_id(template, "AWS::S3::Bucket", "StorageInbox")
+    start_run = logical_id(template, "AWS::Lambda::Function", "FunctionsStartRun")
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.s3"],
+                "detail-type": ["Object Created"],
+                "detail": {"bucket": {"name": [{"Ref": inbox}]}},
+            },
+            "Targets": [
+                Match.object_like(
+                    {
+                        "Arn": {"Fn::GetAtt": [start_run, "Arn"]},
+                        "RetryPolicy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 21600},
+                        "DeadLetterConfig": {"Arn": Match.any_value()},
+                    }
+                )
+            ],
+        },
+    )
+    rules = resources(template, "AWS::Events::Rule").values()
+    upload_rule = next(r for r in rules if r["Properties"]["EventPattern"]["source"] == ["aws.s3"])
+    assert "EventBusName" not in upload_rule["Properties"]  # S3 sends to the default bus
+
+
+def test_dead_letter_queues_are_encrypted_tls_only_and_alarmed(template: Template) -> None:
+    queues = resources(template, "AWS::SQS::Queue")
+    assert len(queues) == 2
+    for queue in queues.values():
+        assert queue["Properties"].get("SqsManagedSseEnabled") or queue["Properties"].get("KmsMasterKeyId")
+    for policy in resources(template, "AWS::SQS::QueuePolicy").values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        )
+    watched = {
+        json.dumps(alarm["Properties"]["Dimensions"])
+        for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
+    }
+    for name in queues:
+        assert any(name in dimensions for dimensions in watched), name
+
+
+def test_project_bus_is_named_after_the_stack(template: Template) -> None:
+    template.has_resource_properties("AWS::Events::EventBus", {"Name": "Batchline-events"})
+
+
+def test_executions_stopped_by_hand_or_timed_out_reach_the_execution_ended_function(template: Template) -> None:
+    machine = logical_id(template, "AWS::StepFunctions::StateMachine", "BatchPrediction")
+    ended = logical_id(template, "AWS::Lambda::Function", "FunctionsExecutionEnded")
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.states"],
+                "detail-type": ["Step Functions Execution Status Change"],
+                "detail": {"status": ["ABORTED", "TIMED_OUT"], "stateMachineArn": [{"Ref": machine}]},
+            },
+            "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [ended, "Arn"]}})],
+        },
+    )

@@ -1,0 +1,59 @@
+"""The state machine runs the one ASL file, logs and traces everything, and may call exactly what it names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Template
+
+from stacks.orchestration import ASL_FILE, FUNCTION_PLACEHOLDERS, SUBSTITUTION_KEYS, placeholders_in
+from tests.stacks.conftest import as_list, logical_id, policy_statements, resources
+
+
+def machine(template: Template) -> dict[str, Any]:
+    return next(iter(resources(template, "AWS::StepFunctions::StateMachine").values()))["Properties"]
+
+
+def test_every_placeholder_in_the_asl_file_is_substituted_and_nothing_else(template: Template) -> None:
+    assert placeholders_in(ASL_FILE.read_text()) == SUBSTITUTION_KEYS
+    assert set(machine(template)["DefinitionSubstitutions"]) == SUBSTITUTION_KEYS
+
+
+def test_placeholders_in_finds_each_name_once() -> None:
+    assert placeholders_in('{"A": "${One}", "B": "${Two}:${One}", "C": "$.plain"}') == {"One", "Two"}
+
+
+def test_state_machine_is_standard_logs_all_with_execution_data_and_traces(template: Template) -> None:
+    props = machine(template)
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is True
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    group = props["LoggingConfiguration"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
+    retention = resources(template, "AWS::Logs::LogGroup")[group["Fn::GetAtt"][0]]["Properties"]["RetentionInDays"]
+    assert retention > 0
+
+
+def test_function_placeholders_are_filled_with_the_functions_arns(template: Template) -> None:
+    substitutions = machine(template)["DefinitionSubstitutions"]
+    for placeholder, function in FUNCTION_PLACEHOLDERS.items():
+        arn = substitutions[placeholder]["Fn::GetAtt"]
+        assert arn[0].startswith(f"Functions{function}") and arn[1] == "Arn"
+
+
+def test_state_machine_may_invoke_exactly_its_six_functions_publish_events_and_keep_refused_ones(
+    template: Template,
+) -> None:
+    statements = policy_statements(template, "OrchestrationBatchPredictionRole")
+    invoke = [s for s in statements if "lambda:InvokeFunction" in as_list(s["Action"])]
+    assert len(invoke) == 1 and as_list(invoke[0]["Action"]) == ["lambda:InvokeFunction"]
+    invoked = {resource["Fn::GetAtt"][0] for resource in invoke[0]["Resource"]}
+    assert invoked == {
+        logical_id(template, "AWS::Lambda::Function", f"Functions{f}") for f in FUNCTION_PLACEHOLDERS.values()
+    }
+    bus = logical_id(template, "AWS::Events::EventBus", "Events")
+    puts = [s for s in statements if "events:PutEvents" in as_list(s["Action"])]
+    assert [s["Resource"] for s in puts] == [{"Fn::GetAtt": [bus, "Arn"]}]
+    queue = logical_id(template, "AWS::SQS::Queue", "UndeliveredEvents")
+    sends = [s for s in statements if "sqs:SendMessage" in as_list(s["Action"])]
+    assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": [queue, "Arn"]}]

@@ -1,0 +1,171 @@
+"""Least privilege: no wildcard actions, '*' only where AWS offers no resource, each function only its step."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from tests.stacks.conftest import (
+    actions_of,
+    as_list,
+    function_statements,
+    logical_id,
+    policy_statements,
+    resources,
+    synth_with_pipelines,
+)
+
+# Actions AWS authorizes on "*" only (no resource-level permissions).
+RESOURCELESS = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "bedrock:ListModelInvocationJobs",
+    # The state machine's log delivery (CDK's LogOptions).
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+
+def allow_statements(template: Template) -> list[dict[str, Any]]:
+    """Every Allow in IAM policies and in bucket and queue policies."""
+    found = [s for s in policy_statements(template) if s["Effect"] == "Allow"]
+    for kind in ("AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy"):
+        for policy in resources(template, kind).values():
+            found += [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    return found
+
+
+def test_no_statement_allows_a_wildcard_action_or_deletes_data(template: Template) -> None:
+    for statement in allow_statements(template):
+        for action in as_list(statement["Action"]):
+            assert action != "*" and not action.endswith(":*"), statement
+            assert not action.startswith(("s3:Delete", "s3:PutBucket", "iam:Create", "iam:Put")), statement
+
+
+def test_only_actions_without_resource_level_permissions_get_resource_star(template: Template) -> None:
+    for statement in policy_statements(template):
+        if "*" in as_list(statement["Resource"]):
+            assert set(as_list(statement["Action"])) <= RESOURCELESS, statement
+
+
+def test_no_role_carries_a_managed_policy(template: Template) -> None:
+    for name, role in resources(template, "AWS::IAM::Role").items():
+        assert "ManagedPolicyArns" not in role["Properties"], name
+
+
+@pytest.mark.parametrize(
+    ("function", "may", "may_not"),
+    [
+        ("StartRun", {"states:StartExecution", "events:PutEvents", "s3:GetObjectVersion"}, {"s3:PutObject"}),
+        ("PrepareInput", {"s3:GetObject", "s3:PutObject"}, {"states:StartExecution", "events:PutEvents"}),
+        ("SubmitJob", {"sagemaker:CreateTransformJob", "iam:PassRole"}, {"s3:PutObject"}),
+        ("PollJob", {"sagemaker:DescribeTransformJob"}, {"s3:PutObject"}),
+        ("CollectOutput", {"s3:GetObject", "s3:PutObject"}, {"sagemaker:CreateTransformJob", "events:PutEvents"}),
+        ("FinalizeRun", {"s3:GetObject", "s3:PutObject"}, {"sagemaker:CreateTransformJob", "iam:PassRole"}),
+        ("ReportFailure", {"sagemaker:StopTransformJob", "s3:PutObject"}, {"states:StartExecution"}),
+        ("ExecutionEnded", {"states:GetExecutionHistory", "events:PutEvents"}, {"states:StartExecution"}),
+    ],
+)
+def test_each_function_may_do_its_step_and_not_others(
+    template: Template, function: str, may: set[str], may_not: set[str]
+) -> None:
+    actions = actions_of(function_statements(template, function))
+    assert may <= actions, may - actions
+    assert not may_not & actions, may_not & actions
+
+
+def test_only_start_run_and_prepare_input_read_the_inbox_and_nothing_writes_it(template: Template) -> None:
+    inbox = logical_id(template, "AWS::S3::Bucket", "StorageInbox")
+    readers = set()
+    for name, policy in resources(template, "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if inbox in json.dumps(statement["Resource"]):
+                readers.add(name.removeprefix("Functions").split("Role")[0])
+                assert actions_of([statement]) <= {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}, statement
+    assert readers == {"StartRun", "PrepareInput"}
+
+
+def test_transform_jobs_are_limited_to_batchline_names_and_configured_models(template: Template) -> None:
+    sagemaker = [
+        s for s in policy_statements(template) if any(a.startswith("sagemaker:") for a in as_list(s["Action"]))
+    ]
+    assert sagemaker
+    for statement in sagemaker:
+        assert "transform-job/bl-*" in json.dumps(statement["Resource"]), statement
+    creates = [s for s in sagemaker if "sagemaker:CreateTransformJob" in as_list(s["Action"])]
+    for statement in creates:
+        assert as_list(statement["Action"]) == ["sagemaker:CreateTransformJob"]
+        models = json.dumps(statement["Condition"]["ArnEquals"]["sagemaker:ModelArn"])
+        assert ":model/batchline-demo-churn" in models  # the demo pipeline's modelName
+
+
+def test_other_services_jobs_are_limited_to_batchline_prefixes(template: Template) -> None:
+    rendered = json.dumps(policy_statements(template))
+    for resource in ("batch-inference-job/bl-*", "batch-segment-job/bl-*", "datasource/ds-*", "batchprediction/bp-*"):
+        assert resource in rendered
+
+
+def test_pass_role_names_each_role_and_the_one_service_it_is_for(template: Template) -> None:
+    passes = [s for s in policy_statements(template) if "iam:PassRole" in as_list(s["Action"])]
+    assert passes
+    services = set()
+    for statement in passes:
+        assert as_list(statement["Action"]) == ["iam:PassRole"]
+        assert "*" not in json.dumps(statement["Resource"])
+        services.add(statement["Condition"]["StringEquals"]["iam:PassedToService"])
+    assert services == {"personalize.amazonaws.com", "bedrock.amazonaws.com"}
+
+
+@pytest.fixture(scope="module")
+def created_role_template() -> Template:
+    return synth_with_pipelines(
+        {
+            "gen": {
+                "keyColumn": "id",
+                "service": {"provider": "bedrock", "modelId": "amazon.nova-lite-v1:0", "promptColumn": "q"},
+            }
+        }
+    )
+
+
+def test_a_pipeline_without_a_role_gets_one_trusting_only_its_service_from_this_account(
+    created_role_template: Template,
+) -> None:
+    created_role_template.has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "AssumeRolePolicyDocument": {
+                "Statement": [
+                    {
+                        "Action": "sts:AssumeRole",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "bedrock.amazonaws.com"},
+                        "Condition": {
+                            "StringEquals": {"aws:SourceAccount": Match.any_value()},
+                            "ArnLike": {"aws:SourceArn": Match.any_value()},
+                        },
+                    }
+                ]
+            }
+        },
+    )
+    rendered = json.dumps(created_role_template.to_json())
+    assert "foundation-model/amazon.nova-lite-v1:0" in rendered
+    assert "sagemaker:" not in rendered and "personalize:" not in rendered  # only configured providers
+
+
+def test_functions_learn_the_created_roles_from_their_environment(created_role_template: Template) -> None:
+    for function in resources(created_role_template, "AWS::Lambda::Function").values():
+        roles = json.dumps(function["Properties"]["Environment"]["Variables"]["BATCHLINE_SERVICE_ROLES"])
+        assert '\\"gen\\":' in roles and "Arn" in roles

@@ -1,0 +1,110 @@
+"""Buckets: private, encrypted, TLS-only, versioned, logged, kept on stack deletion; uploads reach EventBridge."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk.assertions import Template
+
+from tests.stacks.conftest import logical_id, resources, synth_with_pipelines
+
+
+def test_every_bucket_is_encrypted_private_versioned_owner_enforced_and_retained(template: Template) -> None:
+    buckets = resources(template, "AWS::S3::Bucket")
+    assert len(buckets) == 4  # inbox, work, results, access logs
+    for bucket in buckets.values():
+        props = bucket["Properties"]
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+            "SSEAlgorithm"
+        ] in ("AES256", "aws:kms")
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+        assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+        assert "AccessControl" not in props  # no ACLs anywhere, not even for log delivery
+        assert bucket["DeletionPolicy"] == "Retain" and bucket["UpdateReplacePolicy"] == "Retain"
+
+
+def test_data_buckets_log_access_to_the_log_bucket_under_their_own_prefix(template: Template) -> None:
+    logs_id = logical_id(template, "AWS::S3::Bucket", "AccessLogs")
+    prefixes = {}
+    for name, bucket in resources(template, "AWS::S3::Bucket").items():
+        logging = bucket["Properties"].get("LoggingConfiguration")
+        if name != logs_id:
+            assert logging["DestinationBucketName"] == {"Ref": logs_id}, name
+            prefixes[name] = logging["LogFilePrefix"]
+    assert sorted(prefixes.values()) == ["inbox/", "results/", "work/"]
+    # Log delivery is allowed by bucket policy, only from this account's three buckets.
+    policy = next(
+        p
+        for p in resources(template, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": logs_id}
+    )
+    delivery = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Principal") == {"Service": "logging.s3.amazonaws.com"}
+    ]
+    assert len(delivery) == 3
+    for statement in delivery:
+        assert statement["Action"] == "s3:PutObject"
+        assert set(statement["Condition"]) == {"ArnLike", "StringEquals"}
+
+
+def test_every_bucket_refuses_requests_without_tls(template: Template) -> None:
+    policies = resources(template, "AWS::S3::BucketPolicy")
+    assert len(policies) == 4
+    for policy in policies.values():
+        denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+        assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
+
+
+def test_work_bucket_forgets_overwritten_versions_after_30_days(template: Template) -> None:
+    work = resources(template, "AWS::S3::Bucket")[logical_id(template, "AWS::S3::Bucket", "StorageWork")]
+    assert {"NoncurrentVersionExpiration": {"NoncurrentDays": 30}, "Status": "Enabled"} in work["Properties"][
+        "LifecycleConfiguration"
+    ]["Rules"]
+
+
+def test_only_the_inbox_sends_events_to_eventbridge_without_a_custom_resource(template: Template) -> None:
+    inbox_id = logical_id(template, "AWS::S3::Bucket", "StorageInbox")
+    for name, bucket in resources(template, "AWS::S3::Bucket").items():
+        configured = bucket["Properties"].get("NotificationConfiguration")
+        if name == inbox_id:
+            assert configured == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+        else:
+            assert configured is None, name
+    # event_bridge_enabled=True would have added this custom resource and its Lambda.
+    assert not resources(template, "Custom::S3BucketNotifications")
+
+
+def test_a_model_execution_role_may_use_its_pipelines_prefix_of_the_work_bucket_only() -> None:
+    role = "arn:aws:iam::111122223333:role/churn-model"
+    template = synth_with_pipelines(
+        {
+            "churn": {
+                "keyColumn": "id",
+                "service": {"provider": "sagemaker", "modelName": "churn-v2", "modelExecutionRoleArn": role},
+            },
+            "other": {"keyColumn": "id", "service": {"provider": "sagemaker", "modelName": "other"}},
+        }
+    )
+    work_id = logical_id(template, "AWS::S3::Bucket", "StorageWork")
+    policy = next(
+        p
+        for p in resources(template, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": work_id}
+    )
+    granted = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert {json.dumps(s["Principal"]) for s in granted} == {json.dumps({"AWS": role})}
+    objects = next(s for s in granted if s["Action"] == ["s3:GetObject", "s3:PutObject"])
+    assert objects["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [work_id, "Arn"]}, "/churn/*"]]}
+    listing = next(s for s in granted if s["Action"] == "s3:ListBucket")
+    assert listing["Resource"] == {"Fn::GetAtt": [work_id, "Arn"]}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["churn/*"]}}
+    # Without an Amazon ML pipeline, its service principal gets nothing.
+    assert "machinelearning.amazonaws.com" not in json.dumps(policy)
