@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import posixpath
 from collections.abc import Iterator
@@ -13,16 +11,15 @@ from batchline.adapters.base import BatchAdapter, FailedRecord, JobState, RunCon
 from batchline.csvsafe import CsvWriter
 from batchline.layout import RunLayout, S3Location
 from batchline.prepare import ERROR_COLUMNS, temp_workdir
-from batchline.s3io import list_keys, open_object, sha256_of, upload_file
+from batchline.s3io import csv_rows, list_keys, sha256_of, upload_file
 
 
 def staged_records(s3: Any, layout: RunLayout, input_prefix: S3Location) -> Iterator[StagedRecord]:
     """The records of one job's input, part by part in staging order, from the index sidecars."""
     for key in sorted(list_keys(s3, input_prefix)):
         part = posixpath.basename(key)
-        with io.TextIOWrapper(open_object(s3, layout.index_for(part)), encoding="utf-8", newline="") as text:
-            for line, record_key, record_id in csv.reader(text):
-                yield StagedRecord(part, record_key, int(line), record_id)
+        for line, record_key, record_id in csv_rows(s3, layout.index_for(part)):
+            yield StagedRecord(part, record_key, int(line), record_id)
 
 
 def job_end_reason(job_id: str, raw_status: str, message: str | None) -> str:

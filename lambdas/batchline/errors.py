@@ -47,6 +47,10 @@ class ServiceUnavailable(BatchlineError):
     """The account cannot use the service (for example a closed service) or lacks permission."""
 
 
+class EventNotDelivered(BatchlineError):
+    """EventBridge refused an outcome event (raised so the caller's retry, or its dead-letter queue, keeps it)."""
+
+
 class OutputMissing(BatchlineError):
     """The job finished but the expected output is not where the service said it would be."""
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from batchline.errors import EventNotDelivered
+
 SOURCE = "batchline"
 SCHEMA_VERSION = "1"
 DETAIL_TYPES = {
@@ -59,10 +61,6 @@ def build_detail(
 def outcome(detail: dict[str, Any]) -> dict[str, Any]:
     """What the state machine's PutEvents task publishes (``DetailType`` chosen from the status)."""
     return {"source": SOURCE, "detailType": DETAIL_TYPES[detail["status"]], "detail": detail}
-
-
-class EventNotDelivered(Exception):
-    """EventBridge refused the entry (raised so the caller's retry, or its dead-letter queue, keeps it)."""
 
 
 def put_outcome(events_client: Any, bus_name: str, event: dict[str, Any]) -> None:

@@ -6,8 +6,6 @@ step recomputes the same result from the same input and writes the same keys.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ from batchline.errors import (
 from batchline.events import build_detail, outcome, outcome_status
 from batchline.layout import RunLayout, S3Location
 from batchline.prepare import ERROR_COLUMNS, RejectWriter, group_parts, prepare_records, temp_workdir
-from batchline.s3io import copy_object, object_exists, open_object, put_bytes, upload_file
+from batchline.s3io import copy_object, csv_rows, object_exists, open_object, put_bytes, upload_file
 
 
 @dataclass(frozen=True)
@@ -181,6 +179,17 @@ def _stage_jobs(
 # --- Submit and poll -----------------------------------------------------------------------------
 
 
+def _state_summary(state: JobState) -> dict[str, Any]:
+    """The JSON form of one look at a job, as the payload, events and manifests carry it."""
+    return {
+        "jobId": state.job_id,
+        "status": state.status.value,
+        "rawStatus": state.raw_status,
+        "message": state.message,
+        "counts": state.counts,
+    }
+
+
 def _job_payload(
     state: JobState, prepared: dict[str, Any], chunk: dict[str, Any], poll_count: int, pipelines: Pipelines
 ) -> dict[str, Any]:
@@ -189,11 +198,7 @@ def _job_payload(
     elapsed = (now - _parse_time(prepared["startedAt"])).total_seconds()
     return {
         "chunk": chunk["index"],
-        "jobId": state.job_id,
-        "status": state.status.value,
-        "rawStatus": state.raw_status,
-        "message": state.message,
-        "counts": state.counts,
+        **_state_summary(state),
         "pollCount": poll_count,
         "checkedAt": iso(now),
         "waitSeconds": next_wait_seconds(elapsed, minimum=pipeline.min_poll_seconds, maximum=pipeline.max_poll_seconds),
@@ -415,15 +420,7 @@ def _stop_jobs(
             except (BatchlineError, ClientError) as exc:
                 # The failure event must still go out; it says the stop did not happen and why.
                 problems.append(f"could not stop job {name}: {exc}")
-        jobs.append(
-            {
-                "jobId": state.job_id,
-                "status": state.status.value,
-                "rawStatus": state.raw_status,
-                "message": state.message,
-                "pollCount": None,
-            }
-        )
+        jobs.append({**_state_summary(state), "pollCount": None})
     if stopped:
         error["jobStopped"] = ", ".join(stopped)
     if problems:
@@ -435,8 +432,7 @@ def _counts_from_rejected(clients: AwsClients, layout: RunLayout) -> dict[str, i
     """Prepare failed before returning counts (all rows rejected): count what it wrote out."""
     if not object_exists(clients.s3, layout.rejected):
         return {"input": 0, "sent": 0, "rejected": 0}
-    with io.TextIOWrapper(open_object(clients.s3, layout.rejected), encoding="utf-8", newline="") as text:
-        rejected = sum(1 for _ in csv.reader(text)) - 1
+    rejected = sum(1 for _ in csv_rows(clients.s3, layout.rejected)) - 1  # less the header
     return {"input": rejected, "sent": 0, "rejected": rejected}
 
 

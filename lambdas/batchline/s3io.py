@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+import json
 import os
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -37,6 +39,20 @@ class _RawStream(io.RawIOBase):
     def close(self) -> None:
         self._body.close()
         super().close()
+
+
+def csv_rows(s3: Any, location: S3Location) -> Iterator[list[str]]:
+    """An object's CSV rows, streamed (UTF-8)."""
+    with io.TextIOWrapper(open_object(s3, location), encoding="utf-8", newline="") as text:
+        yield from csv.reader(text)
+
+
+def json_lines(s3: Any, location: S3Location) -> Iterator[tuple[int, Any]]:
+    """An object's JSON lines, streamed, with their line numbers; blank lines are skipped."""
+    with io.TextIOWrapper(open_object(s3, location), encoding="utf-8") as text:
+        for number, line in enumerate(text, start=1):
+            if line.strip():
+                yield number, json.loads(line)
 
 
 def object_exists(s3: Any, location: S3Location) -> bool:

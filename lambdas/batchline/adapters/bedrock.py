@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import itertools
 import json
 import posixpath
@@ -37,7 +36,7 @@ from batchline.config import BedrockSettings, require_role
 from batchline.errors import InputRejected, OutputInvalid
 from batchline.layout import S3Location
 from batchline.naming import job_name_for
-from batchline.s3io import list_keys, open_object
+from batchline.s3io import json_lines, list_keys, open_object
 
 _STATUS = {
     "submitted": JobStatus.PENDING,
@@ -284,26 +283,22 @@ class BedrockAdapter:
         self, location: S3Location, by_id: dict[str, StagedRecord], part: str
     ) -> Iterator[Prediction | FailedRecord]:
         raw_column = self._settings.resolved_family == "custom"
-        with io.TextIOWrapper(open_object(self._s3, location), encoding="utf-8") as text:
-            for number, line in enumerate(text, start=1):
-                if not line.strip():
-                    continue
-                data = json.loads(line)
-                record = by_id.pop(str(data.get("recordId")), None)
-                if record is None:
-                    raise OutputInvalid(f"{part}.out line {number}: recordId {data.get('recordId')!r} was not staged")
-                if data.get("error"):
-                    error = data["error"]
-                    message = error.get("errorMessage") if isinstance(error, dict) else str(error)
-                    code = error.get("errorCode") if isinstance(error, dict) else None
-                    yield FailedRecord(record.key, record.line, f"Bedrock error {code}: {message}")
-                    continue
-                model_output = data.get("modelOutput")
-                text_out = output_text(model_output)
-                row = [text_out or ""]
-                if raw_column:
-                    row.append(json.dumps(model_output, ensure_ascii=False))
-                yield Prediction(record.key, record.line, [row])
+        for number, data in json_lines(self._s3, location):
+            record = by_id.pop(str(data.get("recordId")), None)
+            if record is None:
+                raise OutputInvalid(f"{part}.out line {number}: recordId {data.get('recordId')!r} was not staged")
+            if data.get("error"):
+                error = data["error"]
+                message = error.get("errorMessage") if isinstance(error, dict) else str(error)
+                code = error.get("errorCode") if isinstance(error, dict) else None
+                yield FailedRecord(record.key, record.line, f"Bedrock error {code}: {message}")
+                continue
+            model_output = data.get("modelOutput")
+            text_out = output_text(model_output)
+            row = [text_out or ""]
+            if raw_column:
+                row.append(json.dumps(model_output, ensure_ascii=False))
+            yield Prediction(record.key, record.line, [row])
 
     def _reconcile(self, location: S3Location, succeeded: int, errored: int) -> None:
         with open_object(self._s3, location) as body:

@@ -9,7 +9,6 @@ https://docs.aws.amazon.com/personalize/latest/dg/recommendations-batch.html
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import posixpath
@@ -34,7 +33,7 @@ from batchline.config import PersonalizeSettings, require_role
 from batchline.errors import JobConflict, OutputInvalid
 from batchline.layout import S3Location
 from batchline.naming import job_name_for
-from batchline.s3io import list_keys, open_object
+from batchline.s3io import json_lines, list_keys
 
 # Per job: at most 1 GB of input and 50 million records per file (Personalize developer guide, quotas).
 LIMITS = JobLimits(max_records_per_job=50_000_000, max_bytes_per_job=1024**3)
@@ -201,24 +200,20 @@ class PersonalizeAdapter:
         self, location: S3Location, by_key: dict[str, StagedRecord], part: str
     ) -> Iterator[Prediction | FailedRecord]:
         field = self._settings.query_field
-        with io.TextIOWrapper(open_object(self._s3, location), encoding="utf-8") as text:
-            for number, line in enumerate(text, start=1):
-                if not line.strip():
-                    continue
-                data = json.loads(line)
-                echoed = (data.get("input") or {}).get(field, data.get(field))
-                record = by_key.pop(str(echoed), None) if echoed is not None else None
-                if record is None:
-                    raise OutputInvalid(f"{part}.out line {number} echoes {field}={echoed!r}, which was not staged")
-                if data.get("error"):
-                    error = data["error"]
-                    yield FailedRecord(
-                        record.key,
-                        record.line,
-                        f"Personalize: {error if isinstance(error, str) else json.dumps(error)}",
-                    )
-                    continue
-                yield Prediction(record.key, record.line, self._rows(data.get("output") or {}))
+        for number, data in json_lines(self._s3, location):
+            echoed = (data.get("input") or {}).get(field, data.get(field))
+            record = by_key.pop(str(echoed), None) if echoed is not None else None
+            if record is None:
+                raise OutputInvalid(f"{part}.out line {number} echoes {field}={echoed!r}, which was not staged")
+            if data.get("error"):
+                error = data["error"]
+                yield FailedRecord(
+                    record.key,
+                    record.line,
+                    f"Personalize: {error if isinstance(error, str) else json.dumps(error)}",
+                )
+                continue
+            yield Prediction(record.key, record.line, self._rows(data.get("output") or {}))
 
     def _rows(self, output: dict[str, Any]) -> list[list[str]]:
         long = self._settings.output_format == "long"

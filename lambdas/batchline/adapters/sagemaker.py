@@ -33,7 +33,7 @@ from batchline.config import SageMakerSettings
 from batchline.errors import JobConflict, OutputInvalid
 from batchline.layout import S3Location
 from batchline.naming import job_name_for
-from batchline.s3io import list_keys, open_object
+from batchline.s3io import csv_rows, list_keys
 
 _STATUS = {
     "inprogress": JobStatus.RUNNING,
@@ -196,7 +196,7 @@ class SageMakerAdapter:
                 for record in records:
                     yield FailedRecord(record.key, record.line, reason)
                 continue
-            rows = _csv_rows(self._s3, S3Location(run.layout.work_bucket, output_key))
+            rows = (row for row in csv_rows(self._s3, S3Location(run.layout.work_bucket, output_key)) if row)
             yield from _join_part(records, rows, part_name, expected)
         if outputs:
             raise OutputInvalid(f"output files match no staged input: {', '.join(sorted(outputs))}")
@@ -231,13 +231,6 @@ def _join_part(
             yield Prediction(record.key, record.line, [values])
     if next(outputs, None) is not None:
         raise OutputInvalid(f"{part_name}.out has more records than the staged input")
-
-
-def _csv_rows(s3: Any, location: S3Location) -> Iterator[list[str]]:
-    with io.TextIOWrapper(open_object(s3, location), encoding="utf-8", newline="") as text:
-        for row in csv.reader(text):
-            if row:
-                yield row
 
 
 def _state(described: dict[str, Any]) -> JobState:
