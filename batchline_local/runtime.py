@@ -27,7 +27,7 @@ from typing import Any
 from unittest import mock
 
 from batchline.clients import AwsClients
-from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV
+from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, parse_pipelines
 
 from batchline_local.emulators.base import ServiceEmulator
 
@@ -85,9 +85,6 @@ class LocalRuntime:
         service_polls_until_done: int = 2,
         quiet: bool = True,
     ) -> None:
-        from batchline.config import parse_pipelines
-
-        self._parse = parse_pipelines
         self._raw_pipelines = dict(pipelines if pipelines is not None else load_pipeline_context())
         self.pipelines = parse_pipelines(self._raw_pipelines)  # fail early on a bad config
         self.time_scale = time_scale
@@ -138,7 +135,7 @@ class LocalRuntime:
         from batchline_local.emulators.google_cloud import GoogleCloudFake
 
         self.google = self._stack.enter_context(GoogleCloudFake(self.service_polls_until_done))
-        self.pipelines = self._parse(self._with_local_google_endpoints(self._raw_pipelines))
+        self.pipelines = parse_pipelines(self._with_local_google_endpoints(self._raw_pipelines))
         self._provision()
         return self
 
