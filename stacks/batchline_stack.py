@@ -25,7 +25,7 @@ from stacks.service_roles import ServiceRoles
 from stacks.storage import Storage, grant_objects
 
 # Functions that call Google APIs for Vertex pipelines (staging, job create/poll/cancel, reading results).
-GOOGLE_CALLERS = ("SubmitJob", "PollJob", "CollectOutput", "ReportFailure")
+GOOGLE_CALLERS = ("SubmitJob", "PollJob", "PlanCollect", "CollectUnit", "AssembleOutput", "ReportFailure")
 # Functions that create, poll or stop service jobs.
 JOB_CALLERS = ("SubmitJob", "PollJob", "ReportFailure", "ExecutionEnded")
 # A role ARN the stack creates is at most this long (CloudFormation role names are capped at 64 characters).
@@ -72,7 +72,13 @@ class BatchlineStack(Stack):
             key=key,
         )
         self.orchestration = orchestration = Orchestration(
-            self, "Orchestration", functions=functions.by_name, bus=bus.bus, undelivered=bus.undelivered, key=key
+            self,
+            "Orchestration",
+            functions=functions.by_name,
+            bus=bus.bus,
+            undelivered=bus.undelivered,
+            work=storage.work,
+            key=key,
         )
         state_machine = orchestration.state_machine
         self.uploads = uploads = UploadTrigger(
@@ -95,8 +101,14 @@ class BatchlineStack(Stack):
             jobs.apply_to(functions[name])
         for name in ("SubmitJob", "PollJob"):
             grant_objects(functions[name], storage.work, read=True)
-        grant_objects(functions["CollectOutput"], storage.work, read=True, write=True)  # raw output in, parts out
-        grant_objects(functions["CollectOutput"], storage.results, write=True)
+        # Collect: raw output and the staged index in, units' parts and summaries out (work bucket); Assemble
+        # copies the parts into predictions.csv (results bucket) and aborts a multipart upload it cannot finish.
+        for name in ("PlanCollect", "CollectUnit", "AssembleOutput"):
+            grant_objects(functions[name], storage.work, read=True, write=True)
+        grant_objects(functions["AssembleOutput"], storage.results, write=True)
+        functions["AssembleOutput"].add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:AbortMultipartUpload"], resources=[storage.results.arn_for_objects("*")])
+        )
         for name in ("FinalizeRun", "ReportFailure", "ExecutionEnded"):
             grant_objects(functions[name], storage.work, read=True, write=True)
             grant_objects(functions[name], storage.results, read=True, write=True)

@@ -31,6 +31,9 @@ LAMBDAS_DIR = ROOT / "lambdas"
 # (Lambda environments cap at 4 KB, which a few pipelines would exceed).
 CONFIG_LAYER_DIR = "batchline-config"
 LAYER_DIR = LAMBDAS_DIR / "layer"
+# DuckDB for Collect (a ~22 MB wheel): only the functions in ENGINE_USERS get it.
+COLLECT_LAYER_DIR = LAMBDAS_DIR / "collect_layer"
+ENGINE_USERS = frozenset({"CollectUnit", "AssembleOutput"})
 # Lambda caps the environment of a function at 4 KB: every key plus every value.
 ENVIRONMENT_LIMIT = 4096
 # A value known only at deploy time (bucket or bus name, ARN) counts as this many bytes: longer than any
@@ -55,7 +58,10 @@ def environment_size(environment: Mapping[str, str], estimates: Mapping[str, int
 
 @jsii.implements(ILocalBundling)
 class PipInstallForArm64:
-    """Builds the layer on this machine: pip fetches manylinux aarch64 wheels for CPython 3.13."""
+    """Builds a layer on this machine: pip fetches manylinux aarch64 wheels for CPython 3.13."""
+
+    def __init__(self, requirements: Path) -> None:
+        self._requirements = requirements
 
     def try_bundle(self, output_dir: str, *, image: Any = None, **_: Any) -> bool:
         subprocess.run(
@@ -67,11 +73,14 @@ class PipInstallForArm64:
                 "--quiet",
                 "--disable-pip-version-check",
                 "-r",
-                str(LAYER_DIR / "requirements.txt"),
+                str(self._requirements),
                 "--target",
                 f"{output_dir}/python",
                 "--platform",
                 "manylinux2014_aarch64",
+                # Lambda's Python 3.13 runs on Amazon Linux 2023 (glibc 2.34): newer manylinux wheels fit too.
+                "--platform",
+                "manylinux_2_28_aarch64",
                 "--implementation",
                 "cp",
                 "--python-version",
@@ -94,6 +103,25 @@ def config_layer_dir(pipelines_json: str) -> Path:
     return directory
 
 
+def _dependency_layer(scope: Construct, construct_id: str, directory: Path, description: str) -> lambda_.LayerVersion:
+    return lambda_.LayerVersion(
+        scope,
+        construct_id,
+        description=description,
+        compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
+        compatible_architectures=[lambda_.Architecture.ARM_64],
+        code=lambda_.Code.from_asset(
+            str(directory),
+            bundling=BundlingOptions(
+                # Only used if local bundling declined; PipInstallForArm64 never does (it raises instead).
+                image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.13"),
+                local=PipInstallForArm64(directory / "requirements.txt"),
+                command=["bash", "-c", "pip install -r requirements.txt -t /asset-output/python"],
+            ),
+        ),
+    )
+
+
 # name -> (handler, timeout seconds, memory MB, needs large /tmp)
 SPECS = {
     "StartRun": ("handlers.start_run.handler", 30, 256, False),
@@ -101,7 +129,10 @@ SPECS = {
     # Vertex pipelines stream the staged input from S3 to Cloud Storage in this step.
     "SubmitJob": ("handlers.submit_job.handler", 900, 512, False),
     "PollJob": ("handlers.poll_job.handler", 60, 256, False),
-    "CollectOutput": ("handlers.collect_output.handler", 900, 2048, True),
+    "PlanCollect": ("handlers.plan_collect.handler", 300, 512, False),
+    # One unit of Collect (a Distributed Map child): a whole job, or one byte range of a large output object.
+    "CollectUnit": ("handlers.collect_unit.handler", 900, 2048, True),
+    "AssembleOutput": ("handlers.assemble_output.handler", 900, 2048, True),
     "FinalizeRun": ("handlers.finalize_run.handler", 300, 1024, True),
     "ReportFailure": ("handlers.report_failure.handler", 120, 512, False),
     # Executions stopped by hand or timed out: stops their jobs and publishes the failure event.
@@ -126,23 +157,13 @@ class Functions(Construct):
         self._environment = dict(environment)
         self._estimates = dict(size_estimates or {})
         self._check_environment("every function", self._environment)
-        code = lambda_.Code.from_asset(str(LAMBDAS_DIR), exclude=["layer", "**/__pycache__", "**/*.pyc"])
-        layer = lambda_.LayerVersion(
-            self,
-            "Dependencies",
-            description="Powertools and pydantic for the Batchline functions",
-            compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
-            compatible_architectures=[lambda_.Architecture.ARM_64],
-            code=lambda_.Code.from_asset(
-                str(LAYER_DIR),
-                bundling=BundlingOptions(
-                    # Only used if local bundling declined; PipInstallForArm64 never does (it raises instead).
-                    image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.13"),
-                    local=PipInstallForArm64(),
-                    command=["bash", "-c", "pip install -r requirements.txt -t /asset-output/python"],
-                ),
-            ),
+        code = lambda_.Code.from_asset(
+            str(LAMBDAS_DIR), exclude=["layer", "collect_layer", "**/__pycache__", "**/*.pyc"]
         )
+        layer = _dependency_layer(
+            self, "Dependencies", LAYER_DIR, "Powertools and pydantic for the Batchline functions"
+        )
+        engine = _dependency_layer(self, "CollectEngine", COLLECT_LAYER_DIR, "DuckDB for Batchline's Collect functions")
         config = lambda_.LayerVersion(
             self,
             "PipelinesConfig",
@@ -167,7 +188,7 @@ class Functions(Construct):
                 architecture=lambda_.Architecture.ARM_64,
                 handler=handler,
                 code=code,
-                layers=[layer, config],
+                layers=[layer, engine, config] if name in ENGINE_USERS else [layer, config],
                 timeout=Duration.seconds(timeout),
                 memory_size=memory,
                 ephemeral_storage_size=Size.gibibytes(10) if large_tmp else None,

@@ -6,12 +6,13 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -24,7 +25,9 @@ FUNCTION_PLACEHOLDERS = {
     "PrepareInputFunctionArn": "PrepareInput",
     "SubmitJobFunctionArn": "SubmitJob",
     "PollJobFunctionArn": "PollJob",
-    "CollectOutputFunctionArn": "CollectOutput",
+    "PlanCollectFunctionArn": "PlanCollect",
+    "CollectUnitFunctionArn": "CollectUnit",
+    "AssembleOutputFunctionArn": "AssembleOutput",
     "FinalizeRunFunctionArn": "FinalizeRun",
     "ReportFailureFunctionArn": "ReportFailure",
 }
@@ -47,9 +50,14 @@ class Orchestration(Construct):
         functions: Mapping[str, lambda_.IFunction],
         bus: events.IEventBus,
         undelivered: sqs.IQueue,
+        work: s3.IBucket,
         key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        # A fixed name: the Distributed Map's grants name this state machine, and a generated name would make
+        # the role's policy depend on the state machine that depends on it.
+        name = f"{stack.stack_name}-batch-prediction"
         substitutions = {key: functions[name].function_arn for key, name in FUNCTION_PLACEHOLDERS.items()}
         substitutions["EventBusName"] = bus.event_bus_name
         substitutions["EventDeadLetterQueueUrl"] = undelivered.queue_url
@@ -63,6 +71,7 @@ class Orchestration(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "BatchPrediction",
+            state_machine_name=name,
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_file(str(ASL_FILE)),
             definition_substitutions=substitutions,
@@ -77,6 +86,44 @@ class Orchestration(Construct):
                 actions=["lambda:InvokeFunction"],
                 resources=[functions[name].function_arn for name in FUNCTION_PLACEHOLDERS.values()],
             )
+        )
+        # The Distributed Map (CollectUnits) runs its children as executions of this state machine and reads its
+        # items from the plan PlanCollect writes to the work bucket.
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:StartExecution"],
+                resources=[
+                    stack.format_arn(
+                        service="states",
+                        resource="stateMachine",
+                        resource_name=name,
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        child_executions = stack.format_arn(
+            service="states", resource="execution", resource_name=f"{name}/*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+        )
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution", "states:StopExecution"], resources=[child_executions]
+            )
+        )
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[work.arn_for_objects("*/collect/units.json")])
+        )
+        work_arn = stack.resolve(work.bucket_arn)["Fn::GetAtt"][0]
+        acknowledge(
+            self.state_machine,
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{work_arn}.Arn>/*/collect/units.json]",
+            "The Distributed Map reads Collect's plan, one object per run under <pipeline>/<run-id>/collect/.",
+        )
+        acknowledge(
+            self.state_machine,
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+            f"execution:{name}/*]",
+            "The Distributed Map's child executions of this state machine, named by Step Functions at run time.",
         )
         bus.grant_put_events_to(self.state_machine)  # events:putEvents tasks (the run's outcome event)
         undelivered.grant_send_messages(self.state_machine)  # sqs:sendMessage tasks (events the bus refused)

@@ -121,6 +121,8 @@ class PersonalizeEmulator(ServiceEmulator):
     @staticmethod
     def _answer(query: dict[str, Any], kind: str, count: int) -> str:
         value = str(next(iter(v for k, v in query.items() if k in ("userId", "itemId", "itemAttributes"))))
+        if "dropped" in value:
+            return ""  # the service left the record out of its output altogether
         if "error" in value:
             return json.dumps({"input": query, "output": None, "error": f"emulated: cannot score {value!r}"}) + "\n"
         if kind == "batch-segment-job":

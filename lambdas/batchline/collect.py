@@ -1,17 +1,94 @@
-"""Collect: stream every job's raw output into one keyed predictions.csv and the failed records' rows."""
+"""Collect: turn every job's raw output into one keyed predictions.csv and the failed records' rows.
+
+Three steps, so the work fans out on a Step Functions Distributed Map when the output is large:
+
+1. ``plan_units``: one unit per job, or, for services whose output lines carry their own key
+   (Personalize), one unit per byte-range shard of each output object (``shardBytes`` each).
+2. ``collect_unit`` (a Map child each): writes the unit's rows to ``collect/unit-NNNNN.csv`` (unit 0 carries
+   the header), its failures, and a summary with row counts and the part's SHA-256.
+3. ``assemble``: reconciles sharded output against the staged index, concatenates the parts into
+   ``predictions.csv`` server-side (``assembly``) and writes ``failed.csv``.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
+from batchline import errors
 from batchline.adapters.base import BatchAdapter, FailedRecord, JobState, RunContext, StagedRecord
+from batchline.assembly import Part, concatenate
 from batchline.csvsafe import CsvWriter
+from batchline.errors import BatchlineError, OutputInvalid
 from batchline.layout import RunLayout, S3Location
 from batchline.prepare import ERROR_COLUMNS, temp_workdir
-from batchline.s3io import csv_rows, list_keys, sha256_of, upload_file
+from batchline.s3io import append_object, csv_rows, list_keys, put_bytes, sha256_of, upload_file
+from batchline.shards import copy_lines, split_ranges
+
+# Errors a unit records in its summary instead of raising: they are about the output, so retrying the
+# unit cannot help, and Assemble raises them by name for a clear failure event.
+_RECORDED_ERRORS = (errors.OutputInvalid, errors.OutputMissing, errors.JobFailed)
+# A unit's files, by suffix, and the summary field naming each one's key.
+_UNIT_FILES = {".csv": "rowsKey", ".failed.csv": "failedKey", ".keys.csv": "keysKey"}
+
+
+@dataclass(frozen=True)
+class CollectUnit:
+    """One Map child's work: a whole job, or the lines of ``[start, end)`` of one output object."""
+
+    unit: int
+    job: int  # position in the run's jobs list
+    output_key: str | None = None
+    start: int = 0
+    end: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"unit": self.unit, "job": self.job, "outputKey": self.output_key, "start": self.start, "end": self.end}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CollectUnit:
+        return cls(data["unit"], data["job"], data.get("outputKey"), data.get("start", 0), data.get("end", 0))
+
+
+@runtime_checkable
+class ShardedOutput(Protocol):
+    """An adapter whose output lines each name their record, so byte ranges can be collected apart."""
+
+    def output_objects(self, run: RunContext) -> list[tuple[str, int]]:
+        """(key, size) of each output object of the chunk, checked against the staged parts."""
+        ...
+
+    def collect_shard(
+        self,
+        run: RunContext,
+        source_path: str,
+        *,
+        workdir: str,
+        predictions_path: str,
+        keys_path: str,
+        failed_path: str,
+        header: list[str] | None,
+        spreadsheet_safe: bool,
+    ) -> dict[str, int]:
+        """Rows of a shard's lines -> CSV; the keys seen; failed lines as (key, reason). Returns counts."""
+        ...
+
+    def reconcile(
+        self,
+        *,
+        workdir: str,
+        index_paths: list[str],
+        keys_paths: list[str],
+        failed_paths: list[str],
+        out_path: str,
+        source_name: str,
+    ) -> int:
+        """Check the keys seen against the staged index; writes failed.csv rows; returns their count."""
+        ...
 
 
 def staged_records(s3: Any, layout: RunLayout, input_prefix: S3Location) -> Iterator[StagedRecord]:
@@ -26,63 +103,242 @@ def job_end_reason(job_id: str, raw_status: str, message: str | None) -> str:
     return f"job {job_id} ended with status {raw_status}: {message or 'no reason given'}"
 
 
-def _failed(staged: Iterator[StagedRecord], reason: str) -> Iterator[FailedRecord]:
-    for record in staged:
-        yield FailedRecord(record.key, record.line, reason)
+def _succeeded(job: JobState) -> bool:
+    return job.status.value in ("SUCCEEDED", "PARTIAL")
 
 
-def collect_jobs(
+def plan_units(adapter: BatchAdapter, runs: list[tuple[RunContext, JobState]], shard_bytes: int) -> list[CollectUnit]:
+    """The units Collect fans out over, in output order."""
+    units: list[CollectUnit] = []
+    for job_index, (run, job) in enumerate(runs):
+        if isinstance(adapter, ShardedOutput) and _succeeded(job):
+            for key, size in adapter.output_objects(run):
+                for start, end in split_ranges(size, shard_bytes):
+                    units.append(CollectUnit(len(units), job_index, key, start, end))
+            if units and units[-1].job == job_index:
+                continue
+        units.append(CollectUnit(len(units), job_index))  # whole job (a sharded job without output too)
+    return units
+
+
+def collect_unit(
     s3: Any,
     adapter: BatchAdapter,
-    runs: list[tuple[RunContext, JobState]],
+    run: RunContext,
+    job: JobState,
+    unit: CollectUnit,
     *,
     key_header: str,
     source_name: str,
     spreadsheet_safe: bool = True,
 ) -> dict[str, Any]:
-    """Write predictions.csv (results) and failed.csv (work) for every job; returns counts and checksums."""
-    layout = runs[0][0].layout
-    header = [key_header, *adapter.result_columns(runs[0][0])]
-    predicted = failed = rows = 0
+    """Writes one unit's rows, failures and summary under collect/; returns the summary."""
+    layout = run.layout
+    header = [key_header, *adapter.result_columns(run)] if unit.unit == 0 else None
     with temp_workdir() as workdir:
-        predictions_path = os.path.join(workdir, "predictions.csv")
-        failed_path = os.path.join(workdir, "failed.csv")
-        with (
-            open(predictions_path, "w", encoding="utf-8", newline="") as predictions_file,
-            open(failed_path, "w", encoding="utf-8", newline="") as failed_file,
-        ):
-            predictions = CsvWriter(predictions_file, safe=spreadsheet_safe)
+        paths = {suffix: os.path.join(workdir, "unit" + suffix) for suffix in (".csv", ".failed.csv", ".keys.csv")}
+        try:
+            if unit.output_key is not None and isinstance(adapter, ShardedOutput):
+                counts = _collect_shard(s3, adapter, run, unit, workdir, paths, header, spreadsheet_safe)
+            else:
+                counts = _collect_job(s3, adapter, run, job, paths, header, source_name, spreadsheet_safe)
+        except _RECORDED_ERRORS as exc:
+            summary: dict[str, Any] = {**unit.to_json(), "error": {"type": type(exc).__name__, "message": str(exc)}}
+            put_bytes(s3, layout.collect_unit(unit.unit, ".json"), json.dumps(summary).encode(), "application/json")
+            return summary
+        summary = {**unit.to_json(), **counts, "sharded": unit.output_key is not None}
+        for suffix, name in _UNIT_FILES.items():
+            path = paths[suffix]
+            if os.path.exists(path) and (suffix == ".csv" or os.path.getsize(path) > 0):
+                upload_file(s3, path, layout.collect_unit(unit.unit, suffix), "text/csv")
+                summary[name] = layout.collect_unit(unit.unit, suffix).key
+        summary["bytes"] = os.path.getsize(paths[".csv"])
+        summary["sha256"] = sha256_of(paths[".csv"])
+    put_bytes(s3, layout.collect_unit(unit.unit, ".json"), json.dumps(summary).encode(), "application/json")
+    return summary
+
+
+def _collect_shard(
+    s3: Any,
+    adapter: ShardedOutput,
+    run: RunContext,
+    unit: CollectUnit,
+    workdir: str,
+    paths: dict[str, str],
+    header: list[str] | None,
+    spreadsheet_safe: bool,
+) -> dict[str, int]:
+    source_path = os.path.join(workdir, "shard.jsonl")
+    with open(source_path, "wb") as source:
+        copy_lines(s3, S3Location(run.layout.work_bucket, unit.output_key or ""), unit.start, unit.end, source)
+    return adapter.collect_shard(
+        run,
+        source_path,
+        workdir=workdir,
+        predictions_path=paths[".csv"],
+        keys_path=paths[".keys.csv"],
+        failed_path=paths[".failed.csv"],
+        header=header,
+        spreadsheet_safe=spreadsheet_safe,
+    )
+
+
+def _collect_job(
+    s3: Any,
+    adapter: BatchAdapter,
+    run: RunContext,
+    job: JobState,
+    paths: dict[str, str],
+    header: list[str] | None,
+    source_name: str,
+    spreadsheet_safe: bool,
+) -> dict[str, int]:
+    predicted = failed = rows = 0
+    with (
+        open(paths[".csv"], "w", encoding="utf-8", newline="") as predictions_file,
+        open(paths[".failed.csv"], "w", encoding="utf-8", newline="") as failed_file,
+    ):
+        predictions = CsvWriter(predictions_file, safe=spreadsheet_safe)
+        if header:
             predictions.writerow(header)
-            failures = CsvWriter(failed_file, safe=spreadsheet_safe)
-            failures.writerow(ERROR_COLUMNS)
-            for run, job in runs:
-                staged = staged_records(s3, layout, run.chunk.input_prefix)
-                if job.status.value in ("SUCCEEDED", "PARTIAL"):
-                    records: Iterator[Any] = adapter.read_results(run, job, staged)
-                else:
-                    records = _failed(staged, job_end_reason(job.job_id, job.raw_status, job.message))
-                for record in records:
-                    if isinstance(record, FailedRecord):
-                        failures.writerow([source_name, record.line or "", record.key, "service", record.reason, ""])
-                        failed += 1
-                    else:
-                        predictions.writerows([[record.key, *row] for row in record.rows])
-                        rows += len(record.rows)
-                        predicted += 1
+        failures = CsvWriter(failed_file, safe=spreadsheet_safe)
+        staged = staged_records(s3, run.layout, run.chunk.input_prefix)
+        if _succeeded(job):
+            records: Iterator[Any] = adapter.read_results(run, job, staged)
+        else:
+            reason = job_end_reason(job.job_id, job.raw_status, job.message)
+            records = (FailedRecord(record.key, record.line, reason) for record in staged)
+        for record in records:
+            if isinstance(record, FailedRecord):
+                failures.writerow([source_name, record.line or "", record.key, "service", record.reason, ""])
+                failed += 1
+            else:
+                predictions.writerows([[record.key, *row] for row in record.rows])
+                rows += len(record.rows)
+                predicted += 1
+    return {"predicted": predicted, "failed": failed, "rows": rows}
+
+
+def assemble(
+    s3: Any,
+    adapter: BatchAdapter,
+    runs: list[tuple[RunContext, JobState]],
+    units: int,
+    *,
+    source_name: str,
+) -> dict[str, Any]:
+    """predictions.csv from the units' parts (server-side), failed.csv, and the counts; parts.json for the manifest."""
+    layout = runs[0][0].layout
+    summaries = _summaries(s3, layout, units)
+    failed_sources = [
+        S3Location(layout.work_bucket, s["failedKey"]) for s in summaries if s.get("failedKey") and not s["sharded"]
+    ]
+    predicted = sum(s["predicted"] for s in summaries)
+    failed = sum(s["failed"] for s in summaries if not s["sharded"])
+    with temp_workdir() as workdir:
+        failed_path = os.path.join(workdir, "failed.csv")
+        with open(failed_path, "wb") as failed_file:
+            failed_file.write((",".join(ERROR_COLUMNS) + "\n").encode())
+            for location in failed_sources:
+                append_object(s3, location, failed_file)
+        sharded = [s for s in summaries if s["sharded"]]
+        sharded_jobs = sorted({s["job"] for s in sharded})
+        if sharded_jobs and isinstance(adapter, ShardedOutput):
+            failed += _reconcile(s3, adapter, runs, sharded_jobs, sharded, workdir, failed_path, source_name)
         result: dict[str, Any] = {
             "counts": {"predicted": predicted, "failed": failed},
             "predictions": None,
             "failedUri": None,
         }
-        if predicted:
-            upload_file(s3, predictions_path, layout.predictions, "text/csv")
-            result["predictions"] = {
-                "uri": layout.predictions.uri,
-                "records": predicted,
-                "rows": rows,
-                "sha256": sha256_of(predictions_path),
-            }
         if failed:
             upload_file(s3, failed_path, layout.failed, "text/csv")
             result["failedUri"] = layout.failed.uri
+    parts = [s for s in summaries if s.get("rowsKey") and s["bytes"] > 0]
+    if predicted and parts:
+        with temp_workdir() as workdir:
+            assembled = concatenate(
+                s3,
+                [Part(S3Location(layout.work_bucket, s["rowsKey"]), s["bytes"]) for s in parts],
+                layout.predictions,
+                "text/csv",
+                workdir,
+            )
+        manifest_parts = [
+            {
+                "unit": s["unit"],
+                "job": s["job"],
+                "records": s["predicted"],
+                "rows": s["rows"],
+                "bytes": s["bytes"],
+                "sha256": s["sha256"],
+            }
+            for s in parts
+        ]
+        put_bytes(s3, layout.collect_parts, json.dumps(manifest_parts).encode(), "application/json")
+        result["predictions"] = {
+            "uri": layout.predictions.uri,
+            "records": predicted,
+            "rows": sum(s["rows"] for s in parts),
+            "parts": len(parts),
+            "partsCopiedServerSide": assembled.copied_parts,
+            "partsUri": layout.collect_parts.uri,
+        }
     return result
+
+
+def _summaries(s3: Any, layout: RunLayout, units: int) -> list[dict[str, Any]]:
+    summaries = []
+    for unit in range(units):
+        location = layout.collect_unit(unit, ".json")
+        try:
+            body = s3.get_object(Bucket=location.bucket, Key=location.key)["Body"]
+        except s3.exceptions.NoSuchKey as exc:
+            raise OutputInvalid(f"collect unit {unit} left no summary ({location.uri})") from exc
+        summary = json.loads(body.read())
+        if "error" in summary:
+            error = summary["error"]
+            raise getattr(errors, error["type"], BatchlineError)(error["message"])
+        summaries.append(summary)
+    return summaries
+
+
+def _reconcile(
+    s3: Any,
+    adapter: ShardedOutput,
+    runs: list[tuple[RunContext, JobState]],
+    jobs: list[int],
+    sharded: list[dict[str, Any]],
+    workdir: str,
+    failed_path: str,
+    source_name: str,
+) -> int:
+    """Staged index vs keys seen, for the sharded jobs; appends their failed rows to failed_path."""
+    layout = runs[0][0].layout
+
+    def fetch(key: str, kind: str) -> str:
+        """Into a folder per kind, under the object's own name (reconcile reads part names from index paths)."""
+        path = os.path.join(workdir, kind, posixpath.basename(key))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        s3.download_file(layout.work_bucket, key, path)
+        return path
+
+    index_paths = [
+        fetch(layout.index_for(posixpath.basename(key)).key, "index")
+        for job in jobs
+        for key in sorted(list_keys(s3, runs[job][0].chunk.input_prefix))
+    ]
+    keys_paths = [fetch(s["keysKey"], "keys") for s in sharded if s.get("keysKey")]
+    failed_paths = [fetch(s["failedKey"], "failed") for s in sharded if s.get("failedKey")]
+    rows_path = os.path.join(workdir, "reconciled.csv")
+    count = adapter.reconcile(
+        workdir=workdir,
+        index_paths=index_paths,
+        keys_paths=keys_paths,
+        failed_paths=failed_paths,
+        out_path=rows_path,
+        source_name=source_name,
+    )
+    with open(failed_path, "ab") as target, open(rows_path, "rb") as rows:
+        for block in iter(lambda: rows.read(1024 * 1024), b""):
+            target.write(block)
+    return count

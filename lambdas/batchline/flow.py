@@ -18,7 +18,7 @@ from batchline.adapters import adapter_for
 from batchline.adapters.base import BatchAdapter, Chunk, JobState, JobStatus, RunContext
 from batchline.backoff import next_wait_seconds
 from batchline.clients import AwsClients
-from batchline.collect import collect_jobs, job_end_reason
+from batchline.collect import CollectUnit, assemble, collect_unit, job_end_reason, plan_units
 from batchline.config import Pipelines, require_env
 from batchline.errors import (
     BatchlineError,
@@ -243,23 +243,10 @@ def poll_job(
 # --- Collect -------------------------------------------------------------------------------------
 
 
-def collect_results(
-    prepared: dict[str, Any],
-    jobs: list[dict[str, Any]],
-    *,
-    pipelines: Pipelines,
-    deployment: Deployment,
-    clients: AwsClients,
-) -> dict[str, Any]:
-    """Key every job's output back to the input; a run whose jobs all failed fails with their reasons."""
-    pipeline = pipelines.get(prepared["pipeline"])
-    ended = [job for job in jobs if job["status"] in ("FAILED", "STOPPED")]
-    if len(ended) == len(jobs):
-        reasons = "; ".join(
-            f"{pipeline.provider} {job_end_reason(job['jobId'], job['rawStatus'], job.get('message'))}" for job in ended
-        )
-        raise JobFailed(reasons)
-    runs = [
+def _runs(
+    prepared: dict[str, Any], jobs: list[dict[str, Any]], pipelines: Pipelines, deployment: Deployment
+) -> list[tuple[RunContext, JobState]]:
+    return [
         (
             _run_context(prepared, prepared["chunks"][job["chunk"]], pipelines, deployment),
             JobState(
@@ -272,13 +259,80 @@ def collect_results(
         )
         for job in jobs
     ]
-    return collect_jobs(
+
+
+def plan_collect(
+    prepared: dict[str, Any],
+    jobs: list[dict[str, Any]],
+    *,
+    pipelines: Pipelines,
+    deployment: Deployment,
+    clients: AwsClients,
+) -> dict[str, Any]:
+    """Collect's units of work, written where the Distributed Map reads its items; fails if no job produced output."""
+    pipeline = pipelines.get(prepared["pipeline"])
+    ended = [job for job in jobs if job["status"] in ("FAILED", "STOPPED")]
+    if len(ended) == len(jobs):
+        reasons = "; ".join(
+            f"{pipeline.provider} {job_end_reason(job['jobId'], job['rawStatus'], job.get('message'))}" for job in ended
+        )
+        raise JobFailed(reasons)
+    runs = _runs(prepared, jobs, pipelines, deployment)
+    units = plan_units(adapter_for(pipeline, clients), runs, pipeline.collect_shard_bytes)
+    plan = deployment.layout(pipeline.name, prepared["runId"]).collect_plan
+    put_bytes(clients.s3, plan, json.dumps([unit.to_json() for unit in units]).encode(), "application/json")
+    return {
+        "units": len(units),
+        "bucket": plan.bucket,
+        "key": plan.key,
+        "maxConcurrency": pipeline.max_concurrent_collectors,
+    }
+
+
+def collect_one_unit(
+    prepared: dict[str, Any],
+    jobs: list[dict[str, Any]],
+    unit: dict[str, Any],
+    *,
+    pipelines: Pipelines,
+    deployment: Deployment,
+    clients: AwsClients,
+) -> dict[str, Any]:
+    """One Distributed Map child: a job's output, or one byte range of an output object, to CSV rows."""
+    pipeline = pipelines.get(prepared["pipeline"])
+    work = CollectUnit.from_json(unit)
+    run, job = _runs(prepared, [jobs[work.job]], pipelines, deployment)[0]
+    summary = collect_unit(
         clients.s3,
         adapter_for(pipeline, clients),
-        runs,
+        run,
+        job,
+        work,
         key_header=prepared["staging"]["keyHeader"],
         source_name=_source_name(prepared["input"]),
         spreadsheet_safe=pipeline.spreadsheet_safe,
+    )
+    # The Map discards children's results (thousands would not fit in the state); Assemble reads summaries.
+    return {key: summary[key] for key in ("unit", "predicted", "failed", "rows", "error") if key in summary}
+
+
+def assemble_output(
+    prepared: dict[str, Any],
+    jobs: list[dict[str, Any]],
+    plan: dict[str, Any],
+    *,
+    pipelines: Pipelines,
+    deployment: Deployment,
+    clients: AwsClients,
+) -> dict[str, Any]:
+    """predictions.csv from the units' parts (copied server-side), failed.csv, and the run's counts."""
+    pipeline = pipelines.get(prepared["pipeline"])
+    return assemble(
+        clients.s3,
+        adapter_for(pipeline, clients),
+        _runs(prepared, jobs, pipelines, deployment),
+        plan["units"],
+        source_name=_source_name(prepared["input"]),
     )
 
 
@@ -346,7 +400,7 @@ def finalize_run(
         timings=_timings(prepared["startedAt"]),
         error=error,
     )
-    _write_manifest(clients, layout, detail, parts=[collected["predictions"]] if collected["predictions"] else [])
+    _write_manifest(clients, layout, detail, parts=_parts(clients, collected["predictions"]))
     return outcome(detail)
 
 
@@ -459,6 +513,14 @@ def _timings(started_at: str | None) -> dict[str, Any]:
     if started_at:
         timings["durationSeconds"] = round((finished - _parse_time(started_at)).total_seconds(), 3)
     return timings
+
+
+def _parts(clients: AwsClients, predictions: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Rows, bytes and SHA-256 of each part of predictions.csv, as Assemble recorded them."""
+    if not predictions:
+        return []
+    with open_object(clients.s3, S3Location.parse(predictions["partsUri"])) as body:
+        return list(json.load(body))
 
 
 def _write_manifest(

@@ -6,6 +6,8 @@ work bucket:    <pipeline>/<run-id>/input/part-00000.<ext>   staged provider inp
                                                              input is split over several jobs
                 <pipeline>/<run-id>/index/part-00000.<ext>.index.csv   line, key, record ID per record
                 <pipeline>/<run-id>/output/job-00000/...     raw service output (kept)
+                <pipeline>/<run-id>/collect/units.json       Collect's plan: one item per unit of work
+                <pipeline>/<run-id>/collect/unit-00000.*     each unit's rows (.csv), failures, keys, summary
                 <pipeline>/<run-id>/rejected.csv             rows Prepare refused
                 <pipeline>/<run-id>/failed.csv               records the service did not predict
 results bucket: <pipeline>/<run-id>/predictions.csv, errors.csv, manifest.json
@@ -62,6 +64,23 @@ class RunLayout:
 
     def job_output_prefix(self, job_index: int) -> S3Location:
         return S3Location(self.work_bucket, f"{self._prefix}output/job-{job_index:05d}/")
+
+    @property
+    def collect_plan(self) -> S3Location:
+        return S3Location(self.work_bucket, self._prefix + "collect/units.json")
+
+    @property
+    def collect_prefix(self) -> S3Location:
+        return S3Location(self.work_bucket, self._prefix + "collect/")
+
+    @property
+    def collect_parts(self) -> S3Location:
+        """Rows, bytes and SHA-256 of each part of predictions.csv (the manifest lists them)."""
+        return S3Location(self.work_bucket, self._prefix + "collect/parts.json")
+
+    def collect_unit(self, unit: int, suffix: str) -> S3Location:
+        """A unit's output: ``.csv`` prediction rows, ``.failed.csv``, ``.keys.csv``, ``.json`` summary."""
+        return S3Location(self.work_bucket, f"{self._prefix}collect/unit-{unit:05d}{suffix}")
 
     @property
     def rejected(self) -> S3Location:

@@ -55,6 +55,19 @@ def json_lines(s3: Any, location: S3Location) -> Iterator[tuple[int, Any]]:
                 yield number, json.loads(line)
 
 
+def append_object(s3: Any, location: S3Location, target: BinaryIO) -> int:
+    """Streams an object onto the end of an open file (download_fileobj would seek to its own offsets)."""
+    body = s3.get_object(Bucket=location.bucket, Key=location.key)["Body"]
+    written = 0
+    try:
+        for block in iter(lambda: body.read(1024 * 1024), b""):
+            target.write(block)
+            written += len(block)
+    finally:
+        body.close()
+    return written
+
+
 def object_exists(s3: Any, location: S3Location) -> bool:
     try:
         s3.head_object(Bucket=location.bucket, Key=location.key)
@@ -71,6 +84,14 @@ def list_keys(s3: Any, prefix: S3Location) -> Iterator[str]:
     for page in paginator.paginate(Bucket=prefix.bucket, Prefix=prefix.key):
         for item in page.get("Contents", []):
             yield item["Key"]
+
+
+def list_objects(s3: Any, prefix: S3Location) -> Iterator[tuple[str, int]]:
+    """(key, size) of every object under a prefix, in S3's (lexicographic) order."""
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=prefix.bucket, Prefix=prefix.key):
+        for item in page.get("Contents", []):
+            yield item["Key"], int(item["Size"])
 
 
 def upload_file(s3: Any, path: str, location: S3Location, content_type: str) -> None:

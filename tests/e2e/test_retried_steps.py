@@ -41,17 +41,34 @@ def died(result: Any) -> list[str]:
     ]
 
 
-def test_collect_dying_before_its_upload_is_retried_into_the_same_csv(runtime: LocalRuntime, tmp_path: Path) -> None:
-    runtime.crash_once("CollectOutput", target="batchline.collect.upload_file", on_call=1)
+def test_collect_unit_dying_before_its_upload_is_retried_into_the_same_csv(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    runtime.crash_once("CollectUnit", target="batchline.collect.upload_file", on_call=1)
     result = runtime.run_file(write_csv(tmp_path / "collect.csv", HEADER, ROWS), "demo-sagemaker")
 
     assert result.status == "SUCCEEDED"
-    assert "Sandbox.Timedout" in died(result)
+    # The unit ran inside a Distributed Map child execution: its retry shows as a second invocation.
+    units = [
+        e for name, e in runtime.invocations if name.endswith("CollectUnit") and e["run"]["runId"] == result.run_id
+    ]
+    assert [e["unit"]["unit"] for e in units] == [0, 0]
     assert result.event is not None
     outputs = result.event["detail"]["outputs"]
     (only,) = versions(runtime, outputs["predictions"])  # never a partial object under the final name
     manifest = read_s3_json(runtime, outputs["manifest"])
     assert hashlib.sha256(only).hexdigest() == manifest["parts"][0]["sha256"]
+
+
+def test_assemble_dying_mid_way_is_retried_into_one_predictions_object(runtime: LocalRuntime, tmp_path: Path) -> None:
+    runtime.crash_once("AssembleOutput", target="batchline.collect.concatenate", on_call=1)
+    result = runtime.run_file(write_csv(tmp_path / "assemble.csv", HEADER, ROWS), "demo-sagemaker")
+
+    assert result.status == "SUCCEEDED"
+    assert "Sandbox.Timedout" in died(result)
+    assert result.event is not None
+    (only,) = versions(runtime, result.event["detail"]["outputs"]["predictions"])
+    assert only.decode().splitlines()[0].startswith("id,")
 
 
 def test_finalize_dying_between_errors_and_manifest_rewrites_the_same_files(

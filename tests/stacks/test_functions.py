@@ -32,7 +32,7 @@ def by_handler(template: Template) -> dict[str, dict[str, Any]]:
 
 def test_every_function_runs_python_313_on_arm64_with_active_tracing(template: Template) -> None:
     functions = resources(template, "AWS::Lambda::Function")
-    assert len(functions) == len(SPECS) == 8
+    assert len(functions) == len(SPECS) == 10
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"] == "python3.13" and props["Architectures"] == ["arm64"]
@@ -47,7 +47,9 @@ def test_each_function_has_its_handler_timeout_memory_and_scratch_space(template
         "handlers.prepare_input.handler": (900, 2048, 10240),
         "handlers.submit_job.handler": (900, 512, None),  # Vertex: streams staged input to Cloud Storage
         "handlers.poll_job.handler": (60, 256, None),
-        "handlers.collect_output.handler": (900, 2048, 10240),
+        "handlers.plan_collect.handler": (300, 512, None),
+        "handlers.collect_unit.handler": (900, 2048, 10240),
+        "handlers.assemble_output.handler": (900, 2048, 10240),
         "handlers.finalize_run.handler": (300, 1024, 10240),
         "handlers.report_failure.handler": (120, 512, None),
         "handlers.execution_ended.handler": (300, 512, None),
@@ -79,8 +81,18 @@ def test_functions_share_one_code_asset_and_an_arm64_dependency_layer(template: 
     dependencies = layers[logical_id(template, "AWS::Lambda::LayerVersion", "Dependencies")]["Properties"]
     assert dependencies["CompatibleArchitectures"] == ["arm64"]
     assert dependencies["CompatibleRuntimes"] == ["python3.13"]
+    engine = logical_id(template, "AWS::Lambda::LayerVersion", "CollectEngine")
     for function in functions:
-        assert sorted(layer["Ref"] for layer in function["Properties"]["Layers"]) == sorted(layers)
+        expected = set(layers) if {"Ref": engine} in function["Properties"]["Layers"] else set(layers) - {engine}
+        assert {layer["Ref"] for layer in function["Properties"]["Layers"]} == expected
+
+
+def test_only_the_collect_functions_carry_the_duckdb_layer(template: Template) -> None:
+    engine = logical_id(template, "AWS::Lambda::LayerVersion", "CollectEngine")
+    carriers = {
+        handler for handler, props in by_handler(template).items() if {"Ref": engine} in props.get("Layers", [])
+    }
+    assert carriers == {"handlers.collect_unit.handler", "handlers.assemble_output.handler"}
 
 
 def test_each_function_writes_only_to_its_own_log_group_kept_a_month(template: Template) -> None:
@@ -132,7 +144,8 @@ def test_layer_bundles_aarch64_cpython_313_wheels_with_this_python_and_no_docker
 ) -> None:
     calls: list[list[str]] = []
     monkeypatch.setattr(subprocess, "run", lambda command, check: calls.append(command))
-    assert PipInstallForArm64().try_bundle("/out") is True  # False would make CDK try Docker
+    bundler = PipInstallForArm64(LAYER_DIR / "requirements.txt")
+    assert bundler.try_bundle("/out") is True  # False would make CDK try Docker
     command = calls[0]
     assert command[1:4] == ["-m", "pip", "install"]
     assert command[command.index("-r") + 1] == str(LAYER_DIR / "requirements.txt")
@@ -144,3 +157,5 @@ def test_layer_bundles_aarch64_cpython_313_wheels_with_this_python_and_no_docker
     ):
         assert command[command.index(flag) + 1] == value
     assert "--only-binary=:all:" in command and "--no-compile" in command
+    platforms = [command[i + 1] for i, flag in enumerate(command) if flag == "--platform"]
+    assert platforms == ["manylinux2014_aarch64", "manylinux_2_28_aarch64"]  # Lambda 3.13: glibc 2.34

@@ -41,7 +41,7 @@ def test_function_placeholders_are_filled_with_the_functions_arns(template: Temp
         assert arn[0].startswith(f"Functions{function}") and arn[1] == "Arn"
 
 
-def test_state_machine_may_invoke_exactly_its_six_functions_publish_events_and_keep_refused_ones(
+def test_state_machine_may_invoke_exactly_its_functions_publish_events_and_keep_refused_ones(
     template: Template,
 ) -> None:
     statements = policy_statements(template, "OrchestrationBatchPredictionRole")
@@ -57,3 +57,32 @@ def test_state_machine_may_invoke_exactly_its_six_functions_publish_events_and_k
     queue = logical_id(template, "AWS::SQS::Queue", "UndeliveredEvents")
     sends = [s for s in statements if "sqs:SendMessage" in as_list(s["Action"])]
     assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": [queue, "Arn"]}]
+
+
+def test_distributed_map_may_start_and_stop_only_its_own_children_and_read_only_collect_plans(
+    template: Template,
+) -> None:
+    name = machine(template)["StateMachineName"]
+    statements = policy_statements(template, "OrchestrationBatchPredictionRole")
+    starts = [s for s in statements if "states:StartExecution" in as_list(s["Action"])]
+    assert len(starts) == 1 and name in str(starts[0]["Resource"]) and ":stateMachine:" in str(starts[0]["Resource"])
+    children = [s for s in statements if "states:StopExecution" in as_list(s["Action"])]
+    assert len(children) == 1 and f"execution:{name}/*" in str(children[0]["Resource"])
+    reads = [s for s in statements if "s3:GetObject" in as_list(s["Action"])]
+    assert len(reads) == 1 and as_list(reads[0]["Action"]) == ["s3:GetObject"]
+    assert str(reads[0]["Resource"]).endswith("/*/collect/units.json']]}")
+
+
+def test_the_asl_collects_through_a_distributed_map_reading_its_plan_from_s3() -> None:
+    import json
+
+    states = json.loads(ASL_FILE.read_text())["States"]
+    collect = states["CollectUnits"]
+    assert collect["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert collect["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+    assert collect["ResultPath"] is None  # children's summaries go to S3, not into the state
+    assert [states["PlanCollect"]["Next"], collect["Next"], states["AssembleOutput"]["Next"]] == [
+        "CollectUnits",
+        "AssembleOutput",
+        "FinalizeRun",
+    ]

@@ -33,7 +33,7 @@ from batchline.config import PersonalizeSettings, require_role
 from batchline.errors import JobConflict, OutputInvalid
 from batchline.layout import S3Location
 from batchline.naming import job_name_for
-from batchline.s3io import json_lines, list_keys
+from batchline.s3io import json_lines, list_keys, list_objects
 
 # Per job: at most 1 GB of input and 50 million records per file (Personalize developer guide, quotas).
 LIMITS = JobLimits(max_records_per_job=50_000_000, max_bytes_per_job=1024**3)
@@ -177,6 +177,64 @@ class PersonalizeAdapter:
         if self._settings.output_format == "long":
             return ["rank", "item_id", "score"]
         return ["item_ids", "scores"]
+
+    # --- Sharded collect (collect.ShardedOutput): every .out line echoes its key, so byte ranges of one
+    # output object can be turned into rows apart, by DuckDB (see personalize_duckdb for the measurements).
+
+    def output_objects(self, run: RunContext) -> list[tuple[str, int]]:
+        staged = {posixpath.basename(key) for key in list_keys(self._s3, run.chunk.input_prefix)}
+        objects = [(key, size) for key, size in list_objects(self._s3, run.chunk.output_prefix) if key.endswith(".out")]
+        unknown = sorted(posixpath.basename(key) for key, _ in objects if posixpath.basename(key)[:-4] not in staged)
+        if unknown:
+            raise OutputInvalid(f"output files match no staged input: {', '.join(unknown)}")
+        return objects
+
+    def collect_shard(
+        self,
+        run: RunContext,
+        source_path: str,
+        *,
+        workdir: str,
+        predictions_path: str,
+        keys_path: str,
+        failed_path: str,
+        header: list[str] | None,
+        spreadsheet_safe: bool,
+    ) -> dict[str, int]:
+        from batchline.adapters import personalize_duckdb
+
+        counts = personalize_duckdb.shard_to_csv(
+            personalize_duckdb.connect(workdir),
+            source_path,
+            settings=self._settings,
+            predictions_path=predictions_path,
+            keys_path=keys_path,
+            failed_path=failed_path,
+            header=header,
+            spreadsheet_safe=spreadsheet_safe,
+        )
+        return {"lines": counts.records, "predicted": counts.predicted, "failed": counts.failed, "rows": counts.rows}
+
+    def reconcile(
+        self,
+        *,
+        workdir: str,
+        index_paths: list[str],
+        keys_paths: list[str],
+        failed_paths: list[str],
+        out_path: str,
+        source_name: str,
+    ) -> int:
+        from batchline.adapters import personalize_duckdb
+
+        return personalize_duckdb.reconcile(
+            personalize_duckdb.connect(workdir),
+            index_paths=index_paths,
+            keys_paths=keys_paths,
+            failed_paths=failed_paths,
+            out_path=out_path,
+            source_name=source_name,
+        ).failed
 
     def read_results(
         self, run: RunContext, job: JobState, staged: Iterator[StagedRecord]

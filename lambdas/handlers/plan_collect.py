@@ -1,4 +1,4 @@
-"""Collect step: stream the raw service output into the keyed predictions.csv."""
+"""PlanCollect step: list the units of work Collect's Distributed Map fans out over."""
 
 from typing import Any
 
@@ -6,7 +6,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
-from batchline.flow import Deployment, collect_results
+from batchline.flow import Deployment, plan_collect
 
 logger = Logger()
 tracer = Tracer()
@@ -17,12 +17,8 @@ clients = AwsClients()
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(pipeline=event["run"]["pipeline"])
-    collected = collect_results(
-        event["run"],
-        event["jobs"],
-        pipelines=pipelines_from_env(),
-        deployment=Deployment.from_env(),
-        clients=clients,
+    plan = plan_collect(
+        event["run"], event["jobs"], pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients
     )
-    logger.info("output collected", extra={"counts": collected["counts"]})
-    return collected
+    logger.info("collect planned", extra={"units": plan["units"]})
+    return plan

@@ -1,0 +1,29 @@
+"""AssembleOutput step: predictions.csv from the units' parts, failed.csv, and the run's counts."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from batchline.clients import AwsClients
+from batchline.config import pipelines_from_env
+from batchline.flow import Deployment, assemble_output
+
+logger = Logger()
+tracer = Tracer()
+clients = AwsClients()
+
+
+@logger.inject_lambda_context(correlation_id_path="run.runId")
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(pipeline=event["run"]["pipeline"])
+    collected = assemble_output(
+        event["run"],
+        event["jobs"],
+        event["plan"],
+        pipelines=pipelines_from_env(),
+        deployment=Deployment.from_env(),
+        clients=clients,
+    )
+    logger.info("output assembled", extra={"counts": collected["counts"]})
+    return collected

@@ -1,0 +1,29 @@
+"""CollectUnit step (a Distributed Map child): one job's output, or one byte range of it, to keyed CSV rows."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from batchline.clients import AwsClients
+from batchline.config import pipelines_from_env
+from batchline.flow import Deployment, collect_one_unit
+
+logger = Logger()
+tracer = Tracer()
+clients = AwsClients()
+
+
+@logger.inject_lambda_context(correlation_id_path="run.runId")
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(pipeline=event["run"]["pipeline"], unit=event["unit"]["unit"])
+    summary = collect_one_unit(
+        event["run"],
+        event["jobs"],
+        event["unit"],
+        pipelines=pipelines_from_env(),
+        deployment=Deployment.from_env(),
+        clients=clients,
+    )
+    logger.info("unit collected", extra={"summary": summary})
+    return summary

@@ -1,0 +1,123 @@
+"""The DuckDB engine turns Personalize .out lines into the same rows the adapter's rules define."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from batchline.adapters import personalize_duckdb as engine
+from batchline.config import PersonalizeSettings, parse_pipelines
+from batchline.errors import OutputInvalid
+
+LINES = [
+    {"input": {"userId": "u1"}, "output": {"recommendedItems": ["i1", "=cmd", "-3"], "scores": [0.5, 0.25, 1.0]}},
+    {"input": {"userId": "u2"}, "output": {"recommendedItems": [], "scores": []}, "error": None},
+    {"input": {"userId": "u3"}, "error": "bad user"},
+    {"input": {"userId": "@u4"}, "output": None, "error": {"code": 7}},
+    {"input": {"userId": "u5"}, "output": {"recommendedItems": ["a,b", 'q"x'], "scores": [1e-05]}, "error": ""},
+]
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def settings(**service: Any) -> PersonalizeSettings:
+    body = {
+        "provider": "personalize",
+        "recipe": "USER_PERSONALIZATION",
+        "solutionVersionArn": "arn:aws:personalize:us-east-1:123456789012:solution/s/abc",
+        **service,
+    }
+    parsed = parse_pipelines({"p": {"keyColumn": "k", "service": body}}).get("p").service
+    assert isinstance(parsed, PersonalizeSettings)
+    return parsed
+
+
+def run(tmp_path: Path, lines: list[dict[str, Any]], header: list[str] | None, **service: Any) -> dict[str, Any]:
+    source = tmp_path / "shard.jsonl"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    paths = {name: str(tmp_path / f"{name}.csv") for name in ("rows", "keys", "failed")}
+    counts = engine.shard_to_csv(
+        engine.connect(str(tmp_path)),
+        str(source),
+        settings=settings(**service),
+        predictions_path=paths["rows"],
+        keys_path=paths["keys"],
+        failed_path=paths["failed"],
+        header=header,
+        spreadsheet_safe=True,
+    )
+    read = {name: read_csv(Path(path)) for name, path in paths.items()}
+    return {"counts": counts, **read}
+
+
+def test_long_form_has_a_row_per_item_with_rank_and_score_and_neutralised_formulas(tmp_path: Path) -> None:
+    out = run(tmp_path, LINES, ["userId", "rank", "item_id", "score"])
+    assert out["rows"] == [
+        ["userId", "rank", "item_id", "score"],
+        ["u1", "1", "i1", "0.5"],
+        ["u1", "2", "'=cmd", "0.25"],
+        ["u1", "3", "-3", "1.0"],  # a number keeps its sign
+        ["u2", "", "", ""],  # no recommendations: still one row for the user
+        ["u5", "1", "a,b", "1e-05"],
+        ["u5", "2", 'q"x', ""],  # fewer scores than items
+    ]
+    assert out["counts"] == engine.ShardCounts(records=5, predicted=3, failed=2, rows=6)
+    assert out["keys"] == [["u1"], ["u2"], ["u3"], ["@u4"], ["u5"]]  # keys as echoed, never neutralised
+    assert out["failed"] == [["u3", "Personalize: bad user"], ["@u4", 'Personalize: {"code":7}']]
+
+
+def test_wide_form_joins_items_and_scores_and_later_shards_have_no_header(tmp_path: Path) -> None:
+    out = run(tmp_path, LINES[:2], None, outputFormat="wide")
+    assert out["rows"] == [["u1", "i1|=cmd|-3", "0.5|0.25|1.0"], ["u2", "", ""]]
+
+
+def test_segment_jobs_list_users_per_item(tmp_path: Path) -> None:
+    lines = [{"input": {"itemId": "i9"}, "output": {"recommendedUsers": ["a", "b"]}}]
+    out = run(tmp_path, lines, None, recipe="ITEM_AFFINITY")
+    assert out["rows"] == [["i9", "a"], ["i9", "b"]]
+
+
+def test_a_line_without_its_key_fails_the_shard(tmp_path: Path) -> None:
+    with pytest.raises(OutputInvalid, match="do not echo userId"):
+        run(tmp_path, [{"input": {}, "output": {"recommendedItems": ["x"]}}], None)
+
+
+def reconcile(tmp_path: Path, staged: list[tuple[int, str]], seen: list[str], failed: list[tuple[str, str]]) -> Any:
+    index = tmp_path / "index" / "part-00000.jsonl.index.csv"
+    index.parent.mkdir()
+    index.write_text("".join(f"{line},{key},{key}\n" for line, key in staged))
+    (tmp_path / "keys.csv").write_text("".join(f"{key}\n" for key in seen))
+    (tmp_path / "failed.csv").write_text("".join(f"{key},{reason}\n" for key, reason in failed))
+    out = tmp_path / "out.csv"
+    result = engine.reconcile(
+        engine.connect(str(tmp_path)),
+        index_paths=[str(index)],
+        keys_paths=[str(tmp_path / "keys.csv")],
+        failed_paths=[str(tmp_path / "failed.csv")],
+        out_path=str(out),
+        source_name="users.csv",
+    )
+    return result, read_csv(out)
+
+
+def test_reconcile_reports_errors_and_missing_records_with_their_input_lines(tmp_path: Path) -> None:
+    result, rows = reconcile(tmp_path, [(2, "a"), (3, "b"), (4, "c")], ["a", "b"], [("b", "Personalize: no")])
+    assert result.failed == 2
+    assert rows == [
+        ["users.csv", "3", "b", "service", "Personalize: no", ""],
+        ["users.csv", "4", "c", "service", "Personalize returned no output line for it (part-00000.jsonl)", ""],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("seen", "message"), [(["a", "zz"], "not staged .*'zz'"), (["a", "a"], "more than once .*'a'")]
+)
+def test_reconcile_refuses_output_that_is_not_this_jobs(tmp_path: Path, seen: list[str], message: str) -> None:
+    with pytest.raises(OutputInvalid, match=message):
+        reconcile(tmp_path, [(2, "a")], seen, [])

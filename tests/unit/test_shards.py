@@ -1,0 +1,78 @@
+"""Byte-range shards partition an object's lines exactly, whatever the line lengths and block size."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+from unittest import mock
+
+import pytest
+from batchline import shards
+from batchline.layout import S3Location
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+LOCATION = S3Location("bucket", "output/part-00000.jsonl.out")
+
+
+class RangedS3:
+    """get_object honouring an open-ended Range, as S3 does."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.ranges: list[str] = []
+
+    def get_object(self, Bucket: str, Key: str, Range: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
+        self.ranges.append(Range)
+        start = int(Range.removeprefix("bytes=").removesuffix("-"))
+        body = io.BytesIO(self.data[start:])
+        return {"Body": body}
+
+
+def collect(data: bytes, shard_bytes: int) -> list[bytes]:
+    pieces = []
+    for start, end in shards.split_ranges(len(data), shard_bytes):
+        target = io.BytesIO()
+        written = shards.copy_lines(RangedS3(data), LOCATION, start, end, target)
+        assert written == len(target.getvalue())
+        pieces.append(target.getvalue())
+    return pieces
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"x")), max_size=30),
+    trailing_newline=st.booleans(),
+    shard_bytes=st.integers(min_value=1, max_value=120),
+    block=st.sampled_from([1, 3, 7, 64, 1024 * 1024]),
+)
+def test_shards_concatenate_to_the_object_and_each_holds_whole_lines(
+    lines: list[bytes], trailing_newline: bool, shard_bytes: int, block: int
+) -> None:
+    data = b"\n".join(lines) + (b"\n" if trailing_newline and lines else b"")
+    with mock.patch.object(shards, "_BLOCK", block):  # tiny blocks put line ends at every block position
+        pieces = collect(data, shard_bytes)
+    assert b"".join(pieces) == data
+    seen = b""
+    for piece in pieces:
+        seen += piece
+        assert piece == b"" or piece.endswith(b"\n") or seen == data  # only the object's own end is unterminated
+
+
+def test_a_line_longer_than_several_shards_belongs_to_the_shard_where_it_starts() -> None:
+    data = b"a\n" + b"x" * 50 + b"\nb\n"
+    pieces = collect(data, 10)
+    assert pieces[0] == b"a\n" + b"x" * 50 + b"\n"
+    assert pieces[1:5] == [b"", b"", b"", b""] and pieces[5] == b"b\n"
+
+
+def test_each_shard_reads_from_one_byte_before_its_start() -> None:
+    s3 = RangedS3(b"one\ntwo\nthree\n")
+    shards.copy_lines(s3, LOCATION, 4, 8, io.BytesIO())
+    assert s3.ranges == ["bytes=3-"]
+
+
+def test_an_empty_object_has_no_shards_and_sizes_must_be_positive() -> None:
+    assert shards.split_ranges(0, 10) == []
+    with pytest.raises(ValueError):
+        shards.split_ranges(10, 0)
