@@ -1,8 +1,11 @@
 """Collect throughput and peak memory: Personalize output (25 items per user) -> long keyed CSV.
 
-Batchline's real Collect code (PersonalizeAdapter._read_part + CsvWriter, streaming from an S3-like body)
-against a plain pandas implementation (read_json(lines=True) + explode + to_csv), same file, one core.
-Each engine runs in its own process so its peak RSS is its own.
+Engines, same file, one core each (``taskset`` when available), each in its own process so its peak RSS
+is its own:
+- ``duckdb``: Batchline's real shard code (personalize_duckdb.shard_to_csv: rows, keys and failed lines);
+- ``python``: the adapter's standard-library loop (PersonalizeAdapter._read_part + CsvWriter), streaming;
+- ``polars``: scan_ndjson + explode + sink_csv, when polars is installed (not a Batchline dependency);
+- ``pandas``: the baseline, read_json(lines=True) + explode + to_csv.
 """
 
 from __future__ import annotations
@@ -51,11 +54,28 @@ class _FileS3:
 def run_batchline(path: Path, out: Path) -> int:
     from batchline.adapters.base import Prediction, StagedRecord
     from batchline.adapters.personalize import PersonalizeAdapter
-    from batchline.config import parse_pipelines
     from batchline.csvsafe import CsvWriter
     from batchline.layout import S3Location
 
-    settings = (
+    settings = _settings()
+    adapter = PersonalizeAdapter(settings, personalize=None, s3=_FileS3(path))  # type: ignore[arg-type]
+    records = sum(1 for _ in path.open())
+    by_key = {f"u{n:08d}": StagedRecord("part-00000.jsonl", f"u{n:08d}", n + 2, f"u{n:08d}") for n in range(records)}
+    rows = 0
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        writer = CsvWriter(handle, safe=True)
+        writer.writerow(["userId", "rank", "item_id", "score"])
+        for record in adapter._read_part(S3Location("b", "k"), by_key, "part-00000.jsonl"):
+            if isinstance(record, Prediction):
+                writer.writerows([[record.key, *row] for row in record.rows])
+                rows += 1
+    return rows
+
+
+def _settings() -> Any:
+    from batchline.config import parse_pipelines
+
+    return (
         parse_pipelines(
             {
                 "p": {
@@ -72,18 +92,59 @@ def run_batchline(path: Path, out: Path) -> int:
         .get("p")
         .service
     )
-    adapter = PersonalizeAdapter(settings, personalize=None, s3=_FileS3(path))  # type: ignore[arg-type]
-    records = sum(1 for _ in path.open())
-    by_key = {f"u{n:08d}": StagedRecord("part-00000.jsonl", f"u{n:08d}", n + 2, f"u{n:08d}") for n in range(records)}
-    rows = 0
-    with out.open("w", newline="", encoding="utf-8") as handle:
-        writer = CsvWriter(handle, safe=True)
-        writer.writerow(["userId", "rank", "item_id", "score"])
-        for record in adapter._read_part(S3Location("b", "k"), by_key, "part-00000.jsonl"):
-            if isinstance(record, Prediction):
-                writer.writerows([[record.key, *row] for row in record.rows])
-                rows += 1
-    return rows
+
+
+def run_duckdb(path: Path, out: Path) -> int:
+    from batchline.adapters import personalize_duckdb
+
+    settings = _settings()
+    counts = personalize_duckdb.shard_to_csv(
+        personalize_duckdb.connect(str(out.parent), threads=1),
+        str(path),
+        settings=settings,
+        predictions_path=str(out),
+        keys_path=str(out.parent / "keys.csv"),
+        failed_path=str(out.parent / "failed.csv"),
+        header=["userId", "rank", "item_id", "score"],
+        spreadsheet_safe=True,
+    )
+    return counts.predicted
+
+
+def run_polars(path: Path, out: Path) -> int:
+    import polars as pl
+
+    frame = pl.scan_ndjson(path).select(
+        pl.col("input").struct.field("userId"),
+        pl.col("output").struct.field("recommendedItems").alias("item_id"),
+        pl.col("output").struct.field("scores").alias("score"),
+    )
+    frame = frame.with_columns(pl.int_ranges(1, pl.col("item_id").list.len() + 1).alias("rank"))
+    frame.explode(["rank", "item_id", "score"]).select("userId", "rank", "item_id", "score").sink_csv(out)
+    return sum(1 for _ in path.open("rb"))
+
+
+def run_reconcile(path: Path, out: Path) -> int:
+    """AssembleOutput's check of every key seen against the staged index (one line per record of the file)."""
+    from batchline.adapters import personalize_duckdb
+
+    records = sum(1 for _ in path.open("rb"))
+    index = out.parent / "index" / "part-00000.jsonl.index.csv"
+    index.parent.mkdir()
+    keys = out.parent / "keys.csv"
+    with index.open("w") as staged, keys.open("w") as seen:
+        for n in range(records):
+            staged.write(f"{n + 2},u{n:08d},u{n:08d}\n")
+            seen.write(f"u{n:08d}\n")
+    personalize_duckdb.reconcile(
+        personalize_duckdb.connect(str(out.parent), threads=1),
+        index_paths=[str(index)],
+        keys_paths=[str(keys)],
+        failed_paths=[],
+        out_path=str(out),
+        source_name="users.csv",
+    )
+    return records
 
 
 def run_pandas(path: Path, out: Path) -> int:
@@ -103,7 +164,14 @@ def measure(engine: str, path: Path) -> dict[str, float]:
     """Run one engine in this process (called in a child process by main)."""
     out = Path(tempfile.mkdtemp()) / "predictions.csv"
     start = time.perf_counter()
-    records = (run_batchline if engine == "batchline" else run_pandas)(path, out)
+    runner = {
+        "duckdb": run_duckdb,
+        "python": run_batchline,
+        "polars": run_polars,
+        "pandas": run_pandas,
+        "reconcile": run_reconcile,
+    }[engine]
+    records = runner(path, out)
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
@@ -117,7 +185,7 @@ def measure(engine: str, path: Path) -> dict[str, float]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("engine", choices=["batchline", "pandas"])
+    parser.add_argument("engine", choices=["duckdb", "python", "polars", "pandas", "reconcile"])
     parser.add_argument("file", type=Path)
     args = parser.parse_args()
     sys.stdout.write(json.dumps(measure(args.engine, args.file)) + "\n")

@@ -33,10 +33,11 @@ class ShardCounts:
     rows: int  # CSV rows written (long form: one per recommendation)
 
 
-def connect(scratch: str) -> Any:
+def connect(scratch: str, threads: int | None = None) -> Any:
+    """A DuckDB connection capped at MEMORY_LIMIT, spilling to ``scratch`` (Lambda's /tmp)."""
     import duckdb
 
-    threads = max(1, min(4, os.cpu_count() or 1))
+    threads = threads or max(1, min(4, os.cpu_count() or 1))
     return duckdb.connect(
         config={"memory_limit": MEMORY_LIMIT, "threads": threads, "temp_directory": scratch},
     )
