@@ -123,7 +123,7 @@ def _wait_for_start(target: Target, run_id: str, uploaded: dict[str, Any]) -> Ru
                     f"{START_TIMEOUT_SECONDS:.0f} s; look for its event in the stack's StartDeadLetterQueueUrl "
                     "queue and for a Batch Prediction Failed event on the bus"
                 ) from None
-            time.sleep(max(target.poll_seconds, 1.0) if not target.local else target.poll_seconds)
+            time.sleep(min(target.poll_seconds, 1.0))
 
 
 def follow(target: Target, view: RunView, *, timeout: float, show: bool = True) -> tuple[RunView, bool]:

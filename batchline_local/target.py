@@ -72,7 +72,6 @@ class Target:
     # Deployed, S3 -> EventBridge -> StartRun starts the run; the local runtime has no such route (moto),
     # so its target delivers the Object Created event itself.
     on_upload: Callable[[dict[str, Any]], None] | None = None
-    local: bool = False
 
     def client(self, service: str) -> Any:
         config = _CONFIG
@@ -178,7 +177,6 @@ def local_target(runtime: LocalRuntime) -> Target:
         session=boto3.session.Session(region_name=REGION),
         poll_seconds=0.05,
         on_upload=deliver,
-        local=True,
     )
 
 
