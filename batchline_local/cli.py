@@ -23,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
         return validate(args.file, args.pipeline, as_json=args.json)
+    if args.command == "local" and args.local_command == "serve":
+        from batchline_local.serve import serve
+        from batchline_local.target import default_stack_name
+
+        return serve(args.host, args.port, args.stack or default_stack_name(), verbose=args.verbose)
     if args.command == "local":
         return local_run(args.file, args.pipeline, args.out, rows=args.rows, verbose=args.verbose, as_json=args.json)
     return _on_target(args)
@@ -77,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("batchline-out"), help="folder for the run's outputs")
     run.add_argument("--rows", type=int, default=5, help="how many predictions to print")
     run.add_argument("--verbose", action="store_true", help="show the handlers' structured logs")
+    serve = local_commands.add_parser(
+        "serve", help="keep the local runtime running behind an endpoint, for commands with --endpoint-url"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=5050, help="port to listen on (default 5050)")
+    serve.add_argument("--stack", help="stack name the commands will ask for (default: cdk.json batchline.stackName)")
+    serve.add_argument("--verbose", action="store_true", help="show the handlers' logs and each request")
     return parser
 
 

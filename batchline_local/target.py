@@ -7,6 +7,7 @@ command then uses plain boto3 clients the same way, whichever it is.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,10 +122,13 @@ def default_stack_name(cdk_json: Path = CDK_JSON) -> str:
 def aws_session(profile: str | None, region: str | None) -> boto3.session.Session:
     try:
         session = boto3.session.Session(profile_name=profile, region_name=region)
+        if not session.region_name and os.environ.get("AWS_REGION"):
+            # boto3 reads AWS_DEFAULT_REGION only; the AWS CLI and the Lambda runtime set AWS_REGION too.
+            session = boto3.session.Session(profile_name=profile, region_name=os.environ["AWS_REGION"])
     except ProfileNotFound as exc:
         raise TargetError(f"{exc}; check `aws configure list-profiles` or drop --profile") from exc
     if not session.region_name:
-        raise TargetError("no AWS region set; pass --region REGION or set AWS_REGION (or the profile's region)")
+        raise TargetError("no AWS region set; pass --region REGION, set AWS_REGION, or give the profile a region")
     return session
 
 
@@ -157,6 +161,7 @@ def stack_target(stack_name: str, session: boto3.session.Session, endpoint_url: 
         pipelines=tuple(name for name in names.split(",") if name) if names is not None else None,
         session=session,
         endpoint_url=endpoint_url,
+        poll_seconds=1.0 if endpoint_url else 5.0,  # an emulator's calls cost nothing
     )
 
 
@@ -190,7 +195,7 @@ def explain(exc: Exception) -> TargetError | None:
     if isinstance(exc, TokenRetrievalError):
         return TargetError(f"the AWS SSO session has expired ({exc}); run `aws sso login` and try again")
     if isinstance(exc, NoRegionError):
-        return TargetError("no AWS region set; pass --region REGION or set AWS_REGION")
+        return TargetError("no AWS region set; pass --region REGION, set AWS_REGION, or give the profile a region")
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         if code in REFUSED_CREDENTIALS:
