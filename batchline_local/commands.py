@@ -240,8 +240,8 @@ def print_run(view: RunView) -> None:
     if view.input:
         source = f"s3://{view.input.get('bucket')}/{view.input.get('key')}"
         print(f"input:       {source} (version {view.input.get('versionId')})")
-    for job in view.jobs:
-        print(f"{'jobs:' if job is view.jobs[0] else '':<12} {describe_job(job)} [{job.get('jobId')}]")
+    for index, job in enumerate(view.jobs):
+        print(f"{'jobs:' if index == 0 else '':<12} {describe_job(index, job)} [{job.get('jobId')}]")
     if view.counts:
         print(f"records:     {describe_counts(view.counts)}")
     for name in ("predictions", "errors", "manifest"):

@@ -25,8 +25,8 @@ def describe_counts(counts: dict[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
-def describe_job(job: dict[str, Any]) -> str:
-    text = f"job {job.get('chunk', 0)}: {job.get('status')} ({job.get('rawStatus')})"
+def describe_job(index: int, job: dict[str, Any]) -> str:
+    text = f"job {index}: {job.get('status')} ({job.get('rawStatus')})"
     counts = describe_counts(job.get("counts"))
     return f"{text}, {counts}" if counts else text
 
@@ -79,7 +79,7 @@ class RunProgress:
     @staticmethod
     def _line(view: RunView) -> str:
         parts = [view.status if not view.running else (view.history.state or "starting")]
-        parts.extend(describe_job(job) for job in view.jobs)
+        parts.extend(describe_job(index, job) for index, job in enumerate(view.jobs))
         return " | ".join(parts)
 
     def _render(self) -> Any:
@@ -97,8 +97,11 @@ class RunProgress:
         state = view.history.state or "starting"
         table.add_row("state", Spinner("dots", text=state) if view.running else f"{state}: {view.status}")
         planned = view.history.prepared.get("jobs")
-        for job in view.jobs or ([{"chunk": "-", "status": "not submitted", "rawStatus": "-"}] if planned else []):
-            table.add_row("job", describe_job(job))
+        jobs = view.jobs
+        for index, job in enumerate(jobs):
+            table.add_row("job", describe_job(index, job))
+        if planned and not jobs:
+            table.add_row("jobs", f"{planned} to submit")
         counts = describe_counts(view.counts)
         if counts:
             table.add_row("records", counts)

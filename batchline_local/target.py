@@ -10,7 +10,7 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,12 +73,16 @@ class Target:
     # Deployed, S3 -> EventBridge -> StartRun starts the run; the local runtime has no such route (moto),
     # so its target delivers the Object Created event itself.
     on_upload: Callable[[dict[str, Any]], None] | None = None
+    _clients: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def client(self, service: str) -> Any:
-        config = _CONFIG
-        if self.endpoint_url and service == "s3":
-            config = _CONFIG.merge(Config(s3={"addressing_style": "path"}))
-        return self.session.client(service, endpoint_url=self.endpoint_url, config=config)
+        """One client per service for the command's life: the only place the commands get clients."""
+        if service not in self._clients:
+            config = _CONFIG
+            if self.endpoint_url and service == "s3":
+                config = _CONFIG.merge(Config(s3={"addressing_style": "path"}))
+            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url, config=config)
+        return self._clients[service]
 
     def check_pipeline(self, name: str) -> None:
         if self.pipelines is not None and name not in self.pipelines:
