@@ -189,3 +189,16 @@ def test_unknown_run_and_pipeline_are_one_line_errors_with_the_fix(
 
     code, _, err = run_cli(capsys, "submit", str(tmp_path / "missing.csv"), "--pipeline", "demo-sagemaker")
     assert code == 2 and "cannot read" in err
+
+
+def test_wait_gives_up_at_its_timeout_with_exit_3_and_the_run_still_running(
+    runtime: LocalRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, submitted, err = run_cli(
+        capsys, "submit", str(SAMPLES / "demo-bedrock.csv"), "--pipeline", "demo-bedrock", "--wait", "--timeout", "0"
+    )
+
+    assert code == 3
+    assert (submitted["status"], submitted["executionStatus"]) == ("RUNNING", "RUNNING")
+    assert f"run {submitted['runId']} still runs after 0 s" in err
+    assert runtime.wait_for(submitted["runId"]).status == "SUCCEEDED"  # it went on without the CLI
