@@ -1,4 +1,9 @@
-"""``batchline``: the command line. ``batchline local run`` runs a file through the local runtime."""
+"""``batchline``: the command line.
+
+``submit``, ``runs``, ``status`` and ``results`` act on a deployed stack (or, with ``--local``, the local
+runtime) through one Target (target.py); ``validate`` checks a file offline; ``local run`` runs a file
+through the local runtime from start to end.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import csv
 import json
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +20,146 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        return validate(args.file, args.pipeline, as_json=args.json)
+    if args.command == "local" and args.local_command == "serve":
+        from batchline_local.serve import serve
+        from batchline_local.target import default_stack_name
+
+        return serve(args.host, args.port, args.stack or default_stack_name(), verbose=args.verbose)
+    if args.command == "local":
+        return local_run(args.file, args.pipeline, args.out, rows=args.rows, verbose=args.verbose, as_json=args.json)
+    return _on_target(args)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="batchline", description="Batch predictions: upload a file, get a keyed CSV.")
     commands = parser.add_subparsers(dest="command", required=True)
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    where = argparse.ArgumentParser(add_help=False, parents=[output])
+    found = where.add_argument_group("where the stack is (default: the deployed stack named in cdk.json)")
+    found.add_argument("--stack", help="CloudFormation stack name (default: cdk.json batchline.stackName)")
+    found.add_argument("--profile", help="AWS profile (default: the usual boto3 credential chain)")
+    found.add_argument("--region", help="AWS region (default: the profile's or AWS_REGION)")
+    found.add_argument("--endpoint-url", help="send AWS calls to this endpoint instead (an emulator)")
+    found.add_argument(
+        "--local",
+        action="store_true",
+        help="act on the local runtime of this process; `submit --local` starts one for the run when none is",
+    )
+
+    submit = commands.add_parser("submit", parents=[where], help="upload a file for a pipeline; --wait follows the run")
+    submit.add_argument("file", type=Path, help="CSV or JSON lines file of records (optionally gzip-compressed)")
+    submit.add_argument("--pipeline", required=True, help="pipeline name, as configured in cdk.json")
+    submit.add_argument("--wait", action="store_true", help="follow the run to its end (exit 0 succeeded, 1 not)")
+    submit.add_argument("--timeout", type=float, default=86400.0, help="seconds --wait follows (default a day)")
+    submit.add_argument(
+        "--out", type=Path, default=Path("batchline-out"), help="with --local and no runtime running: output folder"
+    )
+    listing = commands.add_parser("runs", parents=[where], help="recent runs, newest first")
+    listing.add_argument("--pipeline", help="only this pipeline's runs")
+    listing.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    status = commands.add_parser("status", parents=[where], help="one run: state, jobs, counts, outputs, error")
+    status.add_argument("run", help="run ID (the execution name; `batchline runs` lists them)")
+    results = commands.add_parser("results", parents=[where], help="download a run's predictions.csv (or errors.csv)")
+    results.add_argument("run", help="run ID")
+    results.add_argument("-o", "--out", type=Path, help="file or folder to write (default ./predictions.csv)")
+    results.add_argument("--errors", action="store_true", help="download errors.csv instead")
+
+    check = commands.add_parser(
+        "validate", parents=[output], help="run Prepare's checks on a local file, before uploading anything"
+    )
+    check.add_argument("file", type=Path, help="CSV or JSON lines file of records")
+    check.add_argument("--pipeline", required=True, help="pipeline name, as configured in cdk.json")
+
     local = commands.add_parser("local", help="run against the local AWS emulation (no AWS account needed)")
     local_commands = local.add_subparsers(dest="local_command", required=True)
-    run = local_commands.add_parser("run", help="run one file through the whole pipeline locally")
+    run = local_commands.add_parser("run", parents=[output], help="run one file through the whole pipeline locally")
     run.add_argument("file", type=Path, help="CSV file of records (optionally gzip-compressed)")
     run.add_argument("--pipeline", required=True, help="pipeline name, as configured in cdk.json")
     run.add_argument("--out", type=Path, default=Path("batchline-out"), help="folder for the run's outputs")
     run.add_argument("--rows", type=int, default=5, help="how many predictions to print")
     run.add_argument("--verbose", action="store_true", help="show the handlers' structured logs")
-    check = commands.add_parser("validate", help="run Prepare's checks on a local file, before uploading anything")
-    check.add_argument("file", type=Path, help="CSV or JSON lines file of records")
-    check.add_argument("--pipeline", required=True, help="pipeline name, as configured in cdk.json")
-    check.add_argument("--json", action="store_true", help="print the report as JSON")
-    args = parser.parse_args(argv)
-    if args.command == "validate":
-        return validate(args.file, args.pipeline, as_json=args.json)
-    return local_run(args.file, args.pipeline, args.out, rows=args.rows, verbose=args.verbose)
+    serve = local_commands.add_parser(
+        "serve", help="keep the local runtime running behind an endpoint, for commands with --endpoint-url"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=5050, help="port to listen on (default 5050)")
+    serve.add_argument("--stack", help="stack name the commands will ask for (default: cdk.json batchline.stackName)")
+    serve.add_argument("--verbose", action="store_true", help="show the handlers' logs and each request")
+    return parser
+
+
+def _on_target(args: argparse.Namespace) -> int:
+    """submit, runs, status, results: resolve the target, run the command, turn known problems into one line."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from batchline_local import commands
+    from batchline_local.target import TargetError, explain
+
+    try:
+        with ExitStack() as scope:
+            target, own_runtime = _resolve_target(args, scope)
+            if args.command == "submit":
+                wait = args.wait or own_runtime  # a runtime started here ends with the command
+                code, _ = commands.submit(
+                    target,
+                    args.file,
+                    args.pipeline,
+                    wait=wait,
+                    timeout=args.timeout,
+                    as_json=args.json,
+                    download_to=args.out if own_runtime else None,
+                )
+                return code
+            if args.command == "runs":
+                return commands.runs(target, pipeline=args.pipeline, limit=args.limit, as_json=args.json)
+            if args.command == "status":
+                return commands.status(target, args.run, as_json=args.json)
+            return commands.results(target, args.run, args.out, errors=args.errors, as_json=args.json)
+    except TargetError as exc:
+        return _fail_usage(str(exc), as_json=args.json)
+    except (BotoCoreError, ClientError) as exc:
+        explained = explain(exc)
+        return _fail_usage(str(explained) if explained else f"AWS call failed: {exc}", as_json=args.json)
+
+
+def _resolve_target(args: argparse.Namespace, scope: ExitStack) -> tuple[Any, bool]:
+    """The target and whether this command started its own local runtime."""
+    from batchline_local.target import TargetError, aws_session, default_stack_name, local_target, stack_target
+
+    if not args.local:
+        session = aws_session(args.profile, args.region)
+        return stack_target(args.stack or default_stack_name(), session, args.endpoint_url), False
+    given = [
+        flag
+        for flag, value in (
+            ("--stack", args.stack),
+            ("--profile", args.profile),
+            ("--region", args.region),
+            ("--endpoint-url", args.endpoint_url),
+        )
+        if value
+    ]
+    if given:
+        raise TargetError(f"--local takes no {', '.join(given)}: the local runtime has fixed names")
+    from batchline_local.runtime import LocalRuntime
+
+    runtime = LocalRuntime.active()
+    if runtime is not None:
+        return local_target(runtime), False
+    if args.command != "submit":
+        raise TargetError(
+            "no local runtime is running in this process (it lives as long as the command that started it); "
+            "use `batchline submit FILE --pipeline P --local`, or `batchline local run`"
+        )
+    print(
+        "Batchline local runtime: moto emulation of AWS; service predictions are EMULATED, not from a real model",
+        file=sys.stderr,
+    )
+    return local_target(scope.enter_context(LocalRuntime())), True
 
 
 def validate(path: Path, pipeline_name: str, *, as_json: bool = False) -> int:
@@ -71,12 +199,17 @@ def validate(path: Path, pipeline_name: str, *, as_json: bool = False) -> int:
     return 0 if not report["error"] and not report["rejected"] else 1
 
 
-def _fail_usage(message: str) -> int:
+def _fail_usage(message: str, *, as_json: bool = False) -> int:
+    """One line naming the problem and the fix; with --json also the one JSON document scripts read."""
     print(f"batchline: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": message}))
     return EXIT_USAGE
 
 
-def local_run(path: Path, pipeline: str, out: Path, *, rows: int = 5, verbose: bool = False) -> int:
+def local_run(
+    path: Path, pipeline: str, out: Path, *, rows: int = 5, verbose: bool = False, as_json: bool = False
+) -> int:
     from batchline.errors import ConfigError, UnknownPipeline
 
     from batchline_local.runtime import LocalRuntime, load_pipeline_context
@@ -85,15 +218,18 @@ def local_run(path: Path, pipeline: str, out: Path, *, rows: int = 5, verbose: b
         with path.open("rb") as handle:
             handle.read(1)
     except OSError as exc:
-        return _fail_usage(f"cannot read {path}: {exc.strerror or exc}")
+        return _fail_usage(f"cannot read {path}: {exc.strerror or exc}", as_json=as_json)
     try:
         from batchline.config import parse_pipelines
 
         parse_pipelines(load_pipeline_context()).get(pipeline)
     except (UnknownPipeline, ConfigError) as exc:
-        return _fail_usage(str(exc))
+        return _fail_usage(str(exc), as_json=as_json)
 
-    print("Batchline local run: moto emulation of AWS; service predictions are EMULATED, not from a real model")
+    print(
+        "Batchline local run: moto emulation of AWS; service predictions are EMULATED, not from a real model",
+        file=sys.stderr if as_json else sys.stdout,
+    )
     started = time.monotonic()
     with LocalRuntime(quiet=not verbose) as runtime:
         result = runtime.run_file(path, pipeline)
@@ -114,12 +250,18 @@ def local_run(path: Path, pipeline: str, out: Path, *, rows: int = 5, verbose: b
     elapsed = time.monotonic() - started
 
     if event is None:
-        print(
-            f"run {result.run_id}: execution {result.status}, but no completion event was published",
-            file=sys.stderr,
-        )
+        message = f"run {result.run_id}: execution {result.status}, but no completion event was published"
+        print(message, file=sys.stderr)
+        if as_json:
+            print(json.dumps({"runId": result.run_id, "executionStatus": result.status, "error": message}))
         return EXIT_RUN_FAILED
     detail = event["detail"]
+    code = EXIT_OK if detail["status"] == "SUCCEEDED" else EXIT_RUN_FAILED
+    if as_json:
+        files = {name: str(path) if path else None for name, path in downloaded.items()}
+        files["event"] = str(out / "event.json")
+        print(json.dumps({"runId": result.run_id, "executionStatus": result.status, "files": files, "event": event}))
+        return code
     print(f"pipeline:    {pipeline} ({detail.get('provider')})")
     print(f"run:         {result.run_id}")
     print(f"status:      {detail['status']} (execution {result.status}) in {elapsed:.1f} s")
@@ -134,7 +276,7 @@ def local_run(path: Path, pipeline: str, out: Path, *, rows: int = 5, verbose: b
         print(f"error:       {detail['error'].get('error')}: {detail['error'].get('cause')}")
     print(f"event:       {out / 'event.json'} ({event['detail-type']})")
     print(json.dumps(event, separators=(",", ":")))
-    return EXIT_OK if detail["status"] == "SUCCEEDED" else EXIT_RUN_FAILED
+    return code
 
 
 def _print_file(label: str, path: Path | None, rows: int) -> None:

@@ -23,7 +23,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 from unittest import mock
 
 from batchline.clients import AwsClients
@@ -78,6 +78,8 @@ class RunResult:
 
 class LocalRuntime:
     """Start with ``with LocalRuntime() as runtime:``; everything lives only inside the block."""
+
+    _active: ClassVar[LocalRuntime | None] = None
 
     def __init__(
         self,
@@ -139,10 +141,18 @@ class LocalRuntime:
         self.google = self._stack.enter_context(GoogleCloudFake(self.service_polls_until_done))
         self.pipelines = parse_pipelines(self._with_local_google_endpoints(self._raw_pipelines))
         self._provision()
+        LocalRuntime._active = self
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if LocalRuntime._active is self:
+            LocalRuntime._active = None
         self._stack.close()
+
+    @classmethod
+    def active(cls) -> LocalRuntime | None:
+        """The runtime running in this process, if any: the CLI's ``--local`` commands act on it."""
+        return cls._active
 
     def client(self, service: str) -> Any:
         import boto3

@@ -158,6 +158,8 @@ class BatchlineStack(Stack):
         CfnOutput(self, "StateMachineArn", value=state_machine.state_machine_arn)
         CfnOutput(self, "StartDeadLetterQueueUrl", value=uploads.dead_letters.queue_url)
         CfnOutput(self, "UndeliveredEventsQueueUrl", value=bus.undelivered.queue_url)
+        # The `batchline` CLI checks a pipeline name against this before it uploads anything.
+        CfnOutput(self, "PipelineNames", value=",".join(sorted(pipelines.pipelines)))
         if any(isinstance(p.service, VertexSettings) for p in pipelines.pipelines.values()):
             # The roles that exchange AWS credentials for Google tokens: bind these in the GCP provider.
             google_callers = [functions[name].role.role_arn for name in GOOGLE_CALLERS]  # type: ignore[union-attr]

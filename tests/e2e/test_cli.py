@@ -66,3 +66,22 @@ def test_unreadable_file_exits_2_with_a_message(tmp_path: Path, capsys: pytest.C
     )
     assert code == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_json_output_is_one_document_with_the_event_and_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = str(SAMPLES / "demo-sagemaker.csv")
+    code = main(["local", "run", sample, "--pipeline", "demo-sagemaker", "--out", str(tmp_path), "--json"])
+    captured = capsys.readouterr()
+
+    assert code == 0
+    document = json.loads(captured.out)  # the whole of stdout
+    assert document["event"]["detail"]["counts"]["predicted"] == 120
+    assert document["files"] == {
+        "predictions": str(tmp_path / "predictions.csv"),
+        "errors": None,
+        "manifest": str(tmp_path / "manifest.json"),
+        "event": str(tmp_path / "event.json"),
+    }
+    assert "EMULATED" in captured.err

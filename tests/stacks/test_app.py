@@ -61,6 +61,13 @@ def test_stack_outputs_name_the_buckets_bus_and_state_machine(template: Template
         assert template.find_outputs(name), name
 
 
+def test_stack_outputs_list_the_pipeline_names_for_the_cli(template: Template) -> None:
+    outputs = template.find_outputs("PipelineNames")
+    assert outputs["PipelineNames"]["Value"] == (
+        "demo-amazonml,demo-bedrock,demo-personalize,demo-sagemaker,demo-vertex"
+    )
+
+
 def test_vertex_pipelines_export_the_roles_to_bind_in_google_cloud(template: Template) -> None:
     outputs = template.find_outputs("GoogleFederatedRoleArns")
     assert outputs, "cdk.json has a Vertex pipeline, so the federated role ARNs are an output"

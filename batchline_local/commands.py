@@ -1,0 +1,255 @@
+"""``submit``, ``runs``, ``status`` and ``results``: the same code for a deployed stack and the local runtime.
+
+Each takes a resolved ``Target`` and returns the exit code: 0 done (the run succeeded), 1 the run failed or
+partially succeeded or has no such output, 3 ``--wait`` gave up while the run still runs. Problems the user
+fixes (unknown pipeline or run, unreadable file) raise ``TargetError``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from batchline.naming import run_id_for
+
+from batchline_local.progress import RunProgress, describe_counts, describe_job
+from batchline_local.runs import RunView, describe_run, list_runs
+from batchline_local.target import Target, TargetError, run_id_of
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_STILL_RUNNING = 0, 1, 3
+# One PUT up to this size; above it a multipart upload (S3 takes at most 5 GB in one PUT).
+SINGLE_PUT_BYTES = 64 * 1024 * 1024
+PART_BYTES = 64 * 1024 * 1024
+# Deployed, the run starts when EventBridge has delivered the upload's event to StartRun (seconds, usually).
+START_TIMEOUT_SECONDS = 120.0
+
+
+def submit(
+    target: Target,
+    path: Path,
+    pipeline: str,
+    *,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+    download_to: Path | None = None,
+) -> tuple[int, RunView]:
+    """Upload under the pipeline's prefix, find the run it starts (its name derives from the object version).
+
+    ``download_to``: also copy the run's outputs into this folder (a local runtime's buckets end with it).
+    """
+    target.check_pipeline(pipeline)
+    if not path.is_file():
+        raise TargetError(f"cannot read {path}: no such file")
+    key = f"{pipeline}/{path.name}"
+    version_id = _upload(target.client("s3"), path, target.inbox_bucket, key)
+    uploaded = {"bucket": target.inbox_bucket, "key": key, "versionId": version_id, "size": path.stat().st_size}
+    if target.on_upload is not None:
+        target.on_upload(uploaded)
+    run_id = run_id_for(pipeline, target.inbox_bucket, key, version_id)
+    view = _wait_for_start(target, run_id, uploaded)
+    if not wait:
+        if as_json:
+            _print_json({"runId": run_id, "pipeline": pipeline, "uploaded": uploaded, "status": view.status})
+        else:
+            print(f"uploaded s3://{target.inbox_bucket}/{key} (version {version_id})")
+            print(f"run {run_id} started; follow it with `batchline status {run_id}`")
+        return EXIT_OK, view
+    view, finished = follow(target, view, timeout=timeout, show=not as_json)
+    files = _download_outputs(target, view, download_to) if download_to is not None and finished else None
+    if as_json:
+        _print_json(view.to_json() | ({"files": files} if files is not None else {}))
+    else:
+        print_run(view)
+        for name, local_path in (files or {}).items():
+            print(f"{'saved ' + name + ':':<20} {local_path or 'none'}")
+    if not finished:
+        print(
+            f"batchline: run {run_id} still runs after {timeout:.0f} s; follow it with `batchline status`",
+            file=sys.stderr,
+        )
+        return EXIT_STILL_RUNNING, view
+    return (EXIT_OK if view.status == "SUCCEEDED" else EXIT_RUN_FAILED), view
+
+
+def _download_outputs(target: Target, view: RunView, folder: Path) -> dict[str, str | None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    s3 = target.client("s3")
+    files: dict[str, str | None] = {}
+    for name, filename in (("predictions", "predictions.csv"), ("errors", "errors.csv"), ("manifest", "manifest.json")):
+        local_path = folder / filename
+        local_path.unlink(missing_ok=True)  # never leave an older run's file beside this run's
+        uri = view.outputs.get(name)
+        if uri:
+            bucket, key = uri[5:].split("/", 1)
+            s3.download_file(bucket, key, str(local_path))
+        files[name] = str(local_path) if uri else None
+    return files
+
+
+def _upload(s3: Any, path: Path, bucket: str, key: str) -> str | None:
+    """Stream the file up and return the new object version (multipart above SINGLE_PUT_BYTES)."""
+    with path.open("rb") as body:
+        if path.stat().st_size <= SINGLE_PUT_BYTES:
+            return s3.put_object(Bucket=bucket, Key=key, Body=body).get("VersionId")
+        upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        try:
+            parts = []
+            for number, block in enumerate(iter(lambda: body.read(PART_BYTES), b""), start=1):
+                etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=block)["ETag"]
+                parts.append({"PartNumber": number, "ETag": etag})
+            done = s3.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
+        return done.get("VersionId")
+
+
+def _wait_for_start(target: Target, run_id: str, uploaded: dict[str, Any]) -> RunView:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while True:
+        try:
+            return describe_run(target, run_id)
+        except TargetError:
+            if time.monotonic() > deadline:
+                raise TargetError(
+                    f"s3://{uploaded['bucket']}/{uploaded['key']} did not start run {run_id} within "
+                    f"{START_TIMEOUT_SECONDS:.0f} s; look for its event in the stack's StartDeadLetterQueueUrl "
+                    "queue and for a Batch Prediction Failed event on the bus"
+                ) from None
+            time.sleep(min(target.poll_seconds, 1.0))
+
+
+def follow(target: Target, view: RunView, *, timeout: float, show: bool = True) -> tuple[RunView, bool]:
+    """Look at the run every ``target.poll_seconds`` until it ends or ``timeout`` passes (then False)."""
+    deadline = time.monotonic() + timeout
+    with RunProgress(show=show) as progress:
+        while True:
+            progress.update(view)
+            if not view.running:
+                return view, True
+            if time.monotonic() > deadline:
+                return view, False
+            time.sleep(target.poll_seconds)
+            view = describe_run(target, view.run_id, view)
+
+
+def runs(target: Target, *, pipeline: str | None, limit: int, as_json: bool) -> int:
+    if pipeline is not None:
+        target.check_pipeline(pipeline)
+    views = list_runs(target, pipeline=pipeline, limit=limit)
+    if as_json:
+        _print_json({"runs": [_run_row(view) for view in views]})
+        return EXIT_OK
+    if not views:
+        print(f"no runs{f' of pipeline {pipeline}' if pipeline else ''} in {target.label}")
+        return EXIT_OK
+    print(f"{'RUN':<48} {'STATUS':<20} {'STARTED':<20} {'INPUT':>8} {'PREDICTED':>9} {'FAILED':>6} {'REJECTED':>8}")
+    for view in views:
+        row = _run_row(view)
+        counts = row["counts"]
+        started = (row["startedAt"] or "-")[:19].replace("T", " ")
+        print(
+            f"{view.run_id:<48} {view.status:<20} {started:<20} {_count(counts, 'input'):>8} "
+            f"{_count(counts, 'predicted'):>9} {_count(counts, 'failed'):>6} {_count(counts, 'rejected'):>8}"
+        )
+    return EXIT_OK
+
+
+def _run_row(view: RunView) -> dict[str, Any]:
+    full = view.to_json()
+    return {key: full[key] for key in ("runId", "pipeline", "status", "executionStatus", "startedAt", "stoppedAt")} | {
+        "counts": view.counts,
+        "input": view.input,
+    }
+
+
+def _count(counts: dict[str, Any], name: str) -> str:
+    return str(counts[name]) if name in counts else "-"
+
+
+def status(target: Target, run: str, *, as_json: bool) -> int:
+    view = describe_run(target, run_id_of(run))
+    if as_json:
+        _print_json(view.to_json())
+    else:
+        print_run(view)
+    if view.running:
+        return EXIT_OK
+    return EXIT_OK if view.status == "SUCCEEDED" else EXIT_RUN_FAILED
+
+
+def results(target: Target, run: str, out: Path | None, *, errors: bool, as_json: bool) -> int:
+    """Download the run's predictions.csv (or errors.csv) from the results bucket."""
+    run_id = run_id_of(run)
+    which = "errors" if errors else "predictions"
+    view = describe_run(target, run_id)
+    if view.running:
+        return _no_output(
+            f"run {run_id} is still running ({view.history.state}); {which}.csv comes at its end", as_json
+        )
+    uri = view.outputs.get(which)
+    if not uri:
+        why = "no record failed or was rejected" if errors else "it predicted nothing"
+        return _no_output(f"run {run_id} ({view.status}) has no {which}.csv: {why}", as_json)
+    target_path = out or Path(f"{which}.csv")
+    if target_path.is_dir():
+        target_path = target_path / f"{which}.csv"
+    target_path.parent.mkdir(parents=True, exist_ok=True)
+    bucket, key = uri[5:].split("/", 1)
+    target.client("s3").download_file(bucket, key, str(target_path))
+    with target_path.open(newline="", encoding="utf-8") as handle:
+        rows = sum(1 for _ in csv.reader(handle)) - 1  # less the header
+    if as_json:
+        _print_json(
+            {
+                "runId": run_id,
+                "status": view.status,
+                "file": f"{which}.csv",
+                "source": uri,
+                "path": str(target_path),
+                "rows": rows,
+                "bytes": target_path.stat().st_size,
+            }
+        )
+    else:
+        print(f"{which}.csv of run {run_id} ({view.status}): {rows} rows -> {target_path}")
+    return EXIT_OK
+
+
+def _no_output(message: str, as_json: bool) -> int:
+    print(f"batchline: {message}", file=sys.stderr)
+    if as_json:
+        _print_json({"error": message})
+    return EXIT_RUN_FAILED
+
+
+def print_run(view: RunView) -> None:
+    print(f"run:         {view.run_id}")
+    print(f"pipeline:    {view.pipeline}")
+    elapsed = view.elapsed_seconds()
+    took = f" in {elapsed:.1f} s" if elapsed is not None and not view.running else ""
+    print(f"status:      {view.status} (execution {view.execution_status}){took}")
+    print(f"state:       {view.history.state or '-'}")
+    if view.input:
+        source = f"s3://{view.input.get('bucket')}/{view.input.get('key')}"
+        print(f"input:       {source} (version {view.input.get('versionId')})")
+    for index, job in enumerate(view.jobs):
+        print(f"{'jobs:' if index == 0 else '':<12} {describe_job(index, job)} [{job.get('jobId')}]")
+    if view.counts:
+        print(f"records:     {describe_counts(view.counts)}")
+    for name in ("predictions", "errors", "manifest"):
+        if not view.running:
+            print(f"{name + ':':<12} {view.outputs.get(name) or 'none'}")
+    if view.error:
+        print(f"error:       {view.error.get('error')}: {view.error.get('cause')}")
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    print(json.dumps(document, default=str))

@@ -1,0 +1,241 @@
+"""What a run is doing or did, read the same way from any target.
+
+The execution (Step Functions) gives its status and, through its history, the state it is in, each service
+job's last look (the SubmitJob and PollJob outputs) and the counts Prepare found. Once the run has ended, its
+``manifest.json`` in the results bucket is the record: status, counts, outputs and error, also for runs stopped
+by hand (written by the ExecutionEnded function, which the history does not show).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from batchline_local.target import Target, TargetError, pipeline_of
+
+JOB_STEPS = ("SubmitJob", "PollJob")  # their output's ``job`` is one look at a service job (ResultPath $.job)
+OUTCOME_STEPS = ("FinalizeRun", "ReportFailure")  # their output's ``outcome.detail`` is the completion event
+ENDED_EVENTS = {
+    "ExecutionFailed": "executionFailedEventDetails",
+    "ExecutionAborted": "executionAbortedEventDetails",
+    "ExecutionTimedOut": "executionTimedOutEventDetails",
+}
+
+
+@dataclass
+class History:
+    """What an execution's history says so far; ``add`` takes each event once, in any order."""
+
+    last_id: int = 0
+    state: str | None = None
+    jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    prepared: dict[str, Any] = field(default_factory=dict)
+    outcome: dict[str, Any] | None = None
+    ended: dict[str, Any] | None = None
+
+    def add(self, events: Iterable[dict[str, Any]]) -> None:
+        for event in sorted(events, key=lambda e: int(e["id"])):
+            if event["id"] <= self.last_id:
+                continue
+            self.last_id = event["id"]
+            kind = event["type"]
+            if kind.endswith("StateEntered"):
+                self.state = event["stateEnteredEventDetails"]["name"]
+            elif kind.endswith("StateExited"):
+                self._exited(event["stateExitedEventDetails"])
+            elif kind in ENDED_EVENTS:
+                details = event.get(ENDED_EVENTS[kind]) or {}
+                self.ended = {"error": details.get("error") or kind, "cause": details.get("cause") or ""}
+
+    def _exited(self, details: dict[str, Any]) -> None:
+        name = details["name"]
+        if name not in ("PrepareInput", *JOB_STEPS, *OUTCOME_STEPS):
+            return
+        try:
+            output = json.loads(details.get("output") or "{}")
+        except ValueError:  # a truncated output: the next look will do
+            return
+        if name == "PrepareInput" and output.get("prepared"):
+            prepared = output["prepared"]
+            self.prepared = {"counts": prepared.get("counts") or {}, "jobs": len(prepared.get("chunks") or [])}
+        elif name in JOB_STEPS and isinstance(output.get("job"), dict):
+            job = output["job"]
+            self.jobs[int(job.get("chunk", 0))] = {
+                key: job.get(key) for key in ("chunk", "jobId", "status", "rawStatus", "message", "counts", "pollCount")
+            }
+        elif name in OUTCOME_STEPS and isinstance(output.get("outcome"), dict):
+            self.outcome = output["outcome"].get("detail")
+
+
+def read_history(stepfunctions: Any, execution_arn: str, history: History) -> None:
+    """Add the events not seen yet: newest first, stopping at a page that reaches known ones (one call while
+    following a run, however long its history; an execution has at most 25,000 events)."""
+    fresh: list[dict[str, Any]] = []
+    request: dict[str, Any] = {"executionArn": execution_arn, "reverseOrder": True, "maxResults": 1000}
+    while True:
+        page = stepfunctions.get_execution_history(**request)
+        events = page["events"]
+        new = [event for event in events if event["id"] > history.last_id]
+        fresh.extend(new)
+        if len(new) < len(events) or not page.get("nextToken"):
+            break
+        request["nextToken"] = page["nextToken"]
+    history.add(fresh)
+
+
+@dataclass
+class RunView:
+    """One run as the CLI shows it; ``status`` is RUNNING or the run's outcome."""
+
+    run_id: str
+    pipeline: str
+    execution_status: str  # RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING_REDRIVE
+    started: datetime | None
+    stopped: datetime | None
+    input: dict[str, Any] = field(default_factory=dict)
+    history: History = field(default_factory=History)
+    manifest: dict[str, Any] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.execution_status == "RUNNING"
+
+    @property
+    def status(self) -> str:
+        if self.running:
+            return "RUNNING"
+        detail = self.manifest or self.history.outcome
+        if detail and detail.get("status"):
+            return str(detail["status"])
+        return "SUCCEEDED" if self.execution_status == "SUCCEEDED" else "FAILED"
+
+    @property
+    def jobs(self) -> list[dict[str, Any]]:
+        if self.manifest and self.manifest.get("jobs"):
+            return list(self.manifest["jobs"])
+        return [self.history.jobs[index] for index in sorted(self.history.jobs)]
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        detail = self.manifest or self.history.outcome
+        if detail and detail.get("counts"):
+            return dict(detail["counts"])
+        return dict(self.history.prepared.get("counts") or {})
+
+    @property
+    def outputs(self) -> dict[str, str | None]:
+        detail = self.manifest or self.history.outcome
+        return dict(detail.get("outputs") or {}) if detail else {}
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        detail = self.manifest or self.history.outcome
+        if detail and detail.get("error"):
+            return dict(detail["error"])
+        return self.history.ended if not self.running and self.status == "FAILED" else None
+
+    def elapsed_seconds(self, now: datetime | None = None) -> float | None:
+        if self.started is None:
+            return None
+        end = self.stopped or now or datetime.now(UTC)
+        return max((end - self.started).total_seconds(), 0.0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runId": self.run_id,
+            "pipeline": self.pipeline,
+            "status": self.status,
+            "executionStatus": self.execution_status,
+            "state": self.history.state,
+            "startedAt": _iso(self.started),
+            "stoppedAt": _iso(self.stopped),
+            "elapsedSeconds": _rounded(self.elapsed_seconds()),
+            "input": self.input,
+            "plannedJobs": self.history.prepared.get("jobs"),
+            "jobs": self.jobs,
+            "counts": self.counts,
+            "outputs": self.outputs,
+            "error": self.error,
+        }
+
+
+def describe_run(target: Target, run_id: str, view: RunView | None = None) -> RunView:
+    """The run now; pass the previous view while following, so only new history events are read."""
+    stepfunctions = target.client("stepfunctions")
+    try:
+        described = stepfunctions.describe_execution(executionArn=target.execution_arn(run_id))
+    except stepfunctions.exceptions.ExecutionDoesNotExist as exc:
+        raise TargetError(f"no run {run_id!r} in {target.label}; list runs with `batchline runs`") from exc
+    execution_input = json.loads(described.get("input") or "{}")
+    history = view.history if view is not None else History()
+    read_history(stepfunctions, described["executionArn"], history)
+    current = RunView(
+        run_id=run_id,
+        pipeline=str(execution_input.get("pipeline") or pipeline_of(run_id)),
+        execution_status=described["status"],
+        started=described.get("startDate"),
+        stopped=described.get("stopDate"),
+        input=execution_input.get("input") or {},
+        history=history,
+    )
+    if not current.running:
+        current.manifest = read_manifest(target, current.pipeline, run_id)
+    return current
+
+
+def read_manifest(target: Target, pipeline: str, run_id: str) -> dict[str, Any] | None:
+    location = target.layout(pipeline, run_id).manifest
+    try:
+        body = target.client("s3").get_object(Bucket=location.bucket, Key=location.key)["Body"].read()
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            return None
+        raise
+    return dict(json.loads(body))
+
+
+def list_runs(target: Target, *, pipeline: str | None, limit: int) -> list[RunView]:
+    """The newest runs first (Step Functions lists executions newest first), with their manifests' counts."""
+    views = []
+    for execution in _executions(target):
+        run_pipeline = pipeline_of(execution["name"])
+        if pipeline is not None and run_pipeline != pipeline:
+            continue
+        view = RunView(
+            run_id=execution["name"],
+            pipeline=run_pipeline,
+            execution_status=execution["status"],
+            started=execution.get("startDate"),
+            stopped=execution.get("stopDate"),
+        )
+        if not view.running:
+            view.manifest = read_manifest(target, run_pipeline, view.run_id)
+            view.input = dict((view.manifest or {}).get("input") or {})
+        views.append(view)
+        if len(views) >= limit:
+            break
+    return views
+
+
+def _executions(target: Target) -> Iterator[dict[str, Any]]:
+    stepfunctions = target.client("stepfunctions")
+    request: dict[str, Any] = {"stateMachineArn": target.state_machine_arn, "maxResults": 100}
+    while True:
+        page = stepfunctions.list_executions(**request)
+        yield from page["executions"]
+        if not page.get("nextToken"):
+            return
+        request["nextToken"] = page["nextToken"]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None

@@ -1,0 +1,117 @@
+"""``batchline local serve``: the local runtime behind a moto server, for commands run from other shells.
+
+The server answers from the runtime's in-memory AWS (moto's backends are process-wide), so the handlers,
+the emulators and the state machine interpreter all stay in this process. Two stand-ins make it look like a
+deployed stack to the CLI: a CloudFormation stack carrying the stack's outputs, so ``--endpoint-url`` finds
+everything by stack name as on AWS; and a watcher that hands each new inbox object version to StartRun once,
+the route S3 -> EventBridge -> StartRun that moto does not run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import traceback
+from typing import Any
+
+from batchline_local.runtime import BUCKETS, EVENT_BUS, REGION, LocalRuntime
+
+PLACEHOLDER_QUEUE = "batchline-local-stack"
+
+
+def publish_stack(runtime: LocalRuntime, stack_name: str) -> dict[str, str]:
+    """A stack with the outputs stacks/batchline_stack.py writes (CloudFormation needs one resource: a queue)."""
+    outputs = {
+        "InboxBucketName": BUCKETS["inbox"],
+        "WorkBucketName": BUCKETS["work"],
+        "ResultsBucketName": BUCKETS["results"],
+        "EventBusName": EVENT_BUS,
+        "StateMachineArn": runtime.state_machine_arn,
+        "PipelineNames": ",".join(sorted(runtime.pipelines.pipelines)),
+    }
+    template = {
+        "Description": "Batchline local runtime (moto): the outputs of a deployed stack",
+        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": PLACEHOLDER_QUEUE}}},
+        "Outputs": {name: {"Value": value} for name, value in outputs.items()},
+    }
+    runtime.client("cloudformation").create_stack(StackName=stack_name, TemplateBody=json.dumps(template))
+    return outputs
+
+
+class InboxWatcher(threading.Thread):
+    """Delivers an Object Created event to StartRun for each inbox object version it has not seen."""
+
+    def __init__(self, runtime: LocalRuntime, interval: float = 0.2) -> None:
+        super().__init__(name="batchline-inbox-watcher", daemon=True)
+        self._runtime = runtime
+        self._interval = interval
+        self._seen: set[tuple[str, str]] = set()
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self._interval):
+            try:
+                self.deliver_new()
+            except Exception:  # a bad upload must not stop the watcher; say what happened and go on
+                traceback.print_exc(file=sys.stderr)
+
+    def deliver_new(self) -> None:
+        s3 = self._runtime.client("s3")
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=BUCKETS["inbox"]):
+            for version in page.get("Versions", []):
+                seen = (version["Key"], version["VersionId"])
+                if seen in self._seen:
+                    continue
+                self._seen.add(seen)
+                obj = {
+                    "bucket": BUCKETS["inbox"],
+                    "key": version["Key"],
+                    "versionId": version["VersionId"],
+                    "size": version["Size"],
+                }
+                decision = self._runtime.deliver(self._runtime.object_created_event(obj))
+                print(f"s3://{obj['bucket']}/{obj['key']}: {_describe(decision)}", file=sys.stderr, flush=True)
+
+
+def _describe(decision: dict[str, Any]) -> str:
+    if decision.get("started"):
+        return f"run {decision['runId']} started"
+    return f"no run ({decision.get('reason')})"
+
+
+def serve(host: str, port: int, stack_name: str, *, verbose: bool = False) -> int:
+    """Serve until Ctrl-C or SIGTERM; everything lives in memory and ends with the process."""
+    from moto.server import ThreadedMotoServer
+
+    if not verbose:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with LocalRuntime(quiet=not verbose) as runtime:
+        publish_stack(runtime, stack_name)
+        server = ThreadedMotoServer(ip_address=host, port=port, verbose=verbose)
+        server.start()
+        watcher = InboxWatcher(runtime)
+        watcher.start()
+        endpoint = f"http://{host}:{port}"
+        print(
+            f"Batchline local runtime at {endpoint} as stack {stack_name} (moto; predictions are EMULATED). "
+            "Ctrl-C stops it and forgets everything.\n"
+            "In another shell:\n"
+            f"  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION={REGION}\n"
+            f"  batchline submit samples/demo-sagemaker.csv --pipeline demo-sagemaker --wait --endpoint-url {endpoint}",
+            flush=True,
+        )
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            watcher.stopped.set()
+            watcher.join(timeout=5)
+            server.stop()
+    return 0
