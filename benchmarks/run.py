@@ -80,32 +80,67 @@ def import_times() -> None:
         )
         total = [line for line in done.stderr.splitlines() if line.rstrip().endswith(f"handlers.{handler}")]
         micros = int(total[-1].split("|")[1]) if total else 0
-        google = "google.auth" in done.stderr
-        rows.append([f"handlers.{handler}", f"{micros / 1000:.0f} ms", "yes" if google else "no"])
+        heavy = [name for name, module in (("google-auth", "google.auth"), ("duckdb", "duckdb")) if module in done.stderr]
+        rows.append([f"handlers.{handler}", f"{micros / 1000:.0f} ms", ", ".join(heavy) or "none"])
     table(
         "Handler cold import (python -X importtime, cumulative; this machine's Python)",
-        ["module", "import time", "imports google-auth"],
+        ["module", "import time", "heavy libraries imported at cold start"],
         rows,
     )
 
 
+def _sizes(folder: Path) -> tuple[int, int]:
+    """(zipped, unzipped) bytes of an asset folder, zipped as CDK uploads it (deflate)."""
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    with tempfile.TemporaryDirectory() as scratch:
+        archive_path = Path(scratch) / "asset.zip"
+        with zipfile.ZipFile(archive_path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in files:
+                archive.write(path, path.relative_to(folder))
+        return archive_path.stat().st_size, sum(path.stat().st_size for path in files)
+
+
 def asset_sizes() -> None:
+    """Each function's zipped code and layers, from the synthesized template (``make synth`` builds it)."""
+    template_path = ROOT / "cdk.out" / "Batchline.template.json"
+    if not template_path.exists():
+        table("Lambda assets", ["asset", "size"], [["all", "run `make synth` first to build them"]])
+        return
+    resources = json.loads(template_path.read_text())["Resources"]
+    sizes: dict[str, tuple[int, int]] = {}
+
+    def size_of(logical_id: str) -> tuple[int, int]:
+        asset = resources[logical_id]["Metadata"]["aws:asset:path"]
+        if asset not in sizes:
+            sizes[asset] = _sizes(ROOT / "cdk.out" / asset)
+        return sizes[asset]
+
     rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        code = Path(folder) / "code.zip"
-        with zipfile.ZipFile(code, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in (ROOT / "lambdas").rglob("*"):
-                skip = {"layer", "collect_layer", "__pycache__"}
-                if path.is_file() and not skip & set(path.parts):
-                    archive.write(path, path.relative_to(ROOT / "lambdas"))
-        rows.append(["function code (all functions share it)", f"{code.stat().st_size / 1e3:.0f} kB"])
-    layers = sorted((ROOT / "cdk.out").glob("asset.*/python")) if (ROOT / "cdk.out").exists() else []
-    for layer in layers:
-        size = sum(p.stat().st_size for p in layer.rglob("*") if p.is_file())
-        rows.append([f"dependency layer (unzipped, {layer.parent.name[:14]})", f"{size / 1e6:.0f} MB"])
-    if not layers:
-        rows.append(["dependency layer", "run `make synth` first to build it"])
-    table("Lambda assets", ["asset", "size"], rows)
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::Lambda::Function":
+            continue
+        name = resource["Metadata"]["aws:cdk:path"].split("/")[-2]
+        layers = [layer["Ref"] for layer in resource["Properties"].get("Layers", [])]
+        code = size_of(logical_id)
+        parts = [code, *(size_of(layer) for layer in layers)]
+        layer_names = ", ".join(
+            f"{resources[layer]['Metadata']['aws:cdk:path'].split('/')[-2]} {size_of(layer)[0] / 1e6:.1f} MB"
+            for layer in layers
+        )
+        rows.append(
+            [
+                name,
+                f"{code[0] / 1e3:.0f} kB",
+                layer_names,
+                f"{sum(p[0] for p in parts) / 1e6:.1f} MB",
+                f"{sum(p[1] for p in parts) / 1e6:.0f} MB",
+            ]
+        )
+    table(
+        "Lambda assets, zipped as uploaded (Lambda's limit: 250 MB unzipped with layers)",
+        ["function", "code (zip)", "layers (zip)", "total zipped", "total unzipped"],
+        rows,
+    )
 
 
 def _engine(engine: str, path: Path) -> dict[str, float] | None:
