@@ -33,6 +33,10 @@ HANDLERS = [
 ]
 
 
+# Libraries worth keeping out of cold starts that do not need them: (name, top-level module).
+HEAVY_LIBRARIES = (("google-auth", "google.auth"), ("duckdb", "duckdb"))
+
+
 def table(title: str, header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
     print(f"\n{title}")
@@ -80,7 +84,7 @@ def import_times() -> None:
         )
         total = [line for line in done.stderr.splitlines() if line.rstrip().endswith(f"handlers.{handler}")]
         micros = int(total[-1].split("|")[1]) if total else 0
-        heavy = [name for name, module in (("google-auth", "google.auth"), ("duckdb", "duckdb")) if module in done.stderr]
+        heavy = [name for name, module in HEAVY_LIBRARIES if f" {module}" in done.stderr]
         rows.append([f"handlers.{handler}", f"{micros / 1000:.0f} ms", ", ".join(heavy) or "none"])
     table(
         "Handler cold import (python -X importtime, cumulative; this machine's Python)",
