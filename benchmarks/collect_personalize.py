@@ -126,7 +126,7 @@ def run_polars(path: Path, out: Path) -> int:
 
 def run_reconcile(path: Path, out: Path) -> int:
     """AssembleOutput's check of every key seen against the staged index (one line per record of the file)."""
-    from batchline.adapters import personalize_duckdb
+    from batchline import keyed
 
     records = sum(1 for _ in path.open("rb"))
     index = out.parent / "index" / "part-00000.jsonl.index.csv"
@@ -136,13 +136,14 @@ def run_reconcile(path: Path, out: Path) -> int:
         for n in range(records):
             staged.write(f"{n + 2},u{n:08d},u{n:08d}\n")
             seen.write(f"u{n:08d}\n")
-    personalize_duckdb.reconcile(
-        personalize_duckdb.connect(str(out.parent), threads=1),
+    keyed.reconcile(
+        keyed.connect(str(out.parent), threads=1),
         index_paths=[str(index)],
         keys_paths=[str(keys)],
         failed_paths=[],
         out_path=str(out),
         source_name="users.csv",
+        missing_reason="Personalize returned no output line for it ({part})",
     )
     return records
 

@@ -55,8 +55,18 @@ class CollectUnit:
 
 
 @runtime_checkable
-class ShardedOutput(Protocol):
-    """An adapter whose output lines each name their record, so byte ranges can be collected apart."""
+class KeyedOutput(Protocol):
+    """An adapter whose output lines each name their record: rows need no join while they are written; the
+    keys seen are checked against the staged index afterwards (``keyed.reconcile``, in AssembleOutput)."""
+
+    def missing_reason(self, run: RunContext, job: JobState) -> str:
+        """Why a staged record no output line names failed; ``{part}`` stands for its staged file's name."""
+        ...
+
+
+@runtime_checkable
+class ShardedOutput(KeyedOutput, Protocol):
+    """Keyed output in S3 objects: byte ranges of one object are collected apart (one Map child each)."""
 
     def output_objects(self, run: RunContext) -> list[tuple[str, int]]:
         """(key, size) of each output object of the chunk, checked against the staged parts."""
@@ -77,17 +87,23 @@ class ShardedOutput(Protocol):
         """Rows of a shard's lines -> CSV; the keys seen; failed lines as (key, reason). Returns counts."""
         ...
 
-    def reconcile(
+
+@runtime_checkable
+class StreamedKeyedOutput(KeyedOutput, Protocol):
+    """Keyed output read as one stream per job (Vertex AI results in Cloud Storage)."""
+
+    def collect_keyed(
         self,
+        run: RunContext,
+        job: JobState,
         *,
-        workdir: str,
-        index_paths: list[str],
-        keys_paths: list[str],
-        failed_paths: list[str],
-        out_path: str,
-        source_name: str,
-    ) -> int:
-        """Check the keys seen against the staged index; writes failed.csv rows; returns their count."""
+        predictions_path: str,
+        keys_path: str,
+        failed_path: str,
+        header: list[str] | None,
+        spreadsheet_safe: bool,
+    ) -> dict[str, int]:
+        """Like ShardedOutput.collect_shard, for a whole job's output."""
         ...
 
 
@@ -138,15 +154,27 @@ def collect_unit(
     with temp_workdir() as workdir:
         paths = {suffix: os.path.join(workdir, "unit" + suffix) for suffix in (".csv", ".failed.csv", ".keys.csv")}
         try:
+            keyed = True
             if unit.output_key is not None and isinstance(adapter, ShardedOutput):
                 counts = _collect_shard(s3, adapter, run, unit, workdir, paths, header, spreadsheet_safe)
+            elif _succeeded(job) and isinstance(adapter, StreamedKeyedOutput):
+                counts = adapter.collect_keyed(
+                    run,
+                    job,
+                    predictions_path=paths[".csv"],
+                    keys_path=paths[".keys.csv"],
+                    failed_path=paths[".failed.csv"],
+                    header=header,
+                    spreadsheet_safe=spreadsheet_safe,
+                )
             else:
+                keyed = False
                 counts = _collect_job(s3, adapter, run, job, paths, header, source_name, spreadsheet_safe)
         except _RECORDED_ERRORS as exc:
             summary: dict[str, Any] = {**unit.to_json(), "error": {"type": type(exc).__name__, "message": str(exc)}}
             put_bytes(s3, layout.collect_unit(unit.unit, ".json"), json.dumps(summary).encode(), "application/json")
             return summary
-        summary = {**unit.to_json(), **counts, "sharded": unit.output_key is not None}
+        summary = {**unit.to_json(), **counts, "keyed": keyed}
         for suffix, name in _UNIT_FILES.items():
             path = paths[suffix]
             if os.path.exists(path) and (suffix == ".csv" or os.path.getsize(path) > 0):
@@ -231,20 +259,20 @@ def assemble(
     layout = runs[0][0].layout
     summaries = _summaries(s3, layout, units)
     failed_sources = [
-        S3Location(layout.work_bucket, s["failedKey"]) for s in summaries if s.get("failedKey") and not s["sharded"]
+        S3Location(layout.work_bucket, s["failedKey"]) for s in summaries if s.get("failedKey") and not s["keyed"]
     ]
     predicted = sum(s["predicted"] for s in summaries)
-    failed = sum(s["failed"] for s in summaries if not s["sharded"])
+    failed = sum(s["failed"] for s in summaries if not s["keyed"])
     with temp_workdir() as workdir:
         failed_path = os.path.join(workdir, "failed.csv")
         with open(failed_path, "wb") as failed_file:
             failed_file.write((",".join(ERROR_COLUMNS) + "\n").encode())
             for location in failed_sources:
                 append_object(s3, location, failed_file)
-        sharded = [s for s in summaries if s["sharded"]]
-        sharded_jobs = sorted({s["job"] for s in sharded})
-        if sharded_jobs and isinstance(adapter, ShardedOutput):
-            failed += _reconcile(s3, adapter, runs, sharded_jobs, sharded, workdir, failed_path, source_name)
+        if isinstance(adapter, KeyedOutput):
+            for job in sorted({s["job"] for s in summaries if s["keyed"]}):
+                keyed = [s for s in summaries if s["keyed"] and s["job"] == job]
+                failed += _reconcile(s3, adapter, runs[job], keyed, workdir, failed_path, source_name)
         result: dict[str, Any] = {
             "counts": {"predicted": predicted, "failed": failed},
             "predictions": None,
@@ -304,41 +332,45 @@ def _summaries(s3: Any, layout: RunLayout, units: int) -> list[dict[str, Any]]:
 
 def _reconcile(
     s3: Any,
-    adapter: ShardedOutput,
-    runs: list[tuple[RunContext, JobState]],
-    jobs: list[int],
-    sharded: list[dict[str, Any]],
+    adapter: KeyedOutput,
+    job_run: tuple[RunContext, JobState],
+    summaries: list[dict[str, Any]],
     workdir: str,
     failed_path: str,
     source_name: str,
 ) -> int:
-    """Staged index vs keys seen, for the sharded jobs; appends their failed rows to failed_path."""
-    layout = runs[0][0].layout
+    """One job's staged index vs the keys its units saw; appends the job's failed rows to failed_path."""
+    from batchline.keyed import connect, reconcile
+
+    run, job = job_run
+    folder = os.path.join(workdir, f"job-{run.chunk.index:05d}")
+    os.makedirs(folder, exist_ok=True)
 
     def fetch(key: str, kind: str) -> str:
         """Into a folder per kind, under the object's own name (reconcile reads part names from index paths)."""
-        path = os.path.join(workdir, kind, posixpath.basename(key))
+        path = os.path.join(folder, kind, posixpath.basename(key))
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        s3.download_file(layout.work_bucket, key, path)
+        s3.download_file(run.layout.work_bucket, key, path)
         return path
 
-    index_paths = [
-        fetch(layout.index_for(posixpath.basename(key)).key, "index")
-        for job in jobs
-        for key in sorted(list_keys(s3, runs[job][0].chunk.input_prefix))
-    ]
-    keys_paths = [fetch(s["keysKey"], "keys") for s in sharded if s.get("keysKey")]
-    failed_paths = [fetch(s["failedKey"], "failed") for s in sharded if s.get("failedKey")]
-    rows_path = os.path.join(workdir, "reconciled.csv")
-    count = adapter.reconcile(
-        workdir=workdir,
+    staged_parts = sorted(list_keys(s3, run.chunk.input_prefix))
+    index_paths = [fetch(run.layout.index_for(posixpath.basename(key)).key, "index") for key in staged_parts]
+    rows_path = os.path.join(folder, "reconciled.csv")
+    count = reconcile(
+        connect(folder),
         index_paths=index_paths,
-        keys_paths=keys_paths,
-        failed_paths=failed_paths,
+        keys_paths=[fetch(s["keysKey"], "keys") for s in summaries if s.get("keysKey")],
+        failed_paths=[fetch(s["failedKey"], "failed") for s in summaries if s.get("failedKey")],
         out_path=rows_path,
         source_name=source_name,
-    )
-    with open(failed_path, "ab") as target, open(rows_path, "rb") as rows:
+        missing_reason=adapter.missing_reason(run, job),
+    ).failed
+    with open(failed_path, "ab") as target:
+        append_local(rows_path, target)
+    return count
+
+
+def append_local(path: str, target: Any) -> None:
+    with open(path, "rb") as rows:
         for block in iter(lambda: rows.read(1024 * 1024), b""):
             target.write(block)
-    return count

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from batchline import keyed
 from batchline.adapters import personalize_duckdb as engine
 from batchline.config import PersonalizeSettings, parse_pipelines
 from batchline.errors import OutputInvalid
@@ -95,13 +96,14 @@ def reconcile(tmp_path: Path, staged: list[tuple[int, str]], seen: list[str], fa
     (tmp_path / "keys.csv").write_text("".join(f"{key}\n" for key in seen))
     (tmp_path / "failed.csv").write_text("".join(f"{key},{reason}\n" for key, reason in failed))
     out = tmp_path / "out.csv"
-    result = engine.reconcile(
-        engine.connect(str(tmp_path)),
+    result = keyed.reconcile(
+        keyed.connect(str(tmp_path)),
         index_paths=[str(index)],
         keys_paths=[str(tmp_path / "keys.csv")],
         failed_paths=[str(tmp_path / "failed.csv")],
         out_path=str(out),
         source_name="users.csv",
+        missing_reason="Personalize returned no output line for it ({part})",
     )
     return result, read_csv(out)
 
@@ -121,3 +123,19 @@ def test_reconcile_reports_errors_and_missing_records_with_their_input_lines(tmp
 def test_reconcile_refuses_output_that_is_not_this_jobs(tmp_path: Path, seen: list[str], message: str) -> None:
     with pytest.raises(OutputInvalid, match=message):
         reconcile(tmp_path, [(2, "a")], seen, [])
+
+
+def test_output_that_is_not_json_lines_is_invalid_output_not_a_crash(tmp_path: Path) -> None:
+    source = tmp_path / "shard.jsonl"
+    source.write_text('{"input": {"userId": "u1"}}\nnot json at all\n')
+    with pytest.raises(OutputInvalid, match="not readable JSON lines"):
+        engine.shard_to_csv(
+            engine.connect(str(tmp_path)),
+            str(source),
+            settings=settings(),
+            predictions_path=str(tmp_path / "rows.csv"),
+            keys_path=str(tmp_path / "keys.csv"),
+            failed_path=str(tmp_path / "failed.csv"),
+            header=None,
+            spreadsheet_safe=True,
+        )

@@ -215,26 +215,8 @@ class PersonalizeAdapter:
         )
         return {"lines": counts.records, "predicted": counts.predicted, "failed": counts.failed, "rows": counts.rows}
 
-    def reconcile(
-        self,
-        *,
-        workdir: str,
-        index_paths: list[str],
-        keys_paths: list[str],
-        failed_paths: list[str],
-        out_path: str,
-        source_name: str,
-    ) -> int:
-        from batchline.adapters import personalize_duckdb
-
-        return personalize_duckdb.reconcile(
-            personalize_duckdb.connect(workdir),
-            index_paths=index_paths,
-            keys_paths=keys_paths,
-            failed_paths=failed_paths,
-            out_path=out_path,
-            source_name=source_name,
-        ).failed
+    def missing_reason(self, run: RunContext, job: JobState) -> str:
+        return "Personalize returned no output line for it ({part})"
 
     def read_results(
         self, run: RunContext, job: JobState, staged: Iterator[StagedRecord]

@@ -4,11 +4,11 @@ On 200,000 users x 25 recommendations, one core: DuckDB's streaming JSON reader 
 11x the records/second of pandas (read_json + explode + to_csv) in about a tenth of its memory; polars
 reached about 8x and a tuned standard-library loop with orjson about 5x. Everything here streams: a
 shard's JSON lines are read once for the predictions and once, projected to the echoed key and the error,
-for the key list; DuckDB spills to the scratch directory above ``MEMORY_LIMIT``.
+for the key list; DuckDB spills to the scratch directory above ``keyed.MEMORY_LIMIT``.
 
 Personalize echoes the query value (the record's key, staged as ``userId``/``itemId``) on every output line,
-so predictions need no join; the keys each shard saw are written out and reconciled against the staged
-index once all shards are done (``reconcile``), which finds lines that are missing, unknown or repeated.
+so predictions need no join; the keys each shard saw are written out and checked against the staged index
+once all shards are done (``batchline.keyed.reconcile``): lines missing, unknown or repeated.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ from typing import Any
 
 from batchline.config import PersonalizeSettings
 from batchline.errors import OutputInvalid
+from batchline.keyed import connect as connect
+from batchline.keyed import quote as _quote
 
-MEMORY_LIMIT = "192MB"
+RECOMMENDATION_LINE_BYTES = 16 * 1024**2
+SEGMENT_LINE_BYTES = 64 * 1024**2  # about 5 million user IDs, Personalize's most per segment
 # Characters that make a spreadsheet run a cell as a formula (see csvsafe): neutralised unless numeric.
 _FORMULA_CELL = r"^[=+\-@\t\r]"
 
@@ -31,20 +34,6 @@ class ShardCounts:
     predicted: int
     failed: int
     rows: int  # CSV rows written (long form: one per recommendation)
-
-
-def connect(scratch: str, threads: int | None = None) -> Any:
-    """A DuckDB connection capped at MEMORY_LIMIT, spilling to ``scratch`` (Lambda's /tmp)."""
-    import duckdb
-
-    threads = threads or max(1, min(4, os.cpu_count() or 1))
-    return duckdb.connect(
-        config={"memory_limit": MEMORY_LIMIT, "threads": threads, "temp_directory": scratch},
-    )
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _ident(name: str) -> str:
@@ -61,9 +50,12 @@ def _reader(path: str, settings: PersonalizeSettings, *, with_output: bool) -> s
             "STRUCT(recommendedItems VARCHAR[], scores DOUBLE[], recommendedUsers VARCHAR[], usersList VARCHAR[])"
         )
     spec = ", ".join(f"{_quote(name)}: {_quote(kind)}" for name, kind in columns.items())
+    # The reader buffers twice the largest line it accepts, so this bounds memory: a recommendation line is a
+    # few kB, but a segment line lists up to millions of users.
+    largest_line = SEGMENT_LINE_BYTES if settings.is_segment_job else RECOMMENDATION_LINE_BYTES
     return (
         f"read_json({_quote(path)}, format='newline_delimited', columns={{{spec}}}, "
-        "maximum_object_size=67108864, ignore_errors=false)"
+        f"maximum_object_size={largest_line}, ignore_errors=false)"
     )
 
 
@@ -125,6 +117,34 @@ def shard_to_csv(
     spreadsheet_safe: bool,
 ) -> ShardCounts:
     """One shard of .out lines -> prediction rows, the keys seen (key) and the failed lines (key, reason)."""
+    import duckdb
+
+    try:
+        return _shard_to_csv(
+            connection,
+            source,
+            settings=settings,
+            predictions_path=predictions_path,
+            keys_path=keys_path,
+            failed_path=failed_path,
+            header=header,
+            spreadsheet_safe=spreadsheet_safe,
+        )
+    except duckdb.InvalidInputException as exc:  # not JSON, a line over the size bound: retrying cannot help
+        raise OutputInvalid(f"Personalize output is not readable JSON lines: {exc}") from exc
+
+
+def _shard_to_csv(
+    connection: Any,
+    source: str,
+    *,
+    settings: PersonalizeSettings,
+    predictions_path: str,
+    keys_path: str,
+    failed_path: str,
+    header: list[str] | None,
+    spreadsheet_safe: bool,
+) -> ShardCounts:
     key = _key_expression(settings)
     connection.execute(
         f"CREATE OR REPLACE TEMP TABLE seen AS SELECT {key} AS key, "
@@ -160,69 +180,3 @@ def _prepend_header(body_path: str, path: str, header: list[str]) -> None:
         target.write(text.getvalue().encode())
         shutil.copyfileobj(body, target, 1024 * 1024)
     os.remove(body_path)
-
-
-@dataclass(frozen=True)
-class Reconciled:
-    failed: int  # failed lines plus staged records with no output line, written with their input lines
-
-
-def reconcile(
-    connection: Any,
-    *,
-    index_paths: list[str],
-    keys_paths: list[str],
-    failed_paths: list[str],
-    out_path: str,
-    source_name: str,
-) -> Reconciled:
-    """Check the keys every shard saw against the staged index; write failed.csv rows with input lines.
-
-    Unknown or repeated keys mean the output is not the job's: the run fails (OutputInvalid). Staged
-    records no line mentions become failures, as do the lines Personalize answered with an error.
-    """
-    staged = (
-        f"read_csv({_list(index_paths)}, header=false, columns={{'line': 'BIGINT', 'key': 'VARCHAR', "
-        "'record_id': 'VARCHAR'}, filename=true, quote='\"', escape='\"', auto_detect=false)"
-    )
-    connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE staged AS SELECT line, key, "
-        f"regexp_extract(filename, '([^/]+)\\.index\\.csv$', 1) AS part FROM {staged}"
-    )
-    seen = _csv_list(keys_paths, "{'key': 'VARCHAR'}")
-    connection.execute(f"CREATE OR REPLACE TEMP TABLE seen AS SELECT key FROM {seen}")
-    unknown = connection.execute("SELECT key FROM seen ANTI JOIN staged USING (key) ORDER BY key LIMIT 3").fetchall()
-    if unknown:
-        shown = ", ".join(repr(row[0]) for row in unknown)
-        raise OutputInvalid(f"Personalize output echoes keys that were not staged (e.g. {shown})")
-    repeated = connection.execute(
-        "SELECT key FROM seen GROUP BY key HAVING count(*) > 1 ORDER BY key LIMIT 3"
-    ).fetchall()
-    if repeated:
-        shown = ", ".join(repr(row[0]) for row in repeated)
-        raise OutputInvalid(f"Personalize output answers some keys more than once (e.g. {shown})")
-    failed = _csv_list(failed_paths, "{'key': 'VARCHAR', 'reason': 'VARCHAR'}")
-    written = connection.execute(
-        f"""COPY (
-            SELECT {_quote(source_name)}, line, key, 'service', reason, NULL FROM (
-                SELECT s.line, s.key, f.reason FROM {failed} AS f JOIN staged AS s USING (key)
-                UNION ALL
-                SELECT line, key, 'Personalize returned no output line for it (' || part || ')'
-                FROM staged ANTI JOIN seen USING (key)
-            ) ORDER BY line
-        ) TO {_quote(out_path)} (FORMAT csv, HEADER false)"""
-    ).fetchone()[0]
-    return Reconciled(failed=written)
-
-
-def _list(paths: list[str]) -> str:
-    return "[" + ", ".join(_quote(path) for path in paths) + "]"
-
-
-def _csv_list(paths: list[str], columns: str) -> str:
-    """A CSV reader over the files, or an empty relation with the same columns when there are none."""
-    names = columns.strip("{}").split(",")
-    if not paths:
-        empty = ", ".join(f"NULL::VARCHAR AS {name.split(':')[0].strip().strip(chr(39))}" for name in names)
-        return f"(SELECT {empty} WHERE false)"
-    return f"read_csv({_list(paths)}, header=false, columns={columns}, quote='\"', escape='\"', auto_detect=false)"

@@ -8,6 +8,7 @@ https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.bat
 
 from __future__ import annotations
 
+import csv
 import json
 import posixpath
 import re
@@ -27,6 +28,7 @@ from batchline.adapters.base import (
 )
 from batchline.adapters.google_apis import CloudStorage, VertexJobs, split_gcs_uri
 from batchline.config import VertexSettings
+from batchline.csvsafe import CsvWriter
 from batchline.errors import InputRejected, OutputInvalid
 from batchline.layout import S3Location
 from batchline.naming import job_name_for
@@ -174,38 +176,98 @@ class VertexAdapter:
     def result_columns(self, run: RunContext) -> list[str]:
         return list(self._settings.prediction_fields or ["prediction"])
 
-    def read_results(
-        self, run: RunContext, job: JobState, staged: Iterator[StagedRecord]
-    ) -> Iterator[Prediction | FailedRecord]:
+    def _result_lines(self, job: JobState) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(where, parsed line) of every predictions_*/errors_* line of the job's output directory."""
         resource = self._resource(job.job_id)
         directory = (resource.get("outputInfo") or {}).get("gcsOutputDirectory")
         if not directory:
             raise OutputInvalid(f"job {job.job_id} reports no outputInfo.gcsOutputDirectory")
-        by_key = {record.key: record for record in staged}
         bucket, prefix = split_gcs_uri(directory.rstrip("/") + "/")
         for name in sorted(self._gcs.list(bucket, prefix)):
-            match = _RESULT_FILE.match(posixpath.basename(name))
-            if not match:
+            if not _RESULT_FILE.match(posixpath.basename(name)):
                 continue
             for number, line in enumerate(self._gcs.lines(bucket, name), start=1):
-                yield self._record(json.loads(line), by_key, f"{posixpath.basename(name)} line {number}")
-        for record in by_key.values():
-            yield FailedRecord(record.key, record.line, f"Vertex AI returned no result for it ({job.raw_status})")
+                yield f"{posixpath.basename(name)} line {number}", json.loads(line)
+
+    def _delete_staged(self, run: RunContext, job: JobState) -> None:
         if self._settings.delete_staged_after_success and job.status is JobStatus.SUCCEEDED:
             staged_bucket, staged_prefix = self._gcs_run_prefix(run)
             for name in list(self._gcs.list(staged_bucket, staged_prefix + "input/")):
                 self._gcs.delete(staged_bucket, name)
 
-    def _record(self, data: dict[str, Any], by_key: dict[str, StagedRecord], where: str) -> Prediction | FailedRecord:
+    def read_results(
+        self, run: RunContext, job: JobState, staged: Iterator[StagedRecord]
+    ) -> Iterator[Prediction | FailedRecord]:
+        by_key = {record.key: record for record in staged}
+        for where, data in self._result_lines(job):
+            yield self._record(data, by_key, where)
+        for record in by_key.values():
+            yield FailedRecord(record.key, record.line, self.missing_reason(run, job))
+        self._delete_staged(run, job)
+
+    # --- Keyed collect (collect.StreamedKeyedOutput): results come unordered, each naming its key, so rows are
+    # written as they come and the keys are checked against the staged index afterwards, on disk.
+
+    def missing_reason(self, run: RunContext, job: JobState) -> str:
+        return f"Vertex AI returned no result for it ({job.raw_status})"
+
+    def collect_keyed(
+        self,
+        run: RunContext,
+        job: JobState,
+        *,
+        predictions_path: str,
+        keys_path: str,
+        failed_path: str,
+        header: list[str] | None,
+        spreadsheet_safe: bool,
+    ) -> dict[str, int]:
+        predicted = failed = 0
+        with (
+            open(predictions_path, "w", encoding="utf-8", newline="") as rows_file,
+            open(keys_path, "w", encoding="utf-8", newline="") as keys_file,
+            open(failed_path, "w", encoding="utf-8", newline="") as failed_file,
+        ):
+            rows = CsvWriter(rows_file, safe=spreadsheet_safe)
+            if header:
+                rows.writerow(header)
+            keys, failures = csv.writer(keys_file, lineterminator="\n"), csv.writer(failed_file, lineterminator="\n")
+            for where, data in self._result_lines(job):
+                key = self._echoed_key(data, where)
+                keys.writerow([key])
+                reason = self._error(data)
+                if reason is not None:
+                    failures.writerow([key, reason])
+                    failed += 1
+                else:
+                    rows.writerow([key, *self._columns(data.get("prediction"))])
+                    predicted += 1
+        self._delete_staged(run, job)
+        return {"predicted": predicted, "failed": failed, "rows": predicted}
+
+    def _echoed_key(self, data: dict[str, Any], where: str) -> str:
         instance: dict[str, Any] = data["instance"] if isinstance(data.get("instance"), dict) else {}
         key = data.get("key", instance.get(self._key_column))
-        record = by_key.pop(str(key), None) if key is not None else None
-        if record is None:
-            raise OutputInvalid(f"{where}: key {key!r} was not staged in this job")
+        if key is None:
+            raise OutputInvalid(f"{where}: the result names no key ({self._key_column})")
+        return str(key)
+
+    @staticmethod
+    def _error(data: dict[str, Any]) -> str | None:
         if "error" in data and "prediction" not in data:
             error = data["error"]
             message = error.get("message") if isinstance(error, dict) else str(error)
-            return FailedRecord(record.key, record.line, f"Vertex AI error: {message}")
+            return f"Vertex AI error: {message}"
+        return None
+
+    def _record(self, data: dict[str, Any], by_key: dict[str, StagedRecord], where: str) -> Prediction | FailedRecord:
+        key = self._echoed_key(data, where)
+        record = by_key.pop(key, None)
+        if record is None:
+            raise OutputInvalid(f"{where}: key {key!r} was not staged in this job")
+        reason = self._error(data)
+        if reason is not None:
+            return FailedRecord(record.key, record.line, reason)
         return Prediction(record.key, record.line, [self._columns(data.get("prediction"))])
 
     def _columns(self, prediction: Any) -> list[str]:
