@@ -59,8 +59,6 @@ class BatchlineStack(Stack):
             "RESULTS_BUCKET": storage.results.bucket_name,
             "EVENT_BUS_NAME": bus.bus.event_bus_name,
             "BATCHLINE_RUNTIME": "aws",
-            "POWERTOOLS_SERVICE_NAME": "batchline",
-            "POWERTOOLS_LOG_LEVEL": "INFO",
         }
         roles_json_size = len(json.dumps({name: "x" * ROLE_ARN_MAX for name in roles.created}))
         self.functions = functions = Functions(

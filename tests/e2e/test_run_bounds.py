@@ -110,3 +110,6 @@ def test_stopping_an_execution_by_hand_stops_its_job_and_publishes_a_failure(
     error = events[0]["detail"]["error"]
     assert error["error"] == "ExecutionAborted" and "stopped by hand" in error["cause"]
     assert slow_runtime.sagemaker.jobs[error["jobStopped"]].stop_requested
+    # ExecutionEnded reports the stopped run's records like any other outcome (metrics carry the run ID).
+    outcome = [d for d in slow_runtime.metrics if d.get("run_id") == decision["runId"] and "RecordsIn" in d]
+    assert len(outcome) == 1 and (outcome[0]["RecordsIn"], outcome[0]["RecordsPredicted"]) == ([1.0], [0.0])
