@@ -2,7 +2,8 @@
 
 Construct attributes others may need: ``storage`` (``inbox``, ``work``, ``results``, ``access_logs``),
 ``bus`` (``bus``, ``undelivered``), ``functions`` (``by_name``, ``log_groups``), ``orchestration``
-(``state_machine``, ``log_group``, ``role``), ``uploads`` (``rule``, ``dead_letters``), ``roles``.
+(``state_machine``, ``log_group``, ``role``), ``uploads`` (``rule``, ``dead_letters``), ``roles``,
+``monitoring`` (``dashboard``, ``alarms``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_iam as iam
-from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, Pipelines, VertexSettings
+from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, Pipelines, StackSettings, VertexSettings
 from constructs import Construct
 
 from stacks.encryption import Encryption
 from stacks.functions import CONFIG_LAYER_DIR, Functions
+from stacks.monitoring import Monitoring
 from stacks.nag import acknowledge
 from stacks.notifications import EventBus, ExecutionEndWatcher, UploadTrigger
 from stacks.orchestration import Orchestration
@@ -41,11 +43,12 @@ class BatchlineStack(Stack):
         construct_id: str,
         *,
         pipelines: Pipelines,
-        customer_managed_key: bool = False,
+        settings: StackSettings | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        key = Encryption(self, "Encryption", customer_managed=customer_managed_key).key
+        settings = settings or StackSettings()
+        key = Encryption(self, "Encryption", customer_managed=settings.customer_managed_key).key
         self.storage = storage = Storage(self, "Storage", pipelines=pipelines, key=key)
         self.bus = bus = EventBus(self, "Events", bus_name=f"{self.stack_name}-events", key=key)
         self.roles = roles = ServiceRoles(self, "ServiceRoles", pipelines=pipelines, work=storage.work)
@@ -137,6 +140,19 @@ class BatchlineStack(Stack):
                 for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
                     acknowledge(role, f"AwsSolutions::AwsSolutions-IAM5[Action::{action}]", kms_reason)
 
+        self.monitoring = monitoring = Monitoring(
+            self,
+            "Monitoring",
+            pipelines=pipelines,
+            settings=settings,
+            state_machine=state_machine,
+            functions=functions.by_name,
+            dead_letter_queues={
+                "Undelivered outcome events": (bus.undelivered, bus.undelivered_alarm),
+                "Unhandled uploads and execution ends": (uploads.dead_letters, uploads.dead_letters_alarm),
+            },
+        )
+
         CfnOutput(self, "InboxBucketName", value=storage.inbox.bucket_name)
         CfnOutput(self, "WorkBucketName", value=storage.work.bucket_name)
         CfnOutput(self, "ResultsBucketName", value=storage.results.bucket_name)
@@ -144,6 +160,7 @@ class BatchlineStack(Stack):
         CfnOutput(self, "StateMachineArn", value=state_machine.state_machine_arn)
         CfnOutput(self, "StartDeadLetterQueueUrl", value=uploads.dead_letters.queue_url)
         CfnOutput(self, "UndeliveredEventsQueueUrl", value=bus.undelivered.queue_url)
+        CfnOutput(self, "DashboardName", value=monitoring.dashboard.dashboard_name)
         if any(isinstance(p.service, VertexSettings) for p in pipelines.pipelines.values()):
             # The roles that exchange AWS credentials for Google tokens: bind these in the GCP provider.
             google_callers = [functions[name].role.role_arn for name in GOOGLE_CALLERS]  # type: ignore[union-attr]

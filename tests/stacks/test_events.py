@@ -47,12 +47,12 @@ def test_dead_letter_queues_are_encrypted_tls_only_and_alarmed(template: Templat
             s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
             for s in statements
         )
-    watched = {
-        json.dumps(alarm["Properties"]["Dimensions"])
+    watched = [
+        json.dumps(alarm["Properties"].get("Dimensions", []))
         for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
-    }
+    ]
     for name in queues:
-        assert any(name in dimensions for dimensions in watched), name
+        assert sum(name in dimensions for dimensions in watched) == 1, name  # one alarm each, not duplicated
 
 
 def test_project_bus_is_named_after_the_stack(template: Template) -> None:
