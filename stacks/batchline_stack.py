@@ -3,7 +3,7 @@
 Construct attributes others may need: ``storage`` (``inbox``, ``work``, ``results``, ``access_logs``),
 ``bus`` (``bus``, ``undelivered``), ``functions`` (``by_name``, ``log_groups``), ``orchestration``
 (``state_machine``, ``log_group``, ``role``), ``uploads`` (``rule``, ``dead_letters``), ``roles``,
-``monitoring`` (``dashboard``, ``alarms``).
+``monitoring`` (``dashboard``, ``alarms``), ``event_schema`` (``registry``, ``schema``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, Pipelines, S
 from constructs import Construct
 
 from stacks.encryption import Encryption
+from stacks.event_schema import EventSchema
 from stacks.functions import CONFIG_LAYER_DIR, Functions
 from stacks.monitoring import Monitoring
 from stacks.nag import acknowledge
@@ -51,6 +52,7 @@ class BatchlineStack(Stack):
         key = Encryption(self, "Encryption", customer_managed=settings.customer_managed_key).key
         self.storage = storage = Storage(self, "Storage", pipelines=pipelines, key=key)
         self.bus = bus = EventBus(self, "Events", bus_name=f"{self.stack_name}-events", key=key)
+        self.event_schema = event_schema = EventSchema(self, "EventSchema", registry_name=f"{self.stack_name}-events")
         self.roles = roles = ServiceRoles(self, "ServiceRoles", pipelines=pipelines, work=storage.work)
 
         # The variables every function has (same names everywhere); each function's grants follow below.
@@ -161,6 +163,8 @@ class BatchlineStack(Stack):
         CfnOutput(self, "StartDeadLetterQueueUrl", value=uploads.dead_letters.queue_url)
         CfnOutput(self, "UndeliveredEventsQueueUrl", value=bus.undelivered.queue_url)
         CfnOutput(self, "DashboardName", value=monitoring.dashboard.dashboard_name)
+        CfnOutput(self, "EventSchemaRegistryName", value=event_schema.registry.attr_registry_name)
+        CfnOutput(self, "EventSchemaName", value=event_schema.schema.attr_schema_name)
         if any(isinstance(p.service, VertexSettings) for p in pipelines.pipelines.values()):
             # The roles that exchange AWS credentials for Google tokens: bind these in the GCP provider.
             google_callers = [functions[name].role.role_arn for name in GOOGLE_CALLERS]  # type: ignore[union-attr]
