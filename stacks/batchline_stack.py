@@ -3,7 +3,8 @@
 Construct attributes others may need: ``storage`` (``inbox``, ``work``, ``results``, ``access_logs``),
 ``bus`` (``bus``, ``undelivered``), ``functions`` (``by_name``, ``log_groups``), ``orchestration``
 (``state_machine``, ``log_group``, ``role``), ``uploads`` (``rule``, ``dead_letters``), ``roles``,
-``monitoring`` (``dashboard``, ``alarms``), ``event_schema`` (``registry``, ``schema``).
+``monitoring`` (``dashboard``, ``alarms``), ``event_schema`` (``registry``, ``schema``), ``subscriptions``
+(``failure_topic``, ``success_queue``, ``dead_letters``; None unless configured).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from stacks.orchestration import Orchestration
 from stacks.provider_permissions import job_permissions, model_lookup_permissions
 from stacks.service_roles import ServiceRoles
 from stacks.storage import Storage, grant_objects
+from stacks.subscriptions import Subscriptions
 
 # Functions that call Google APIs for Vertex pipelines (staging, job create/poll/cancel, reading results).
 GOOGLE_CALLERS = ("SubmitJob", "PollJob", "CollectOutput", "ReportFailure")
@@ -142,6 +144,18 @@ class BatchlineStack(Stack):
                 for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
                     acknowledge(role, f"AwsSolutions::AwsSolutions-IAM5[Action::{action}]", kms_reason)
 
+        self.subscriptions = subscriptions = Subscriptions(
+            self, "Subscriptions", bus=bus.bus, settings=settings.subscriptions, key=key
+        )
+        dead_letter_queues = {
+            "Undelivered outcome events": (bus.undelivered, bus.undelivered_alarm),
+            "Unhandled uploads and execution ends": (uploads.dead_letters, uploads.dead_letters_alarm),
+        }
+        if subscriptions.dead_letters and subscriptions.dead_letters_alarm:
+            dead_letter_queues["Subscribers' undelivered events"] = (
+                subscriptions.dead_letters,
+                subscriptions.dead_letters_alarm,
+            )
         self.monitoring = monitoring = Monitoring(
             self,
             "Monitoring",
@@ -149,10 +163,7 @@ class BatchlineStack(Stack):
             settings=settings,
             state_machine=state_machine,
             functions=functions.by_name,
-            dead_letter_queues={
-                "Undelivered outcome events": (bus.undelivered, bus.undelivered_alarm),
-                "Unhandled uploads and execution ends": (uploads.dead_letters, uploads.dead_letters_alarm),
-            },
+            dead_letter_queues=dead_letter_queues,
         )
 
         CfnOutput(self, "InboxBucketName", value=storage.inbox.bucket_name)
@@ -165,6 +176,10 @@ class BatchlineStack(Stack):
         CfnOutput(self, "DashboardName", value=monitoring.dashboard.dashboard_name)
         CfnOutput(self, "EventSchemaRegistryName", value=event_schema.registry.attr_registry_name)
         CfnOutput(self, "EventSchemaName", value=event_schema.schema.attr_schema_name)
+        if subscriptions.failure_topic:
+            CfnOutput(self, "FailureTopicArn", value=subscriptions.failure_topic.topic_arn)
+        if subscriptions.success_queue:
+            CfnOutput(self, "SuccessQueueUrl", value=subscriptions.success_queue.queue_url)
         if any(isinstance(p.service, VertexSettings) for p in pipelines.pipelines.values()):
             # The roles that exchange AWS credentials for Google tokens: bind these in the GCP provider.
             google_callers = [functions[name].role.role_arn for name in GOOGLE_CALLERS]  # type: ignore[union-attr]

@@ -343,7 +343,7 @@ EMAIL_PATTERN = re.compile(r"^[^@\s\"<>]+@[^@\s\"<>]+\.[A-Za-z]{2,}$")
 STACK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 
 
-class Subscriptions(_Model):
+class SubscriptionSettings(_Model):
     """Example subscribers the stack adds to the bus (the rules docs/events.md shows); all off by default."""
 
     # Failure events, as readable text, to this address through an SNS topic (the address confirms first).
@@ -370,7 +370,7 @@ class StackSettings(_Model):
     alarm_topic_arn: str | None = None
     # A run still going after this many hours raises the stale-run alarm (its pipeline's maxRunHours stops it).
     run_age_alarm_hours: float = Field(default=24.0, gt=0, le=24 * 30)
-    subscriptions: Subscriptions = Field(default_factory=Subscriptions)
+    subscriptions: SubscriptionSettings = Field(default_factory=SubscriptionSettings)
 
     @field_validator("stack_name")
     @classmethod
