@@ -3,7 +3,8 @@
 What is real: the state machine definition (statemachine/*.asl.json, executed by moto's Step Functions
 interpreter), every Lambda handler and the batchline package, S3, EventBridge and Step Functions calls.
 What is emulated: the batch services (see emulators/), Lambda's container (handlers run in-process),
-and time (Wait states and retry back-offs are shortened).
+and time (Wait states and retry back-offs are shortened). The metrics the handlers write as embedded metric
+format are kept in ``metrics`` (CloudWatch would read them from the log); verbose runs also print them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from unittest import mock
 
 from batchline.clients import AwsClients
 from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, parse_pipelines
+from batchline.metrics import NAMESPACE, SERVICE
 
 from batchline_local.emulators.base import ServiceEmulator
 
@@ -100,6 +102,7 @@ class LocalRuntime:
         self.invocations: list[tuple[str, dict[str, Any]]] = []
         self._crashes: dict[str, tuple[str, int, str]] = {}
         self._captured: list[dict[str, Any]] = []
+        self.metrics: list[dict[str, Any]] = []  # EMF documents, in the order the handlers flushed them
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -124,6 +127,7 @@ class LocalRuntime:
         self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         self._patch_time()
         self._patch_lambda_invoke()
+        self._capture_metrics()
         from batchline_local.emulators.sagemaker import SageMakerEmulator
 
         self.sagemaker = self._stack.enter_context(SageMakerEmulator(self.service_polls_until_done))
@@ -208,6 +212,18 @@ class LocalRuntime:
             )
 
         self._stack.enter_context(mock.patch.object(LambdaFunction, "_invoke_lambda", invoke))
+
+    def _capture_metrics(self) -> None:
+        """Keep what Powertools Metrics prints (one EMF JSON document per flush) instead of printing it."""
+        from aws_lambda_powertools.metrics.provider.cloudwatch_emf import cloudwatch
+
+        def keep(line: str, *args: Any, **kwargs: Any) -> None:
+            self.metrics.append(json.loads(line))
+            if not self.quiet:
+                print(line, *args, **kwargs)
+
+        # The provider's module calls print(); a module global of that name is found before the builtin.
+        self._stack.enter_context(mock.patch.object(cloudwatch, "print", keep, create=True))
 
     def crash_once(self, function: str, *, target: str, on_call: int, error_type: str = "Sandbox.Timedout") -> None:
         """Fault injection: the next ``function`` invocation dies at its ``on_call``-th call of ``target``.
@@ -312,7 +328,8 @@ class LocalRuntime:
             "RESULTS_BUCKET": BUCKETS["results"],
             "EVENT_BUS_NAME": EVENT_BUS,
             "BATCHLINE_RUNTIME": RUNTIME_LABEL,
-            "POWERTOOLS_SERVICE_NAME": "batchline",
+            "POWERTOOLS_SERVICE_NAME": SERVICE,
+            "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING" if self.quiet else "INFO",
         }

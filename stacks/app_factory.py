@@ -14,14 +14,13 @@ from cdk_nag import AwsSolutionsChecks
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lambdas"))  # the batchline package, as the Lambdas import it
 
-from batchline.config import parse_pipelines  # noqa: E402
+from batchline.config import parse_pipelines, parse_stack_settings  # noqa: E402
 from batchline.errors import ConfigError  # noqa: E402
 
 from stacks.batchline_stack import BatchlineStack  # noqa: E402
 
 # How the cdk CLI hands the app its context (cdk.json, cdk.context.json, -c): inline, or in a file when large.
 CLI_CONTEXT_ENV = ("CDK_CONTEXT_JSON", "CONTEXT_OVERFLOW_LOCATION_ENV")
-DEFAULT_STACK_NAME = "Batchline"
 # Feature flags the stack is written for (cdk.json has them too, with the other recommended ones): without
 # this one, CDK grants S3 log delivery with an ACL, which the access-log bucket (ACLs disabled) refuses.
 REQUIRED_FEATURE_FLAGS = {"@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True}
@@ -45,13 +44,13 @@ def build_app(context: dict[str, Any] | None = None, *, bundle: bool = True) -> 
     if not bundle:
         merged["aws:cdk:bundling-stacks"] = []  # no asset bundling (no pip download) in tests
     app = App(context=merged)
-    settings = app.node.try_get_context("batchline") or {}
-    pipelines = parse_pipelines(settings.get("pipelines") or {})
+    settings = parse_stack_settings(app.node.try_get_context("batchline") or {})
+    pipelines = parse_pipelines(settings.pipelines)
     stack = BatchlineStack(
         app,
-        settings.get("stackName", DEFAULT_STACK_NAME),
+        settings.stack_name,
         pipelines=pipelines,
-        customer_managed_key=bool(settings.get("customerManagedKey", False)),
+        settings=settings,
         description="Batchline: batch predictions on AWS",
     )
     # cdk-nag 3 is a policy-validation plugin (Aspects.of(app).add(...) fails at synth in v3): findings are

@@ -2,7 +2,9 @@
 
 Construct attributes others may need: ``storage`` (``inbox``, ``work``, ``results``, ``access_logs``),
 ``bus`` (``bus``, ``undelivered``), ``functions`` (``by_name``, ``log_groups``), ``orchestration``
-(``state_machine``, ``log_group``, ``role``), ``uploads`` (``rule``, ``dead_letters``), ``roles``.
+(``state_machine``, ``log_group``, ``role``), ``uploads`` (``rule``, ``dead_letters``), ``roles``,
+``monitoring`` (``dashboard``, ``alarms``), ``event_schema`` (``registry``, ``schema``), ``subscriptions``
+(``failure_topic``, ``success_queue``, ``dead_letters``; None unless configured).
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_iam as iam
-from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, Pipelines, VertexSettings
+from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, Pipelines, StackSettings, VertexSettings
 from constructs import Construct
 
 from stacks.encryption import Encryption
+from stacks.event_schema import EventSchema
 from stacks.functions import CONFIG_LAYER_DIR, Functions
+from stacks.monitoring import Monitoring
 from stacks.nag import acknowledge
 from stacks.notifications import EventBus, ExecutionEndWatcher, UploadTrigger
 from stacks.orchestration import Orchestration
 from stacks.provider_permissions import job_permissions, model_lookup_permissions
 from stacks.service_roles import ServiceRoles
 from stacks.storage import Storage, grant_objects
+from stacks.subscriptions import Subscriptions
 
 # Functions that call Google APIs for Vertex pipelines (staging, job create/poll/cancel, reading results).
 GOOGLE_CALLERS = ("SubmitJob", "PollJob", "PlanCollect", "CollectUnit", "AssembleOutput", "ReportFailure")
@@ -41,13 +46,15 @@ class BatchlineStack(Stack):
         construct_id: str,
         *,
         pipelines: Pipelines,
-        customer_managed_key: bool = False,
+        settings: StackSettings | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        key = Encryption(self, "Encryption", customer_managed=customer_managed_key).key
+        settings = settings or StackSettings()
+        key = Encryption(self, "Encryption", customer_managed=settings.customer_managed_key).key
         self.storage = storage = Storage(self, "Storage", pipelines=pipelines, key=key)
         self.bus = bus = EventBus(self, "Events", bus_name=f"{self.stack_name}-events", key=key)
+        self.event_schema = event_schema = EventSchema(self, "EventSchema", registry_name=f"{self.stack_name}-events")
         self.roles = roles = ServiceRoles(self, "ServiceRoles", pipelines=pipelines, work=storage.work)
 
         # The variables every function has (same names everywhere); each function's grants follow below.
@@ -59,8 +66,6 @@ class BatchlineStack(Stack):
             "RESULTS_BUCKET": storage.results.bucket_name,
             "EVENT_BUS_NAME": bus.bus.event_bus_name,
             "BATCHLINE_RUNTIME": "aws",
-            "POWERTOOLS_SERVICE_NAME": "batchline",
-            "POWERTOOLS_LOG_LEVEL": "INFO",
         }
         roles_json_size = len(json.dumps({name: "x" * ROLE_ARN_MAX for name in roles.created}))
         self.functions = functions = Functions(
@@ -151,6 +156,28 @@ class BatchlineStack(Stack):
                 for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
                     acknowledge(role, f"AwsSolutions::AwsSolutions-IAM5[Action::{action}]", kms_reason)
 
+        self.subscriptions = subscriptions = Subscriptions(
+            self, "Subscriptions", bus=bus.bus, settings=settings.subscriptions, key=key
+        )
+        dead_letter_queues = {
+            "Undelivered outcome events": (bus.undelivered, bus.undelivered_alarm),
+            "Unhandled uploads and execution ends": (uploads.dead_letters, uploads.dead_letters_alarm),
+        }
+        if subscriptions.dead_letters and subscriptions.dead_letters_alarm:
+            dead_letter_queues["Subscribers' undelivered events"] = (
+                subscriptions.dead_letters,
+                subscriptions.dead_letters_alarm,
+            )
+        self.monitoring = monitoring = Monitoring(
+            self,
+            "Monitoring",
+            pipelines=pipelines,
+            settings=settings,
+            state_machine=state_machine,
+            functions=functions.by_name,
+            dead_letter_queues=dead_letter_queues,
+        )
+
         CfnOutput(self, "InboxBucketName", value=storage.inbox.bucket_name)
         CfnOutput(self, "WorkBucketName", value=storage.work.bucket_name)
         CfnOutput(self, "ResultsBucketName", value=storage.results.bucket_name)
@@ -160,6 +187,13 @@ class BatchlineStack(Stack):
         CfnOutput(self, "UndeliveredEventsQueueUrl", value=bus.undelivered.queue_url)
         # The `batchline` CLI checks a pipeline name against this before it uploads anything.
         CfnOutput(self, "PipelineNames", value=",".join(sorted(pipelines.pipelines)))
+        CfnOutput(self, "DashboardName", value=monitoring.dashboard.dashboard_name)
+        CfnOutput(self, "EventSchemaRegistryName", value=event_schema.registry.attr_registry_name)
+        CfnOutput(self, "EventSchemaName", value=event_schema.schema.attr_schema_name)
+        if subscriptions.failure_topic:
+            CfnOutput(self, "FailureTopicArn", value=subscriptions.failure_topic.topic_arn)
+        if subscriptions.success_queue:
+            CfnOutput(self, "SuccessQueueUrl", value=subscriptions.success_queue.queue_url)
         if any(isinstance(p.service, VertexSettings) for p in pipelines.pipelines.values()):
             # The roles that exchange AWS credentials for Google tokens: bind these in the GCP provider.
             google_callers = [functions[name].role.role_arn for name in GOOGLE_CALLERS]  # type: ignore[union-attr]

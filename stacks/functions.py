@@ -21,6 +21,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from batchline.metrics import NAMESPACE, SERVICE
 from constructs import Construct
 
 from stacks.nag import acknowledge
@@ -41,6 +42,13 @@ ENVIRONMENT_LIMIT = 4096
 TOKEN_BYTES = 160
 # How an unresolved token looks inside a string before deployment.
 _TOKEN = re.compile(r"\$\{Token\[[^\]]+\]\}")
+# Powertools' settings, the same in every function: the service name is the "service" key of every log line
+# and metric dimension; metrics go to one namespace (batchline.metrics names what is in it).
+POWERTOOLS_ENVIRONMENT = {
+    "POWERTOOLS_SERVICE_NAME": SERVICE,
+    "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+}
 
 
 def environment_size(environment: Mapping[str, str], estimates: Mapping[str, int] | None = None) -> int:
@@ -154,7 +162,7 @@ class Functions(Construct):
         key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self._environment = dict(environment)
+        self._environment = {**POWERTOOLS_ENVIRONMENT, **environment}
         self._estimates = dict(size_estimates or {})
         self._check_environment("every function", self._environment)
         code = lambda_.Code.from_asset(

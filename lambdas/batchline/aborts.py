@@ -30,13 +30,24 @@ def prepared_from_history(stepfunctions: Any, execution_arn: str) -> dict[str, A
     return None
 
 
+def ended_run_keys(event: dict[str, Any]) -> dict[str, Any]:
+    """The run ID (the execution name) and pipeline of a status-change event, for log correlation."""
+    detail = event["detail"]
+    try:
+        execution_input = json.loads(detail.get("input") or "{}")
+    except ValueError:
+        execution_input = {}
+    return {"run_id": detail.get("name"), "pipeline": execution_input.get("pipeline")}
+
+
 def report_ended_execution(
     event: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment, clients: AwsClients
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What was done (the handler's result) and the failure event's detail (None when nothing was)."""
     detail = event["detail"]
     status = detail["status"]
     if status not in ENDED:
-        return {"handled": False, "status": status}
+        return {"handled": False, "status": status}, None
     execution_input = json.loads(detail.get("input") or "{}")
     how = "stopped by hand" if status == "ABORTED" else "timed out"
     state = {
@@ -49,4 +60,5 @@ def report_ended_execution(
     }
     failure = report_failure(state, pipelines=pipelines, deployment=deployment, clients=clients)
     put_outcome(clients.events, deployment.event_bus_name, failure)
-    return {"handled": True, "runId": execution_input.get("runId"), "error": failure["detail"]["error"]}
+    summary = {"handled": True, "runId": execution_input.get("runId"), "error": failure["detail"]["error"]}
+    return summary, failure["detail"]

@@ -342,6 +342,80 @@ def _describe(pipeline: str, exc: ValidationError) -> list[str]:
     return lines
 
 
+# Alarm actions: a standard topic (CloudWatch cannot notify FIFO topics) in the stack's account and Region.
+SNS_TOPIC_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+EMAIL_PATTERN = re.compile(r"^[^@\s\"<>]+@[^@\s\"<>]+\.[A-Za-z]{2,}$")
+STACK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+
+
+class SubscriptionSettings(_Model):
+    """Example subscribers the stack adds to the bus (the rules docs/events.md shows); all off by default."""
+
+    # Failure events, as readable text, to this address through an SNS topic (the address confirms first).
+    failure_email: str | None = None
+    # Success and partial-success events into an SQS queue for downstream jobs (output SuccessQueueUrl).
+    success_queue: bool = False
+
+    @field_validator("failure_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL_PATTERN.match(value):
+            raise ValueError(f"must be one email address such as ops@example.com, got {value!r}")
+        return value
+
+
+class StackSettings(_Model):
+    """Context ``batchline`` in cdk.json: the stack's own options; ``pipelines`` are checked by parse_pipelines."""
+
+    stack_name: str = "Batchline"
+    pipelines: dict[str, Any] = Field(default_factory=dict)
+    # One rotating KMS key for buckets, queues, bus, logs, state machine data and function environments.
+    customer_managed_key: bool = False
+    # Where the alarms notify (an existing standard SNS topic); without it they only show on the dashboard.
+    alarm_topic_arn: str | None = None
+    # A run still going after this many hours raises the stale-run alarm (its pipeline's maxRunHours stops it).
+    run_age_alarm_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    subscriptions: SubscriptionSettings = Field(default_factory=SubscriptionSettings)
+
+    @field_validator("stack_name")
+    @classmethod
+    def _stack_name(cls, value: str) -> str:
+        if not STACK_NAME_PATTERN.match(value):
+            raise ValueError(f"must be 1-128 letters, digits and '-', starting with a letter, got {value!r}")
+        return value
+
+    @field_validator("alarm_topic_arn")
+    @classmethod
+    def _topic_arn(cls, value: str | None) -> str | None:
+        if value is not None and not SNS_TOPIC_ARN_PATTERN.match(value):
+            raise ValueError(
+                "must be the ARN of a standard SNS topic, arn:aws:sns:<region>:<account>:<name> "
+                f"(CloudWatch alarms cannot notify FIFO topics), got {value!r}"
+            )
+        return value
+
+    @property
+    def alarm_topic_region(self) -> str | None:
+        return self.alarm_topic_arn.split(":")[3] if self.alarm_topic_arn else None
+
+
+def parse_stack_settings(raw: Mapping[str, Any]) -> StackSettings:
+    """Validate context ``batchline`` apart from its pipelines; errors name the field (``subscriptions.x``)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"context 'batchline' must be an object, got {type(raw).__name__}")
+    try:
+        return StackSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"]) or "(batchline)"
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "not a Batchline setting (check its spelling and level)"
+            problems.append(f"field {field!r}: {message}")
+        raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(problems)) from None
+
+
 def pipelines_from_env() -> Pipelines:
     """The Lambdas' view: the same JSON the stack validated, from the config file, plus created roles."""
     path = require_env(PIPELINES_FILE_ENV)

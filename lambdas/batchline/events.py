@@ -1,11 +1,13 @@
 """The completion event: one per run, on the project's bus, with a versioned detail schema.
 
-Schema: lambdas/batchline/schemas/batch-prediction-event.v1.json (documented in docs/events.md).
+Schema: lambdas/batchline/schemas/batch-prediction-event.v1.json (documented in docs/events.md), published by
+the stack in an EventBridge schema registry as ``registry_schema`` wraps it.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from batchline.errors import EventNotDelivered
@@ -17,6 +19,41 @@ DETAIL_TYPES = {
     "PARTIALLY_SUCCEEDED": "Batch Prediction Partially Succeeded",
     "FAILED": "Batch Prediction Failed",
 }
+# The detail's JSON Schema; the version in its name is the detail's schemaVersion.
+SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / f"batch-prediction-event.v{SCHEMA_VERSION}.json"
+DRAFT_4 = "http://json-schema.org/draft-04/schema#"
+ENVELOPE_FIELDS = ("version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail")
+
+
+def registry_schema(detail_schema: dict[str, Any]) -> dict[str, Any]:
+    """The whole event as an EventBridge schema registry entry describes one: the envelope, with our detail.
+
+    The registry accepts OpenAPI 3 and JSON Schema draft 4 only, and its schemas describe whole events (as
+    the aws.events registry's do), so the detail schema sits under ``properties.detail`` unchanged except for
+    ``$schema``, which draft 4 allows only at the root.
+    """
+    if detail_schema.get("$schema") != DRAFT_4:
+        raise ValueError(f"the detail schema must declare {DRAFT_4} (the registry's dialect)")
+    detail = {key: value for key, value in detail_schema.items() if key != "$schema"}
+    return {
+        "$schema": DRAFT_4,
+        "title": "BatchPredictionEvent",
+        "description": f"A Batchline run's outcome event on the project's bus, detail schemaVersion {SCHEMA_VERSION}.",
+        "type": "object",
+        "x-amazon-events-source": SOURCE,
+        "required": list(ENVELOPE_FIELDS),
+        "properties": {
+            "version": {"type": "string"},
+            "id": {"type": "string"},
+            "detail-type": {"enum": list(DETAIL_TYPES.values())},
+            "source": {"enum": [SOURCE]},
+            "account": {"type": "string", "pattern": "^[0-9]{12}$"},
+            "time": {"type": "string", "format": "date-time"},
+            "region": {"type": "string"},
+            "resources": {"type": "array", "items": {"type": "string"}},
+            "detail": detail,
+        },
+    }
 
 
 def outcome_status(counts: dict[str, int]) -> str:

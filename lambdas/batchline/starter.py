@@ -21,6 +21,11 @@ def execution_input(pipeline: str, run_id: str, input_object: dict[str, Any]) ->
     return {"runId": run_id, "pipeline": pipeline, "input": input_object}
 
 
+def pipeline_of(key: str) -> str:
+    """The pipeline an inbox key belongs to: its first path segment ("" for a key at the top level)."""
+    return key.split("/", 1)[0] if "/" in key else ""
+
+
 def _locate(clients: AwsClients, bucket: str, key: str, version_id: str | None) -> tuple[str, dict[str, Any]]:
     """HEAD the object; S3 notifications may carry the key URL-encoded, so try the decoded form too."""
     candidates = [key] + ([unquote_plus(key)] if unquote_plus(key) != key else [])
@@ -48,7 +53,7 @@ def start_run(
     bucket = detail["bucket"]["name"]
     version_id = detail["object"].get("version-id") or detail["object"].get("versionId")
     key, head = _locate(clients, bucket, detail["object"]["key"], version_id)
-    pipeline_name = key.split("/", 1)[0] if "/" in key else ""
+    pipeline_name = pipeline_of(key)
     run_id = run_id_for(pipeline_name or "unrouted", bucket, key, version_id)
     input_object = {
         "bucket": bucket,

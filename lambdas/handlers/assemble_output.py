@@ -13,10 +13,10 @@ tracer = Tracer()
 clients = AwsClients()
 
 
-@logger.inject_lambda_context(correlation_id_path="run.runId")
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(pipeline=event["run"]["pipeline"])
+    logger.append_keys(run_id=event["run"]["runId"], pipeline=event["run"]["pipeline"])
     collected = assemble_output(
         event["run"],
         event["jobs"],

@@ -13,10 +13,10 @@ tracer = Tracer()
 clients = AwsClients()
 
 
-@logger.inject_lambda_context(correlation_id_path="run.runId")
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(pipeline=event["run"]["pipeline"], unit=event["unit"]["unit"])
+    logger.append_keys(run_id=event["run"]["runId"], pipeline=event["run"]["pipeline"], unit=event["unit"]["unit"])
     summary = collect_one_unit(
         event["run"],
         event["jobs"],

@@ -2,23 +2,30 @@
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from batchline.aborts import report_ended_execution
+from batchline.aborts import ended_run_keys, report_ended_execution
 from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
 from batchline.flow import Deployment
+from batchline.metrics import outcome_measures, publish
 
 logger = Logger()
 tracer = Tracer()
+metrics = Metrics()
 clients = AwsClients()
 
 
-@logger.inject_lambda_context(correlation_id_path="detail.name", log_event=True)
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = report_ended_execution(
+    logger.append_keys(**ended_run_keys(event))
+    logger.info("execution ended", extra={"event": event})
+    result, failure = report_ended_execution(
         event, pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients
     )
+    if failure is not None:
+        publish(metrics, pipeline=failure["pipeline"], run_id=failure["runId"], measures=outcome_measures(failure))
     logger.info("execution end handled", extra=result)
     return result

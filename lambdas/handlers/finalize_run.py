@@ -2,28 +2,34 @@
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
 from batchline.flow import Deployment, finalize_run
+from batchline.metrics import outcome_measures, publish
 
 logger = Logger()
 tracer = Tracer()
+metrics = Metrics()
 clients = AwsClients()
 
 
-@logger.inject_lambda_context(correlation_id_path="run.runId")
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(pipeline=event["run"]["pipeline"])
+    run = event["run"]
+    logger.append_keys(run_id=run["runId"], pipeline=run["pipeline"])
     result = finalize_run(
-        event["run"],
+        run,
         event["jobs"],
         event["collected"],
         pipelines=pipelines_from_env(),
         deployment=Deployment.from_env(),
         clients=clients,
     )
-    logger.info("run finalized", extra={"status": result["detail"]["status"], "counts": result["detail"]["counts"]})
+    detail = result["detail"]
+    publish(metrics, pipeline=run["pipeline"], run_id=run["runId"], measures=outcome_measures(detail))
+    logger.info("run finalized", extra={"status": detail["status"], "counts": detail["counts"]})
     return result

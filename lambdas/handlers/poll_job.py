@@ -2,28 +2,33 @@
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
-from batchline.flow import Deployment, poll_job
+from batchline.flow import Deployment, poll_job, utc_now
+from batchline.metrics import poll_measures, publish
 
 logger = Logger()
 tracer = Tracer()
+metrics = Metrics()
 clients = AwsClients()
 
 
-@logger.inject_lambda_context(correlation_id_path="run.runId")
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(pipeline=event["run"]["pipeline"], chunk=event["chunk"]["index"])
+    run = event["run"]
+    logger.append_keys(run_id=run["runId"], pipeline=run["pipeline"], chunk=event["chunk"]["index"])
     job = poll_job(
-        event["run"],
+        run,
         event["chunk"],
         event["job"],
         pipelines=pipelines_from_env(),
         deployment=Deployment.from_env(),
         clients=clients,
     )
+    publish(metrics, pipeline=run["pipeline"], run_id=run["runId"], measures=poll_measures(run, utc_now()))
     logger.info("job polled", extra={"job": job})
     return job

@@ -13,10 +13,10 @@ tracer = Tracer()
 clients = AwsClients()
 
 
-@logger.inject_lambda_context(correlation_id_path="runId")
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(pipeline=event["pipeline"])
+    logger.append_keys(run_id=event["runId"], pipeline=event["pipeline"])
     prepared = prepare_run(event, pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients)
     logger.info("input staged", extra={"counts": prepared["counts"], "parts": prepared["staging"]["parts"]})
     return prepared

@@ -2,21 +2,26 @@
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
 from batchline.flow import Deployment, report_failure
+from batchline.metrics import outcome_measures, publish
 
 logger = Logger()
 tracer = Tracer()
+metrics = Metrics()
 clients = AwsClients()
 
 
-@logger.inject_lambda_context(correlation_id_path="runId")
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(pipeline=event["pipeline"])
+    logger.append_keys(run_id=event["runId"], pipeline=event["pipeline"])
     result = report_failure(event, pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients)
-    logger.error("run failed", extra={"error": result["detail"]["error"]})
+    detail = result["detail"]
+    publish(metrics, pipeline=event["pipeline"], run_id=event["runId"], measures=outcome_measures(detail))
+    logger.error("run failed", extra={"error": detail["error"], "counts": detail["counts"]})
     return result

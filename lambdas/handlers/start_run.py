@@ -7,16 +7,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env, require_env
 from batchline.flow import Deployment
-from batchline.starter import start_run
+from batchline.starter import pipeline_of, start_run
 
 logger = Logger()
 tracer = Tracer()
 clients = AwsClients()
 
 
-@logger.inject_lambda_context(log_event=True)
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(pipeline=pipeline_of(event["detail"]["object"]["key"]))
+    logger.info("upload received", extra={"event": event})  # the run ID needs the object's HEAD: below
     result = start_run(
         event,
         pipelines=pipelines_from_env(),
@@ -24,5 +26,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         state_machine_arn=require_env("STATE_MACHINE_ARN"),
         clients=clients,
     )
+    logger.append_keys(run_id=result["runId"])  # derived from the object version, known once it was found
     logger.info("start decision", extra=result)
     return result

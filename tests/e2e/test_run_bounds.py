@@ -87,6 +87,12 @@ def test_waiting_for_a_job_slot_ends_at_the_deadline(slow_runtime: LocalRuntime,
     error = result.event["detail"]["error"]
     assert error["error"] == "RunDeadlineExceeded"
     assert "while waiting for a job slot" in error["cause"] and "LimitExceededException" in error["cause"]
+    # Every attempt reported the run's age though it raised: a run stuck waiting for a slot stays seen.
+    attempts = [
+        p for n, p in slow_runtime.invocations if n.endswith("SubmitJob") and p["run"]["runId"] == result.run_id
+    ]
+    ages = [d for d in slow_runtime.metrics if d.get("run_id") == result.run_id and "RunAge" in d]
+    assert attempts and len(ages) == len(attempts)
 
 
 def test_stopping_an_execution_by_hand_stops_its_job_and_publishes_a_failure(
@@ -110,3 +116,6 @@ def test_stopping_an_execution_by_hand_stops_its_job_and_publishes_a_failure(
     error = events[0]["detail"]["error"]
     assert error["error"] == "ExecutionAborted" and "stopped by hand" in error["cause"]
     assert slow_runtime.sagemaker.jobs[error["jobStopped"]].stop_requested
+    # ExecutionEnded reports the stopped run's records like any other outcome (metrics carry the run ID).
+    outcome = [d for d in slow_runtime.metrics if d.get("run_id") == decision["runId"] and "RecordsIn" in d]
+    assert len(outcome) == 1 and (outcome[0]["RecordsIn"], outcome[0]["RecordsPredicted"]) == ([1.0], [0.0])

@@ -6,6 +6,7 @@ import json
 
 from aws_cdk.assertions import Match, Template
 
+from tests.conftest import EVENT_SCHEMA
 from tests.stacks.conftest import logical_id, resources
 
 
@@ -47,12 +48,12 @@ def test_dead_letter_queues_are_encrypted_tls_only_and_alarmed(template: Templat
             s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
             for s in statements
         )
-    watched = {
-        json.dumps(alarm["Properties"]["Dimensions"])
+    watched = [
+        json.dumps(alarm["Properties"].get("Dimensions", []))
         for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
-    }
+    ]
     for name in queues:
-        assert any(name in dimensions for dimensions in watched), name
+        assert sum(name in dimensions for dimensions in watched) == 1, name  # one alarm each, not duplicated
 
 
 def test_project_bus_is_named_after_the_stack(template: Template) -> None:
@@ -73,3 +74,20 @@ def test_executions_stopped_by_hand_or_timed_out_reach_the_execution_ended_funct
             "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [ended, "Arn"]}})],
         },
     )
+
+
+def test_the_event_schema_is_published_from_the_file_the_tests_validate_against(template: Template) -> None:
+    registry = logical_id(template, "AWS::EventSchemas::Registry", "EventSchema")
+    template.has_resource_properties("AWS::EventSchemas::Registry", {"RegistryName": "Batchline-events"})
+    [schema] = resources(template, "AWS::EventSchemas::Schema").values()
+    props = schema["Properties"]
+    assert props["Type"] == "JSONSchemaDraft4"  # the registry takes draft 4 or OpenAPI 3 only
+    assert props["RegistryName"] == {"Fn::GetAtt": [registry, "RegistryName"]}
+    assert props["SchemaName"] == "batchline@BatchPredictionEvent-v1"  # the v1 of the file name
+    content = json.loads(props["Content"])
+    on_disk = json.loads(EVENT_SCHEMA.read_text())
+    # The whole event as the registry describes events: the envelope, and the file as its detail.
+    assert content["$schema"] == on_disk["$schema"] == "http://json-schema.org/draft-04/schema#"
+    assert content["properties"]["detail"] == {key: value for key, value in on_disk.items() if key != "$schema"}
+    assert content["properties"]["source"] == {"enum": ["batchline"]}
+    assert template.find_outputs("EventSchemaRegistryName") and template.find_outputs("EventSchemaName")

@@ -22,6 +22,7 @@ SHARED_VARIABLES = (
     "EVENT_BUS_NAME",
     "BATCHLINE_RUNTIME",
     "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
 )
 
@@ -65,7 +66,11 @@ def test_every_function_gets_the_same_environment_and_only_start_run_the_state_m
         variables = props["Environment"]["Variables"]
         assert set(SHARED_VARIABLES) <= set(variables), handler
         assert variables["BATCHLINE_RUNTIME"] == "aws"
-        assert variables["POWERTOOLS_SERVICE_NAME"] == "batchline"
+        # Logs and EMF metrics: the service and namespace the dashboard and alarms read (batchline.metrics).
+        assert (variables["POWERTOOLS_SERVICE_NAME"], variables["POWERTOOLS_METRICS_NAMESPACE"]) == (
+            "batchline",
+            "Batchline",
+        )
         assert variables["BATCHLINE_PIPELINES_FILE"] == "/opt/batchline-config/pipelines.json"
         machine = logical_id(template, "AWS::StepFunctions::StateMachine", "BatchPrediction")
         if handler == "handlers.start_run.handler":

@@ -2,7 +2,13 @@ import json
 from pathlib import Path
 
 import pytest
-from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, parse_pipelines, pipelines_from_env
+from batchline.config import (
+    PIPELINES_FILE_ENV,
+    SERVICE_ROLES_ENV,
+    parse_pipelines,
+    parse_stack_settings,
+    pipelines_from_env,
+)
 from batchline.errors import ConfigError, UnknownPipeline
 
 GOOD = {
@@ -78,3 +84,35 @@ def test_missing_environment_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PIPELINES_FILE_ENV, raising=False)
     with pytest.raises(ConfigError, match=PIPELINES_FILE_ENV):
         pipelines_from_env()
+
+
+def test_stack_settings_default_to_no_alarm_topic_and_no_subscribers() -> None:
+    settings = parse_stack_settings({"pipelines": GOOD})
+    assert (settings.stack_name, settings.customer_managed_key, settings.alarm_topic_arn) == ("Batchline", False, None)
+    assert settings.run_age_alarm_hours == 24
+    assert (settings.subscriptions.failure_email, settings.subscriptions.success_queue) == (None, False)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"alarmTopicArn": "ops-alarms"}, "field 'alarmTopicArn': must be the ARN of a standard SNS topic"),
+        ({"alarmTopicArn": "arn:aws:sns:us-east-1:123456789012:ops.fifo"}, "cannot notify FIFO topics"),
+        (
+            {"subscriptions": {"failureEmail": "ops at example"}},
+            "field 'subscriptions.failureEmail': must be one email",
+        ),
+        ({"subscriptions": {"successQueue": "sometimes"}}, "field 'subscriptions.successQueue'"),
+        ({"runAgeAlarmHours": 0}, "field 'runAgeAlarmHours'"),
+        ({"alarmTopicARN": "arn:aws:sns:us-east-1:123456789012:ops"}, "field 'alarmTopicARN': not a Batchline setting"),
+    ],
+)
+def test_a_bad_stack_setting_is_refused_naming_the_field(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match="invalid stack configuration") as error:
+        parse_stack_settings(raw)
+    assert message in str(error.value)
+
+
+def test_alarm_topic_region_comes_from_its_arn() -> None:
+    settings = parse_stack_settings({"alarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:ops"})
+    assert settings.alarm_topic_region == "eu-west-1"
