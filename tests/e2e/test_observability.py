@@ -94,7 +94,15 @@ def test_every_log_line_of_a_run_names_its_run_and_pipeline(
     assert result.status == "SUCCEEDED"
     lines = [line for line in handler_logs() if line.get("function_name")]  # written inside an invocation
     functions = {line["function_name"].removeprefix("batchline-local-") for line in lines}
-    assert {"StartRun", "PrepareInput", "SubmitJob", "PollJob", "PlanCollect", "AssembleOutput", "FinalizeRun"} <= functions
+    assert {
+        "StartRun",
+        "PrepareInput",
+        "SubmitJob",
+        "PollJob",
+        "PlanCollect",
+        "AssembleOutput",
+        "FinalizeRun",
+    } <= functions
     for line in lines:
         assert line.get("pipeline") == "demo-sagemaker", line
         # Only StartRun's first line comes before the run ID exists (it is derived from the object's HEAD).
