@@ -8,7 +8,7 @@ call must carry the impersonated service account's token.
 
 Test hooks: an audience containing ``reject`` fails the token exchange; a model containing ``failing`` fails
 the job; ``partial`` in the model ID ends in JOB_STATE_PARTIALLY_SUCCEEDED; an instance value containing
-``bad`` gets an error line.
+``bad`` gets an error line; one with ``lost`` is left out of the output.
 """
 
 from __future__ import annotations
@@ -84,6 +84,8 @@ class GoogleCloudFake:
                 for line in data.decode().splitlines():
                     instance = json.loads(line)
                     key = instance.pop(key_field)
+                    if any("lost" in str(value) for value in instance.values()):
+                        continue  # neither predicted nor reported: the instance is missing from the output
                     if any("bad" in str(value) for value in instance.values()):
                         errors.append(
                             {

@@ -107,6 +107,22 @@ def test_service_side_instance_errors_go_to_errors_csv(runtime: LocalRuntime, tm
     assert "emulated: invalid instance" in error["reason"]
 
 
+def test_results_streamed_then_checked_on_disk_fail_the_instances_vertex_left_out(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    rows = [["a", "fine"], ["b", "bad input"], ["c", "lost at sea"], ["d", "ok"]]
+    result = runtime.run_file(write_csv(tmp_path / "lost.csv", ["id", "text"], rows), "v-partial")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    assert detail["counts"] == {"input": 4, "sent": 4, "rejected": 0, "predicted": 2, "failed": 2}
+    errors = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert [(e["line"], e["key"]) for e in errors] == [("3", "b"), ("4", "c")]
+    assert errors[1]["reason"] == "Vertex AI returned no result for it (JOB_STATE_PARTIALLY_SUCCEEDED)"
+    predicted = read_s3_csv(runtime, detail["outputs"]["predictions"])
+    assert sorted(r["id"] for r in predicted) == ["a", "d"]
+
+
 def test_duplicate_submit_finds_the_job_by_its_label(runtime: LocalRuntime, tmp_path: Path) -> None:
     result = runtime.run_file(write_csv(tmp_path / "d.csv", HEADER, [["a", 1, 2, 3, 4]]), "demo-vertex")
     (submit_input,) = runtime.state_inputs(result, "SubmitJob")
