@@ -14,6 +14,7 @@ import csv
 import gzip
 import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -357,17 +358,25 @@ def _csv_records(text: io.TextIOWrapper, source_name: str) -> Records:
             yield line, row, None
 
 
+# What json.dumps(value, ensure_ascii=False) does, without building a new encoder for every cell.
+_JSON_TEXT = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _json_cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False)
+    kind = type(value)
+    if kind is int or (kind is float and math.isfinite(value)):
+        return repr(value)  # json writes ints and finite floats as their repr
+    return _JSON_TEXT(value)
 
 
 def _jsonl_records(text: io.TextIOWrapper, source_name: str) -> Records:
     """JSON lines: the first object's fields are the header; later objects must have the same fields."""
     header: list[str] | None = None
+    fields: set[str] = set()
     for line, raw in enumerate(text, start=1):
         if not raw.strip():
             continue
@@ -390,8 +399,9 @@ def _jsonl_records(text: io.TextIOWrapper, source_name: str) -> Records:
             continue
         if header is None:
             header = _checked_header([str(name) for name in value], source_name)
+            fields = set(header)
             yield 0, header, None
-        if set(value) != set(header):
+        if value.keys() != fields:
             extra, missing = sorted(set(value) - set(header)), sorted(set(header) - set(value))
             yield (
                 line,
