@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -134,8 +135,19 @@ def collect(records: int) -> None:
     )
 
 
+def prepare(quick: bool) -> None:
+    from benchmarks import prepare as bench
+
+    sizes = bench.sizes_for(quick)
+    table(bench.title(sizes), bench.HEADER, bench.run(sizes, list(bench.FORMATS)))
+
+
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Batchline's measured figures, side by side.")
+    parser.add_argument("--quick", action="store_true", help="Prepare at 100k and 1M records instead of 1M and 10M")
+    args = parser.parse_args()
     polling()
     import_times()
     asset_sizes()
     collect(int(os.environ.get("BENCH_RECORDS", "200000")))
+    prepare(args.quick)
