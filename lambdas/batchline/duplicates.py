@@ -1,13 +1,16 @@
 """Repeated keys found on disk, so Prepare's memory stays flat however many rows an input has.
 
-Hash partitioning, chosen over an external sort (measured on 10 million 13-character keys: see the README's
-Known limits): while Prepare streams the input, each accepted ``(line, key)`` is appended to one of
+Hash partitioning: while Prepare streams the input, each accepted ``(line, key)`` is appended to one of
 ``partitions`` spill files in the work directory, picked by the key's hash, so every occurrence of a key lands
 in the same file. After the stream each file is read alone into a dict of key -> first line, and every later
 occurrence is written out as ``(line, first line)``. Memory is one partition's distinct keys, not the input's;
 a partition file over ``partition_bytes`` is split again on another hash (one key repeated millions of times
 cannot be split, but it is a single dict entry). Duplicates are written per partition in line order and merged
 lazily, so even an input that is all duplicates is never held in memory. Disk: about 12 bytes plus the key per row.
+
+Chosen over an external sort: on 10 million 13-character keys (one in 1,000 repeated) the check after the stream
+took 8.6 s at 19 MB peak, against 22 s and 173 MB for merging sorted runs of a million keys, which would then
+still have to re-sort the duplicates by line.
 """
 
 from __future__ import annotations
