@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -279,9 +280,21 @@ def fan_out(records_per_second: float, bytes_per_record: float) -> None:
     )
 
 
+def prepare(quick: bool) -> None:
+    from benchmarks import prepare as bench
+
+    sizes = bench.sizes_for(quick)
+    table(bench.title(sizes), bench.HEADER, bench.run(sizes, list(bench.FORMATS)))
+
+
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Batchline's measured figures, side by side.")
+    parser.add_argument("--quick", action="store_true", help="memory runs at 100k and 1M records instead of 1M and 10M")
+    args = parser.parse_args()
     polling()
     import_times()
     asset_sizes()
-    flat_sizes = [int(n) for n in os.environ.get("BENCH_FLAT_RECORDS", "1000000,10000000").split(",")]
+    flat_default = "100000,1000000" if args.quick else "1000000,10000000"
+    flat_sizes = [int(n) for n in os.environ.get("BENCH_FLAT_RECORDS", flat_default).split(",")]
     collect(int(os.environ.get("BENCH_RECORDS", "200000")), flat_sizes)
+    prepare(args.quick)

@@ -123,16 +123,16 @@ def prepare_run(
         with open(rejected_path, "w", encoding="utf-8", newline="") as rejected_file:
             rejects = RejectWriter(rejected_file, source, spreadsheet_safe=pipeline.spreadsheet_safe)
             location = S3Location(input_object["bucket"], input_object["key"])
-            with open_object(clients.s3, location, input_object.get("versionId")) as body:
-                result = prepare_records(
-                    body,
-                    source_name=source,
-                    key_column=pipeline.key_column,
-                    encoder=encoder,
-                    rejects=rejects,
-                    on_part=upload_part,
-                    workdir=workdir,
-                )
+            result = prepare_records(
+                # Read twice (check, then stage): the pinned version makes both reads see the same bytes.
+                lambda: open_object(clients.s3, location, input_object.get("versionId")),
+                source_name=source,
+                key_column=pipeline.key_column,
+                encoder=encoder,
+                rejects=rejects,
+                on_part=upload_part,
+                workdir=workdir,
+            )
         if result.rejected:
             upload_file(clients.s3, rejected_path, layout.rejected, "text/csv")
     if result.sent == 0:

@@ -1,7 +1,11 @@
-"""Prepare: stream the uploaded CSV once, refuse bad rows with reasons, stage the rest for the service.
+"""Prepare: read the uploaded CSV twice, refuse bad rows with reasons, stage the rest for the service.
 
 Every input record ends up in exactly one place: a staged part (sent) or rejected.csv (rejected).
-Whole-file problems (empty, header only, no key column) raise InputRejected and nothing is staged.
+Whole-file problems (empty, header only, no key column, unparseable CSV) raise InputRejected and nothing is staged.
+
+The first read checks the whole file and spills keys to disk to find repeats (duplicates.py); the second stages
+parts and writes rejected rows in line order. Memory stays flat with the input's size; the price is a second
+read and parse of the input (measured in benchmarks/prepare.py).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import csv
 import gzip
 import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -19,6 +24,7 @@ from typing import Any, BinaryIO
 
 from batchline.adapters.base import EncodedRecord, InputEncoder, JobLimits, RecordRejected
 from batchline.csvsafe import CsvWriter
+from batchline.duplicates import DuplicateKeys
 from batchline.errors import InputRejected
 
 ERROR_COLUMNS = ["source_file", "line", "key", "stage", "reason", "record"]
@@ -52,24 +58,6 @@ class PrepareResult:
         return {"input": self.input_records, "sent": self.sent, "rejected": self.rejected}
 
 
-class KeyRegistry:
-    """Remembers which keys were seen, and on which line, to refuse duplicates.
-
-    Held in memory: fine for tens of millions of short keys within Lambda's 10 GB; see notes in
-    the README for the disk-backed variant planned for 100-million-row inputs.
-    """
-
-    def __init__(self) -> None:
-        self._first_line: dict[str, int] = {}
-
-    def first_seen(self, key: str, line: int) -> int | None:
-        """The line where this key was first seen, or None (and remember it) when it is new."""
-        previous = self._first_line.get(key)
-        if previous is None:
-            self._first_line[key] = line
-        return previous
-
-
 def open_text(source: BinaryIO) -> io.TextIOWrapper:
     """Text view of an upload: gunzips by magic bytes, drops a UTF-8 BOM, keeps bad bytes as surrogates.
 
@@ -87,7 +75,8 @@ _UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 def _has_bad_bytes(row: list[str]) -> bool:
     """True when a cell holds bytes that were not UTF-8 (kept as surrogate escapes by open_text)."""
-    return any(_UNDECODABLE.search(cell) for cell in row)
+    # One search over the joined cells: joining cannot create or hide a surrogate, and it is 3x faster.
+    return _UNDECODABLE.search("".join(row)) is not None
 
 
 def _row_text(row: list[str]) -> str:
@@ -220,7 +209,7 @@ def group_parts(parts: list[StagedPart], limits: JobLimits, source_name: str) ->
 
 
 def prepare_records(
-    source: BinaryIO,
+    open_source: Callable[[], BinaryIO],
     *,
     source_name: str,
     key_column: str,
@@ -229,42 +218,102 @@ def prepare_records(
     on_part: Callable[[StagedPart], None],
     workdir: str,
 ) -> PrepareResult:
-    """Validate and stage one upload (CSV, or JSON lines when the name says so). Pure but for ``workdir``."""
-    text = open_text(source)
-    records = _jsonl_records(text, source_name) if is_json_lines(source_name) else _csv_records(text, source_name)
-    header = next(records)[1]
-    if key_column not in header:
-        raise InputRejected(
-            f"{source_name}: key column {key_column!r} is not in the header (columns: {', '.join(header) or 'none'})"
-        )
-    key_index = header.index(key_column)
+    """Validate and stage one upload (CSV, or JSON lines when the name says so). Pure but for ``workdir``.
 
-    result = PrepareResult(key_header=key_column, staging=encoder.start(header, key_index))
+    ``open_source`` is called twice and must return the same bytes each time (an S3 object version, a file).
+    A repeated key is rejected on each later occurrence naming the first line, exactly as if every key were
+    kept in memory: the first read finds the repeats on disk, the second stages everything else.
+    """
+    with DuplicateKeys(workdir) as keys:
+        header, staging, records_seen = _check_pass(open_source, source_name, key_column, encoder, keys)
+        result = PrepareResult(key_header=key_column, staging=staging)
+        _stage_pass(open_source, source_name, header, encoder, keys.duplicates(), rejects, on_part, workdir, result)
+    if result.input_records != records_seen:
+        raise InputRejected(f"{source_name}: the file changed while it was being read; upload it again")
+    return result
+
+
+def _check_pass(
+    open_source: Callable[[], BinaryIO],
+    source_name: str,
+    key_column: str,
+    encoder: InputEncoder,
+    keys: DuplicateKeys,
+) -> tuple[list[str], dict[str, Any], int]:
+    """First read: whole-file problems raise before anything is staged; the keys of good rows go to ``keys``."""
+    with open_source() as source:
+        records = _records(source, source_name)
+        header = next(records)[1]
+        if key_column not in header:
+            raise InputRejected(
+                f"{source_name}: key column {key_column!r} is not in the header "
+                f"(columns: {', '.join(header) or 'none'})"
+            )
+        key_index = header.index(key_column)
+        staging = encoder.start(header, key_index)
+        seen = 0
+        add = keys.add
+        for line, row, problem in records:
+            seen += 1
+            key, reason = _checked_row(row, problem, header, key_index)
+            if reason is None:
+                add(key, line)
+    if seen == 0:
+        raise InputRejected(f"{source_name}: the file has a header but no records")
+    return header, staging, seen
+
+
+def _stage_pass(
+    open_source: Callable[[], BinaryIO],
+    source_name: str,
+    header: list[str],
+    encoder: InputEncoder,
+    duplicates: Iterator[tuple[int, int]],
+    rejects: RejectWriter,
+    on_part: Callable[[StagedPart], None],
+    workdir: str,
+    result: PrepareResult,
+) -> None:
+    """Second read: each row is rejected (its own problem, a repeated key, the encoder's refusal) or staged."""
+    changed = InputRejected(f"{source_name}: the file changed while it was being read; upload it again")
+    key_index = header.index(result.key_header)
     parts = PartWriter(workdir, encoder, on_part)
-    seen = KeyRegistry()
-    for line, row, problem in records:
-        result.input_records += 1
-        key = "" if problem or key_index >= len(row) else row[key_index]
-        reason = problem or _row_problem(row, header, key)
-        if reason is None:
-            first = seen.first_seen(key, line)
-            if first is not None:
-                reason = f"duplicate key {key!r} (first seen on line {first})"
-        if reason is None:
-            try:
-                parts.write(encoder.encode(row, result.sent), key, line)
-            except RecordRejected as exc:
-                reason = str(exc)
-        if reason is not None:
-            rejects.reject(line, key, reason, row)
-        else:
-            result.sent += 1
+    repeat = next(duplicates, None)
+    with open_source() as source:
+        records = _records(source, source_name)
+        if next(records)[1] != header:
+            raise changed
+        for line, row, problem in records:
+            result.input_records += 1
+            key, reason = _checked_row(row, problem, header, key_index)
+            if reason is None and repeat is not None and repeat[0] == line:
+                reason = f"duplicate key {key!r} (first seen on line {repeat[1]})"
+                repeat = next(duplicates, None)
+            if reason is None:
+                try:
+                    parts.write(encoder.encode(row, result.sent), key, line)
+                except RecordRejected as exc:
+                    reason = str(exc)
+            if reason is not None:
+                rejects.reject(line, key, reason, row)
+            else:
+                result.sent += 1
+    if repeat is not None:
+        raise changed
     parts.close()
     result.parts = parts.parts
     result.rejected = rejects.count
-    if result.input_records == 0:
-        raise InputRejected(f"{source_name}: the file has a header but no records")
-    return result
+
+
+def _checked_row(row: list[str], problem: str | None, header: list[str], key_index: int) -> tuple[str, str | None]:
+    """The row's key and why it is refused (None when it may be staged); the same answer in both reads."""
+    key = "" if problem or key_index >= len(row) else row[key_index]
+    return key, problem or _row_problem(row, header, key)
+
+
+def _records(source: BinaryIO, source_name: str) -> Records:
+    text = open_text(source)
+    return _jsonl_records(text, source_name) if is_json_lines(source_name) else _csv_records(text, source_name)
 
 
 # A record source yields (line, header) first, then (line where the record starts, cells, problem or None).
@@ -309,17 +358,25 @@ def _csv_records(text: io.TextIOWrapper, source_name: str) -> Records:
             yield line, row, None
 
 
+# What json.dumps(value, ensure_ascii=False) does, without building a new encoder for every cell.
+_JSON_TEXT = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _json_cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False)
+    kind = type(value)
+    if kind is int or (kind is float and math.isfinite(value)):
+        return repr(value)  # json writes ints and finite floats as their repr
+    return _JSON_TEXT(value)
 
 
 def _jsonl_records(text: io.TextIOWrapper, source_name: str) -> Records:
     """JSON lines: the first object's fields are the header; later objects must have the same fields."""
     header: list[str] | None = None
+    fields: set[str] = set()
     for line, raw in enumerate(text, start=1):
         if not raw.strip():
             continue
@@ -342,8 +399,9 @@ def _jsonl_records(text: io.TextIOWrapper, source_name: str) -> Records:
             continue
         if header is None:
             header = _checked_header([str(name) for name in value], source_name)
+            fields = set(header)
             yield 0, header, None
-        if set(value) != set(header):
+        if value.keys() != fields:
             extra, missing = sorted(set(value) - set(header)), sorted(set(header) - set(value))
             yield (
                 line,

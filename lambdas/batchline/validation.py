@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-import io
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,6 @@ def validate_file(path: Path, pipeline: PipelineConfig, encoder: InputEncoder) -
     if size > pipeline.max_input_bytes:
         report["error"] = f"{path}: {size} bytes, over this pipeline's maxInputBytes ({pipeline.max_input_bytes})"
         return report
-    rejected = io.StringIO()
     parts: list[StagedPart] = []
 
     def keep_size_only(part: StagedPart) -> None:
@@ -41,24 +40,26 @@ def validate_file(path: Path, pipeline: PipelineConfig, encoder: InputEncoder) -
         os.remove(part.path)
         os.remove(part.index_path)
 
-    try:
-        with temp_workdir() as workdir, path.open("rb") as source:
-            result = prepare_records(
-                source,
-                source_name=str(path),
-                key_column=pipeline.key_column,
-                encoder=encoder,
-                rejects=RejectWriter(rejected, str(path), spreadsheet_safe=False),
-                on_part=keep_size_only,
-                workdir=workdir,
-            )
-        report.update(records=result.input_records, sent=result.sent, rejected=result.rejected)
-        if result.sent:
-            report["jobs"] = len(group_parts(parts, encoder.limits, str(path)))
-    except InputRejected as exc:
-        report["error"] = str(exc)
-    rows = list(csv.DictReader(io.StringIO(rejected.getvalue())))
-    report["rejections"] = [
-        {"line": int(r["line"]), "key": r["key"], "reason": r["reason"]} for r in rows[:SHOWN_REJECTIONS]
-    ]
+    with temp_workdir() as workdir:
+        # Rejected rows go to disk and only the first few are read back: a bad 100-million-row file stays small here.
+        rejected_path = os.path.join(workdir, "rejected.csv")
+        with open(rejected_path, "w", encoding="utf-8", newline="") as rejected:
+            try:
+                result = prepare_records(
+                    lambda: path.open("rb"),
+                    source_name=str(path),
+                    key_column=pipeline.key_column,
+                    encoder=encoder,
+                    rejects=RejectWriter(rejected, str(path), spreadsheet_safe=False),
+                    on_part=keep_size_only,
+                    workdir=workdir,
+                )
+                report.update(records=result.input_records, sent=result.sent, rejected=result.rejected)
+                if result.sent:
+                    report["jobs"] = len(group_parts(parts, encoder.limits, str(path)))
+            except InputRejected as exc:
+                report["error"] = str(exc)
+        with open(rejected_path, encoding="utf-8", newline="") as rejected:
+            rows = itertools.islice(csv.DictReader(rejected), SHOWN_REJECTIONS)
+            report["rejections"] = [{"line": int(r["line"]), "key": r["key"], "reason": r["reason"]} for r in rows]
     return report

@@ -44,7 +44,7 @@ def run_prepare(data: bytes, tmp_path: Path, *, records_per_file: int = 1000, ke
 
     rejected_text = io.StringIO()
     result = prepare_records(
-        io.BytesIO(data),
+        lambda: io.BytesIO(data),
         source_name=SOURCE,
         key_column=key,
         encoder=encoder,
@@ -176,7 +176,7 @@ def run_jsonl(data: bytes, tmp_path: Path) -> Prepared:
         staged.extend(csv.reader(io.StringIO(Path(part.path).read_text(encoding="utf-8"))))
 
     result = prepare_records(
-        io.BytesIO(data),
+        lambda: io.BytesIO(data),
         source_name="s3://inbox/p/upload.jsonl",
         key_column="id",
         encoder=encoder,
@@ -209,3 +209,32 @@ def test_a_single_enormous_line_fails_the_file_naming_the_line(tmp_path: Path) -
     huge = b"id,x\nk1,1\nk2," + b"y" * (17 * 1024 * 1024) + b"\n"
     with pytest.raises(InputRejected, match="line 3: cannot be parsed as CSV: field larger than field limit"):
         run_prepare(huge, tmp_path)
+
+
+def test_every_repeat_of_a_key_names_the_first_line_and_only_the_first_is_sent(tmp_path: Path) -> None:
+    out = run_prepare(b"id,x\nk1,1\nk2,2\nk1,3\nk1,4\nk2,5\n", tmp_path, records_per_file=1)
+    assert out.staged == [["k1", "1"], ["k2", "2"]]
+    assert out.part_sizes == [1, 1]
+    assert [(r["line"], r["reason"]) for r in out.rejected] == [
+        ("4", "duplicate key 'k1' (first seen on line 2)"),
+        ("5", "duplicate key 'k1' (first seen on line 2)"),
+        ("6", "duplicate key 'k2' (first seen on line 3)"),
+    ]
+    assert out.result.counts == {"input": 5, "sent": 2, "rejected": 3}
+
+
+def test_a_key_refused_by_the_encoder_still_counts_as_seen(tmp_path: Path) -> None:
+    # The first k1 passes the row checks but SageMaker cannot carry its line break; the second k1 is still a repeat.
+    out = run_prepare(b'id,x\nk1,"a\nb"\nk1,2\n', tmp_path)
+    assert out.staged == []
+    assert [(r["line"], r["reason"].split(",")[0]) for r in out.rejected] == [
+        ("2", "a cell contains a line break"),
+        ("4", "duplicate key 'k1' (first seen on line 2)"),
+    ]
+
+
+def test_a_csv_error_late_in_the_file_stages_nothing(tmp_path: Path) -> None:
+    rows = "".join(f"k{i},{i}\n" for i in range(10))
+    with pytest.raises(InputRejected, match="line 12: cannot be parsed as CSV"):
+        run_prepare(("id,x\n" + rows + 'k,"open\n').encode(), tmp_path, records_per_file=2)
+    assert list(tmp_path.iterdir()) == []  # no part was written: the first read found the error
