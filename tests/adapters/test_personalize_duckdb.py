@@ -139,3 +139,9 @@ def test_output_that_is_not_json_lines_is_invalid_output_not_a_crash(tmp_path: P
             header=None,
             spreadsheet_safe=True,
         )
+
+
+@pytest.mark.parametrize("header", [["user, id", "rank", "item_id", "score"], ["Rank", "rank", "item_id", "score"]])
+def test_the_first_shard_carries_the_header_however_its_names_look(tmp_path: Path, header: list[str]) -> None:
+    out = run(tmp_path, LINES[:1], header)
+    assert out["rows"][0] == header and out["rows"][1] == ["u1", "1", "i1", "0.5"]

@@ -161,9 +161,17 @@ def _shard_to_csv(
     ).fetchone()[0]
     select = f"SELECT {_safe(key, spreadsheet_safe)}, {_prediction_columns(settings, spreadsheet_safe)}"
     query = f"{select} FROM {_reader(source, settings, with_output=True)} WHERE NOT {_HAS_ERROR}"
-    body_path = predictions_path + ".body" if header else predictions_path
-    rows = connection.execute(f"COPY ({query}) TO {_quote(body_path)} (FORMAT csv, HEADER false)").fetchone()[0]
-    if header:
+    # DuckDB writes the header from column aliases (quoted as CSV needs), unless two names differ only by case,
+    # which it would rename: then the header is written first and the rows copied after it.
+    aliased = bool(header) and len({name.lower() for name in header or []}) == len(header or [])
+    if aliased:
+        names = ", ".join(_ident(name) for name in header or [])
+        query = f"SELECT * FROM ({query}) AS shard({names})"
+    body_path = predictions_path + ".body" if header and not aliased else predictions_path
+    rows = connection.execute(
+        f"COPY ({query}) TO {_quote(body_path)} (FORMAT csv, HEADER {'true' if aliased else 'false'})"
+    ).fetchone()[0]
+    if header and not aliased:
         _prepend_header(body_path, predictions_path, header)
     return ShardCounts(records=records, predicted=records - failed, failed=failed, rows=rows)
 
