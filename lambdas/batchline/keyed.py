@@ -20,7 +20,12 @@ def connect(scratch: str, threads: int | None = None) -> Any:
 
     threads = threads or max(1, min(4, os.cpu_count() or 1))
     return duckdb.connect(
-        config={"memory_limit": MEMORY_LIMIT, "threads": threads, "temp_directory": scratch},
+        config={
+            "memory_limit": MEMORY_LIMIT,
+            "threads": threads,
+            "temp_directory": scratch,
+            "enable_progress_bar": False,  # it would write to the function's log
+        },
     )
 
 
