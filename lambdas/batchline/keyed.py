@@ -19,14 +19,11 @@ def connect(scratch: str, threads: int | None = None) -> Any:
     import duckdb
 
     threads = threads or max(1, min(4, os.cpu_count() or 1))
-    return duckdb.connect(
-        config={
-            "memory_limit": MEMORY_LIMIT,
-            "threads": threads,
-            "temp_directory": scratch,
-            "enable_progress_bar": False,  # it would write to the function's log
-        },
+    connection = duckdb.connect(
+        config={"memory_limit": MEMORY_LIMIT, "threads": threads, "temp_directory": scratch},
     )
+    connection.execute("SET enable_progress_bar = false")  # it would write to the function's log
+    return connection
 
 
 def quote(text: str) -> str:
