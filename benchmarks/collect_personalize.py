@@ -99,7 +99,7 @@ def run_duckdb(path: Path, out: Path) -> int:
 
     settings = _settings()
     counts = personalize_duckdb.shard_to_csv(
-        personalize_duckdb.connect(str(out.parent), threads=1),
+        personalize_duckdb.connect(str(out.parent)),
         str(path),
         settings=settings,
         predictions_path=str(out),
@@ -137,7 +137,7 @@ def run_reconcile(path: Path, out: Path) -> int:
             staged.write(f"{n + 2},u{n:08d},u{n:08d}\n")
             seen.write(f"u{n:08d}\n")
     keyed.reconcile(
-        keyed.connect(str(out.parent), threads=1),
+        keyed.connect(str(out.parent), memory_limit=keyed.RECONCILE_MEMORY_LIMIT),
         index_paths=[str(index)],
         keys_paths=[str(keys)],
         failed_paths=[],

@@ -340,7 +340,7 @@ def _reconcile(
     source_name: str,
 ) -> int:
     """One job's staged index vs the keys its units saw; appends the job's failed rows to failed_path."""
-    from batchline.keyed import connect, reconcile
+    from batchline.keyed import RECONCILE_MEMORY_LIMIT, connect, reconcile
 
     run, job = job_run
     folder = os.path.join(workdir, f"job-{run.chunk.index:05d}")
@@ -357,7 +357,7 @@ def _reconcile(
     index_paths = [fetch(run.layout.index_for(posixpath.basename(key)).key, "index") for key in staged_parts]
     rows_path = os.path.join(folder, "reconciled.csv")
     count = reconcile(
-        connect(folder),
+        connect(folder, memory_limit=RECONCILE_MEMORY_LIMIT),
         index_paths=index_paths,
         keys_paths=[fetch(s["keysKey"], "keys") for s in summaries if s.get("keysKey")],
         failed_paths=[fetch(s["failedKey"], "failed") for s in summaries if s.get("failedKey")],

@@ -145,3 +145,21 @@ def test_output_that_is_not_json_lines_is_invalid_output_not_a_crash(tmp_path: P
 def test_the_first_shard_carries_the_header_however_its_names_look(tmp_path: Path, header: list[str]) -> None:
     out = run(tmp_path, LINES[:1], header)
     assert out["rows"][0] == header and out["rows"][1] == ["u1", "1", "i1", "0.5"]
+
+
+def test_reconcile_gives_the_same_answers_over_many_hash_partitions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keyed, "PARTITION_KEYS", 2)  # five staged keys: three partitions
+    staged = [(2, "a"), (3, "b"), (4, "c"), (5, "d"), (6, "e")]
+    result, rows = reconcile(tmp_path, staged, ["a", "c", "e"], [("c", "Personalize: no")])
+    assert result.failed == 3
+    assert [(row[1], row[2]) for row in rows] == [("3", "b"), ("4", "c"), ("5", "d")]  # in line order
+
+
+def test_a_repeated_key_is_found_in_whichever_partition_it_falls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keyed, "PARTITION_KEYS", 1)
+    with pytest.raises(OutputInvalid, match="more than once .*'d'"):
+        reconcile(tmp_path, [(2, "a"), (3, "b"), (4, "c"), (5, "d")], ["a", "b", "d", "d"], [])
