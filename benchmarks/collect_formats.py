@@ -737,7 +737,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
         start = time.perf_counter()
         result = keyed.reconcile(
-            keyed.connect(str(folder / "scratch")),
+            keyed.connect(str(folder / "scratch"), memory_limit=keyed.RECONCILE_MEMORY_LIMIT),
             index_paths=spec["index"],
             keys_paths=spec["keys"],
             failed_paths=spec["failed"],
