@@ -124,30 +124,6 @@ def run_polars(path: Path, out: Path) -> int:
     return sum(1 for _ in path.open("rb"))
 
 
-def run_reconcile(path: Path, out: Path) -> int:
-    """AssembleOutput's check of every key seen against the staged index (one line per record of the file)."""
-    from batchline import keyed
-
-    records = sum(1 for _ in path.open("rb"))
-    index = out.parent / "index" / "part-00000.jsonl.index.csv"
-    index.parent.mkdir()
-    keys = out.parent / "keys.csv"
-    with index.open("w") as staged, keys.open("w") as seen:
-        for n in range(records):
-            staged.write(f"{n + 2},u{n:08d},u{n:08d}\n")
-            seen.write(f"u{n:08d}\n")
-    keyed.reconcile(
-        keyed.connect(str(out.parent), memory_limit=keyed.RECONCILE_MEMORY_LIMIT),
-        index_paths=[str(index)],
-        keys_paths=[str(keys)],
-        failed_paths=[],
-        out_path=str(out),
-        source_name="users.csv",
-        missing_reason="Personalize returned no output line for it ({part})",
-    )
-    return records
-
-
 def run_pandas(path: Path, out: Path) -> int:
     import pandas as pd
 
@@ -170,7 +146,6 @@ def measure(engine: str, path: Path) -> dict[str, float]:
         "python": run_batchline,
         "polars": run_polars,
         "pandas": run_pandas,
-        "reconcile": run_reconcile,
     }[engine]
     records = runner(path, out)
     seconds = time.perf_counter() - start
@@ -186,7 +161,7 @@ def measure(engine: str, path: Path) -> dict[str, float]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("engine", choices=["duckdb", "python", "polars", "pandas", "reconcile"])
+    parser.add_argument("engine", choices=["duckdb", "python", "polars", "pandas"])
     parser.add_argument("file", type=Path)
     args = parser.parse_args()
     sys.stdout.write(json.dumps(measure(args.engine, args.file)) + "\n")

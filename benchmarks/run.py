@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT / "lambdas"))
 from batchline.backoff import next_wait_seconds  # noqa: E402
 from batchline.config import parse_pipelines  # noqa: E402
 
+from benchmarks import collect_formats  # noqa: E402
 from benchmarks.polling import HISTORY_TARGET, polling_cost  # noqa: E402
 
 HANDLERS = [
@@ -165,7 +166,7 @@ def _engine(engine: str, path: Path) -> dict[str, float] | None:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def collect(records: int, flat_sizes: list[int]) -> None:
+def collect(records: int) -> None:
     from benchmarks.collect_personalize import make_output_file
 
     with tempfile.TemporaryDirectory() as folder:
@@ -199,43 +200,7 @@ def collect(records: int, flat_sizes: list[int]) -> None:
         ["engine", "records/s", "vs pandas", "time", "peak RSS"],
         rows,
     )
-    flat(flat_sizes)
     fan_out(duckdb["records_per_second"], file_mb * 1e6 / records)
-
-
-def flat(sizes: list[int]) -> None:
-    """Peak memory of one Collect unit (DuckDB shard) and of the reconcile step, per input size."""
-    from benchmarks.collect_personalize import make_output_file
-
-    rows = []
-    peaks: dict[str, list[float]] = {"duckdb": [], "reconcile": []}
-    for size in sizes:
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "out.jsonl"
-            make_output_file(path, size)
-            for engine in peaks:
-                result = _engine(engine, path)
-                assert result is not None
-                peaks[engine].append(result["peak_mb"])
-                rows.append(
-                    [
-                        "CollectUnit (one shard)" if engine == "duckdb" else "AssembleOutput reconcile",
-                        f"{size:,}",
-                        f"{result['records_per_second']:,.0f}",
-                        f"{result['peak_mb']:.0f} MB",
-                    ]
-                )
-    verdicts = []
-    for engine, values in peaks.items():
-        bounded = max(values) <= 256
-        flat_enough = max(values) - min(values) <= max(0.1 * min(values), 16)
-        verdicts.append(f"{engine}: {'<= 256 MB' if bounded else 'OVER 256 MB'}, {'flat' if flat_enough else 'GROWS'}")
-    table(
-        "Collect memory by input size (targets: <= 256 MB and flat; DuckDB memory_limit 192 MB, spills to /tmp) - "
-        + "; ".join(verdicts),
-        ["step", "records", "records/s", "peak RSS"],
-        rows,
-    )
 
 
 def fan_out(records_per_second: float, bytes_per_record: float) -> None:
@@ -296,5 +261,6 @@ if __name__ == "__main__":
     asset_sizes()
     flat_default = "100000,1000000" if args.quick else "1000000,10000000"
     flat_sizes = [int(n) for n in os.environ.get("BENCH_FLAT_RECORDS", flat_default).split(",")]
-    collect(int(os.environ.get("BENCH_RECORDS", "200000")), flat_sizes)
+    collect(int(os.environ.get("BENCH_RECORDS", "200000")))
+    collect_formats.main(flat_sizes)
     prepare(args.quick)
