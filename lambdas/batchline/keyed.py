@@ -14,9 +14,9 @@ from batchline.errors import OutputInvalid
 # DuckDB's buffer pool: shards need room for two JSON read buffers of the largest line (64 MiB segment lines);
 # the reconcile joins spill and run in less, leaving room for allocations the pool does not count.
 MEMORY_LIMIT = "192MB"
-RECONCILE_MEMORY_LIMIT = "128MB"
+RECONCILE_MEMORY_LIMIT = "80MB"
 # Keys per hash partition of the reconcile joins.
-PARTITION_KEYS = 1_000_000
+PARTITION_KEYS = 500_000
 
 
 def connect(scratch: str, threads: int = 1, memory_limit: str = MEMORY_LIMIT) -> Any:
