@@ -731,37 +731,45 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     os.environ["BATCHLINE_SCRATCH_DIR"] = str(folder / "scratch")
     if spec["step"] == "generate":
         return generate(spec)
+    step: Callable[[], dict[str, Any]]
     if spec["step"] == "reconcile":
         baseline = _lambda_init("assemble_output")
         from batchline import keyed
 
-        start = time.perf_counter()
-        result = keyed.reconcile(
-            keyed.connect(str(folder / "scratch"), memory_limit=keyed.RECONCILE_MEMORY_LIMIT),
-            index_paths=spec["index"],
-            keys_paths=spec["keys"],
-            failed_paths=spec["failed"],
-            out_path=str(folder / "scratch" / "reconciled.csv"),
-            source_name="s3://inbox/bench.csv",
-            missing_reason="Personalize returned no output line for it ({part})",
-        )
-        summary: dict[str, Any] = {"failed": result.failed}
+        def step() -> dict[str, Any]:
+            result = keyed.reconcile(
+                keyed.connect(str(folder / "scratch"), memory_limit=keyed.RECONCILE_MEMORY_LIMIT),
+                index_paths=spec["index"],
+                keys_paths=spec["keys"],
+                failed_paths=spec["failed"],
+                out_path=str(folder / "scratch" / "reconciled.csv"),
+                source_name="s3://inbox/bench.csv",
+                missing_reason="Personalize returned no output line for it ({part})",
+            )
+            return {"failed": result.failed}
     else:
         baseline = _lambda_init("collect_unit")
         from batchline.collect import CollectUnit, collect_unit
 
         adapter, run, job, s3 = context(spec["provider"], spec, folder)
-        start = time.perf_counter()
-        summary = collect_unit(
-            s3,
-            adapter,
-            run,
-            job,
-            CollectUnit.from_json(spec["unit"]),
-            key_header=spec["staging"]["keyHeader"],
-            source_name="s3://inbox/bench.csv",
-            spreadsheet_safe=run.pipeline.spreadsheet_safe,
-        )
+
+        def step() -> dict[str, Any]:
+            return collect_unit(
+                s3,
+                adapter,
+                run,
+                job,
+                CollectUnit.from_json(spec["unit"]),
+                key_header=spec["staging"]["keyHeader"],
+                source_name="s3://inbox/bench.csv",
+                spreadsheet_safe=run.pipeline.spreadsheet_safe,
+            )
+
+    start = time.perf_counter()
+    try:
+        summary = step()
+    except Exception as exc:  # the step's own failure (DuckDB out of memory) is a result to report
+        summary = {"crashed": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
     seconds = time.perf_counter() - start
     return {
         "seconds": seconds,
@@ -805,6 +813,7 @@ class Row:
     peak_mb: float  # ru_maxrss
     own_peak_mb: float  # VmHWM
     baseline_mb: float
+    crashed: str | None = None  # the step raised (the peak is the one it reached)
 
     @property
     def inherited(self) -> bool:
@@ -824,15 +833,19 @@ def measure(provider: str, records: int, scratch: Path) -> list[Row]:
         plan = run_child({"step": "generate", "provider": provider, "records": records, "folder": str(folder)})
         result = run_child(plan["collect"])
         summary = result["summary"]
-        if "error" in summary or any(summary[name] != value for name, value in plan["expected"].items()):
+        wrong = any(summary.get(name) != value for name, value in plan["expected"].items())
+        if "error" in summary or ("crashed" not in summary and wrong):
             raise AssertionError(f"{provider} at {records:,}: expected {plan['expected']}, the unit reported {summary}")
         unit = plan["unitRecords"], plan["unitsInRun"]
-        rows = [Row(provider, records, *unit, result["seconds"], *_memory(result))]
+        rows = [Row(provider, records, *unit, result["seconds"], *_memory(result), summary.get("crashed"))]
         if plan["reconcile"]:
             result = run_child(plan["reconcile"])
-            if result["summary"]["failed"] != plan["reconcile"]["failedRows"]:
-                raise AssertionError(f"reconcile at {records:,}: {result['summary']}, expected {plan['reconcile']}")
-            rows.append(Row("reconcile", records, records, 1, result["seconds"], *_memory(result)))
+            summary = result["summary"]
+            if "crashed" not in summary and summary["failed"] != plan["reconcile"]["failedRows"]:
+                raise AssertionError(f"reconcile at {records:,}: {summary}, expected {plan['reconcile']['failedRows']}")
+            rows.append(
+                Row("reconcile", records, records, 1, result["seconds"], *_memory(result), summary.get("crashed"))
+            )
         return rows
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -865,22 +878,27 @@ def main(sizes: list[int], providers: list[str] | None = None) -> None:
             for row in measure(provider, records, scratch):
                 measured.setdefault(row.step, []).append(row)
             print(f"  measured {provider} at {records:,} records", file=sys.stderr)
-    lines = []
+    lines: list[list[str]] = []
+    crashes: list[str] = []
     for step, rows in measured.items():
         for row in rows:
             flat = "-"
             if row is rows[-1] and len(rows) > 1:
                 flat = "flat" if flat_verdict(rows[0].peak, row.peak) else "GROWS"
                 flat += f" ({row.peak - rows[0].peak:+.0f} MB)"
+                if any(other.crashed for other in rows):
+                    flat = "n/a (crashed)"
+            if row.crashed:
+                crashes.append(f"  ! {LABELS[step]} at {row.records:,} records raised {row.crashed}")
             lines.append(
                 [
                     LABELS[step],
                     f"{row.records:,}",
                     f"{row.unit_records:,} (1 of {row.units_in_run})",
-                    f"{row.seconds:.1f}",
-                    f"{row.unit_records / row.seconds:,.0f}",
+                    f"{row.seconds:.1f}" + (" !" if row.crashed else ""),
+                    "crashed" if row.crashed else f"{row.unit_records / row.seconds:,.0f}",
                     f"{row.peak:.0f}{'*' if row.inherited else ''} (init {row.baseline_mb:.0f})",
-                    "pass" if row.peak <= TARGET_MB else "FAIL",
+                    "pass" if row.peak <= TARGET_MB and not row.crashed else "FAIL",
                     flat,
                 ]
             )
@@ -904,6 +922,8 @@ def main(sizes: list[int], providers: list[str] | None = None) -> None:
         "\n  reconcile = AssembleOutput's keyed.reconcile over every key of the run. init = RSS after the handler's"
         "\n  import and S3 client. S3, GCS and Vertex AI are local-file stand-ins (no boto3 transfer buffers)."
     )
+    for crash in crashes:
+        print(crash)
     if any(row.inherited for rows in measured.values() for row in rows):
         print("  * the child's ru_maxrss began at its spawner's RSS: its own high-water mark (VmHWM) is shown.")
 
