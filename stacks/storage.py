@@ -57,9 +57,12 @@ class Storage(Construct):
         self._allow_amazon_ml(pipelines)
 
     def _bucket(self, construct_id: str, log_prefix: str, noncurrent_days: int | None = None) -> s3.Bucket:
-        rules = (
-            [s3.LifecycleRule(noncurrent_version_expiration=Duration.days(noncurrent_days))] if noncurrent_days else []
-        )
+        # Assemble's multipart uploads are aborted when it fails in Python; one killed mid-way (timeout) would
+        # leave its parts billed, so S3 drops uploads unfinished after a week. Uploads from users, likewise.
+        week = Duration.days(7)
+        rules = [s3.LifecycleRule(id="AbortUnfinishedUploads", abort_incomplete_multipart_upload_after=week)]
+        if noncurrent_days:
+            rules.append(s3.LifecycleRule(noncurrent_version_expiration=Duration.days(noncurrent_days)))
         return s3.Bucket(
             self,
             construct_id,

@@ -70,6 +70,17 @@ def test_work_bucket_forgets_overwritten_versions_after_30_days(template: Templa
     ]["Rules"]
 
 
+def test_data_buckets_drop_multipart_uploads_left_unfinished_for_a_week(template: Template) -> None:
+    for name in ("StorageInbox", "StorageWork", "StorageResults"):
+        bucket = resources(template, "AWS::S3::Bucket")[logical_id(template, "AWS::S3::Bucket", name)]
+        rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+        assert {
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+            "Id": "AbortUnfinishedUploads",
+            "Status": "Enabled",
+        } in rules, name
+
+
 def test_only_the_inbox_sends_events_to_eventbridge_without_a_custom_resource(template: Template) -> None:
     inbox_id = logical_id(template, "AWS::S3::Bucket", "StorageInbox")
     for name, bucket in resources(template, "AWS::S3::Bucket").items():
