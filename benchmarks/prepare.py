@@ -128,7 +128,7 @@ class _FileS3:
     def upload_file(self, path: str, bucket: str, key: str, **_: Any) -> None:
         self._place(path, bucket, key)
 
-    def copy(self, source: dict[str, str], bucket: str, key: str) -> None:
+    def copy(self, source: dict[str, str], bucket: str, key: str, **_: Any) -> None:
         self._place(str(self._uploads / source["Bucket"] / source["Key"]), bucket, key)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchline.layout import S3Location
-from batchline.s3io import append_object
+from batchline.s3io import append_object, copy_object
 
 MIN_PART_BYTES = 5 * 1024 * 1024
 
@@ -34,13 +34,7 @@ def concatenate(s3: Any, parts: list[Part], target: S3Location, content_type: st
     if not parts:
         raise ValueError("nothing to assemble")
     if len(parts) == 1:
-        source = parts[0].location
-        s3.copy(
-            {"Bucket": source.bucket, "Key": source.key},
-            target.bucket,
-            target.key,
-            ExtraArgs={"ContentType": content_type, "MetadataDirective": "REPLACE"},
-        )
+        copy_object(s3, parts[0].location, target, content_type)
         return Assembled(copied_parts=1, uploaded_bytes=0)
     upload_id = s3.create_multipart_upload(Bucket=target.bucket, Key=target.key, ContentType=content_type)["UploadId"]
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -365,12 +366,6 @@ def _reconcile(
         source_name=source_name,
         missing_reason=adapter.missing_reason(run, job),
     ).failed
-    with open(failed_path, "ab") as target:
-        append_local(rows_path, target)
+    with open(failed_path, "ab") as target, open(rows_path, "rb") as rows:
+        shutil.copyfileobj(rows, target, 1024 * 1024)
     return count
-
-
-def append_local(path: str, target: Any) -> None:
-    with open(path, "rb") as rows:
-        for block in iter(lambda: rows.read(1024 * 1024), b""):
-            target.write(block)

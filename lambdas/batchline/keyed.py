@@ -86,18 +86,16 @@ def reconcile(
         where = f"hash(key) % {partitions} = {partition}"
         staged_part = f"(SELECT * FROM staged WHERE {where})"
         seen_part = f"(SELECT key FROM seen WHERE {where})"
-        unknown = connection.execute(
-            f"SELECT key FROM {seen_part} ANTI JOIN {staged_part} USING (key) ORDER BY key LIMIT 3"
-        ).fetchall()
-        if unknown:
-            shown = ", ".join(repr(row[0]) for row in unknown)
-            raise OutputInvalid(f"the output names keys that were not staged (e.g. {shown})")
-        repeated = connection.execute(
-            f"SELECT key FROM {seen_part} GROUP BY key HAVING count(*) > 1 ORDER BY key LIMIT 3"
-        ).fetchall()
-        if repeated:
-            shown = ", ".join(repr(row[0]) for row in repeated)
-            raise OutputInvalid(f"the output answers some keys more than once (e.g. {shown})")
+        _refuse_keys(
+            connection,
+            f"SELECT key FROM {seen_part} ANTI JOIN {staged_part} USING (key)",
+            "the output names keys that were not staged",
+        )
+        _refuse_keys(
+            connection,
+            f"SELECT key FROM {seen_part} GROUP BY key HAVING count(*) > 1",
+            "the output answers some keys more than once",
+        )
         connection.execute(
             f"INSERT INTO missing SELECT line, key, part FROM {staged_part} ANTI JOIN {seen_part} USING (key)"
         )
@@ -112,6 +110,13 @@ def reconcile(
         ) TO {quote(out_path)} (FORMAT csv, HEADER false)"""
     ).fetchone()[0]
     return Reconciled(failed=written)
+
+
+def _refuse_keys(connection: Any, keys_query: str, problem: str) -> None:
+    """OutputInvalid naming the first few keys the query finds, if it finds any."""
+    found = connection.execute(f"{keys_query} ORDER BY key LIMIT 3").fetchall()
+    if found:
+        raise OutputInvalid(f"{problem} (e.g. {', '.join(repr(row[0]) for row in found)})")
 
 
 def _reason_sql(template: str) -> str:

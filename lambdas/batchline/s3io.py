@@ -99,9 +99,10 @@ def upload_file(s3: Any, path: str, location: S3Location, content_type: str) -> 
     s3.upload_file(path, location.bucket, location.key, ExtraArgs={"ContentType": content_type})
 
 
-def copy_object(s3: Any, source: S3Location, target: S3Location) -> None:
+def copy_object(s3: Any, source: S3Location, target: S3Location, content_type: str | None = None) -> None:
     """Server-side copy (objects over 5 GB use multipart copy inside boto3's managed transfer)."""
-    s3.copy({"Bucket": source.bucket, "Key": source.key}, target.bucket, target.key)
+    extra = {"ContentType": content_type, "MetadataDirective": "REPLACE"} if content_type else None
+    s3.copy({"Bucket": source.bucket, "Key": source.key}, target.bucket, target.key, ExtraArgs=extra)
 
 
 def put_bytes(s3: Any, location: S3Location, data: bytes, content_type: str) -> None:

@@ -14,6 +14,8 @@ once all shards are done (``batchline.keyed.reconcile``): lines missing, unknown
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +107,18 @@ def _prediction_columns(settings: PersonalizeSettings, safe: bool) -> str:
     )
 
 
+@contextmanager
+def _unreadable_output_is_invalid() -> Iterator[None]:
+    """Not JSON, or a line over the size bound: retrying cannot help, so the run fails by name."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.InvalidInputException as exc:
+        raise OutputInvalid(f"Personalize output is not readable JSON lines: {exc}") from exc
+
+
+@_unreadable_output_is_invalid()
 def shard_to_csv(
     connection: Any,
     source: str,
@@ -117,34 +131,6 @@ def shard_to_csv(
     spreadsheet_safe: bool,
 ) -> ShardCounts:
     """One shard of .out lines -> prediction rows, the keys seen (key) and the failed lines (key, reason)."""
-    import duckdb
-
-    try:
-        return _shard_to_csv(
-            connection,
-            source,
-            settings=settings,
-            predictions_path=predictions_path,
-            keys_path=keys_path,
-            failed_path=failed_path,
-            header=header,
-            spreadsheet_safe=spreadsheet_safe,
-        )
-    except duckdb.InvalidInputException as exc:  # not JSON, a line over the size bound: retrying cannot help
-        raise OutputInvalid(f"Personalize output is not readable JSON lines: {exc}") from exc
-
-
-def _shard_to_csv(
-    connection: Any,
-    source: str,
-    *,
-    settings: PersonalizeSettings,
-    predictions_path: str,
-    keys_path: str,
-    failed_path: str,
-    header: list[str] | None,
-    spreadsheet_safe: bool,
-) -> ShardCounts:
     key = _key_expression(settings)
     connection.execute(
         f"CREATE OR REPLACE TEMP TABLE seen AS SELECT {key} AS key, "
