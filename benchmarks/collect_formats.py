@@ -26,7 +26,6 @@ import gzip
 import json
 import os
 import posixpath
-import resource
 import shutil
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from botocore.exceptions import ClientError
+
+from benchmarks.report import peak_mb, table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lambdas"))
@@ -687,10 +688,6 @@ def _lambda_init(handler: str) -> float:
     return peak_mb()
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-
-
 def own_peak_mb() -> float:
     """This process image's own high-water RSS. Linux starts a child's ru_maxrss at its spawner's current
     RSS, so the two differ only when the spawner was the larger: then this is the step's figure."""
@@ -853,14 +850,6 @@ def measure(provider: str, records: int, scratch: Path) -> list[Row]:
 
 def _memory(result: dict[str, Any]) -> tuple[float, float, float]:
     return result["peak_mb"], result["own_peak_mb"], result["baseline_mb"]
-
-
-def table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    print(f"\n{title}")
-    print("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    for row in rows:
-        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def flat_verdict(small: float, large: float) -> bool:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.report import peak_mb
 
 ITEMS = 25
 
@@ -149,12 +150,11 @@ def measure(engine: str, path: Path) -> dict[str, float]:
     }[engine]
     records = runner(path, out)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "records": records,
         "seconds": seconds,
         "records_per_second": records / seconds,
-        "peak_mb": peak_mb,
+        "peak_mb": peak_mb(),
         "csv_mb": out.stat().st_size / 1e6,
     }
 

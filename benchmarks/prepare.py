@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -22,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.report import peak_mb, table
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMORY_TARGET_MB = 256
@@ -141,10 +142,6 @@ class _Clients:
         return None  # Prepare makes no Google call; the Vertex adapter only keeps the session
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def measure(name: str, source: Path, records: int) -> dict[str, Any]:
     """One Prepare run in this process (main calls it in a child process)."""
     from batchline.config import parse_pipelines
@@ -153,7 +150,7 @@ def measure(name: str, source: Path, records: int) -> dict[str, Any]:
     kind, service = FORMATS[name]
     pipelines = parse_pipelines({name: {"keyColumn": "id", "service": service}})
     deployment = Deployment("inbox", "work", "results", "bus", "bench")
-    startup_mb = _peak_mb()
+    startup_mb = peak_mb()
     with tempfile.TemporaryDirectory(prefix="bench-uploads-", dir=source.parent) as uploads:
         event = {
             "runId": "bench",
@@ -171,7 +168,7 @@ def measure(name: str, source: Path, records: int) -> dict[str, Any]:
     return {
         "seconds": seconds,
         "records_per_second": records / seconds,
-        "peak_mb": _peak_mb(),
+        "peak_mb": peak_mb(),
         "startup_mb": startup_mb,
         "parts": prepared["staging"]["parts"],
         "jobs": len(prepared["chunks"]),
@@ -258,7 +255,5 @@ if __name__ == "__main__":
     if args.child:
         sys.stdout.write(json.dumps(measure(args.child[0], Path(args.child[1]), int(args.child[2]))) + "\n")
     else:
-        from benchmarks.run import table
-
         chosen = sizes_for(args.quick)
         table(title(chosen), HEADER, run(chosen, args.formats))

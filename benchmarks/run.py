@@ -20,6 +20,7 @@ from batchline.config import parse_pipelines  # noqa: E402
 
 from benchmarks import collect_formats  # noqa: E402
 from benchmarks.polling import HISTORY_TARGET, polling_cost  # noqa: E402
+from benchmarks.report import table  # noqa: E402
 
 HANDLERS = [
     "start_run",
@@ -37,14 +38,6 @@ HANDLERS = [
 
 # Libraries worth keeping out of cold starts that do not need them: (name, top-level module).
 HEAVY_LIBRARIES = (("google-auth", "google.auth"), ("duckdb", "duckdb"))
-
-
-def table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    print(f"\n{title}")
-    print("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    for row in rows:
-        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def polling() -> None:
