@@ -159,14 +159,29 @@ def _engine(engine: str, path: Path) -> dict[str, float] | None:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def collect(records: int) -> None:
+def _best_runs(engines: tuple[str, ...], path: Path, repeats: int) -> dict[str, dict[str, float] | None]:
+    """Each engine ``repeats`` times, in rounds so a burst of load on this shared machine hits every engine alike;
+    the fastest run of each is kept (as timeit does: the slower runs measure the neighbours, not the engine)."""
+    best: dict[str, dict[str, float] | None] = {}
+    for _ in range(repeats):
+        for name in engines:
+            if name in best and best[name] is None:
+                continue  # not installed
+            result = _engine(name, path)
+            kept = best.get(name)
+            if result is None or kept is None or result["seconds"] < kept["seconds"]:
+                best[name] = result
+    return best
+
+
+def collect(records: int, repeats: int) -> None:
     from benchmarks.collect_personalize import make_output_file
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "out.jsonl"
         make_output_file(path, records)
         file_mb = path.stat().st_size / 1e6
-        results = {name: _engine(name, path) for name in ("duckdb", "python", "polars", "pandas")}
+        results = _best_runs(("duckdb", "python", "polars", "pandas"), path, repeats)
     pandas = results["pandas"]
     assert pandas is not None, "make bench installs pandas (the bench extra)"
     rows = []
@@ -188,7 +203,8 @@ def collect(records: int) -> None:
     assert duckdb is not None
     ratio = duckdb["records_per_second"] / pandas["records_per_second"]
     table(
-        f"Collect, Personalize output -> long CSV: {records:,} users x 25 items ({file_mb:.0f} MB), one core each "
+        f"Collect, Personalize output -> long CSV: {records:,} users x 25 items ({file_mb:.0f} MB), one core each, "
+        f"best of {repeats} interleaved runs "
         f"(target >= 10x pandas: {ratio:.1f}x, {'met' if ratio >= 10 else 'NOT MET'})",
         ["engine", "records/s", "vs pandas", "time", "peak RSS"],
         rows,
@@ -254,6 +270,6 @@ if __name__ == "__main__":
     asset_sizes()
     flat_default = "100000,1000000" if args.quick else "1000000,10000000"
     flat_sizes = [int(n) for n in os.environ.get("BENCH_FLAT_RECORDS", flat_default).split(",")]
-    collect(int(os.environ.get("BENCH_RECORDS", "200000")))
+    collect(int(os.environ.get("BENCH_RECORDS", "200000")), int(os.environ.get("BENCH_REPEATS", "3")))
     collect_formats.main(flat_sizes)
     prepare(args.quick)

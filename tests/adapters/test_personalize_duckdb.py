@@ -65,12 +65,24 @@ def test_long_form_has_a_row_per_item_with_rank_and_score_and_neutralised_formul
         ["u1", "2", "'=cmd", "0.25"],
         ["u1", "3", "-3", "1.0"],  # a number keeps its sign
         ["u2", "", "", ""],  # no recommendations: still one row for the user
-        ["u5", "1", "a,b", "1e-05"],
+        ["u5", "1", "a,b", "0.00001"],  # the score's JSON number text, not re-formatted through a double
         ["u5", "2", 'q"x', ""],  # fewer scores than items
     ]
     assert out["counts"] == engine.ShardCounts(records=5, predicted=3, failed=2, rows=6)
     assert out["keys"] == [["u1"], ["u2"], ["u3"], ["@u4"], ["u5"]]  # keys as echoed, never neutralised
     assert out["failed"] == [["u3", "Personalize: bad user"], ["@u4", 'Personalize: {"code":7}']]
+
+
+def test_scores_sent_as_strings_are_read_as_numbers_and_a_word_is_invalid_output(tmp_path: Path) -> None:
+    def line(scores: list[Any]) -> dict[str, Any]:
+        return {"input": {"userId": "u1"}, "output": {"recommendedItems": ["a", "b"], "scores": scores}}
+
+    (tmp_path / "strings").mkdir()
+    (tmp_path / "word").mkdir()
+    rows = run(tmp_path / "strings", [line(["0.5", 2])], None)["rows"]
+    assert rows == [["u1", "1", "a", "0.5"], ["u1", "2", "b", "2.0"]]
+    with pytest.raises(OutputInvalid, match="not readable"):
+        run(tmp_path / "word", [line(["high", 0.1])], None)
 
 
 def test_wide_form_joins_items_and_scores_and_later_shards_have_no_header(tmp_path: Path) -> None:
@@ -79,9 +91,9 @@ def test_wide_form_joins_items_and_scores_and_later_shards_have_no_header(tmp_pa
 
 
 def test_segment_jobs_list_users_per_item(tmp_path: Path) -> None:
-    lines = [{"input": {"itemId": "i9"}, "output": {"recommendedUsers": ["a", "b"]}}]
+    lines = [{"input": {"itemId": "i9"}, "output": {"recommendedUsers": ["a", "=b", "-1"]}}]
     out = run(tmp_path, lines, None, recipe="ITEM_AFFINITY")
-    assert out["rows"] == [["i9", "a"], ["i9", "b"]]
+    assert out["rows"] == [["i9", "a"], ["i9", "'=b"], ["i9", "-1"]]
 
 
 def test_a_line_without_its_key_fails_the_shard(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """Personalize output -> keyed CSV with DuckDB, the engine chosen by measurement (``make bench``).
 
-On 200,000 users x 25 recommendations, one core: DuckDB's streaming JSON reader and CSV writer ran about
-11x the records/second of pandas (read_json + explode + to_csv) in about a tenth of its memory; polars
-reached about 8x and a tuned standard-library loop with orjson about 5x. Everything here streams: a
-shard's JSON lines are read once for the predictions and once, projected to the echoed key and the error,
-for the key list; DuckDB spills to the scratch directory above ``keyed.MEMORY_LIMIT``.
+On 200,000 users x 25 recommendations, one core, DuckDB's streaming JSON reader and CSV writer beat pandas
+(read_json + explode + to_csv), polars and a standard-library loop; ``make bench`` prints the ratios of the
+run. Everything here streams: a shard's JSON lines are read once for the predictions and once, projected to
+the echoed key and the error, for the key list; DuckDB spills to the scratch directory above
+``keyed.MEMORY_LIMIT``. What made it fast, measured with DuckDB's profiler: scores are kept as the JSON
+number text (formatting 5 million doubles cost a third of the CSV writer's time), and every per-record
+expression is evaluated before UNNEST multiplies the rows by 25.
 
 Personalize echoes the query value (the record's key, staged as ``userId``/``itemId``) on every output line,
 so predictions need no join; the keys each shard saw are written out and checked against the staged index
@@ -49,7 +51,7 @@ def _reader(path: str, settings: PersonalizeSettings, *, with_output: bool) -> s
         columns[field] = "VARCHAR"  # Item-Attribute-Affinity echoes its query at the top level
     if with_output:
         columns["output"] = (
-            "STRUCT(recommendedItems VARCHAR[], scores DOUBLE[], recommendedUsers VARCHAR[], usersList VARCHAR[])"
+            "STRUCT(recommendedItems VARCHAR[], scores JSON[], recommendedUsers VARCHAR[], usersList VARCHAR[])"
         )
     spec = ", ".join(f"{_quote(name)}: {_quote(kind)}" for name, kind in columns.items())
     # The reader buffers twice the largest line it accepts, so this bounds memory: a recommendation line is a
@@ -80,41 +82,70 @@ def _safe(expression: str, safe: bool) -> str:
     )
 
 
-def _prediction_columns(settings: PersonalizeSettings, safe: bool) -> str:
-    long = settings.output_format == "long"
+def _safe_list(expression: str, safe: bool) -> str:
+    """A list with its risky cells neutralised; one check per record, since risky items are rare."""
+    if not safe:
+        return expression
+    # Each cell starts after a newline in the joined text (measured cheaper than a (^|\n) alternative).
+    risky = f"regexp_matches(chr(10) || array_to_string({expression}, chr(10)), '\\n[=+\\-@\\t\\r]')"
+    neutralised = f"list_transform({expression}, lambda cell: {_safe('cell', True)})"
+    return f"CASE WHEN {risky} THEN {neutralised} ELSE {expression} END"
+
+
+# Scores are read as JSON number text and written as such: no double -> text conversion, which measured as
+# the most expensive step of the CSV writer. A score sent as a string is cast (one check per record).
+_SCORES = (
+    "CASE WHEN contains(output.scores::VARCHAR, '\"') THEN output.scores::DOUBLE[]::VARCHAR[] "
+    "ELSE output.scores::VARCHAR[] END"
+)
+
+
+def _prediction_query(source: str, settings: PersonalizeSettings, safe: bool) -> str:
+    """The prediction rows of the lines without an error.
+
+    Everything per record (the key's and cells' neutralisation, the empty-list fallbacks) is computed in the
+    inner query, before UNNEST multiplies the rows: evaluated after it, the key's check alone cost 8% more.
+    """
+    key = _safe(_key_expression(settings), safe)
+    records = f"FROM {_reader(source, settings, with_output=True)} WHERE NOT {_HAS_ERROR}"
     if settings.is_segment_job:
         users = "coalesce(output.recommendedUsers, output.usersList, [])"
-        if long:
-            # One row per user; a record with no users still gets one (empty) row.
-            return f"{_safe('unnest(CASE WHEN len(' + users + ') > 0 THEN ' + users + ' ELSE [NULL] END)', safe)}"
-        return _safe(f"nullif(array_to_string({users}, '|'), '')", safe)
+        if settings.output_format == "long":
+            # One row per user; a record with no users still gets one (empty) row. A segment line can list
+            # millions of users, so its cells are checked one by one rather than joined into one string.
+            listed = f"CASE WHEN len({users}) > 0 THEN {users} ELSE [NULL] END"
+            rows = f"SELECT key, unnest(users) AS user FROM (SELECT {key} AS key, {listed} AS users {records})"
+            return f"SELECT key, {_safe('user', safe)} FROM ({rows})"
+        joined_users = _safe(f"nullif(array_to_string({users}, '|'), '')", safe)
+        return f"SELECT {key}, {joined_users} {records}"
     items = "coalesce(output.recommendedItems, [])"
-    scores = "coalesce(output.scores, [])"
-    if long:
+    scores = f"coalesce({_SCORES}, [])"
+    if settings.output_format == "long":
         present = f"len({items}) > 0"
-        return ", ".join(
+        # A record with no recommendations still gets one row; scores past the last item are dropped and
+        # missing ones left empty (UNNEST pads the shorter list).
+        lists = ", ".join(
             [
-                f"unnest(CASE WHEN {present} THEN generate_series(1, len({items})) ELSE [NULL] END)",
-                _safe(f"unnest(CASE WHEN {present} THEN {items} ELSE [NULL] END)", safe),
-                f"unnest(CASE WHEN {present} THEN {scores}[1:len({items})] ELSE [NULL] END)",
+                f"CASE WHEN {present} THEN generate_series(1, len({items})) ELSE [NULL] END AS ranks",
+                f"CASE WHEN {present} THEN {_safe_list(items, safe)} ELSE [NULL] END AS items",
+                f"CASE WHEN {present} THEN {scores}[1:len({items})] ELSE [NULL] END AS scores",
             ]
         )
-    return ", ".join(
-        [
-            _safe(f"nullif(array_to_string({items}, '|'), '')", safe),
-            f"nullif(array_to_string({scores}[1:len({items})], '|'), '')",
-        ]
-    )
+        per_record = f"SELECT {key} AS key, {lists} {records}"
+        return f"SELECT key, unnest(ranks), unnest(items), unnest(scores) FROM ({per_record})"
+    joined_items = _safe(f"nullif(array_to_string({items}, '|'), '')", safe)
+    joined_scores = f"nullif(array_to_string({scores}[1:len({items})], '|'), '')"
+    return f"SELECT {key}, {joined_items}, {joined_scores} {records}"
 
 
 @contextmanager
 def _unreadable_output_is_invalid() -> Iterator[None]:
-    """Not JSON, or a line over the size bound: retrying cannot help, so the run fails by name."""
+    """Not JSON, a line over the size bound, a score that is no number: retrying cannot help, so the run fails."""
     import duckdb
 
     try:
         yield
-    except duckdb.InvalidInputException as exc:
+    except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
         raise OutputInvalid(f"Personalize output is not readable JSON lines: {exc}") from exc
 
 
@@ -145,8 +176,7 @@ def shard_to_csv(
         f"COPY (SELECT key, reason FROM seen WHERE reason IS NOT NULL) TO {_quote(failed_path)} "
         "(FORMAT csv, HEADER false)"
     ).fetchone()[0]
-    select = f"SELECT {_safe(key, spreadsheet_safe)}, {_prediction_columns(settings, spreadsheet_safe)}"
-    query = f"{select} FROM {_reader(source, settings, with_output=True)} WHERE NOT {_HAS_ERROR}"
+    query = _prediction_query(source, settings, spreadsheet_safe)
     # DuckDB writes the header from column aliases (quoted as CSV needs), unless two names differ only by case,
     # which it would rename: then the header is written first and the rows copied after it.
     aliased = bool(header) and len({name.lower() for name in header or []}) == len(header or [])
