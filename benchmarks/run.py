@@ -187,26 +187,28 @@ def collect(records: int, repeats: int) -> None:
     rows = []
     for name, result in results.items():
         if result is None:
-            rows.append([name, "not installed", "", "", ""])
+            rows.append([name, "not installed", "", "", "", "", ""])
             continue
-        ratio = result["records_per_second"] / pandas["records_per_second"]
         rows.append(
             [
                 name + (" (Batchline)" if name == "duckdb" else ""),
                 f"{result['records_per_second']:,.0f}",
-                f"{ratio:.1f}x",
+                f"{result['records_per_second'] / pandas['records_per_second']:.1f}x",
                 f"{result['seconds']:.1f} s",
+                f"{result['records_per_cpu_second']:,.0f}",
+                f"{result['records_per_cpu_second'] / pandas['records_per_cpu_second']:.1f}x",
                 f"{result['peak_mb']:.0f} MB",
             ]
         )
     duckdb = results["duckdb"]
     assert duckdb is not None
     ratio = duckdb["records_per_second"] / pandas["records_per_second"]
+    cpu_ratio = duckdb["records_per_cpu_second"] / pandas["records_per_cpu_second"]
     table(
         f"Collect, Personalize output -> long CSV: {records:,} users x 25 items ({file_mb:.0f} MB), one core each, "
-        f"best of {repeats} interleaved runs "
-        f"(target >= 10x pandas: {ratio:.1f}x, {'met' if ratio >= 10 else 'NOT MET'})",
-        ["engine", "records/s", "vs pandas", "time", "peak RSS"],
+        f"best of {repeats} interleaved runs (target >= 10x pandas: {ratio:.1f}x wall-clock, "
+        f"{'met' if ratio >= 10 else 'NOT MET'}; {cpu_ratio:.1f}x in CPU time)",
+        ["engine", "records/s", "vs pandas", "time", "records/CPU-s", "vs pandas (CPU)", "peak RSS"],
         rows,
     )
     fan_out(duckdb["records_per_second"], file_mb * 1e6 / records)
