@@ -1,9 +1,10 @@
 """Prepare throughput and peak memory per provider format, at two input sizes (is memory flat?).
 
-Runs the real Prepare step (flow.prepare_run: both reads, duplicate check on disk, encoding, parts, index
+Runs the real Prepare step (flow.prepare_run: one read with the duplicate check on disk, encoding, parts, index
 sidecars, rejected.csv, job grouping) over generated local inputs, with a local-file stand-in for S3: reads come
-from the generated file and "uploads" are hard links into a temp folder. Each run is its own process, so its peak
-RSS (ru_maxrss) is its own; the startup column is RSS after imports, before the input is touched.
+from the generated file and "uploads" are hard links into a temp folder. The keys are unique, so the reads column
+must say 1 (only a file that repeats a key is read twice). Each run is its own process, so its peak RSS
+(ru_maxrss) is its own; the startup column is RSS after imports, before the input is touched.
 
     python -m benchmarks.prepare            # 1M and 10M records per format (what `make bench` runs)
     python -m benchmarks.prepare --quick    # 100k and 1M
@@ -114,8 +115,10 @@ class _FileS3:
 
     def __init__(self, source: Path, uploads: Path) -> None:
         self._source, self._uploads = source, uploads
+        self.reads = 0
 
     def get_object(self, **_: Any) -> dict[str, Any]:
+        self.reads += 1
         return {"Body": self._source.open("rb")}
 
     def _place(self, path: str, bucket: str, key: str) -> None:
@@ -158,14 +161,14 @@ def measure(name: str, source: Path, records: int) -> dict[str, Any]:
             "input": {"bucket": "inbox", "key": f"{name}/{source.name}", "versionId": "v1", "size": 1},
             "startedAt": "2026-01-01T00:00:00Z",
         }
+        s3 = _FileS3(source, Path(uploads))
         began = time.perf_counter()
-        prepared = prepare_run(
-            event, pipelines=pipelines, deployment=deployment, clients=_Clients(_FileS3(source, Path(uploads)))
-        )
+        prepared = prepare_run(event, pipelines=pipelines, deployment=deployment, clients=_Clients(s3))
         seconds = time.perf_counter() - began
     if prepared["counts"] != {"input": records, "sent": records, "rejected": 0}:
         raise SystemExit(f"{name}: unexpected counts {prepared['counts']}")
     return {
+        "reads": s3.reads,
         "seconds": seconds,
         "records_per_second": records / seconds,
         "peak_mb": peak_mb(),
@@ -220,6 +223,7 @@ def run(sizes: tuple[int, int], names: list[str]) -> list[list[str]]:
                 [
                     name,
                     _records_label(records),
+                    str(r["reads"]),
                     f"{r['seconds']:.1f}",
                     f"{r['records_per_second']:,.0f}",
                     f"{r['startup_mb']:.0f}",
@@ -231,7 +235,7 @@ def run(sizes: tuple[int, int], names: list[str]) -> list[list[str]]:
     return rows
 
 
-HEADER = ["provider format", "records", "seconds", "records/s", "startup MB", "peak MB", "<=256 MB", "flat"]
+HEADER = ["provider format", "records", "reads", "seconds", "records/s", "startup MB", "peak MB", "<=256 MB", "flat"]
 
 
 def title(sizes: tuple[int, int]) -> str:

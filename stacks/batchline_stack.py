@@ -26,7 +26,7 @@ from stacks.notifications import EventBus, ExecutionEndWatcher, UploadTrigger
 from stacks.orchestration import Orchestration
 from stacks.provider_permissions import job_permissions, model_lookup_permissions
 from stacks.service_roles import ServiceRoles
-from stacks.storage import Storage, grant_objects
+from stacks.storage import Storage, grant_discard_staged_parts, grant_objects
 from stacks.subscriptions import Subscriptions
 
 # Functions that call Google APIs for Vertex pipelines (staging, job create/poll/cancel, reading results).
@@ -99,6 +99,7 @@ class BatchlineStack(Stack):
 
         grant_objects(functions["PrepareInput"], storage.inbox, read=True)
         grant_objects(functions["PrepareInput"], storage.work, read=True, write=True)
+        grant_discard_staged_parts(functions["PrepareInput"], storage.work)  # a discarded read's parts
         model_lookup_permissions(self, pipelines).apply_to(functions["PrepareInput"])
 
         jobs = job_permissions(self, pipelines, roles.role_arns, roles.passed_to)

@@ -1,7 +1,8 @@
 """Buckets: inbox (uploads), work (staged input, raw service output), results (keyed CSVs), access logs.
 
 Attributes: ``inbox``, ``work``, ``results``, ``access_logs`` (all ``s3.Bucket``). ``grant_objects`` is how a
-function gets object access, with the cdk-nag acknowledgment its ``<bucket>/*`` resource needs.
+function gets object access, with the cdk-nag acknowledgment its ``<bucket>/*`` resource needs;
+``grant_discard_staged_parts`` is the one delete any function gets.
 """
 
 from __future__ import annotations
@@ -142,3 +143,24 @@ def grant_objects(function: lambda_.Function, bucket: s3.IBucket, *, read: bool 
         f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*]",
         "Objects of one of this stack's buckets, whose keys are known only at run time (<pipeline>/<run-id>/...).",
     )
+
+
+def grant_discard_staged_parts(function: lambda_.Function, bucket: s3.Bucket) -> None:
+    """DeleteObject on staged parts and their indexes only (``<pipeline>/<run-id>/{input,index}/part-*``).
+
+    Prepare deletes the parts of a read it discards (a repeated key, or a file that fails part-way): the service
+    reads every object under the input prefix. The bucket is versioned, so a delete only adds a delete marker and
+    the bytes stay until the noncurrent-version rule; s3:DeleteObjectVersion is granted to no one.
+    """
+    patterns = ("*/input/part-*", "*/index/part-*")
+    function.add_to_role_policy(
+        iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[bucket.arn_for_objects(p) for p in patterns])
+    )
+    stack = Stack.of(bucket)
+    logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
+    for pattern in patterns:
+        acknowledge(
+            function.role,  # type: ignore[arg-type]
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{pattern}]",
+            "Staged parts of any run (keys known only at run time); deletes on a versioned bucket keep the data.",
+        )

@@ -31,8 +31,8 @@ from batchline.errors import (
 )
 from batchline.events import build_detail, outcome, outcome_status
 from batchline.layout import RunLayout, S3Location
-from batchline.prepare import ERROR_COLUMNS, RejectWriter, group_parts, prepare_records, temp_workdir
-from batchline.s3io import copy_object, csv_rows, object_exists, open_object, put_bytes, upload_file
+from batchline.prepare import ERROR_COLUMNS, RejectWriter, StagedPart, group_parts, prepare_records, temp_workdir
+from batchline.s3io import copy_object, csv_rows, delete_objects, object_exists, open_object, put_bytes, upload_file
 
 
 @dataclass(frozen=True)
@@ -111,26 +111,18 @@ def prepare_run(
 
     with temp_workdir() as workdir:
         rejected_path = os.path.join(workdir, "rejected.csv")
-        staged: list[Any] = []
-
-        def upload_part(part: Any) -> None:
-            upload_file(clients.s3, part.path, layout.input_part(len(staged), encoder.suffix), encoder.content_type)
-            upload_file(clients.s3, part.index_path, layout.index_for(part.name), "text/csv")
-            os.remove(part.path)
-            os.remove(part.index_path)
-            staged.append(part)
-
+        staged = _StagedInput(clients.s3, layout, encoder.suffix, encoder.content_type)
         with open(rejected_path, "w", encoding="utf-8", newline="") as rejected_file:
             rejects = RejectWriter(rejected_file, source, spreadsheet_safe=pipeline.spreadsheet_safe)
             location = S3Location(input_object["bucket"], input_object["key"])
             result = prepare_records(
-                # Read twice (check, then stage): the pinned version makes both reads see the same bytes.
+                # Read once, or twice when a key repeats: the pinned version makes both reads see the same bytes.
                 lambda: open_object(clients.s3, location, input_object.get("versionId")),
                 source_name=source,
                 key_column=pipeline.key_column,
                 encoder=encoder,
                 rejects=rejects,
-                on_part=upload_part,
+                parts=staged,
                 workdir=workdir,
             )
         if result.rejected:
@@ -139,7 +131,8 @@ def prepare_run(
         raise InputRejected(
             f"{source}: none of the {result.input_records} records can be sent; all were rejected (see errors.csv)"
         )
-    chunks = _stage_jobs(clients, layout, staged, group_parts(staged, encoder.limits, source), encoder.suffix)
+    parts = staged.parts
+    chunks = _stage_jobs(clients, layout, parts, group_parts(parts, encoder.limits, source), encoder.suffix)
     return {
         "runId": run_id,
         "pipeline": pipeline.name,
@@ -150,10 +143,36 @@ def prepare_run(
         "maxPolls": pipeline.max_polls,
         "maxConcurrentJobs": pipeline.max_concurrent_jobs,
         "counts": result.counts,
-        "staging": {**result.staging, "parts": len(staged)},
+        "staging": {**result.staging, "parts": len(parts)},
         "chunks": [chunk.to_json() for chunk in chunks],
         "rejectedUri": layout.rejected.uri if result.rejected else None,
     }
+
+
+class _StagedInput:
+    """Prepare's parts, uploaded under the run's input prefix as they finish (the local copies are removed).
+
+    ``discard`` deletes every uploaded part and its index again: the service reads every object under the
+    prefix, so a part from a discarded read must not stay there.
+    """
+
+    def __init__(self, s3: Any, layout: RunLayout, suffix: str, content_type: str) -> None:
+        self._s3, self._layout, self._suffix, self._content_type = s3, layout, suffix, content_type
+        self.parts: list[StagedPart] = []
+
+    def add(self, part: StagedPart) -> None:
+        upload_file(self._s3, part.path, self._layout.input_part(len(self.parts), self._suffix), self._content_type)
+        upload_file(self._s3, part.index_path, self._layout.index_for(part.name), "text/csv")
+        os.remove(part.path)
+        os.remove(part.index_path)
+        self.parts.append(part)
+
+    def discard(self) -> None:
+        keys = []
+        for index, part in enumerate(self.parts):
+            keys += [self._layout.input_part(index, self._suffix).key, self._layout.index_for(part.name).key]
+        delete_objects(self._s3, self._layout.work_bucket, keys)
+        self.parts = []
 
 
 def _stage_jobs(

@@ -1,11 +1,14 @@
-"""Prepare: read the uploaded CSV twice, refuse bad rows with reasons, stage the rest for the service.
+"""Prepare: read the uploaded CSV once, refuse bad rows with reasons, stage the rest for the service.
 
 Every input record ends up in exactly one place: a staged part (sent) or rejected.csv (rejected).
-Whole-file problems (empty, header only, no key column, unparseable CSV) raise InputRejected and nothing is staged.
+Whole-file problems (empty, header only, no key column, unparseable CSV) raise InputRejected, and anything
+already staged is discarded first, so a failed Prepare leaves no part behind.
 
-The first read checks the whole file and spills keys to disk to find repeats (duplicates.py); the second stages
-parts and writes rejected rows in line order. Memory stays flat with the input's size; the price is a second
-read and parse of the input (measured in benchmarks/prepare.py).
+The read stages parts and writes rejected rows in line order while spilling every key to disk (duplicates.py).
+Repeated keys are rare, so staging is optimistic: when the spill shows no repeat, that one read was all. When it
+shows one, a later occurrence was staged as if new, so what was staged and rejected is discarded and the file is
+read again with the repeats known. Only files that repeat a key pay that second read, parse and staging (measured
+in benchmarks/prepare.py); memory stays flat with the input's size either way.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 import math
 import os
@@ -20,7 +24,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from batchline.adapters.base import EncodedRecord, InputEncoder, JobLimits, RecordRejected
 from batchline.csvsafe import CsvWriter
@@ -42,6 +46,16 @@ class StagedPart:
     index_path: str
     records: int
     bytes: int
+
+
+class PartSink(Protocol):
+    """Where Prepare hands each finished part, in order (the flow uploads it under the run's input prefix)."""
+
+    def add(self, part: StagedPart) -> None: ...
+
+    def discard(self) -> None:
+        """Drop every part added so far: Prepare is about to stage again, or the file failed part-way."""
+        ...
 
 
 @dataclass
@@ -92,9 +106,18 @@ class RejectWriter:
     """Rows Prepare refuses, as CSV with the file, line, key and reason."""
 
     def __init__(self, handle: io.TextIOBase, source_file: str, *, spreadsheet_safe: bool = True) -> None:
+        self._handle = handle
+        self._start = handle.tell()
         self._writer = CsvWriter(handle, safe=spreadsheet_safe)
         self._writer.writerow(ERROR_COLUMNS)
         self._source = source_file
+        self.count = 0
+
+    def reset(self) -> None:
+        """Drop every row written so far, keeping the header (the handle must be seekable: a file, a StringIO)."""
+        self._handle.seek(self._start)
+        self._handle.truncate()
+        self._writer.writerow(ERROR_COLUMNS)
         self.count = 0
 
     def reject(self, line: int, key: str, reason: str, row: list[str]) -> None:
@@ -142,6 +165,14 @@ class PartWriter:
         if self._data is not None:
             self._finish()
 
+    def abandon(self) -> None:
+        """Close and remove the part being written, after a failure (finished parts belong to the sink)."""
+        if self._data is not None and self._index_file is not None:
+            for handle in (self._data, self._index_file):
+                handle.close()
+                os.remove(handle.name)
+            self._data = self._index_file = None
+
     def _open(self) -> None:
         self._name = f"part-{self._index:05d}{self._suffix}"
         # Kept open across write() calls until the part is full; _finish closes both.
@@ -157,10 +188,10 @@ class PartWriter:
         self._data.close()
         self._index_file.close()
         part = StagedPart(self._name, self._data.name, self._index_file.name, self._records, self._bytes)
+        self._data = self._index_file = None  # handed over: from here on the part is the sink's
+        self._index += 1
         self.parts.append(part)
         self._on_part(part)
-        self._data = self._index_file = None
-        self._index += 1
 
 
 def group_parts(parts: list[StagedPart], limits: JobLimits, source_name: str) -> list[list[int]]:
@@ -215,98 +246,127 @@ def prepare_records(
     key_column: str,
     encoder: InputEncoder,
     rejects: RejectWriter,
-    on_part: Callable[[StagedPart], None],
+    parts: PartSink,
     workdir: str,
 ) -> PrepareResult:
     """Validate and stage one upload (CSV, or JSON lines when the name says so). Pure but for ``workdir``.
 
-    ``open_source`` is called twice and must return the same bytes each time (an S3 object version, a file).
-    A repeated key is rejected on each later occurrence naming the first line, exactly as if every key were
-    kept in memory: the first read finds the repeats on disk, the second stages everything else.
+    ``open_source`` is called once, or twice when a key repeats, and must return the same bytes each time (an
+    S3 object version, a file). A repeated key is rejected on each later occurrence naming the first line,
+    exactly as if every key were kept in memory. On InputRejected, ``parts`` and ``rejects`` are emptied first.
     """
-    with DuplicateKeys(workdir) as keys:
-        header, staging, records_seen = _check_pass(open_source, source_name, key_column, encoder, keys)
-        result = PrepareResult(key_header=key_column, staging=staging)
-        _stage_pass(open_source, source_name, header, encoder, keys.duplicates(), rejects, on_part, workdir, result)
-    if result.input_records != records_seen:
-        raise InputRejected(f"{source_name}: the file changed while it was being read; upload it again")
-    return result
+    try:
+        with DuplicateKeys(workdir) as keys:
+            header, first = _stage_pass(
+                open_source,
+                source_name,
+                key_column,
+                encoder,
+                rejects,
+                parts,
+                workdir,
+                remember=keys.add,
+                repeats=iter(()),
+            )
+            if first.input_records == 0:
+                raise InputRejected(f"{source_name}: the file has a header but no records")
+            repeats = keys.duplicates()
+            repeat = next(repeats, None)
+            if repeat is None:
+                return first
+            # The first read staged later occurrences of a key as new ones: start over, knowing the repeats.
+            parts.discard()
+            rejects.reset()
+            _, second = _stage_pass(
+                open_source,
+                source_name,
+                key_column,
+                encoder,
+                rejects,
+                parts,
+                workdir,
+                remember=None,
+                repeats=itertools.chain([repeat], repeats),
+                header_was=header,
+            )
+        if second.input_records != first.input_records:
+            raise _changed(source_name)
+        return second
+    except InputRejected:
+        parts.discard()
+        rejects.reset()
+        raise
 
 
-def _check_pass(
+def _changed(source_name: str) -> InputRejected:
+    return InputRejected(f"{source_name}: the file changed while it was being read; upload it again")
+
+
+def _stage_pass(
     open_source: Callable[[], BinaryIO],
     source_name: str,
     key_column: str,
     encoder: InputEncoder,
-    keys: DuplicateKeys,
-) -> tuple[list[str], dict[str, Any], int]:
-    """First read: whole-file problems raise before anything is staged; the keys of good rows go to ``keys``."""
+    rejects: RejectWriter,
+    sink: PartSink,
+    workdir: str,
+    *,
+    remember: Callable[[str, int], None] | None,
+    repeats: Iterator[tuple[int, int]],
+    header_was: list[str] | None = None,
+) -> tuple[list[str], PrepareResult]:
+    """One read: each row is rejected (its own problem, a known repeat, the encoder's refusal) or staged.
+
+    The first read gives ``remember`` the key of every row that passes the row checks (staged or refused by the
+    encoder: either way a later row with its key is a repeat). A second read gets the ``repeats`` found from
+    those keys and the first read's header, and raises when the file no longer matches them.
+    """
     with open_source() as source:
         records = _records(source, source_name)
         header = next(records)[1]
+        if header_was is not None and header != header_was:
+            raise _changed(source_name)
         if key_column not in header:
             raise InputRejected(
                 f"{source_name}: key column {key_column!r} is not in the header "
                 f"(columns: {', '.join(header) or 'none'})"
             )
         key_index = header.index(key_column)
-        staging = encoder.start(header, key_index)
-        seen = 0
-        add = keys.add
-        for line, row, problem in records:
-            seen += 1
-            key, reason = _checked_row(row, problem, header, key_index)
-            if reason is None:
-                add(key, line)
-    if seen == 0:
-        raise InputRejected(f"{source_name}: the file has a header but no records")
-    return header, staging, seen
-
-
-def _stage_pass(
-    open_source: Callable[[], BinaryIO],
-    source_name: str,
-    header: list[str],
-    encoder: InputEncoder,
-    duplicates: Iterator[tuple[int, int]],
-    rejects: RejectWriter,
-    on_part: Callable[[StagedPart], None],
-    workdir: str,
-    result: PrepareResult,
-) -> None:
-    """Second read: each row is rejected (its own problem, a repeated key, the encoder's refusal) or staged."""
-    changed = InputRejected(f"{source_name}: the file changed while it was being read; upload it again")
-    key_index = header.index(result.key_header)
-    parts = PartWriter(workdir, encoder, on_part)
-    repeat = next(duplicates, None)
-    with open_source() as source:
-        records = _records(source, source_name)
-        if next(records)[1] != header:
-            raise changed
-        for line, row, problem in records:
-            result.input_records += 1
-            key, reason = _checked_row(row, problem, header, key_index)
-            if reason is None and repeat is not None and repeat[0] == line:
-                reason = f"duplicate key {key!r} (first seen on line {repeat[1]})"
-                repeat = next(duplicates, None)
-            if reason is None:
-                try:
-                    parts.write(encoder.encode(row, result.sent), key, line)
-                except RecordRejected as exc:
-                    reason = str(exc)
-            if reason is not None:
-                rejects.reject(line, key, reason, row)
-            else:
-                result.sent += 1
-    if repeat is not None:
-        raise changed
-    parts.close()
+        result = PrepareResult(key_header=key_column, staging=encoder.start(header, key_index))
+        parts = PartWriter(workdir, encoder, sink.add)
+        repeat = next(repeats, None)
+        try:
+            for line, row, problem in records:
+                result.input_records += 1
+                key, reason = _checked_row(row, problem, header, key_index)
+                if reason is None:
+                    if remember is not None:
+                        remember(key, line)
+                    if repeat is not None and repeat[0] == line:
+                        reason = f"duplicate key {key!r} (first seen on line {repeat[1]})"
+                        repeat = next(repeats, None)
+                if reason is None:
+                    try:
+                        parts.write(encoder.encode(row, result.sent), key, line)
+                    except RecordRejected as exc:
+                        reason = str(exc)
+                if reason is not None:
+                    rejects.reject(line, key, reason, row)
+                else:
+                    result.sent += 1
+            if repeat is not None:
+                raise _changed(source_name)  # a repeat the file no longer has
+            parts.close()
+        except BaseException:
+            parts.abandon()
+            raise
     result.parts = parts.parts
     result.rejected = rejects.count
+    return header, result
 
 
 def _checked_row(row: list[str], problem: str | None, header: list[str], key_index: int) -> tuple[str, str | None]:
-    """The row's key and why it is refused (None when it may be staged); the same answer in both reads."""
+    """The row's key and why it is refused (None when it may be staged); the same answer in every read."""
     key = "" if problem or key_index >= len(row) else row[key_index]
     return key, problem or _row_problem(row, header, key)
 

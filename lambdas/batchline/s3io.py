@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from batchline.errors import ServiceRequestFailed
 from batchline.layout import S3Location
 
 
@@ -103,6 +104,24 @@ def copy_object(s3: Any, source: S3Location, target: S3Location, content_type: s
     """Server-side copy (objects over 5 GB use multipart copy inside boto3's managed transfer)."""
     extra = {"ContentType": content_type, "MetadataDirective": "REPLACE"} if content_type else None
     s3.copy({"Bucket": source.bucket, "Key": source.key}, target.bucket, target.key, ExtraArgs=extra)
+
+
+def delete_objects(s3: Any, bucket: str, keys: list[str]) -> None:
+    """Deletes keys in batches of 1,000 (DeleteObjects' limit); raises if S3 refuses any key.
+
+    DeleteObjects answers 200 even when some keys fail, listing them under ``Errors``, so they are checked.
+    On a versioned bucket this adds delete markers; the versions themselves stay until the lifecycle rule.
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
+    """
+    for start in range(0, len(keys), 1000):
+        batch = [{"Key": key} for key in keys[start : start + 1000]]
+        answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        if answer.get("Errors"):
+            first = answer["Errors"][0]
+            raise ServiceRequestFailed(
+                f"S3 did not delete {len(answer['Errors'])} objects in {bucket}, "
+                f"first {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+            )
 
 
 def put_bytes(s3: Any, location: S3Location, data: bytes, content_type: str) -> None:

@@ -33,13 +33,6 @@ def validate_file(path: Path, pipeline: PipelineConfig, encoder: InputEncoder) -
     if size > pipeline.max_input_bytes:
         report["error"] = f"{path}: {size} bytes, over this pipeline's maxInputBytes ({pipeline.max_input_bytes})"
         return report
-    parts: list[StagedPart] = []
-
-    def keep_size_only(part: StagedPart) -> None:
-        parts.append(part)
-        os.remove(part.path)
-        os.remove(part.index_path)
-
     with temp_workdir() as workdir:
         # Rejected rows go to disk and only the first few are read back: a bad 100-million-row file stays small here.
         rejected_path = os.path.join(workdir, "rejected.csv")
@@ -51,15 +44,26 @@ def validate_file(path: Path, pipeline: PipelineConfig, encoder: InputEncoder) -
                     key_column=pipeline.key_column,
                     encoder=encoder,
                     rejects=RejectWriter(rejected, str(path), spreadsheet_safe=False),
-                    on_part=keep_size_only,
+                    parts=_LocalParts(),
                     workdir=workdir,
                 )
                 report.update(records=result.input_records, sent=result.sent, rejected=result.rejected)
                 if result.sent:
-                    report["jobs"] = len(group_parts(parts, encoder.limits, str(path)))
+                    report["jobs"] = len(group_parts(result.parts, encoder.limits, str(path)))
             except InputRejected as exc:
                 report["error"] = str(exc)
         with open(rejected_path, encoding="utf-8", newline="") as rejected:
             rows = itertools.islice(csv.DictReader(rejected), SHOWN_REJECTIONS)
             report["rejections"] = [{"line": int(r["line"]), "key": r["key"], "reason": r["reason"]} for r in rows]
     return report
+
+
+class _LocalParts:
+    """Nothing is uploaded: a part's files are removed as it finishes (result.parts keeps its size for the jobs)."""
+
+    def add(self, part: StagedPart) -> None:
+        os.remove(part.path)
+        os.remove(part.index_path)
+
+    def discard(self) -> None:
+        pass  # nothing was kept

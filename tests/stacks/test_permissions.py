@@ -46,11 +46,26 @@ def allow_statements(template: Template) -> list[dict[str, Any]]:
     return found
 
 
-def test_no_statement_allows_a_wildcard_action_or_deletes_data(template: Template) -> None:
+def test_no_statement_allows_a_wildcard_action_or_destroys_data(template: Template) -> None:
     for statement in allow_statements(template):
         for action in as_list(statement["Action"]):
             assert action != "*" and not action.endswith(":*"), statement
-            assert not action.startswith(("s3:Delete", "s3:PutBucket", "iam:Create", "iam:Put")), statement
+            assert not action.startswith(("s3:PutBucket", "iam:Create", "iam:Put")), statement
+            # The one delete allowed only marks staged parts deleted (next test); no version is ever deleted.
+            assert not action.startswith("s3:Delete") or action == "s3:DeleteObject", statement
+
+
+def test_only_prepare_input_deletes_and_only_staged_parts_of_the_versioned_work_bucket(template: Template) -> None:
+    work = logical_id(template, "AWS::S3::Bucket", "StorageWork")
+    deletes = [s for s in allow_statements(template) if any(a.startswith("s3:Delete") for a in as_list(s["Action"]))]
+    assert len(deletes) == 1 and deletes[0] in function_statements(template, "PrepareInput"), deletes
+    assert as_list(deletes[0]["Action"]) == ["s3:DeleteObject"]
+    objects = [resource["Fn::Join"][1] for resource in as_list(deletes[0]["Resource"])]
+    assert sorted(objects, key=str) == [
+        [{"Fn::GetAtt": [work, "Arn"]}, f"/*/{folder}/part-*"] for folder in ("index", "input")
+    ]
+    versioning = resources(template, "AWS::S3::Bucket")[work]["Properties"]["VersioningConfiguration"]
+    assert versioning == {"Status": "Enabled"}  # a delete adds a marker; the noncurrent version stays
 
 
 def test_only_actions_without_resource_level_permissions_get_resource_star(template: Template) -> None:

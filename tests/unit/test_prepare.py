@@ -26,34 +26,73 @@ class Prepared:
     lines: list[int]
     rejected: list[dict[str, str]]
     part_sizes: list[int]
+    parts: Parts
+    rejected_text: str
+    opens: int
 
 
-def run_prepare(data: bytes, tmp_path: Path, *, records_per_file: int = 1000, key: str = "id") -> Prepared:
+class Parts:
+    """A PartSink keeping each part's text and index in memory and removing its files, as the flow does."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.indexes: list[str] = []
+        self.records: list[int] = []
+        self.added = self.discards = 0
+
+    def add(self, part: StagedPart) -> None:
+        self.texts.append(Path(part.path).read_text(encoding="utf-8"))
+        self.indexes.append(Path(part.index_path).read_text(encoding="utf-8"))
+        self.records.append(part.records)
+        self.added += 1
+        Path(part.path).unlink()
+        Path(part.index_path).unlink()
+
+    def discard(self) -> None:
+        self.texts, self.indexes, self.records = [], [], []
+        self.discards += 1
+
+
+class Source:
+    """open_source for prepare_records: counts the reads; ``then`` (if given) is what every later read sees."""
+
+    def __init__(self, data: bytes, then: bytes | None = None) -> None:
+        self.data, self.then, self.opens = data, then, 0
+
+    def __call__(self) -> io.BytesIO:
+        self.opens += 1
+        return io.BytesIO(self.data if self.opens == 1 or self.then is None else self.then)
+
+
+def run_prepare(
+    data: bytes | Source,
+    tmp_path: Path,
+    *,
+    records_per_file: int = 1000,
+    key: str = "id",
+    source_name: str = SOURCE,
+    parts: Parts | None = None,
+    rejected_text: io.StringIO | None = None,
+) -> Prepared:
     encoder = SageMakerCsvEncoder(
         SageMakerSettings(provider="sagemaker", model_name="m", records_per_file=records_per_file)
     )
-    staged: list[list[str]] = []
-    lines: list[int] = []
-    sizes: list[int] = []
-
-    def on_part(part: StagedPart) -> None:
-        staged.extend(csv.reader(io.StringIO(Path(part.path).read_text(encoding="utf-8"))))
-        index = list(csv.reader(io.StringIO(Path(part.index_path).read_text(encoding="utf-8"))))
-        lines.extend(int(line) for line, _key, _record_id in index)
-        sizes.append(part.records)
-
-    rejected_text = io.StringIO()
+    source = data if isinstance(data, Source) else Source(data)
+    parts = Parts() if parts is None else parts
+    rejected_text = io.StringIO() if rejected_text is None else rejected_text
     result = prepare_records(
-        lambda: io.BytesIO(data),
-        source_name=SOURCE,
+        source,
+        source_name=source_name,
         key_column=key,
         encoder=encoder,
         rejects=RejectWriter(rejected_text, SOURCE),
-        on_part=on_part,
+        parts=parts,
         workdir=str(tmp_path),
     )
+    staged = [row for text in parts.texts for row in csv.reader(io.StringIO(text))]
+    lines = [int(row[0]) for index in parts.indexes for row in csv.reader(io.StringIO(index))]
     rejected = list(csv.DictReader(io.StringIO(rejected_text.getvalue())))
-    return Prepared(result, staged, lines, rejected, sizes)
+    return Prepared(result, staged, lines, rejected, parts.records, parts, rejected_text.getvalue(), source.opens)
 
 
 def test_key_moves_first_and_header_is_stripped(tmp_path: Path) -> None:
@@ -168,23 +207,7 @@ def test_every_generated_record_is_sent_or_rejected(
 
 
 def run_jsonl(data: bytes, tmp_path: Path) -> Prepared:
-    encoder = SageMakerCsvEncoder(SageMakerSettings(provider="sagemaker", model_name="m"))
-    staged: list[list[str]] = []
-    rejected_text = io.StringIO()
-
-    def on_part(part: StagedPart) -> None:
-        staged.extend(csv.reader(io.StringIO(Path(part.path).read_text(encoding="utf-8"))))
-
-    result = prepare_records(
-        lambda: io.BytesIO(data),
-        source_name="s3://inbox/p/upload.jsonl",
-        key_column="id",
-        encoder=encoder,
-        rejects=RejectWriter(rejected_text, SOURCE),
-        on_part=on_part,
-        workdir=str(tmp_path),
-    )
-    return Prepared(result, staged, [], list(csv.DictReader(io.StringIO(rejected_text.getvalue()))), [])
+    return run_prepare(data, tmp_path, source_name="s3://inbox/p/upload.jsonl")
 
 
 def test_json_lines_are_read_field_by_field_and_bad_lines_rejected(tmp_path: Path) -> None:
@@ -233,8 +256,66 @@ def test_a_key_refused_by_the_encoder_still_counts_as_seen(tmp_path: Path) -> No
     ]
 
 
-def test_a_csv_error_late_in_the_file_stages_nothing(tmp_path: Path) -> None:
+def test_a_csv_error_late_in_the_file_leaves_nothing_staged(tmp_path: Path) -> None:
+    # GIVEN a file whose quoting breaks after parts and rejected rows were already written
     rows = "".join(f"k{i},{i}\n" for i in range(10))
-    with pytest.raises(InputRejected, match="line 12: cannot be parsed as CSV"):
-        run_prepare(("id,x\n" + rows + 'k,"open\n').encode(), tmp_path, records_per_file=2)
-    assert list(tmp_path.iterdir()) == []  # no part was written: the first read found the error
+    parts, rejected = Parts(), io.StringIO()
+    with pytest.raises(InputRejected, match="line 13: cannot be parsed as CSV"):
+        run_prepare(
+            ("id,x\n ,blank\n" + rows + 'k,"open\n').encode(),
+            tmp_path,
+            records_per_file=2,
+            parts=parts,
+            rejected_text=rejected,
+        )
+    # THEN the parts handed over were discarded, the open one removed, and rejected.csv is back to its header
+    assert parts.added == 5 and parts.discards == 1 and parts.texts == []
+    assert rejected.getvalue() == ",".join(ERROR_COLUMNS) + "\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_without_repeated_keys_is_read_once(tmp_path: Path) -> None:
+    out = run_prepare(b"id,x\nk1,1\n,2\nk2,3\n", tmp_path)
+    assert out.opens == 1
+    assert out.parts.discards == 0
+    assert out.result.counts == {"input": 3, "sent": 2, "rejected": 1}
+
+
+def test_a_repeated_key_costs_a_second_read_with_the_same_output_as_one_read(tmp_path: Path) -> None:
+    # GIVEN a file with a repeat, a blank key and a cell a spreadsheet would run, staged one record per part
+    data = b"id,x\nk1,1\nk2,=2\nk1,3\n ,4\nk3,5\nk2,6\nk4,7\n"
+    out = run_prepare(data, tmp_path, records_per_file=1)
+    # THEN the first read's parts (six, repeats included) were discarded and the second read staged four
+    assert out.opens == 2
+    assert out.parts.discards == 1 and out.parts.added == 6 + 4
+    assert out.parts.texts == ["k1,1\n", "k2,=2\n", "k3,5\n", "k4,7\n"]
+    assert out.parts.indexes == ["2,k1,k1\n", "3,k2,k2\n", "6,k3,k3\n", "8,k4,k4\n"]
+    assert out.rejected_text == (
+        "source_file,line,key,stage,reason,record\n"
+        "s3://inbox/p/upload.csv,4,k1,prepare,duplicate key 'k1' (first seen on line 2),\"k1,3\"\n"
+        's3://inbox/p/upload.csv,5, ,prepare,blank key," ,4"\n'
+        "s3://inbox/p/upload.csv,7,k2,prepare,duplicate key 'k2' (first seen on line 3),\"k2,6\"\n"
+    )
+    assert out.result.counts == {"input": 7, "sent": 4, "rejected": 3}
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "then",
+    [
+        b"id,x\nk1,1\nk2,2\nk1,3\nk4,4\n",  # a record more
+        b"id,y\nk1,1\nk2,2\nk1,3\n",  # another header
+        b"id,x\nk1,1\nk2,2\n\nk1,3\n",  # the repeat moved to another line
+        b"id,x\nk1,1\nk1,3\n",  # a record less
+    ],
+)
+def test_a_file_that_changes_before_the_second_read_fails_and_leaves_nothing_staged(
+    then: bytes, tmp_path: Path
+) -> None:
+    parts, rejected = Parts(), io.StringIO()
+    source = Source(b"id,x\nk1,1\nk2,2\nk1,3\n", then=then)
+    with pytest.raises(InputRejected, match="the file changed while it was being read"):
+        run_prepare(source, tmp_path, records_per_file=1, parts=parts, rejected_text=rejected)
+    assert source.opens == 2
+    assert parts.texts == [] and rejected.getvalue() == ",".join(ERROR_COLUMNS) + "\n"
+    assert list(tmp_path.iterdir()) == []
