@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from batchline import errors
-from batchline.adapters.base import BatchAdapter, FailedRecord, JobState, RunContext, StagedRecord
+from batchline.adapters.base import BatchAdapter, FailedRecord, JobState, RunContext, StagedRecord, UnitFiles
 from batchline.assembly import Part, concatenate
 from batchline.csvsafe import CsvWriter
 from batchline.errors import BatchlineError, OutputInvalid
@@ -73,19 +73,8 @@ class ShardedOutput(KeyedOutput, Protocol):
         """(key, size) of each output object of the chunk, checked against the staged parts."""
         ...
 
-    def collect_shard(
-        self,
-        run: RunContext,
-        source_path: str,
-        *,
-        workdir: str,
-        predictions_path: str,
-        keys_path: str,
-        failed_path: str,
-        header: list[str] | None,
-        spreadsheet_safe: bool,
-    ) -> dict[str, int]:
-        """Rows of a shard's lines -> CSV; the keys seen; failed lines as (key, reason). Returns counts."""
+    def collect_shard(self, run: RunContext, source_path: str, *, workdir: str, files: UnitFiles) -> dict[str, int]:
+        """A shard's lines (a local file) -> ``files``. Returns counts."""
         ...
 
 
@@ -93,17 +82,7 @@ class ShardedOutput(KeyedOutput, Protocol):
 class StreamedKeyedOutput(KeyedOutput, Protocol):
     """Keyed output read as one stream per job (Vertex AI results in Cloud Storage)."""
 
-    def collect_keyed(
-        self,
-        run: RunContext,
-        job: JobState,
-        *,
-        predictions_path: str,
-        keys_path: str,
-        failed_path: str,
-        header: list[str] | None,
-        spreadsheet_safe: bool,
-    ) -> dict[str, int]:
+    def collect_keyed(self, run: RunContext, job: JobState, files: UnitFiles) -> dict[str, int]:
         """Like ShardedOutput.collect_shard, for a whole job's output."""
         ...
 
@@ -156,18 +135,11 @@ def collect_unit(
         paths = {suffix: os.path.join(workdir, "unit" + suffix) for suffix in (".csv", ".failed.csv", ".keys.csv")}
         try:
             keyed = True
+            files = UnitFiles(paths[".csv"], paths[".keys.csv"], paths[".failed.csv"], header, spreadsheet_safe)
             if unit.output_key is not None and isinstance(adapter, ShardedOutput):
-                counts = _collect_shard(s3, adapter, run, unit, workdir, paths, header, spreadsheet_safe)
+                counts = _collect_shard(s3, adapter, run, unit, workdir, files)
             elif _succeeded(job) and isinstance(adapter, StreamedKeyedOutput):
-                counts = adapter.collect_keyed(
-                    run,
-                    job,
-                    predictions_path=paths[".csv"],
-                    keys_path=paths[".keys.csv"],
-                    failed_path=paths[".failed.csv"],
-                    header=header,
-                    spreadsheet_safe=spreadsheet_safe,
-                )
+                counts = adapter.collect_keyed(run, job, files)
             else:
                 keyed = False
                 counts = _collect_job(s3, adapter, run, job, paths, header, source_name, spreadsheet_safe)
@@ -188,28 +160,12 @@ def collect_unit(
 
 
 def _collect_shard(
-    s3: Any,
-    adapter: ShardedOutput,
-    run: RunContext,
-    unit: CollectUnit,
-    workdir: str,
-    paths: dict[str, str],
-    header: list[str] | None,
-    spreadsheet_safe: bool,
+    s3: Any, adapter: ShardedOutput, run: RunContext, unit: CollectUnit, workdir: str, files: UnitFiles
 ) -> dict[str, int]:
     source_path = os.path.join(workdir, "shard.jsonl")
     with open(source_path, "wb") as source:
         copy_lines(s3, S3Location(run.layout.work_bucket, unit.output_key or ""), unit.start, unit.end, source)
-    return adapter.collect_shard(
-        run,
-        source_path,
-        workdir=workdir,
-        predictions_path=paths[".csv"],
-        keys_path=paths[".keys.csv"],
-        failed_path=paths[".failed.csv"],
-        header=header,
-        spreadsheet_safe=spreadsheet_safe,
-    )
+    return adapter.collect_shard(run, source_path, workdir=workdir, files=files)
 
 
 def _collect_job(

@@ -110,6 +110,18 @@ class FailedRecord:
     reason: str
 
 
+@dataclass(frozen=True)
+class UnitFiles:
+    """Where one Collect unit of keyed output writes, and how: prediction rows (with ``header`` first when it is
+    the run's first unit), every key the output named, and its failed lines as (key, reason)."""
+
+    predictions: str
+    keys: str
+    failed: str
+    header: list[str] | None
+    spreadsheet_safe: bool
+
+
 class RecordRejected(Exception):
     """Raised by an encoder for one record the service cannot take; the row goes to errors.csv."""
 

@@ -27,6 +27,7 @@ from batchline.adapters.base import (
     RecordRejected,
     RunContext,
     StagedRecord,
+    UnitFiles,
     translate_client_error,
 )
 from batchline.config import PersonalizeSettings, require_role
@@ -189,29 +190,18 @@ class PersonalizeAdapter:
             raise OutputInvalid(f"output files match no staged input: {', '.join(unknown)}")
         return objects
 
-    def collect_shard(
-        self,
-        run: RunContext,
-        source_path: str,
-        *,
-        workdir: str,
-        predictions_path: str,
-        keys_path: str,
-        failed_path: str,
-        header: list[str] | None,
-        spreadsheet_safe: bool,
-    ) -> dict[str, int]:
+    def collect_shard(self, run: RunContext, source_path: str, *, workdir: str, files: UnitFiles) -> dict[str, int]:
         from batchline.adapters import personalize_duckdb
 
         counts = personalize_duckdb.shard_to_csv(
             personalize_duckdb.connect(workdir),
             source_path,
             settings=self._settings,
-            predictions_path=predictions_path,
-            keys_path=keys_path,
-            failed_path=failed_path,
-            header=header,
-            spreadsheet_safe=spreadsheet_safe,
+            predictions_path=files.predictions,
+            keys_path=files.keys,
+            failed_path=files.failed,
+            header=files.header,
+            spreadsheet_safe=files.spreadsheet_safe,
         )
         return {"lines": counts.records, "predicted": counts.predicted, "failed": counts.failed, "rows": counts.rows}
 

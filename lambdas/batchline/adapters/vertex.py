@@ -25,6 +25,7 @@ from batchline.adapters.base import (
     RecordRejected,
     RunContext,
     StagedRecord,
+    UnitFiles,
 )
 from batchline.adapters.google_apis import CloudStorage, VertexJobs, split_gcs_uri
 from batchline.config import VertexSettings
@@ -211,26 +212,16 @@ class VertexAdapter:
     def missing_reason(self, run: RunContext, job: JobState) -> str:
         return f"Vertex AI returned no result for it ({job.raw_status})"
 
-    def collect_keyed(
-        self,
-        run: RunContext,
-        job: JobState,
-        *,
-        predictions_path: str,
-        keys_path: str,
-        failed_path: str,
-        header: list[str] | None,
-        spreadsheet_safe: bool,
-    ) -> dict[str, int]:
+    def collect_keyed(self, run: RunContext, job: JobState, files: UnitFiles) -> dict[str, int]:
         predicted = failed = 0
         with (
-            open(predictions_path, "w", encoding="utf-8", newline="") as rows_file,
-            open(keys_path, "w", encoding="utf-8", newline="") as keys_file,
-            open(failed_path, "w", encoding="utf-8", newline="") as failed_file,
+            open(files.predictions, "w", encoding="utf-8", newline="") as rows_file,
+            open(files.keys, "w", encoding="utf-8", newline="") as keys_file,
+            open(files.failed, "w", encoding="utf-8", newline="") as failed_file,
         ):
-            rows = CsvWriter(rows_file, safe=spreadsheet_safe)
-            if header:
-                rows.writerow(header)
+            rows = CsvWriter(rows_file, safe=files.spreadsheet_safe)
+            if files.header:
+                rows.writerow(files.header)
             keys, failures = csv.writer(keys_file, lineterminator="\n"), csv.writer(failed_file, lineterminator="\n")
             for where, data in self._result_lines(job):
                 key = self._echoed_key(data, where)
