@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup demo test synth lint asl-validate bench clean
+.PHONY: setup demo test synth lint asl-validate bench docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ asl-validate: node_modules/.installed
 bench: setup
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.run
+
+docs: setup
+	$(BIN)/python -m batchline_local.config_reference
 
 lint: setup
 	$(BIN)/ruff check .

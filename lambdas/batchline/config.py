@@ -36,20 +36,40 @@ class _Model(BaseModel):
 class SageMakerSettings(_Model):
     """SageMaker Batch Transform on a model that reads headerless CSV (``text/csv``)."""
 
-    provider: Literal["sagemaker"]
-    model_name: str = Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-    instance_type: str = Field(default="ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-    instance_count: int = Field(default=1, ge=1, le=100)
-    # Names of the values the model returns per record, in order. One value -> one column.
-    prediction_columns: list[str] = Field(default_factory=lambda: ["prediction"], min_length=1)
-    # Input is split into files of this many records: a bad record fails only its file.
-    records_per_file: int = Field(default=100_000, ge=1, le=10_000_000)
-    max_payload_in_mb: int = Field(default=6, ge=1, le=100)
-    max_concurrent_transforms: int | None = Field(default=None, ge=1, le=100)
-    invocation_timeout_seconds: int = Field(default=600, ge=1, le=3600)
-    invocation_max_retries: int = Field(default=3, ge=0, le=3)
-    # The model's execution role: the stack lets it read staged input and write output in the work bucket.
-    model_execution_role_arn: str | None = Field(default=None, pattern=ROLE_ARN_PATTERN)
+    provider: Literal["sagemaker"] = Field(description="SageMaker Batch Transform.")
+    model_name: str = Field(
+        pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", description="The SageMaker model (CreateModel name) to run."
+    )
+    instance_type: str = Field(
+        default="ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$", description="Instance type of the transform job."
+    )
+    instance_count: int = Field(default=1, ge=1, le=100, description="Instances of the transform job.")
+    prediction_columns: list[str] = Field(
+        default_factory=lambda: ["prediction"],
+        min_length=1,
+        description="Names of the values the model returns per record, in order: one value, one column.",
+    )
+    records_per_file: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="The input is split into files of this many records: a bad record fails only its file.",
+    )
+    max_payload_in_mb: int = Field(default=6, ge=1, le=100, description="MaxPayloadInMB of the transform job.")
+    max_concurrent_transforms: int | None = Field(
+        default=None, ge=1, le=100, description="MaxConcurrentTransforms; unset lets SageMaker choose."
+    )
+    invocation_timeout_seconds: int = Field(
+        default=600, ge=1, le=3600, description="Time the model may take for one request (ModelClientConfig)."
+    )
+    invocation_max_retries: int = Field(
+        default=3, ge=0, le=3, description="Retries of a failed request to the model (ModelClientConfig)."
+    )
+    model_execution_role_arn: str | None = Field(
+        default=None,
+        pattern=ROLE_ARN_PATTERN,
+        description="The model's execution role: the stack lets it read staged input and write output.",
+    )
 
     @field_validator("prediction_columns")
     @classmethod
@@ -72,29 +92,56 @@ PERSONALIZE_RECIPES = {
 class PersonalizeSettings(_Model):
     """Amazon Personalize batch inference (recommendations, rankings, related items) or batch segments."""
 
-    provider: Literal["personalize"]
+    provider: Literal["personalize"] = Field(description="Amazon Personalize.")
     recipe: Literal[
         "USER_PERSONALIZATION",
         "PERSONALIZED_RANKING",
         "RELATED_ITEMS",
         "ITEM_AFFINITY",
         "ITEM_ATTRIBUTE_AFFINITY",
-    ]
-    solution_version_arn: str = Field(pattern=r"^arn:aws[a-z-]*:personalize:[a-z0-9-]+:\d{12}:solution/.+$")
-    # The role Personalize assumes to read the staged input and write output (iam:PassRole is scoped to it).
-    # Omitted: the stack creates one for the pipeline and fills this in for the functions.
-    role_arn: str | None = Field(default=None, pattern=ROLE_ARN_PATTERN)
-    num_results: int | None = Field(default=None, ge=1, le=500)
-    filter_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:personalize:.+:filter/.+$")
-    # Filter placeholder -> input column holding its value for each record (sent as filterValues).
-    filter_value_columns: dict[str, str] = Field(default_factory=dict)
-    # PERSONALIZED_RANKING: the column listing the items to rank, separated by item_list_separator.
-    item_list_column: str | None = None
-    item_list_separator: str = Field(default="|", min_length=1, max_length=3)
-    batch_inference_job_config: dict[str, Any] | None = None
-    output_format: Literal["long", "wide"] = "long"
-    kms_key_arn: str | None = None
-    records_per_file: int = Field(default=1_000_000, ge=1, le=50_000_000)
+    ] = Field(
+        description="The solution's recipe: decides the input line (userId, itemId, itemAttributes) and whether "
+        "a batch inference or a batch segment job runs."
+    )
+    solution_version_arn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:personalize:[a-z0-9-]+:\d{12}:solution/.+$",
+        description="The trained solution version the job uses.",
+    )
+    role_arn: str | None = Field(
+        default=None,
+        pattern=ROLE_ARN_PATTERN,
+        description="The role Personalize assumes to read staged input and write output (iam:PassRole is scoped "
+        "to it). Omitted: the stack creates one for the pipeline.",
+    )
+    num_results: int | None = Field(
+        default=None, ge=1, le=500, description="Recommendations (or users) per record; unset: the service's default."
+    )
+    filter_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:personalize:.+:filter/.+$", description="A Personalize filter."
+    )
+    filter_value_columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Filter placeholder -> the input column holding its value for each record (sent as filterValues).",
+    )
+    item_list_column: str | None = Field(
+        default=None,
+        description="PERSONALIZED_RANKING only, and required there: the column listing the items to rank.",
+    )
+    item_list_separator: str = Field(
+        default="|", min_length=1, max_length=3, description="Separator of the items in itemListColumn."
+    )
+    batch_inference_job_config: dict[str, Any] | None = Field(
+        default=None, description="Passed as batchInferenceJobConfig (for example itemExplorationConfig)."
+    )
+    output_format: Literal["long", "wide"] = Field(
+        default="long",
+        description="long: one row per recommendation (key,rank,item_id,score; segments key,user_id); "
+        "wide: one row per record with |-joined lists.",
+    )
+    kms_key_arn: str | None = Field(
+        default=None, description="KMS key Personalize uses for the job's input and output."
+    )
+    records_per_file: int = Field(default=1_000_000, ge=1, le=50_000_000, description="Records per staged input file.")
 
     @model_validator(mode="after")
     def _recipe_needs(self) -> PersonalizeSettings:
@@ -118,29 +165,48 @@ class PersonalizeSettings(_Model):
 class BedrockSettings(_Model):
     """Amazon Bedrock batch inference over a prompt per record (InvokeModel or Converse bodies)."""
 
-    provider: Literal["bedrock"]
-    model_id: str = Field(min_length=1, max_length=2048)
-    # Service role Bedrock assumes to read input and write output (trusts bedrock.amazonaws.com).
-    # Omitted: the stack creates one for the pipeline and fills this in for the functions.
-    role_arn: str | None = Field(default=None, pattern=ROLE_ARN_PATTERN)
-    invocation_type: Literal["InvokeModel", "Converse"] = "InvokeModel"
-    # Exactly one of: a column holding the whole prompt, or a template filled from columns by {name}.
-    prompt_column: str | None = None
-    prompt_template: str | None = None
-    # Body family for InvokeModel; "auto" picks it from the model ID. "custom" uses body_template,
-    # a JSON body where the string "{prompt}" is replaced by each record's prompt.
-    model_family: Literal["auto", "anthropic", "titan", "nova", "custom"] = "auto"
-    body_template: dict[str, Any] | None = None
-    max_tokens: int = Field(default=512, ge=1, le=100_000)
-    temperature: float | None = Field(default=None, ge=0, le=1)
-    timeout_hours: int = Field(default=72, ge=24, le=168)
+    provider: Literal["bedrock"] = Field(description="Amazon Bedrock batch inference.")
+    model_id: str = Field(
+        min_length=1, max_length=2048, description="The model ID or inference profile the job invokes."
+    )
+    role_arn: str | None = Field(
+        default=None,
+        pattern=ROLE_ARN_PATTERN,
+        description="Service role Bedrock assumes to read input and write output (trusts bedrock.amazonaws.com). "
+        "Omitted: the stack creates one for the pipeline.",
+    )
+    invocation_type: Literal["InvokeModel", "Converse"] = Field(
+        default="InvokeModel", description="The body shape of each record: the model's own, or Converse's."
+    )
+    # Exactly one of the two prompt sources.
+    prompt_column: str | None = Field(
+        default=None, description="The column holding each record's whole prompt (or set promptTemplate)."
+    )
+    prompt_template: str | None = Field(
+        default=None,
+        description='A prompt filled from columns by {name} ("Summarise {text}"); plain substitution.',
+    )
+    model_family: Literal["auto", "anthropic", "titan", "nova", "custom"] = Field(
+        default="auto",
+        description="InvokeModel body family; auto detects it from modelId, custom uses bodyTemplate.",
+    )
+    body_template: dict[str, Any] | None = Field(
+        default=None, description='A JSON body where the string "{prompt}" is replaced by each record\'s prompt.'
+    )
+    max_tokens: int = Field(default=512, ge=1, le=100_000, description="Most tokens the model may generate.")
+    temperature: float | None = Field(default=None, ge=0, le=1, description="Sampling temperature; unset: the model's.")
+    timeout_hours: int = Field(
+        default=72, ge=24, le=168, description="Bedrock stops a job that runs longer (timeoutDurationInHours)."
+    )
     # Quotas differ per model and Region (see the Service Quotas console); these are the common values.
-    min_records_per_job: int = Field(default=100, ge=1)
-    max_records_per_job: int = Field(default=50_000, ge=1)
-    records_per_file: int = Field(default=50_000, ge=1)
-    max_bytes_per_file: int = Field(default=1024**3, ge=1024)
-    max_bytes_per_job: int = Field(default=5 * 1024**3, ge=1024)
-    kms_key_arn: str | None = None
+    min_records_per_job: int = Field(
+        default=100, ge=1, description="Bedrock's minimum: a smaller input fails before anything is submitted."
+    )
+    max_records_per_job: int = Field(default=50_000, ge=1, description="Records per job; more make more jobs.")
+    records_per_file: int = Field(default=50_000, ge=1, description="Records per staged input file.")
+    max_bytes_per_file: int = Field(default=1024**3, ge=1024, description="Bytes per staged input file.")
+    max_bytes_per_job: int = Field(default=5 * 1024**3, ge=1024, description="Bytes of input per job.")
+    kms_key_arn: str | None = Field(default=None, description="KMS key for the job's output (s3EncryptionKeyId).")
 
     @model_validator(mode="after")
     def _prompt_source(self) -> BedrockSettings:
@@ -173,14 +239,19 @@ class BedrockSettings(_Model):
 class AmazonMLSettings(_Model):
     """Legacy Amazon Machine Learning batch predictions (existing accounts, us-east-1 and eu-west-1)."""
 
-    provider: Literal["amazonml"]
-    ml_model_id: str = Field(pattern=r"^[a-zA-Z0-9_.-]{1,64}$")
-    model_type: Literal["BINARY", "MULTICLASS", "REGRESSION"]
-    # The model's training DataSchema (JSON object). Omitted: read from GetMLModel at run time.
-    data_schema: dict[str, Any] | None = None
-    # MULTICLASS: the class names, in the order their score columns should appear.
-    class_names: list[str] | None = None
-    records_per_file: int = Field(default=1_000_000, ge=1)
+    provider: Literal["amazonml"] = Field(description="Amazon Machine Learning.")
+    ml_model_id: str = Field(pattern=r"^[a-zA-Z0-9_.-]{1,64}$", description="The Amazon ML model's ID.")
+    model_type: Literal["BINARY", "MULTICLASS", "REGRESSION"] = Field(
+        description="Decides the result columns: bestAnswer,score / one per class / score."
+    )
+    data_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="The model's training DataSchema (JSON object). Omitted: read with GetMLModel at run time.",
+    )
+    class_names: list[str] | None = Field(
+        default=None, description="MULTICLASS only, and required there: class names, in score-column order."
+    )
+    records_per_file: int = Field(default=1_000_000, ge=1, description="Records per staged input file.")
 
     @model_validator(mode="after")
     def _classes(self) -> AmazonMLSettings:
@@ -192,43 +263,70 @@ class AmazonMLSettings(_Model):
 class GoogleFederation(_Model):
     """Workload identity federation: the Lambda's AWS role obtains Google tokens; no key is stored."""
 
-    # //iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>
-    audience: str = Field(pattern=r"^//iam\.googleapis\.com/projects/\d+/locations/global/workloadIdentityPools/.+$")
-    service_account_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.iam\.gserviceaccount\.com$")
+    audience: str = Field(
+        pattern=r"^//iam\.googleapis\.com/projects/\d+/locations/global/workloadIdentityPools/.+$",
+        description="//iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/"
+        "providers/<provider>",
+    )
+    service_account_email: str = Field(
+        pattern=r"^[^@\s]+@[^@\s]+\.iam\.gserviceaccount\.com$",
+        description="The Google service account the functions impersonate.",
+    )
 
 
 class GoogleEndpoints(_Model):
     """Google API endpoints; override for Private Service Connect or local fakes."""
 
-    vertex: str | None = None  # default https://<location>-aiplatform.googleapis.com
-    storage: str = "https://storage.googleapis.com"
-    sts: str = "https://sts.googleapis.com"
-    iam_credentials: str = "https://iamcredentials.googleapis.com"
+    vertex: str | None = Field(
+        default=None, description="Vertex AI API; unset: https://<location>-aiplatform.googleapis.com."
+    )
+    storage: str = Field(default="https://storage.googleapis.com", description="Cloud Storage JSON API.")
+    sts: str = Field(default="https://sts.googleapis.com", description="Security Token Service (the token exchange).")
+    iam_credentials: str = Field(
+        default="https://iamcredentials.googleapis.com", description="IAM Credentials API (impersonation)."
+    )
 
 
 class VertexSettings(_Model):
     """Google Vertex AI batch prediction, driven from AWS; input staged to and results read from GCS."""
 
-    provider: Literal["vertex"]
-    project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-    location: str = Field(pattern=r"^[a-z]+-[a-z]+\d$")
-    # A model ID, or a full resource name (projects/<p>/locations/<l>/models/<id>, publishers/...).
-    model: str = Field(min_length=1)
-    # gs://bucket/prefix where inputs are staged and outputs written (same region as the model).
-    gcs_prefix: str = Field(pattern=r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$")
-    federation: GoogleFederation
-    # Columns sent as features (default: all but the key); numeric_columns are sent as JSON numbers.
-    feature_columns: list[str] | None = None
-    numeric_columns: list[str] = Field(default_factory=list)
-    # When predictions are objects, these fields become columns; otherwise one "prediction" column (JSON).
-    prediction_fields: list[str] | None = None
-    machine_type: str = "n1-standard-4"
-    starting_replica_count: int = Field(default=1, ge=1)
-    max_replica_count: int = Field(default=1, ge=1)
-    job_service_account: str | None = None
-    delete_staged_after_success: bool = False
-    records_per_file: int = Field(default=1_000_000, ge=1)
-    endpoints: GoogleEndpoints = Field(default_factory=GoogleEndpoints)
+    provider: Literal["vertex"] = Field(description="Google Vertex AI.")
+    project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", description="The Google Cloud project ID.")
+    location: str = Field(pattern=r"^[a-z]+-[a-z]+\d$", description="Region of the model, bucket and job.")
+    model: str = Field(
+        min_length=1,
+        description="A model ID, or a full resource name (projects/<p>/locations/<l>/models/<id>, publishers/...).",
+    )
+    gcs_prefix: str = Field(
+        pattern=r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$",
+        description="gs://bucket/prefix where inputs are staged and outputs written (same region as the model).",
+    )
+    federation: GoogleFederation = Field(
+        description="Workload identity federation: audience and serviceAccountEmail (below)."
+    )
+    feature_columns: list[str] | None = Field(
+        default=None, description="Columns sent as features; unset: every column but the key."
+    )
+    numeric_columns: list[str] = Field(
+        default_factory=list, description="Columns sent as JSON numbers (the others as strings)."
+    )
+    prediction_fields: list[str] | None = Field(
+        default=None,
+        description='Fields of object predictions that become columns; unset: one "prediction" column (JSON).',
+    )
+    machine_type: str = Field(default="n1-standard-4", description="dedicatedResources machine type.")
+    starting_replica_count: int = Field(default=1, ge=1, description="Replicas the job starts with.")
+    max_replica_count: int = Field(default=1, ge=1, description="Most replicas the job may scale to.")
+    job_service_account: str | None = Field(
+        default=None, description="The service account the job itself runs as; unset: Vertex's default."
+    )
+    delete_staged_after_success: bool = Field(
+        default=False, description="Delete the input staged in GCS once the run succeeded."
+    )
+    records_per_file: int = Field(default=1_000_000, ge=1, description="Records per staged input file.")
+    endpoints: GoogleEndpoints = Field(
+        default_factory=GoogleEndpoints, description="Google API endpoints (below), for Private Service Connect."
+    )
 
     @property
     def model_resource(self) -> str:
@@ -250,27 +348,58 @@ ServiceSettings = Annotated[
 class PipelineConfig(_Model):
     """One pipeline: uploads under ``<inbox>/<name>/`` run through one service with these settings."""
 
-    name: str
-    key_column: str = Field(min_length=1)
-    service: ServiceSettings
-    # A run that has not finished after this long is stopped and reported as failed.
-    max_run_hours: float = Field(default=72.0, gt=0, le=24 * 30)
-    # Upper bound on status polls per job: keeps every execution far below the 25,000-event history limit.
-    max_polls: int = Field(default=1500, ge=1, le=2000)
-    min_poll_seconds: int = Field(default=30, ge=1, le=3600)
+    name: str = Field(description="The key under pipelines: uploads go to <inbox>/<name>/.")
+    key_column: str = Field(
+        min_length=1,
+        description="Header of the column that identifies each record: present, non-blank and unique.",
+    )
+    service: ServiceSettings = Field(
+        description="The service and its settings; provider is one of " + ", ".join(PROVIDERS) + "."
+    )
+    max_run_hours: float = Field(
+        default=72.0,
+        gt=0,
+        le=24 * 30,
+        description="A run not finished after this long is stopped (where the service allows) and fails.",
+    )
+    max_polls: int = Field(
+        default=1500,
+        ge=1,
+        le=2000,
+        description="Status polls per job at most: keeps executions far below the 25,000-event history limit.",
+    )
+    min_poll_seconds: int = Field(default=30, ge=1, le=3600, description="Shortest wait between polls.")
     # A tenth of the elapsed time, capped: a week-long job costs ~230 polls (under 2,500 history events).
-    max_poll_seconds: int = Field(default=3600, ge=1, le=86400)
-    # Jobs of one run that may run at once (the Map's MaxConcurrency); mind the service's account quota.
-    max_concurrent_jobs: int = Field(default=2, ge=1, le=40)
-    # Cells a spreadsheet would run as formulas (=, +, -, @ not followed by a number) are prefixed with '.
-    spreadsheet_safe: bool = True
-    # Inputs larger than this are refused before anything is read whole or billed.
-    max_input_bytes: int = Field(default=10 * 1024**3, ge=1)
-    # Collect splits output objects whose lines carry their key (Personalize) into byte ranges of this size,
-    # each collected by its own Distributed Map child: ~256 MiB is ~350k users of 25 items, ~5 s of work.
-    collect_shard_bytes: int = Field(default=256 * 1024**2, ge=1024, le=4 * 1024**3)
-    # Collect children that may run at once (the Distributed Map's MaxConcurrency).
-    max_concurrent_collectors: int = Field(default=40, ge=1, le=1000)
+    max_poll_seconds: int = Field(
+        default=3600,
+        ge=1,
+        le=86400,
+        description="Longest wait between polls; the wait is a tenth of the job's elapsed time within the bounds.",
+    )
+    max_concurrent_jobs: int = Field(
+        default=2,
+        ge=1,
+        le=40,
+        description="Jobs of one run that may run at once when the input makes several; mind the service quota.",
+    )
+    spreadsheet_safe: bool = Field(
+        default=True,
+        description="Prefix with ' the cells a spreadsheet would run as formulas (=, +, -, @ not before a number).",
+    )
+    max_input_bytes: int = Field(
+        default=10 * 1024**3, ge=1, description="Larger uploads are refused before they are read or billed."
+    )
+    # ~256 MiB is ~350k users of 25 items, ~3 s of one core's work.
+    collect_shard_bytes: int = Field(
+        default=256 * 1024**2,
+        ge=1024,
+        le=4 * 1024**3,
+        description="Collect splits output files whose lines carry their key (Personalize) into line-aligned "
+        "byte ranges of this size, one Distributed Map child each.",
+    )
+    max_concurrent_collectors: int = Field(
+        default=40, ge=1, le=1000, description="Collect children that may run at once (the Map's MaxConcurrency)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -351,10 +480,14 @@ STACK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 class SubscriptionSettings(_Model):
     """Example subscribers the stack adds to the bus (the rules docs/events.md shows); all off by default."""
 
-    # Failure events, as readable text, to this address through an SNS topic (the address confirms first).
-    failure_email: str | None = None
-    # Success and partial-success events into an SQS queue for downstream jobs (output SuccessQueueUrl).
-    success_queue: bool = False
+    failure_email: str | None = Field(
+        default=None,
+        description="Failure events, as readable text, to this address through an SNS topic (it confirms first).",
+    )
+    success_queue: bool = Field(
+        default=False,
+        description="Success and partial-success events into an SQS queue for downstream jobs (SuccessQueueUrl).",
+    )
 
     @field_validator("failure_email")
     @classmethod
@@ -367,15 +500,25 @@ class SubscriptionSettings(_Model):
 class StackSettings(_Model):
     """Context ``batchline`` in cdk.json: the stack's own options; ``pipelines`` are checked by parse_pipelines."""
 
-    stack_name: str = "Batchline"
-    pipelines: dict[str, Any] = Field(default_factory=dict)
-    # One rotating KMS key for buckets, queues, bus, logs, state machine data and function environments.
-    customer_managed_key: bool = False
-    # Where the alarms notify (an existing standard SNS topic); without it they only show on the dashboard.
-    alarm_topic_arn: str | None = None
-    # A run still going after this many hours raises the stale-run alarm (its pipeline's maxRunHours stops it).
-    run_age_alarm_hours: float = Field(default=24.0, gt=0, le=24 * 30)
-    subscriptions: SubscriptionSettings = Field(default_factory=SubscriptionSettings)
+    stack_name: str = Field(default="Batchline", description="The CloudFormation stack (and the CLI's --stack).")
+    pipelines: dict[str, Any] = Field(default_factory=dict, description="The pipelines, by name (fields below).")
+    customer_managed_key: bool = Field(
+        default=False,
+        description="One rotating KMS key for buckets, queues, bus, logs, state machine data and environments.",
+    )
+    alarm_topic_arn: str | None = Field(
+        default=None,
+        description="A standard SNS topic in the stack's Region the alarms notify; unset: dashboard only.",
+    )
+    run_age_alarm_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 30,
+        description="A run still going after this many hours raises the stale-run alarm.",
+    )
+    subscriptions: SubscriptionSettings = Field(
+        default_factory=SubscriptionSettings, description="Example subscribers the stack adds (below)."
+    )
 
     @field_validator("stack_name")
     @classmethod
