@@ -857,8 +857,8 @@ def flat_verdict(small: float, large: float) -> bool:
     return large - small <= max(0.1 * small, 16)
 
 
-def main(sizes: list[int], providers: list[str] | None = None) -> None:
-    """Measures every provider (and Personalize's reconcile) at each size and prints one table."""
+def main(sizes: list[int], providers: list[str] | None = None) -> dict[str, list[Row]]:
+    """Measures every provider (and Personalize's reconcile) at each size, prints one table, returns the rows."""
     sizes = sorted(sizes)
     scratch = Path(os.environ.get("BENCH_SCRATCH_DIR") or tempfile.gettempdir())
     measured: dict[str, list[Row]] = {}
@@ -915,6 +915,7 @@ def main(sizes: list[int], providers: list[str] | None = None) -> None:
         print(crash)
     if any(row.inherited for rows in measured.values() for row in rows):
         print("  * the child's ru_maxrss began at its spawner's RSS: its own high-water mark (VmHWM) is shown.")
+    return measured
 
 
 if __name__ == "__main__":

@@ -174,7 +174,8 @@ def _best_runs(engines: tuple[str, ...], path: Path, repeats: int) -> dict[str, 
     return best
 
 
-def collect(records: int, repeats: int) -> None:
+def collect(records: int, repeats: int) -> tuple[float, float]:
+    """The engine comparison; returns Batchline's records/s and the output's bytes per record."""
     from benchmarks.collect_personalize import make_output_file
 
     with tempfile.TemporaryDirectory() as folder:
@@ -211,10 +212,10 @@ def collect(records: int, repeats: int) -> None:
         ["engine", "records/s", "vs pandas", "time", "records/CPU-s", "vs pandas (CPU)", "peak RSS"],
         rows,
     )
-    fan_out(duckdb["records_per_second"], file_mb * 1e6 / records)
+    return duckdb["records_per_second"], file_mb * 1e6 / records
 
 
-def fan_out(records_per_second: float, bytes_per_record: float) -> None:
+def fan_out(records_per_second: float, bytes_per_record: float, reconcile_keys_per_second: float) -> None:
     """What a 50-million-record Personalize output costs with the fan-out the state machine uses."""
     pipeline = parse_pipelines(
         {
@@ -235,9 +236,10 @@ def fan_out(records_per_second: float, bytes_per_record: float) -> None:
     waves = -(-shards // pipeline.max_concurrent_collectors)
     transfer = pipeline.collect_shard_bytes / 80e6 * 2  # ranged GET at ~80 MB/s, and the part's upload
     shard_seconds = per_shard / records_per_second + transfer
-    # Assemble: reconcile (measured rate of the reconcile step is ~1M keys/s or better; 50 s assumed),
-    # then one UploadPartCopy per part (~0.3 s each, sequential).
-    assemble_seconds = 50 + 0.3 * shards
+    # Assemble: the reconcile at the rate measured over the most keys (its work grows linearly with them),
+    # the keys files' download (~12 bytes a key at ~80 MB/s), then one UploadPartCopy per part (~0.3 s each).
+    reconcile_seconds = records / reconcile_keys_per_second + records * 12 / 80e6
+    assemble_seconds = reconcile_seconds + 0.3 * shards
     total = waves * shard_seconds + assemble_seconds
     table(
         f"Collect of {records:,} Personalize records ({total_bytes / 1e9:.0f} GB of .out) on the Distributed Map "
@@ -250,6 +252,7 @@ def fan_out(records_per_second: float, bytes_per_record: float) -> None:
             ["waves", f"{waves}"],
             ["records per shard", f"{per_shard:,.0f}"],
             ["one shard: rows at measured one-core rate + transfer", f"{shard_seconds:.0f} s"],
+            ["reconcile rate measured (keys/s, largest run above)", f"{reconcile_keys_per_second:,.0f}"],
             ["assemble: reconcile + UploadPartCopy per part", f"{assemble_seconds:.0f} s"],
             ["wall time, estimated from the measured rate", f"{total / 60:.1f} min"],
         ],
@@ -272,6 +275,10 @@ if __name__ == "__main__":
     asset_sizes()
     flat_default = "100000,1000000" if args.quick else "1000000,10000000"
     flat_sizes = [int(n) for n in os.environ.get("BENCH_FLAT_RECORDS", flat_default).split(",")]
-    collect(int(os.environ.get("BENCH_RECORDS", "200000")), int(os.environ.get("BENCH_REPEATS", "3")))
-    collect_formats.main(flat_sizes)
+    rate, bytes_per_record = collect(
+        int(os.environ.get("BENCH_RECORDS", "200000")), int(os.environ.get("BENCH_REPEATS", "3"))
+    )
+    formats = collect_formats.main(flat_sizes)
+    largest = max(formats["reconcile"], key=lambda row: row.records)
+    fan_out(rate, bytes_per_record, largest.records / largest.seconds)
     prepare(args.quick)

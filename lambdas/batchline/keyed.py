@@ -5,7 +5,9 @@ the keys seen are checked against the staged index afterwards, in DuckDB, with m
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +17,13 @@ from batchline.errors import OutputInvalid
 # the reconcile joins spill and run in less, leaving room for allocations the pool does not count.
 MEMORY_LIMIT = "192MB"
 RECONCILE_MEMORY_LIMIT = "80MB"
-# Keys per hash partition of the reconcile joins.
-PARTITION_KEYS = 500_000
+# Keys per hash bucket of the reconcile joins: each bucket is written to its own files in one pass, then
+# checked alone, so the work grows with the keys, not with keys x buckets. Joins over 5 million keys were
+# measured within RECONCILE_MEMORY_LIMIT; a million leaves room.
+PARTITION_KEYS = 1_000_000
+# Buckets written by one COPY: each open bucket holds a Parquet write buffer (10 million keys peaked at 178 MB
+# with 16 open, 158 MB with 4); more rounds cost one more read of the index each.
+BUCKETS_PER_WRITE = 4
 
 
 def connect(scratch: str, threads: int = 1, memory_limit: str = MEMORY_LIMIT) -> Any:
@@ -68,48 +75,78 @@ def reconcile(
     as do the lines the service answered with an error (``failed_paths``: key, reason).
     """
     staged = (
-        f"read_csv({_list(index_paths)}, header=false, columns={{'line': 'BIGINT', 'key': 'VARCHAR', "
-        "'record_id': 'VARCHAR'}, filename=true, quote='\"', escape='\"', auto_detect=false)"
+        f"SELECT line, key, regexp_extract(filename, '([^/]+)\\.index\\.csv$', 1) AS part FROM read_csv("
+        f"{_list(index_paths)}, header=false, columns={{'line': 'BIGINT', 'key': 'VARCHAR', 'record_id': 'VARCHAR'}}, "
+        "filename=true, quote='\"', escape='\"', auto_detect=false)"
     )
-    connection.execute(
-        f"CREATE OR REPLACE TABLE staged AS SELECT line, key, "
-        f"regexp_extract(filename, '([^/]+)\\.index\\.csv$', 1) AS part FROM {staged}"
-    )
-    seen = _csv_list(keys_paths, "{'key': 'VARCHAR'}")
-    connection.execute(f"CREATE OR REPLACE TABLE seen AS SELECT key FROM {seen}")
-    (staged_count,) = connection.execute("SELECT count(*) FROM staged").fetchone()
-    # The joins run over hash partitions of about PARTITION_KEYS keys each: DuckDB's join and aggregate tables
-    # then fit its memory limit whatever the run's size (one join over 10 million keys did not).
-    partitions = max(1, -(-staged_count // PARTITION_KEYS))
-    connection.execute("CREATE OR REPLACE TABLE missing (line BIGINT, key VARCHAR, part VARCHAR)")
-    for partition in range(partitions):
-        where = f"hash(key) % {partitions} = {partition}"
-        staged_part = f"(SELECT * FROM staged WHERE {where})"
-        seen_part = f"(SELECT key FROM seen WHERE {where})"
-        _refuse_keys(
-            connection,
-            f"SELECT key FROM {seen_part} ANTI JOIN {staged_part} USING (key)",
-            "the output names keys that were not staged",
-        )
-        _refuse_keys(
-            connection,
-            f"SELECT key FROM {seen_part} GROUP BY key HAVING count(*) > 1",
-            "the output answers some keys more than once",
-        )
-        connection.execute(
-            f"INSERT INTO missing SELECT line, key, part FROM {staged_part} ANTI JOIN {seen_part} USING (key)"
-        )
-    failed = _csv_list(failed_paths, "{'key': 'VARCHAR', 'reason': 'VARCHAR'}")
-    written = connection.execute(
-        f"""COPY (
-            SELECT {quote(source_name)}, line, key, 'service', reason, NULL FROM (
-                SELECT s.line, s.key, f.reason FROM {failed} AS f JOIN staged AS s USING (key)
-                UNION ALL
-                SELECT line, key, {_reason_sql(missing_reason)} FROM missing
-            ) ORDER BY line
-        ) TO {quote(out_path)} (FORMAT csv, HEADER false)"""
-    ).fetchone()[0]
+    seen_reader = _csv_list(keys_paths, "{'key': 'VARCHAR'}")
+    seen = f"SELECT key FROM {seen_reader}"
+    (staged_count,) = connection.execute(f"SELECT count(*) FROM ({staged})").fetchone()
+    buckets = max(1, -(-staged_count // PARTITION_KEYS))
+    folder = os.path.join(os.path.dirname(os.path.abspath(out_path)), "reconcile-buckets")
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        staged_files = _write_buckets(connection, staged, buckets, os.path.join(folder, "staged"))
+        seen_files = _write_buckets(connection, seen, buckets, os.path.join(folder, "seen"))
+        connection.execute("CREATE OR REPLACE TABLE missing (line BIGINT, key VARCHAR, part VARCHAR)")
+        for bucket in range(buckets):
+            staged_part = _parquet(staged_files.get(bucket, []), "line BIGINT, key VARCHAR, part VARCHAR")
+            seen_part = _parquet(seen_files.get(bucket, []), "key VARCHAR")
+            _refuse_keys(
+                connection,
+                f"SELECT key FROM {seen_part} ANTI JOIN {staged_part} USING (key)",
+                "the output names keys that were not staged",
+            )
+            _refuse_keys(
+                connection,
+                f"SELECT key FROM {seen_part} GROUP BY key HAVING count(*) > 1",
+                "the output answers some keys more than once",
+            )
+            connection.execute(
+                f"INSERT INTO missing SELECT line, key, part FROM {staged_part} ANTI JOIN {seen_part} USING (key)"
+            )
+        failed = _csv_list(failed_paths, "{'key': 'VARCHAR', 'reason': 'VARCHAR'}")
+        every_staged = _parquet([path for paths in staged_files.values() for path in paths], "line BIGINT, key VARCHAR")
+        written = connection.execute(
+            f"""COPY (
+                SELECT {quote(source_name)}, line, key, 'service', reason, NULL FROM (
+                    SELECT s.line, s.key, f.reason FROM {failed} AS f JOIN {every_staged} AS s USING (key)
+                    UNION ALL
+                    SELECT line, key, {_reason_sql(missing_reason)} FROM missing
+                ) ORDER BY line
+            ) TO {quote(out_path)} (FORMAT csv, HEADER false)"""
+        ).fetchone()[0]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # /tmp outlives the invocation in a warm Lambda
     return Reconciled(failed=written)
+
+
+def _write_buckets(connection: Any, query: str, buckets: int, folder: str) -> dict[int, list[str]]:
+    """The query's rows as Parquet files per hash bucket of their key, in one read of the query's input per
+    BUCKETS_PER_WRITE buckets (each open bucket holds a write buffer); returns bucket -> files."""
+    bucket = f"hash(key) % {buckets}"
+    os.makedirs(folder, exist_ok=True)
+    for low in range(0, buckets, BUCKETS_PER_WRITE):
+        high = min(buckets, low + BUCKETS_PER_WRITE)
+        selected = f"SELECT *, {bucket} AS bucket FROM ({query}) WHERE {bucket} >= {low} AND {bucket} < {high}"
+        connection.execute(
+            f"COPY ({selected}) TO {quote(os.path.join(folder, f'round-{low:05d}'))} "
+            "(FORMAT parquet, PARTITION_BY (bucket))"
+        )
+    files: dict[int, list[str]] = {}
+    for path in sorted(glob.glob(os.path.join(glob.escape(folder), "round-*", "bucket=*", "*.parquet"))):
+        number = int(os.path.basename(os.path.dirname(path)).removeprefix("bucket="))
+        files.setdefault(number, []).append(path)
+    return files
+
+
+def _parquet(paths: list[str], columns: str) -> str:
+    """A relation over the Parquet files, or an empty one with the same columns when a bucket has none."""
+    names = [column.split()[0] for column in columns.split(",")]
+    if not paths:
+        empty = ", ".join(f"NULL::{column.split()[1]} AS {column.split()[0]}" for column in columns.split(","))
+        return f"(SELECT {empty} WHERE false)"
+    return f"(SELECT {', '.join(names)} FROM read_parquet({_list(paths)}, hive_partitioning=false))"
 
 
 def _refuse_keys(connection: Any, keys_query: str, problem: str) -> None:

@@ -175,3 +175,39 @@ def test_a_repeated_key_is_found_in_whichever_partition_it_falls(
     monkeypatch.setattr(keyed, "PARTITION_KEYS", 1)
     with pytest.raises(OutputInvalid, match="more than once .*'d'"):
         reconcile(tmp_path, [(2, "a"), (3, "b"), (4, "c"), (5, "d")], ["a", "b", "d", "d"], [])
+
+
+def test_reconcile_writes_buckets_over_several_rounds_with_the_same_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keyed, "PARTITION_KEYS", 1)  # six buckets ...
+    monkeypatch.setattr(keyed, "BUCKETS_PER_WRITE", 4)  # ... written in two reads of the index
+    staged = [(2, "a"), (3, "b"), (4, "c"), (5, "d"), (6, "e"), (7, "f")]
+    result, rows = reconcile(tmp_path, staged, ["a", "c", "e", "f"], [("a", "Personalize: no")])
+    assert result.failed == 3
+    missing = "Personalize returned no output line for it (part-00000.jsonl)"
+    assert [(row[1], row[2], row[4]) for row in rows] == [
+        ("2", "a", "Personalize: no"),
+        ("3", "b", missing),
+        ("5", "d", missing),
+    ]
+    assert not (tmp_path / "reconcile-buckets").exists()  # scratch files do not pile up in a warm Lambda
+
+
+def test_an_unknown_key_in_a_bucket_without_staged_keys_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    monkeypatch.setattr(keyed, "PARTITION_KEYS", 1)  # two staged keys: two buckets
+    bucket_of = dict(
+        duckdb.sql("SELECT k, hash(k) % 2 FROM unnest(['a', 'b', 'c', 'd', 'e', 'f', 'g']) t(k)").fetchall()
+    )
+    first, *others = sorted(bucket_of)
+    # GIVEN both staged keys in one bucket and an output key that falls in the other, empty one
+    same = [key for key in others if bucket_of[key] == bucket_of[first]][:1]
+    unknown = [key for key in others if bucket_of[key] != bucket_of[first]][:1]
+    assert same and unknown
+    with pytest.raises(OutputInvalid, match=f"not staged .*'{unknown[0]}'"):
+        reconcile(tmp_path, [(2, first), (3, same[0])], [first, same[0], unknown[0]], [])
+    assert not (tmp_path / "reconcile-buckets").exists()
