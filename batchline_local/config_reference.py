@@ -64,7 +64,7 @@ def render() -> str:
         for name, field in model.model_fields.items():
             if (model, name) in NOT_WRITTEN:
                 continue
-            cells = [f"`{to_camel(name)}`", _type(field), _cell(_default(field)), _cell(field.description or "")]
+            cells = [f"`{to_camel(name)}`", _type(field), _cell(_default(field)), _cell(_text(field.description or ""))]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -73,6 +73,11 @@ def render() -> str:
 def _first_line(text: str | None) -> str:
     first = (text or "").strip().splitlines()[0] if text else ""
     return first.replace("``", "`")  # docstrings use reST literals
+
+
+def _text(text: str) -> str:
+    """Plain text in Markdown: <placeholder> would be read as an HTML tag and vanish."""
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _cell(text: str) -> str:

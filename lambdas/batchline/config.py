@@ -265,8 +265,8 @@ class GoogleFederation(_Model):
 
     audience: str = Field(
         pattern=r"^//iam\.googleapis\.com/projects/\d+/locations/global/workloadIdentityPools/.+$",
-        description="//iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/"
-        "providers/<provider>",
+        description="The pool's provider: //iam.googleapis.com/projects/<number>/locations/global/"
+        "workloadIdentityPools/<pool>/providers/<provider>",
     )
     service_account_email: str = Field(
         pattern=r"^[^@\s]+@[^@\s]+\.iam\.gserviceaccount\.com$",
@@ -498,7 +498,7 @@ class SubscriptionSettings(_Model):
 
 
 class StackSettings(_Model):
-    """Context ``batchline`` in cdk.json: the stack's own options; ``pipelines`` are checked by parse_pipelines."""
+    """The stack's own options and its pipelines (each validated by parse_pipelines)."""
 
     stack_name: str = Field(default="Batchline", description="The CloudFormation stack (and the CLI's --stack).")
     pipelines: dict[str, Any] = Field(default_factory=dict, description="The pipelines, by name (fields below).")
