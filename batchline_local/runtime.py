@@ -42,6 +42,8 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 RUNTIME_LABEL = "local-emulation"
 
+# Every local invocation counts down from Lambda's longest timeout (the one Prepare and Collect have).
+LOCAL_FUNCTION_SECONDS = 900
 # Function name -> handler, as in the stack (stacks/functions.py); placeholder -> function name.
 FUNCTIONS = {
     "StartRun": "handlers.start_run.handler",
@@ -244,12 +246,13 @@ class LocalRuntime:
             if module_name not in self._fresh_modules and hasattr(module, "clients"):
                 module.clients = EmulatedAwsClients(self.emulators)  # bound to this runtime's emulation
                 self._fresh_modules.add(module_name)
+            deadline = time.monotonic() + LOCAL_FUNCTION_SECONDS
             context = SimpleNamespace(
                 function_name=function_name,
                 memory_limit_in_mb=1024,
                 aws_request_id=f"local-{time.time_ns()}",
                 invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}",
-                get_remaining_time_in_millis=lambda: 900_000,
+                get_remaining_time_in_millis=lambda: max(0, int((deadline - time.monotonic()) * 1000)),
             )
             crash = self._crashes.pop(function_name.removeprefix("batchline-local-"), None)
             try:

@@ -23,6 +23,10 @@ class InputRejected(BatchlineError):
     """The whole input file cannot be used (empty, no header, missing key column, unreadable)."""
 
 
+class InputTooLarge(InputRejected):
+    """Prepare could not read the whole file in its function's time: the file must be split (retrying cannot help)."""
+
+
 class RunDeadlineExceeded(BatchlineError):
     """The run passed its deadline (maxRunHours) before its jobs could finish."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -93,9 +94,17 @@ def _source_name(input_object: dict[str, Any]) -> str:
 
 
 def prepare_run(
-    event: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment, clients: AwsClients
+    event: dict[str, Any],
+    *,
+    pipelines: Pipelines,
+    deployment: Deployment,
+    clients: AwsClients,
+    time_left: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
-    """Validate and stage the upload; returns the run facts every later step reads (``$.prepared``)."""
+    """Validate and stage the upload; returns the run facts every later step reads (``$.prepared``).
+
+    ``time_left`` (the function's remaining seconds) lets a file too large for one function stop cleanly.
+    """
     run_id, input_object = event["runId"], event["input"]
     pipeline = pipelines.get(event["pipeline"])
     layout = deployment.layout(pipeline.name, run_id)
@@ -124,6 +133,7 @@ def prepare_run(
                 rejects=rejects,
                 parts=staged,
                 workdir=workdir,
+                time_left=time_left,
             )
         if result.rejected:
             upload_file(clients.s3, rejected_path, layout.rejected, "text/csv")

@@ -9,6 +9,10 @@ Repeated keys are rare, so staging is optimistic: when the spill shows no repeat
 shows one, a later occurrence was staged as if new, so what was staged and rejected is discarded and the file is
 read again with the repeats known. Only files that repeat a key pay that second read, parse and staging (measured
 in benchmarks/prepare.py); memory stays flat with the input's size either way.
+
+One function has 15 minutes. A read that would not finish in them stops while there is still time to clean up
+(InputTooLarge, naming the line reached and the size of file that fits), rather than being killed mid-part and
+retried, which would cost the same quarter hour again for the same end.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
@@ -29,7 +34,7 @@ from typing import Any, BinaryIO, Protocol
 from batchline.adapters.base import EncodedRecord, InputEncoder, JobLimits, RecordRejected
 from batchline.csvsafe import CsvWriter
 from batchline.duplicates import DuplicateKeys
-from batchline.errors import InputRejected
+from batchline.errors import InputRejected, InputTooLarge
 
 ERROR_COLUMNS = ["source_file", "line", "key", "stage", "reason", "record"]
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -37,6 +42,10 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # bounded by the service's payload instead, and a larger cell is rejected as a row.
 _FIELD_LIMIT = 16 * 1024 * 1024
 csv.field_size_limit(_FIELD_LIMIT)
+# The read checks the function's remaining time every this many records, and stops when less than
+# STOP_MARGIN_SECONDS are left: enough to delete what was staged and report the failure.
+CHECK_EVERY_RECORDS = 10_000
+STOP_MARGIN_SECONDS = 60.0
 
 
 @dataclass
@@ -248,13 +257,18 @@ def prepare_records(
     rejects: RejectWriter,
     parts: PartSink,
     workdir: str,
+    time_left: Callable[[], float] | None = None,
 ) -> PrepareResult:
     """Validate and stage one upload (CSV, or JSON lines when the name says so). Pure but for ``workdir``.
+
+    ``time_left`` gives the seconds the function has left (Lambda's remaining time); without it the read is
+    not timed.
 
     ``open_source`` is called once, or twice when a key repeats, and must return the same bytes each time (an
     S3 object version, a file). A repeated key is rejected on each later occurrence naming the first line,
     exactly as if every key were kept in memory. On InputRejected, ``parts`` and ``rejects`` are emptied first.
     """
+    clock = _Clock(time_left) if time_left is not None else None
     try:
         with DuplicateKeys(workdir) as keys:
             header, first = _stage_pass(
@@ -267,6 +281,7 @@ def prepare_records(
                 workdir,
                 remember=keys.add,
                 repeats=iter(()),
+                clock=clock,
             )
             if first.input_records == 0:
                 raise InputRejected(f"{source_name}: the file has a header but no records")
@@ -288,6 +303,8 @@ def prepare_records(
                 remember=None,
                 repeats=itertools.chain([repeat], repeats),
                 header_was=header,
+                clock=clock,
+                reads=2,
             )
         if second.input_records != first.input_records:
             raise _changed(source_name)
@@ -314,6 +331,8 @@ def _stage_pass(
     remember: Callable[[str, int], None] | None,
     repeats: Iterator[tuple[int, int]],
     header_was: list[str] | None = None,
+    clock: _Clock | None = None,
+    reads: int = 1,
 ) -> tuple[list[str], PrepareResult]:
     """One read: each row is rejected (its own problem, a known repeat, the encoder's refusal) or staged.
 
@@ -335,9 +354,12 @@ def _stage_pass(
         result = PrepareResult(key_header=key_column, staging=encoder.start(header, key_index))
         parts = PartWriter(workdir, encoder, sink.add)
         repeat = next(repeats, None)
+        read_started = time.monotonic()
         try:
             for line, row, problem in records:
                 result.input_records += 1
+                if clock is not None and result.input_records % CHECK_EVERY_RECORDS == 0:
+                    clock.stop_if_out_of_time(source_name, line, result.input_records, read_started, reads)
                 key, reason = _checked_row(row, problem, header, key_index)
                 if reason is None:
                     if remember is not None:
@@ -363,6 +385,31 @@ def _stage_pass(
     result.parts = parts.parts
     result.rejected = rejects.count
     return header, result
+
+
+class _Clock:
+    """The function's remaining time, read while the file streams: stop while there is time to clean up."""
+
+    def __init__(self, time_left: Callable[[], float]) -> None:
+        self._time_left = time_left
+        self._started = time.monotonic()
+
+    def stop_if_out_of_time(self, source_name: str, line: int, records: int, read_started: float, reads: int) -> None:
+        seconds_left = self._time_left()
+        if seconds_left >= STOP_MARGIN_SECONDS:
+            return
+        now = time.monotonic()
+        read_seconds = max(now - read_started, 1e-3)
+        usable = now - self._started + seconds_left - STOP_MARGIN_SECONDS
+        # What this read's rate would get through in one function, with a fifth spare; a file that repeats a
+        # key is read twice.
+        fits = max(1, int(records / read_seconds * usable * 0.8 / reads))
+        twice = " (it repeats a key, so it is read twice)" if reads > 1 else ""
+        raise InputTooLarge(
+            f"{source_name}: line {line}: Prepare stopped after reading {records:,} records in {read_seconds:.0f} s "
+            f"with {seconds_left:.0f} s of its time left: the file is too large to prepare in one function{twice}. "
+            f"Split it into files of at most about {fits:,} records and upload them one by one"
+        )
 
 
 def _checked_row(row: list[str], problem: str | None, header: list[str], key_index: int) -> tuple[str, str | None]:

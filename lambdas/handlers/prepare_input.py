@@ -17,6 +17,12 @@ clients = AwsClients()
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event["runId"], pipeline=event["pipeline"])
-    prepared = prepare_run(event, pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients)
+    prepared = prepare_run(
+        event,
+        pipelines=pipelines_from_env(),
+        deployment=Deployment.from_env(),
+        clients=clients,
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+    )
     logger.info("input staged", extra={"counts": prepared["counts"], "parts": prepared["staging"]["parts"]})
     return prepared

@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from batchline import prepare
 from batchline.adapters.sagemaker import SageMakerCsvEncoder
 from batchline.config import SageMakerSettings
-from batchline.errors import InputRejected
+from batchline.errors import InputRejected, InputTooLarge
 from batchline.prepare import ERROR_COLUMNS, PrepareResult, RejectWriter, StagedPart, prepare_records
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -73,6 +75,7 @@ def run_prepare(
     source_name: str = SOURCE,
     parts: Parts | None = None,
     rejected_text: io.StringIO | None = None,
+    time_left: Callable[[], float] | None = None,
 ) -> Prepared:
     encoder = SageMakerCsvEncoder(
         SageMakerSettings(provider="sagemaker", model_name="m", records_per_file=records_per_file)
@@ -88,6 +91,7 @@ def run_prepare(
         rejects=RejectWriter(rejected_text, SOURCE),
         parts=parts,
         workdir=str(tmp_path),
+        time_left=time_left,
     )
     staged = [row for text in parts.texts for row in csv.reader(io.StringIO(text))]
     lines = [int(row[0]) for index in parts.indexes for row in csv.reader(io.StringIO(index))]
@@ -319,3 +323,62 @@ def test_a_file_that_changes_before_the_second_read_fails_and_leaves_nothing_sta
     assert source.opens == 2
     assert parts.texts == [] and rejected.getvalue() == ",".join(ERROR_COLUMNS) + "\n"
     assert list(tmp_path.iterdir()) == []
+
+
+class FunctionClock:
+    """Lambda's remaining time for a function that has ``seconds`` left and spends ``per_check`` between checks."""
+
+    def __init__(self, seconds: float, per_check: float) -> None:
+        self.seconds, self.per_check, self.checks = seconds, per_check, 0
+
+    def __call__(self) -> float:
+        self.checks += 1
+        return self.seconds - self.checks * self.per_check
+
+
+def test_a_file_too_large_for_the_functions_time_stops_cleanly_naming_the_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepare, "CHECK_EVERY_RECORDS", 3)
+    # GIVEN 20 records with a blank key and two-record parts, in a function whose time runs out at the third check
+    rows = "".join(f"k{i},{i}\n" for i in range(20))
+    parts, rejected = Parts(), io.StringIO()
+    clock = FunctionClock(seconds=prepare.STOP_MARGIN_SECONDS + 25, per_check=10)
+    with pytest.raises(InputTooLarge) as error:
+        run_prepare(
+            ("id,x\n ,blank\n" + rows).encode(),
+            tmp_path,
+            records_per_file=2,
+            parts=parts,
+            rejected_text=rejected,
+            time_left=clock,
+        )
+    # THEN the read stopped at the ninth record (line 10), said so and what to do, and left nothing behind
+    message = str(error.value)
+    assert message.startswith(f"{SOURCE}: line 10: Prepare stopped after reading 9 records")
+    assert "too large to prepare in one function" in message and "Split it into files of at most about" in message
+    assert isinstance(error.value, InputRejected)  # a whole-file refusal: the run ends in one failure event
+    assert clock.checks == 3
+    assert parts.added == 3 and parts.discards == 1 and parts.texts == []
+    assert rejected.getvalue() == ",".join(ERROR_COLUMNS) + "\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_fits_the_functions_time_is_staged_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prepare, "CHECK_EVERY_RECORDS", 2)
+    clock = FunctionClock(seconds=900, per_check=1)
+    out = run_prepare(b"id,x\nk1,1\nk2,2\nk3,3\nk4,4\nk5,5\n", tmp_path, time_left=clock)
+    assert out.result.counts == {"input": 5, "sent": 5, "rejected": 0}
+    assert clock.checks == 2  # every CHECK_EVERY_RECORDS records, not every record
+
+
+def test_running_out_of_time_on_the_second_read_says_the_file_is_read_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepare, "CHECK_EVERY_RECORDS", 2)
+    # GIVEN a repeated key (two reads of five records: two checks each) and time for three checks
+    clock = FunctionClock(seconds=prepare.STOP_MARGIN_SECONDS + 35, per_check=10)
+    # THEN the second read stops at its second check
+    twice = r"line 5: Prepare stopped after reading 4 records .* \(it repeats a key, so it is read twice\)"
+    with pytest.raises(InputTooLarge, match=twice):
+        run_prepare(b"id,x\nk1,1\nk2,2\nk1,3\nk4,4\nk5,5\n", tmp_path, time_left=clock)
