@@ -34,6 +34,7 @@ from batchline.adapters.base import (
 )
 from batchline.config import BedrockSettings, require_role
 from batchline.errors import InputRejected, OutputInvalid
+from batchline.jsonlines import JsonLineTemplate
 from batchline.layout import S3Location
 from batchline.naming import job_name_for
 from batchline.s3io import json_lines, list_keys, open_object
@@ -134,6 +135,7 @@ class BedrockJsonEncoder:
         )
         self._header: list[str] = []
         self._key_index = 0
+        self._template: JsonLineTemplate | None = None
 
     def start(self, header: list[str], key_index: int) -> dict[str, Any]:
         settings = self._settings
@@ -146,7 +148,13 @@ class BedrockJsonEncoder:
                 f"prompt columns not in the header: {', '.join(missing)} (columns: {', '.join(header)})"
             )
         self._header, self._key_index = header, key_index
+        # Every line has the same body around its prompt: encoded once, the record's strings spliced in
+        # (jsonlines.py), unless the prompt lands inside a longer string of a custom bodyTemplate.
+        self._template = JsonLineTemplate.compile(self._line, 2)
         return {"keyHeader": header[key_index], "modelFamily": self._family}
+
+    def _line(self, record_id: str, prompt: str) -> dict[str, Any]:
+        return {"recordId": record_id, "modelInput": model_input(self._family, prompt, self._settings)}
 
     def encode(self, row: list[str], sequence: int) -> EncodedRecord:
         prompt = self._prompt(row)
@@ -154,8 +162,9 @@ class BedrockJsonEncoder:
             raise RecordRejected("the prompt is empty")
         key = row[self._key_index]
         record_id = key if _RECORD_ID.match(key) else f"R{sequence:011d}"
-        line = {"recordId": record_id, "modelInput": model_input(self._family, prompt, self._settings)}
-        return EncodedRecord(json.dumps(line, ensure_ascii=False) + "\n", record_id)
+        if self._template is not None:
+            return EncodedRecord(self._template.render(record_id, prompt), record_id)
+        return EncodedRecord(json.dumps(self._line(record_id, prompt), ensure_ascii=False) + "\n", record_id)
 
     def _prompt(self, row: list[str]) -> str:
         """Plain substitution of {column} placeholders: nothing in a row is ever evaluated or formatted."""

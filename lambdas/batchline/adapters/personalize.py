@@ -32,6 +32,7 @@ from batchline.adapters.base import (
 )
 from batchline.config import PersonalizeSettings, require_role
 from batchline.errors import JobConflict, OutputInvalid
+from batchline.jsonlines import JsonLineTemplate
 from batchline.layout import S3Location
 from batchline.naming import job_name_for
 from batchline.s3io import json_lines, list_keys, list_objects
@@ -64,6 +65,7 @@ class PersonalizeJsonEncoder:
         self._key_index = 0
         self._item_list_index: int | None = None
         self._filter_indexes: dict[str, int] = {}
+        self._template: JsonLineTemplate | None = None
 
     def start(self, header: list[str], key_index: int) -> dict[str, Any]:
         from batchline.errors import InputRejected
@@ -79,10 +81,16 @@ class PersonalizeJsonEncoder:
         if settings.item_list_column:
             self._item_list_index = header.index(settings.item_list_column)
         self._filter_indexes = {name: header.index(column) for name, column in settings.filter_value_columns.items()}
+        # The usual query line is {"userId": key}: encoded once, the key spliced in (jsonlines.py).
+        plain = self._item_list_index is None and not self._filter_indexes
+        field = settings.query_field
+        self._template = JsonLineTemplate.compile(lambda key: {field: key}, 1) if plain else None
         return {"keyHeader": header[key_index], "queryField": settings.query_field}
 
     def encode(self, row: list[str], sequence: int) -> EncodedRecord:
         key = row[self._key_index]
+        if self._template is not None:
+            return EncodedRecord(self._template.render(key), key)
         line: dict[str, Any] = {self._settings.query_field: key}
         if self._item_list_index is not None:
             items = [item.strip() for item in row[self._item_list_index].split(self._settings.item_list_separator)]
