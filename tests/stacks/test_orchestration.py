@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 from aws_cdk.assertions import Template
 
+from stacks.functions import SPECS
 from stacks.orchestration import ASL_FILE, FUNCTION_PLACEHOLDERS, SUBSTITUTION_KEYS, placeholders_in
 from tests.stacks.conftest import as_list, logical_id, policy_statements, resources
 
@@ -86,3 +89,30 @@ def test_the_asl_collects_through_a_distributed_map_reading_its_plan_from_s3() -
         "AssembleOutput",
         "FinalizeRun",
     ]
+
+
+def _task_states(states: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for state in states.values():
+        if state["Type"] == "Task":
+            yield state
+        if "ItemProcessor" in state:
+            yield from _task_states(state["ItemProcessor"]["States"])
+        for branch in state.get("Branches", []):
+            yield from _task_states(branch["States"])
+
+
+def test_a_function_that_may_run_15_minutes_retries_a_timeout_once_not_six_times() -> None:
+    # An attempt that timed out cost the function's whole timeout; six more would cost an hour and a half.
+    definition = json.loads(ASL_FILE.read_text())
+    long_running = {name for name, spec in SPECS.items() if spec[1] >= 900}
+    checked = set()
+    for state in _task_states(definition["States"]):
+        placeholder = state["Resource"].removeprefix("${").removesuffix("}")
+        function = FUNCTION_PLACEHOLDERS.get(placeholder)
+        timeouts = [rule for rule in state.get("Retry", []) if "Sandbox.Timedout" in rule["ErrorEquals"]]
+        if function in long_running:
+            assert [rule["ErrorEquals"] for rule in timeouts] == [["Sandbox.Timedout"]], function
+            assert timeouts[0]["MaxAttempts"] == 1, function
+            checked.add(function)
+    assert checked == long_running & set(FUNCTION_PLACEHOLDERS.values())
+    assert {"PrepareInput", "SubmitJob", "CollectUnit", "AssembleOutput"} <= checked
