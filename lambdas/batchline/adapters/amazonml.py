@@ -38,6 +38,7 @@ from batchline.errors import (
     ServiceUnavailable,
 )
 from batchline.layout import S3Location
+from batchline.lines import CsvLineWriter
 from batchline.naming import job_name_for
 from batchline.s3io import list_keys, open_object
 
@@ -85,8 +86,7 @@ class AmazonMLCsvEncoder:
         self._schema = schema
         self._indexes: list[int | None] = []
         self._key_index = 0
-        self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer, lineterminator="\n")
+        self._csv = CsvLineWriter()
 
     def start(self, header: list[str], key_index: int) -> dict[str, Any]:
         names = [attribute["attributeName"] for attribute in self._schema["attributes"]]
@@ -99,10 +99,8 @@ class AmazonMLCsvEncoder:
         return {"keyHeader": header[key_index], "dataSchema": self._schema}
 
     def encode(self, row: list[str], sequence: int) -> EncodedRecord:
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        self._writer.writerow(["" if index is None else row[index] for index in self._indexes])
-        return EncodedRecord(self._buffer.getvalue(), row[self._key_index])
+        cells = ["" if index is None else row[index] for index in self._indexes]
+        return EncodedRecord(self._csv.line(cells), row[self._key_index])
 
 
 class AmazonMLAdapter:

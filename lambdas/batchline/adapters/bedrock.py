@@ -34,8 +34,8 @@ from batchline.adapters.base import (
 )
 from batchline.config import BedrockSettings, require_role
 from batchline.errors import InputRejected, OutputInvalid
-from batchline.jsonlines import JsonLineTemplate
 from batchline.layout import S3Location
+from batchline.lines import JsonLineTemplate
 from batchline.naming import job_name_for
 from batchline.s3io import json_lines, list_keys, open_object
 
@@ -149,7 +149,7 @@ class BedrockJsonEncoder:
             )
         self._header, self._key_index = header, key_index
         # Every line has the same body around its prompt: encoded once, the record's strings spliced in
-        # (jsonlines.py), unless the prompt lands inside a longer string of a custom bodyTemplate.
+        # (lines.py), unless the prompt lands inside a longer string of a custom bodyTemplate.
         self._template = JsonLineTemplate.compile(self._line, 2)
         return {"keyHeader": header[key_index], "modelFamily": self._family}
 

@@ -32,8 +32,8 @@ from batchline.adapters.base import (
 )
 from batchline.config import PersonalizeSettings, require_role
 from batchline.errors import JobConflict, OutputInvalid
-from batchline.jsonlines import JsonLineTemplate
 from batchline.layout import S3Location
+from batchline.lines import JsonLineTemplate
 from batchline.naming import job_name_for
 from batchline.s3io import json_lines, list_keys, list_objects
 
@@ -81,7 +81,7 @@ class PersonalizeJsonEncoder:
         if settings.item_list_column:
             self._item_list_index = header.index(settings.item_list_column)
         self._filter_indexes = {name: header.index(column) for name, column in settings.filter_value_columns.items()}
-        # The usual query line is {"userId": key}: encoded once, the key spliced in (jsonlines.py).
+        # The usual query line is {"userId": key}: encoded once, the key spliced in (lines.py).
         plain = self._item_list_index is None and not self._filter_indexes
         field = settings.query_field
         self._template = JsonLineTemplate.compile(lambda key: {field: key}, 1) if plain else None

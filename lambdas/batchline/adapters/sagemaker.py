@@ -8,8 +8,6 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import posixpath
 from collections.abc import Iterator
@@ -32,6 +30,7 @@ from batchline.adapters.base import (
 from batchline.config import SageMakerSettings
 from batchline.errors import JobConflict, OutputInvalid
 from batchline.layout import S3Location
+from batchline.lines import CsvLineWriter
 from batchline.naming import job_name_for
 from batchline.s3io import csv_rows, list_keys
 
@@ -60,8 +59,7 @@ class SageMakerCsvEncoder:
     def __init__(self, settings: SageMakerSettings) -> None:
         self.max_records_per_file = settings.records_per_file
         self._max_bytes = settings.max_payload_in_mb * 1024 * 1024
-        self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer, lineterminator="\n")
+        self._csv = CsvLineWriter()
         self._key_index = 0
         self._feature_indexes: list[int] = []
 
@@ -76,11 +74,9 @@ class SageMakerCsvEncoder:
     def encode(self, row: list[str], sequence: int) -> EncodedRecord:
         if any("\n" in cell or "\r" in cell for cell in row):
             raise RecordRejected("a cell contains a line break, which SageMaker's line split cannot carry")
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        self._writer.writerow([row[self._key_index], *(row[i] for i in self._feature_indexes)])
-        text = self._buffer.getvalue()
-        if len(text.encode("utf-8")) > self._max_bytes:
+        text = self._csv.line([row[self._key_index], *(row[i] for i in self._feature_indexes)])
+        # A character is at most 4 bytes in UTF-8: most records need no encoding to know they fit.
+        if len(text) * 4 > self._max_bytes and len(text.encode("utf-8")) > self._max_bytes:
             raise RecordRejected(f"record is larger than MaxPayloadInMB ({self._max_bytes // 1048576} MB)")
         return EncodedRecord(text, row[self._key_index])
 

@@ -1,12 +1,14 @@
 """Template-encoded JSON lines are byte for byte what json.dumps writes, or the template is refused."""
 
+import csv
+import io
 import json
 from typing import Any
 
 import pytest
 from batchline.adapters.bedrock import model_input
 from batchline.config import BedrockSettings
-from batchline.jsonlines import JsonLineTemplate
+from batchline.lines import CsvLineWriter, JsonLineTemplate
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -67,3 +69,27 @@ def test_a_bedrock_line_is_what_json_dumps_writes_for_every_body_family(
 )
 def test_a_shape_where_the_value_is_not_one_whole_string_gets_no_template(build: Any) -> None:
     assert JsonLineTemplate.compile(build, 1) is None
+
+
+def csv_writer_line(cells: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(cells)
+    return buffer.getvalue()
+
+
+# Cells drawn from the characters that matter to csv (delimiter, quote, line breaks, NUL, spaces) and any text.
+CELL = st.one_of(st.text(alphabet=st.sampled_from(list(',"\r\n\x00 ab')), max_size=6), TEXT)
+
+
+@given(cells=st.lists(CELL, min_size=1, max_size=6))
+def test_a_csv_line_is_what_csv_writer_writes(cells: list[str]) -> None:
+    assert CsvLineWriter().line(cells) == csv_writer_line(cells)
+
+
+@pytest.mark.parametrize(
+    "cells", [[""], ["", ""], ["a,b", "c"], ['say "hi"'], ["two\nlines"], ["\r"], [" padded "], ["é", "漢字"]]
+)
+def test_the_cells_csv_treats_specially_are_written_as_csv_writes_them(cells: list[str]) -> None:
+    writer = CsvLineWriter()
+    assert writer.line(cells) == csv_writer_line(cells)
+    assert writer.line(["plain", "row"]) == "plain,row\n"  # the slow path leaves nothing behind for the next line
