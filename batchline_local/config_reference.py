@@ -107,10 +107,10 @@ def _type(field: FieldInfo) -> str:
     kind = _annotation(field.annotation)
     bounds = []
     for item in field.metadata:
-        if isinstance(item, Ge | Gt):
-            bounds.append(
-                f"{'>=' if isinstance(item, Ge) else '>'} {_number(item.ge if isinstance(item, Ge) else item.gt)}"
-            )
+        if isinstance(item, Ge):
+            bounds.append(f">= {_number(item.ge)}")
+        elif isinstance(item, Gt):
+            bounds.append(f"> {_number(item.gt)}")
         elif isinstance(item, Le):
             bounds.append(f"<= {_number(item.le)}")
         elif isinstance(item, MinLen) and item.min_length > 1:

@@ -24,6 +24,9 @@ PARTITION_KEYS = 1_000_000
 # Buckets written by one COPY: each open bucket holds a Parquet write buffer (10 million keys peaked at 178 MB
 # with 16 open, 158 MB with 4); more rounds cost one more read of the index each.
 BUCKETS_PER_WRITE = 4
+# Columns of the keys each unit saw, and of the staged index once bucketed.
+_KEY = {"key": "VARCHAR"}
+_STAGED = {"line": "BIGINT", "key": "VARCHAR", "part": "VARCHAR"}
 
 
 def connect(scratch: str, threads: int = 1, memory_limit: str = MEMORY_LIMIT) -> Any:
@@ -79,8 +82,7 @@ def reconcile(
         f"{_list(index_paths)}, header=false, columns={{'line': 'BIGINT', 'key': 'VARCHAR', 'record_id': 'VARCHAR'}}, "
         "filename=true, quote='\"', escape='\"', auto_detect=false)"
     )
-    seen_reader = _csv_list(keys_paths, "{'key': 'VARCHAR'}")
-    seen = f"SELECT key FROM {seen_reader}"
+    seen = f"SELECT key FROM {_csv_list(keys_paths, _KEY)}"
     (staged_count,) = connection.execute(f"SELECT count(*) FROM ({staged})").fetchone()
     buckets = max(1, -(-staged_count // PARTITION_KEYS))
     folder = os.path.join(os.path.dirname(os.path.abspath(out_path)), "reconcile-buckets")
@@ -90,8 +92,8 @@ def reconcile(
         seen_files = _write_buckets(connection, seen, buckets, os.path.join(folder, "seen"))
         connection.execute("CREATE OR REPLACE TABLE missing (line BIGINT, key VARCHAR, part VARCHAR)")
         for bucket in range(buckets):
-            staged_part = _parquet(staged_files.get(bucket, []), "line BIGINT, key VARCHAR, part VARCHAR")
-            seen_part = _parquet(seen_files.get(bucket, []), "key VARCHAR")
+            staged_part = _parquet(staged_files.get(bucket, []), _STAGED)
+            seen_part = _parquet(seen_files.get(bucket, []), _KEY)
             _refuse_keys(
                 connection,
                 f"SELECT key FROM {seen_part} ANTI JOIN {staged_part} USING (key)",
@@ -105,8 +107,8 @@ def reconcile(
             connection.execute(
                 f"INSERT INTO missing SELECT line, key, part FROM {staged_part} ANTI JOIN {seen_part} USING (key)"
             )
-        failed = _csv_list(failed_paths, "{'key': 'VARCHAR', 'reason': 'VARCHAR'}")
-        every_staged = _parquet([path for paths in staged_files.values() for path in paths], "line BIGINT, key VARCHAR")
+        failed = _csv_list(failed_paths, {"key": "VARCHAR", "reason": "VARCHAR"})
+        every_staged = _parquet([path for paths in staged_files.values() for path in paths], _STAGED)
         written = connection.execute(
             f"""COPY (
                 SELECT {quote(source_name)}, line, key, 'service', reason, NULL FROM (
@@ -140,13 +142,11 @@ def _write_buckets(connection: Any, query: str, buckets: int, folder: str) -> di
     return files
 
 
-def _parquet(paths: list[str], columns: str) -> str:
+def _parquet(paths: list[str], columns: dict[str, str]) -> str:
     """A relation over the Parquet files, or an empty one with the same columns when a bucket has none."""
-    names = [column.split()[0] for column in columns.split(",")]
     if not paths:
-        empty = ", ".join(f"NULL::{column.split()[1]} AS {column.split()[0]}" for column in columns.split(","))
-        return f"(SELECT {empty} WHERE false)"
-    return f"(SELECT {', '.join(names)} FROM read_parquet({_list(paths)}, hive_partitioning=false))"
+        return _empty(columns)
+    return f"(SELECT {', '.join(columns)} FROM read_parquet({_list(paths)}, hive_partitioning=false))"
 
 
 def _refuse_keys(connection: Any, keys_query: str, problem: str) -> None:
@@ -165,10 +165,14 @@ def _list(paths: list[str]) -> str:
     return "[" + ", ".join(quote(path) for path in paths) + "]"
 
 
-def _csv_list(paths: list[str], columns: str) -> str:
+def _csv_list(paths: list[str], columns: dict[str, str]) -> str:
     """A CSV reader over the files, or an empty relation with the same columns when there are none."""
-    names = columns.strip("{}").split(",")
     if not paths:
-        empty = ", ".join(f"NULL::VARCHAR AS {name.split(':')[0].strip().strip(chr(39))}" for name in names)
-        return f"(SELECT {empty} WHERE false)"
-    return f"read_csv({_list(paths)}, header=false, columns={columns}, quote='\"', escape='\"', auto_detect=false)"
+        return _empty(columns)
+    spec = "{" + ", ".join(f"{quote(name)}: {quote(kind)}" for name, kind in columns.items()) + "}"
+    return f"read_csv({_list(paths)}, header=false, columns={spec}, quote='\"', escape='\"', auto_detect=false)"
+
+
+def _empty(columns: dict[str, str]) -> str:
+    """No rows, with the columns (name -> DuckDB type) a reader of no files would have had."""
+    return "(SELECT " + ", ".join(f"NULL::{kind} AS {name}" for name, kind in columns.items()) + " WHERE false)"
