@@ -32,8 +32,9 @@ from batchline.errors import (
 )
 from batchline.events import build_detail, outcome, outcome_status
 from batchline.layout import RunLayout, S3Location
-from batchline.prepare import ERROR_COLUMNS, RejectWriter, StagedPart, group_parts, prepare_records, temp_workdir
-from batchline.s3io import copy_object, csv_rows, delete_objects, object_exists, open_object, put_bytes, upload_file
+from batchline.prepare import ERROR_COLUMNS, RejectWriter, group_parts, prepare_records, temp_workdir
+from batchline.s3io import csv_rows, object_exists, open_object, put_bytes, upload_file
+from batchline.staging import StagedInput, stage_jobs
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def prepare_run(
 
     with temp_workdir() as workdir:
         rejected_path = os.path.join(workdir, "rejected.csv")
-        staged = _StagedInput(clients.s3, layout, encoder.suffix, encoder.content_type)
+        staged = StagedInput(clients.s3, layout, encoder.content_type)
         with open(rejected_path, "w", encoding="utf-8", newline="") as rejected_file:
             rejects = RejectWriter(rejected_file, source, spreadsheet_safe=pipeline.spreadsheet_safe)
             location = S3Location(input_object["bucket"], input_object["key"])
@@ -142,7 +143,7 @@ def prepare_run(
             f"{source}: none of the {result.input_records} records can be sent; all were rejected (see errors.csv)"
         )
     parts = staged.parts
-    chunks = _stage_jobs(clients, layout, parts, group_parts(parts, encoder.limits, source), encoder.suffix)
+    chunks = stage_jobs(clients.s3, layout, parts, group_parts(parts, encoder.limits, source))
     return {
         "runId": run_id,
         "pipeline": pipeline.name,
@@ -157,52 +158,6 @@ def prepare_run(
         "chunks": [chunk.to_json() for chunk in chunks],
         "rejectedUri": layout.rejected.uri if result.rejected else None,
     }
-
-
-class _StagedInput:
-    """Prepare's parts, uploaded under the run's input prefix as they finish (the local copies are removed).
-
-    ``discard`` deletes every uploaded part and its index again: the service reads every object under the
-    prefix, so a part from a discarded read must not stay there.
-    """
-
-    def __init__(self, s3: Any, layout: RunLayout, suffix: str, content_type: str) -> None:
-        self._s3, self._layout, self._suffix, self._content_type = s3, layout, suffix, content_type
-        self.parts: list[StagedPart] = []
-
-    def add(self, part: StagedPart) -> None:
-        upload_file(self._s3, part.path, self._layout.input_part(len(self.parts), self._suffix), self._content_type)
-        upload_file(self._s3, part.index_path, self._layout.index_for(part.name), "text/csv")
-        os.remove(part.path)
-        os.remove(part.index_path)
-        self.parts.append(part)
-
-    def discard(self) -> None:
-        keys = []
-        for index, part in enumerate(self.parts):
-            keys += [self._layout.input_part(index, self._suffix).key, self._layout.index_for(part.name).key]
-        delete_objects(self._s3, self._layout.work_bucket, keys)
-        self.parts = []
-
-
-def _stage_jobs(
-    clients: AwsClients, layout: RunLayout, parts: list[Any], groups: list[list[int]], suffix: str
-) -> list[Chunk]:
-    """One chunk per job. A single job reads input/ as staged; several jobs each get a prefix of copies."""
-    chunks = []
-    for job_index, group in enumerate(groups):
-        input_prefix = layout.job_input_prefix(job_index, len(groups))
-        if len(groups) > 1:
-            for part_index in group:
-                source = layout.input_part(part_index, suffix)
-                copy_object(
-                    clients.s3,
-                    source,
-                    S3Location(input_prefix.bucket, input_prefix.key + parts[part_index].name),
-                )
-        records = sum(parts[i].records for i in group)
-        chunks.append(Chunk(job_index, input_prefix, layout.job_output_prefix(job_index), records))
-    return chunks
 
 
 # --- Submit and poll -----------------------------------------------------------------------------

@@ -50,8 +50,8 @@ class RunLayout:
     def input_prefix(self) -> S3Location:
         return S3Location(self.work_bucket, self._prefix + "input/")
 
-    def input_part(self, index: int, suffix: str) -> S3Location:
-        return S3Location(self.work_bucket, f"{self._prefix}input/part-{index:05d}{suffix}")
+    def input_part(self, part_name: str) -> S3Location:
+        return S3Location(self.work_bucket, f"{self._prefix}input/{part_name}")
 
     def index_for(self, part_name: str) -> S3Location:
         """Line, key and record ID of each record of a part (kept out of the service's input)."""
@@ -64,6 +64,14 @@ class RunLayout:
 
     def job_output_prefix(self, job_index: int) -> S3Location:
         return S3Location(self.work_bucket, f"{self._prefix}output/job-{job_index:05d}/")
+
+    @property
+    def prepare_prefix(self) -> S3Location:
+        """Prepare's fan-out: the plan of pieces, each piece's summary, rejected rows, keys and repeats."""
+        return S3Location(self.work_bucket, self._prefix + "prepare/")
+
+    def prepare_file(self, name: str) -> S3Location:
+        return S3Location(self.work_bucket, f"{self._prefix}prepare/{name}")
 
     @property
     def collect_plan(self) -> S3Location:

@@ -48,6 +48,27 @@ CHECK_EVERY_RECORDS = 10_000
 STOP_MARGIN_SECONDS = 60.0
 
 
+@dataclass(frozen=True)
+class FileSection:
+    """A byte range of an upload that starts at a record boundary: what one child of Prepare's fan-out reads.
+
+    It carries what the rest of the file knows: the header (from the first lines), the line number of its
+    first line, and where it ends (for messages); the last section ends where the file does. Record
+    sequences start at ``first_line`` so they stay unique across sections, and parts are named after the
+    section so they sort in file order.
+    """
+
+    index: int
+    header: list[str]
+    first_line: int
+    end_byte: int
+    last: bool
+
+    @property
+    def part_prefix(self) -> str:
+        return f"part-{self.index:05d}-"
+
+
 @dataclass
 class StagedPart:
     name: str
@@ -81,16 +102,22 @@ class PrepareResult:
         return {"input": self.input_records, "sent": self.sent, "rejected": self.rejected}
 
 
-def open_text(source: BinaryIO) -> io.TextIOWrapper:
+def open_text(source: BinaryIO, *, whole_file: bool = True) -> io.TextIOWrapper:
     """Text view of an upload: gunzips by magic bytes, drops a UTF-8 BOM, keeps bad bytes as surrogates.
 
     Bad bytes are kept (not replaced) so the row they sit in can be rejected with a reason instead of
-    being silently altered.
+    being silently altered. A byte range from the middle of a file (``whole_file=False``) is neither
+    gunzipped nor stripped of a leading U+FEFF: that would be a character of a record.
     """
     buffered = source if isinstance(source, io.BufferedReader) else io.BufferedReader(source)  # type: ignore[arg-type,type-var]
-    if buffered.peek(2)[:2] == _GZIP_MAGIC:
+    if whole_file and buffered.peek(2)[:2] == _GZIP_MAGIC:
         buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered))  # type: ignore[arg-type]
-    return io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    encoding = "utf-8-sig" if whole_file else "utf-8"
+    return io.TextIOWrapper(buffered, encoding=encoding, errors="surrogateescape", newline="")
+
+
+def is_gzip(head: bytes) -> bool:
+    return head[:2] == _GZIP_MAGIC
 
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
@@ -142,8 +169,16 @@ class PartWriter:
     line of every record without parsing the service's input format.
     """
 
-    def __init__(self, directory: str, encoder: InputEncoder, on_part: Callable[[StagedPart], None]):
+    def __init__(
+        self,
+        directory: str,
+        encoder: InputEncoder,
+        on_part: Callable[[StagedPart], None],
+        *,
+        name_prefix: str = "part-",
+    ):
         self._directory = directory
+        self._name_prefix = name_prefix
         self._suffix = encoder.suffix
         self._max_records = encoder.max_records_per_file
         self._max_bytes = encoder.max_bytes_per_file
@@ -183,7 +218,7 @@ class PartWriter:
             self._data = self._index_file = None
 
     def _open(self) -> None:
-        self._name = f"part-{self._index:05d}{self._suffix}"
+        self._name = f"{self._name_prefix}{self._index:05d}{self._suffix}"
         # Kept open across write() calls until the part is full; _finish closes both.
         self._data = open(os.path.join(self._directory, self._name), "wb")  # noqa: SIM115
         self._index_file = open(  # noqa: SIM115
@@ -315,6 +350,49 @@ def prepare_records(
         raise
 
 
+def prepare_section(
+    open_source: Callable[[], BinaryIO],
+    section: FileSection,
+    *,
+    source_name: str,
+    key_column: str,
+    encoder: InputEncoder,
+    rejects: RejectWriter,
+    parts: PartSink,
+    workdir: str,
+    remember: Callable[[str, int], None] | None,
+    repeats: Iterator[tuple[int, int]] | None = None,
+    time_left: Callable[[], float] | None = None,
+) -> PrepareResult:
+    """Validate and stage one section of a large upload: the work of one child of Prepare's fan-out.
+
+    ``open_source`` returns the section's bytes only. Duplicate keys span sections, so they are not looked
+    for here: the first read gives ``remember`` every key, the merge step finds the repeats across sections,
+    and a section that has some is read again with its ``repeats`` (line, first line) known. On
+    InputRejected, ``parts`` and ``rejects`` are emptied first, as for a whole file.
+    """
+    clock = _Clock(time_left) if time_left is not None else None
+    try:
+        _, result = _stage_pass(
+            open_source,
+            source_name,
+            key_column,
+            encoder,
+            rejects,
+            parts,
+            workdir,
+            remember=remember,
+            repeats=repeats or iter(()),
+            clock=clock,
+            section=section,
+        )
+        return result
+    except InputRejected:
+        parts.discard()
+        rejects.reset()
+        raise
+
+
 def _changed(source_name: str) -> InputRejected:
     return InputRejected(f"{source_name}: the file changed while it was being read; upload it again")
 
@@ -333,6 +411,7 @@ def _stage_pass(
     header_was: list[str] | None = None,
     clock: _Clock | None = None,
     reads: int = 1,
+    section: FileSection | None = None,
 ) -> tuple[list[str], PrepareResult]:
     """One read: each row is rejected (its own problem, a known repeat, the encoder's refusal) or staged.
 
@@ -341,7 +420,7 @@ def _stage_pass(
     those keys and the first read's header, and raises when the file no longer matches them.
     """
     with open_source() as source:
-        records = _records(source, source_name)
+        records = _records(source, source_name, section)
         header = next(records)[1]
         if header_was is not None and header != header_was:
             raise _changed(source_name)
@@ -352,7 +431,8 @@ def _stage_pass(
             )
         key_index = header.index(key_column)
         result = PrepareResult(key_header=key_column, staging=encoder.start(header, key_index))
-        parts = PartWriter(workdir, encoder, sink.add)
+        parts = PartWriter(workdir, encoder, sink.add, name_prefix=section.part_prefix if section else "part-")
+        sequence_base = section.first_line if section else 0
         repeat = next(repeats, None)
         read_started = time.monotonic()
         try:
@@ -369,7 +449,7 @@ def _stage_pass(
                         repeat = next(repeats, None)
                 if reason is None:
                     try:
-                        parts.write(encoder.encode(row, result.sent), key, line)
+                        parts.write(encoder.encode(row, sequence_base + result.sent), key, line)
                     except RecordRejected as exc:
                         reason = str(exc)
                 if reason is not None:
@@ -418,9 +498,11 @@ def _checked_row(row: list[str], problem: str | None, header: list[str], key_ind
     return key, problem or _row_problem(row, header, key)
 
 
-def _records(source: BinaryIO, source_name: str) -> Records:
-    text = open_text(source)
-    return _jsonl_records(text, source_name) if is_json_lines(source_name) else _csv_records(text, source_name)
+def _records(source: BinaryIO, source_name: str, section: FileSection | None = None) -> Records:
+    text = open_text(source, whole_file=section is None)
+    if is_json_lines(source_name):
+        return _jsonl_records(text, source_name, section)
+    return _csv_records(text, source_name, section)
 
 
 # A record source yields (line, header) first, then (line where the record starts, cells, problem or None).
@@ -441,16 +523,21 @@ def _checked_header(header: list[str], source_name: str) -> list[str]:
     return header
 
 
-def _csv_records(text: io.TextIOWrapper, source_name: str) -> Records:
+def _csv_records(text: io.TextIOWrapper, source_name: str, section: FileSection | None = None) -> Records:
     reader = csv.reader(text, strict=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InputRejected(f"{source_name}: the file is empty (no header row)") from None
-    except (csv.Error, UnicodeError) as exc:
-        raise InputRejected(f"{source_name}: line 1 (header) cannot be read as CSV: {exc}") from exc
-    yield 1, _checked_header(header, source_name), None
-    next_line = 2  # line numbers as an editor shows them: the header is line 1
+    if section is None:
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise InputRejected(f"{source_name}: the file is empty (no header row)") from None
+        except (csv.Error, UnicodeError) as exc:
+            raise InputRejected(f"{source_name}: line 1 (header) cannot be read as CSV: {exc}") from exc
+        yield 1, _checked_header(header, source_name), None
+        first_line = 1  # line numbers as an editor shows them: the header is line 1
+    else:
+        yield section.first_line, section.header, None
+        first_line = section.first_line
+    next_line = first_line + reader.line_num
     while True:
         line = next_line
         try:
@@ -458,11 +545,22 @@ def _csv_records(text: io.TextIOWrapper, source_name: str) -> Records:
         except StopIteration:
             return
         except csv.Error as exc:
+            if section is not None and not section.last and str(exc) == "unexpected end of data":
+                raise InputRejected(_split_inside_field(source_name, line, section)) from exc
             # A malformed quote poisons the rest of the stream: stop and say where.
             raise InputRejected(f"{source_name}: line {line}: cannot be parsed as CSV: {exc}") from exc
-        next_line = reader.line_num + 1
+        next_line = first_line + reader.line_num
         if row:  # a blank line is not a record
             yield line, row, None
+
+
+def _split_inside_field(source_name: str, line: int, section: FileSection) -> str:
+    return (
+        f"{source_name}: line {line}: a quoted field is still open at byte {section.end_byte:,}, where Prepare "
+        f"split the file to read its parts in parallel. The split is chosen outside quotes by counting them, so a "
+        f'\'"\' inside an unquoted field (between lines {section.first_line} and {line}) moved it: quote that field '
+        "(RFC 4180), or upload files smaller than the pipeline's prepareShardBytes, which are read whole"
+    )
 
 
 # What json.dumps(value, ensure_ascii=False) does, without building a new encoder for every cell.
@@ -480,11 +578,17 @@ def _json_cell(value: Any) -> str:
     return _JSON_TEXT(value)
 
 
-def _jsonl_records(text: io.TextIOWrapper, source_name: str) -> Records:
-    """JSON lines: the first object's fields are the header; later objects must have the same fields."""
+def _jsonl_records(text: io.TextIOWrapper, source_name: str, section: FileSection | None = None) -> Records:
+    """JSON lines: the first object's fields are the header; later objects must have the same fields.
+
+    A section of the file gets the header found in the file's first object.
+    """
     header: list[str] | None = None
     fields: set[str] = set()
-    for line, raw in enumerate(text, start=1):
+    if section is not None:
+        header, fields = section.header, set(section.header)
+        yield 0, header, None
+    for line, raw in enumerate(text, start=section.first_line if section else 1):
         if not raw.strip():
             continue
         if _UNDECODABLE.search(raw):
