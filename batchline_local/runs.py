@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from batchline_local.target import Target, TargetError, pipeline_of
 
+PREPARE_STEPS = ("PrepareInput", "MergeShards")  # their output's ``prepared`` carries the counts once staged
 JOB_STEPS = ("SubmitJob", "PollJob")  # their output's ``job`` is one look at a service job (ResultPath $.job)
 OUTCOME_STEPS = ("FinalizeRun", "ReportFailure")  # their output's ``outcome.detail`` is the completion event
 ENDED_EVENTS = {
@@ -54,14 +55,14 @@ class History:
 
     def _exited(self, details: dict[str, Any]) -> None:
         name = details["name"]
-        if name not in ("PrepareInput", *JOB_STEPS, *OUTCOME_STEPS):
+        if name not in (*PREPARE_STEPS, *JOB_STEPS, *OUTCOME_STEPS):
             return
         try:
             output = json.loads(details.get("output") or "{}")
         except ValueError:  # a truncated output: the next look will do
             return
-        if name == "PrepareInput" and output.get("prepared"):
-            prepared = output["prepared"]
+        if name in PREPARE_STEPS and output.get("prepared") and "counts" in output["prepared"]:
+            prepared = output["prepared"]  # a Prepare that fanned out has counts only after MergeShards
             self.prepared = {"counts": prepared.get("counts") or {}, "jobs": len(prepared.get("chunks") or [])}
         elif name in JOB_STEPS and isinstance(output.get("job"), dict):
             job = output["job"]

@@ -110,15 +110,24 @@ class Orchestration(Construct):
                 actions=["states:DescribeExecution", "states:StopExecution"], resources=[child_executions]
             )
         )
+        # The Distributed Maps read their plans, one object per run under <pipeline>/<run-id>/.
+        plans = {
+            "collect/units.json": "Collect's plan",
+            "prepare/shards.json": "Prepare's plan of shards",
+            "prepare/redo.json": "the shards Prepare reads again",
+        }
         self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[work.arn_for_objects("*/collect/units.json")])
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[work.arn_for_objects(f"*/{plan}") for plan in plans]
+            )
         )
         work_arn = stack.resolve(work.bucket_arn)["Fn::GetAtt"][0]
-        acknowledge(
-            self.state_machine,
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{work_arn}.Arn>/*/collect/units.json]",
-            "The Distributed Map reads Collect's plan, one object per run under <pipeline>/<run-id>/collect/.",
-        )
+        for plan, what in plans.items():
+            acknowledge(
+                self.state_machine,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::<{work_arn}.Arn>/*/{plan}]",
+                f"A Distributed Map reads {what}, one object per run under <pipeline>/<run-id>/.",
+            )
         acknowledge(
             self.state_machine,
             f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"

@@ -389,6 +389,17 @@ class PipelineConfig(_Model):
     max_input_bytes: int = Field(
         default=10 * 1024**3, ge=1, description="Larger uploads are refused before they are read or billed."
     )
+    # Half a GiB is 5-30 million records: one to three minutes of one function at the rates make bench measures.
+    prepare_shard_bytes: int = Field(
+        default=512 * 1024**2,
+        ge=1024,
+        le=10 * 1024**3,
+        description="Prepare reads an upload larger than this (not gzipped) in record-aligned byte ranges of this "
+        "size, one Distributed Map child each, then merges them (duplicate keys are found across the whole file).",
+    )
+    max_concurrent_preparers: int = Field(
+        default=20, ge=1, le=1000, description="Prepare children that may run at once (the Map's MaxConcurrency)."
+    )
     # ~256 MiB is ~350k users of 25 items, ~3 s of one core's work.
     collect_shard_bytes: int = Field(
         default=256 * 1024**2,

@@ -32,8 +32,8 @@ from typing import BinaryIO
 
 # Spill entry: source line, key length, then the key as UTF-8 ("surrogatepass": a JSON "\ud800" survives).
 _ENTRY = struct.Struct("<QI")
-# A duplicate: its line, and the line where the key was first seen.
-_PAIR = struct.Struct("<QQ")
+# A duplicate: its line, and the line where the key was first seen (also the format of a shard's repeats).
+PAIR = struct.Struct("<QQ")
 _BLOCK = 1024 * 1024
 _SPLIT_WAYS = 16
 _MAX_SPLIT_DEPTH = 4
@@ -90,16 +90,17 @@ class DuplicateKeys:
                 continue
             path = self._path(f"p{index:04d}")
             with open(path, "rb") as spill:
-                lengths.append(_copy(spill, target))
+                lengths.append(_copy(spill, target, os.path.getsize(path)))
             os.remove(path)
         self._files.clear()
         return lengths
 
-    def add_spill(self, partition: int, source: BinaryIO) -> None:
-        """Append another reader's spill of ``partition`` (lines after every line added so far)."""
+    def add_spill(self, partition: int, source: BinaryIO, length: int) -> None:
+        """Append ``length`` bytes of another reader's spill of ``partition`` (lines after every line so far)."""
         if partition not in self._files:
             self._writes[partition](b"")
-        _copy(source, self._files[partition])
+        if _copy(source, self._files[partition], length) != length:
+            raise ValueError(f"spill of partition {partition} is shorter than {length} bytes")
 
     def duplicates(self) -> Iterator[tuple[int, int]]:
         """Each repeated occurrence as ``(line, first line)``, in line order. Call once, after the last add()."""
@@ -143,7 +144,7 @@ class DuplicateKeys:
             for line, key in _entries(path):
                 first = remember(key, line)
                 if first != line:
-                    out.write(_PAIR.pack(line, first))
+                    out.write(PAIR.pack(line, first))
                     written = True
         os.remove(path)
         if not written:
@@ -173,15 +174,15 @@ class DuplicateKeys:
             return found[0]
         merged = path + ".dup"
         with open(merged, "wb") as out:
-            out.writelines(_PAIR.pack(line, first) for line, first in heapq.merge(*(_pairs(name) for name in found)))
+            out.writelines(PAIR.pack(line, first) for line, first in heapq.merge(*(_pairs(name) for name in found)))
         for name in found:
             os.remove(name)
         return merged
 
 
-def _copy(source: BinaryIO, target: BinaryIO) -> int:
+def _copy(source: BinaryIO, target: BinaryIO, length: int) -> int:
     copied = 0
-    while block := source.read(_BLOCK):
+    while copied < length and (block := source.read(min(_BLOCK, length - copied))):
         target.write(block)
         copied += len(block)
     return copied
@@ -210,7 +211,7 @@ def _entries(path: str) -> Iterator[tuple[int, bytes]]:
 
 def _pairs(path: str) -> Iterator[tuple[int, int]]:
     """A duplicates file's ``(line, first line)`` pairs, in the order written."""
-    size = _PAIR.size
+    size = PAIR.size
     with open(path, "rb") as handle:
         while block := handle.read(size * 4096):
-            yield from _PAIR.iter_unpack(block)
+            yield from PAIR.iter_unpack(block)

@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from batchline.adapters import adapter_for
-from batchline.adapters.base import BatchAdapter, Chunk, JobState, JobStatus, RunContext
+from batchline.adapters.base import BatchAdapter, Chunk, InputEncoder, JobState, JobStatus, RunContext
 from batchline.backoff import next_wait_seconds
 from batchline.clients import AwsClients
 from batchline.collect import CollectUnit, assemble, collect_unit, job_end_reason, plan_units
@@ -32,7 +32,8 @@ from batchline.errors import (
 )
 from batchline.events import build_detail, outcome, outcome_status
 from batchline.layout import RunLayout, S3Location
-from batchline.prepare import ERROR_COLUMNS, RejectWriter, group_parts, prepare_records, temp_workdir
+from batchline.prepare import ERROR_COLUMNS, RejectWriter, StagedPart, group_parts, prepare_records, temp_workdir
+from batchline.prepare_shards import SourceFile, merge_shards, plan_shards, prepare_shard
 from batchline.s3io import csv_rows, object_exists, open_object, put_bytes, upload_file
 from batchline.staging import StagedInput, stage_jobs
 
@@ -104,31 +105,41 @@ def prepare_run(
 ) -> dict[str, Any]:
     """Validate and stage the upload; returns the run facts every later step reads (``$.prepared``).
 
+    An upload over the pipeline's ``prepareShardBytes`` is cut into shards instead: the result then carries
+    ``fanOut`` (the plan for the PrepareShards Map) and the real facts come from ``merge_prepared_shards``.
     ``time_left`` (the function's remaining seconds) lets a file too large for one function stop cleanly.
     """
     run_id, input_object = event["runId"], event["input"]
     pipeline = pipelines.get(event["pipeline"])
     layout = deployment.layout(pipeline.name, run_id)
-    source = _source_name(input_object)
+    source = _source_file(input_object)
     started_at = _parse_time(event["startedAt"])
-    size = int(input_object.get("size") or 0)
-    if size > pipeline.max_input_bytes:
+    if source.size > pipeline.max_input_bytes:
         raise InputRejected(
-            f"{source}: the file is {size} bytes, over this pipeline's maxInputBytes ({pipeline.max_input_bytes})"
+            f"{source.name}: the file is {source.size} bytes, over this pipeline's maxInputBytes "
+            f"({pipeline.max_input_bytes})"
         )
-    adapter = adapter_for(pipeline, clients)
-    encoder = adapter.input_encoder()
+    run = {
+        "runId": run_id,
+        "pipeline": pipeline.name,
+        "provider": pipeline.provider,
+        "input": input_object,
+        "startedAt": iso(started_at),
+    }
+    shards = plan_shards(clients.s3, source, layout, shard_bytes=pipeline.prepare_shard_bytes)
+    if shards > 1:
+        return {**run, "fanOut": _fan_out(layout, "shards.json", shards, 1, pipeline.max_concurrent_preparers)}
+    encoder = adapter_for(pipeline, clients).input_encoder()
 
     with temp_workdir() as workdir:
         rejected_path = os.path.join(workdir, "rejected.csv")
         staged = StagedInput(clients.s3, layout, encoder.content_type)
         with open(rejected_path, "w", encoding="utf-8", newline="") as rejected_file:
-            rejects = RejectWriter(rejected_file, source, spreadsheet_safe=pipeline.spreadsheet_safe)
-            location = S3Location(input_object["bucket"], input_object["key"])
+            rejects = RejectWriter(rejected_file, source.name, spreadsheet_safe=pipeline.spreadsheet_safe)
             result = prepare_records(
                 # Read once, or twice when a key repeats: the pinned version makes both reads see the same bytes.
-                lambda: open_object(clients.s3, location, input_object.get("versionId")),
-                source_name=source,
+                lambda: source.open(clients.s3),
+                source_name=source.name,
                 key_column=pipeline.key_column,
                 encoder=encoder,
                 rejects=rejects,
@@ -138,26 +149,103 @@ def prepare_run(
             )
         if result.rejected:
             upload_file(clients.s3, rejected_path, layout.rejected, "text/csv")
-    if result.sent == 0:
-        raise InputRejected(
-            f"{source}: none of the {result.input_records} records can be sent; all were rejected (see errors.csv)"
-        )
-    parts = staged.parts
-    chunks = stage_jobs(clients.s3, layout, parts, group_parts(parts, encoder.limits, source))
+    return _prepared(
+        run, pipeline, clients, layout, encoder, result.counts, result.staging, staged.parts, bool(result.rejected)
+    )
+
+
+def _source_file(input_object: dict[str, Any]) -> SourceFile:
+    return SourceFile(
+        S3Location(input_object["bucket"], input_object["key"]),
+        input_object.get("versionId"),
+        int(input_object.get("size") or 0),
+        _source_name(input_object),
+    )
+
+
+def _fan_out(layout: RunLayout, plan: str, shards: int, round_: int, concurrency: int) -> dict[str, Any]:
+    location = layout.prepare_file(plan)
     return {
-        "runId": run_id,
-        "pipeline": pipeline.name,
-        "provider": pipeline.provider,
-        "input": input_object,
-        "startedAt": iso(started_at),
+        "plan": {"bucket": location.bucket, "key": location.key},
+        "shards": shards,
+        "round": round_,
+        "maxConcurrency": concurrency,
+    }
+
+
+def _prepared(
+    run: dict[str, Any],
+    pipeline: Any,
+    clients: AwsClients,
+    layout: RunLayout,
+    encoder: InputEncoder,
+    counts: dict[str, int],
+    staging: dict[str, Any],
+    parts: list[StagedPart],
+    rejected: bool,
+) -> dict[str, Any]:
+    """The run facts after staging: split the parts into jobs and say where everything is."""
+    source = _source_name(run["input"])
+    if counts["sent"] == 0:
+        raise InputRejected(
+            f"{source}: none of the {counts['input']} records can be sent; all were rejected (see errors.csv)"
+        )
+    chunks = stage_jobs(clients.s3, layout, parts, group_parts(parts, encoder.limits, source))
+    started_at = _parse_time(run["startedAt"])
+    return {
+        **{key: run[key] for key in ("runId", "pipeline", "provider", "input", "startedAt")},
         "deadline": iso(started_at + timedelta(hours=pipeline.max_run_hours)),
         "maxPolls": pipeline.max_polls,
         "maxConcurrentJobs": pipeline.max_concurrent_jobs,
-        "counts": result.counts,
-        "staging": {**result.staging, "parts": len(parts)},
+        "counts": counts,
+        "staging": {**staging, "parts": len(parts)},
         "chunks": [chunk.to_json() for chunk in chunks],
-        "rejectedUri": layout.rejected.uri if result.rejected else None,
+        "rejectedUri": layout.rejected.uri if rejected else None,
     }
+
+
+def prepare_one_shard(
+    event: dict[str, Any],
+    *,
+    pipelines: Pipelines,
+    deployment: Deployment,
+    clients: AwsClients,
+    time_left: Callable[[], float] | None = None,
+) -> dict[str, Any]:
+    """One child of the PrepareShards Map: stage its byte range, write its summary (errors go in it)."""
+    run, item = event["run"], event["shard"]
+    pipeline = pipelines.get(run["pipeline"])
+    summary = prepare_shard(
+        clients.s3,
+        _source_file(run["input"]),
+        deployment.layout(pipeline.name, run["runId"]),
+        item,
+        key_column=pipeline.key_column,
+        encoder=adapter_for(pipeline, clients).input_encoder(),
+        spreadsheet_safe=pipeline.spreadsheet_safe,
+        time_left=time_left,
+    )
+    return {"shard": summary["index"], "counts": summary.get("counts"), "error": summary["error"]}
+
+
+def merge_prepared_shards(
+    event: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment, clients: AwsClients
+) -> dict[str, Any]:
+    """After the PrepareShards Map: the run facts, or another round for the shards that hold a repeated key."""
+    run = event["run"]
+    fan_out = run["fanOut"]
+    pipeline = pipelines.get(run["pipeline"])
+    layout = deployment.layout(pipeline.name, run["runId"])
+    merged = merge_shards(
+        clients.s3, _source_file(run["input"]), layout, shards=fan_out["shards"], round_=fan_out["round"]
+    )
+    if isinstance(merged, int):
+        again = _fan_out(layout, "redo.json", fan_out["shards"], 2, pipeline.max_concurrent_preparers)
+        return {**{key: value for key, value in run.items() if key != "fanOut"}, "fanOut": {**again, "redo": merged}}
+    encoder = adapter_for(pipeline, clients).input_encoder()
+    return _prepared(
+        run, pipeline, clients, layout, encoder, merged.counts, merged.staging, merged.parts, merged.rejected
+    )
 
 
 # --- Submit and poll -----------------------------------------------------------------------------
@@ -406,7 +494,8 @@ def report_failure(
     if pipeline is not None and prepared and prepared.get("chunks"):
         jobs = _stop_jobs(pipeline, prepared, pipelines, deployment, clients, error)
     has_errors = _merge_errors(clients, [layout.rejected], layout.errors)
-    counts = dict(prepared["counts"]) if prepared else _counts_from_rejected(clients, layout)
+    # A Prepare that fanned out and failed carries no counts yet: count what it wrote out.
+    counts = dict(prepared["counts"]) if prepared and "counts" in prepared else _counts_from_rejected(clients, layout)
     counts.setdefault("sent", 0)
     counts["predicted"] = 0
     counts["failed"] = counts["sent"]

@@ -32,7 +32,7 @@ class Cut:
     first_line: int
 
 
-def csv_header_end(head: bytes, header: list[str]) -> tuple[int, int] | None:
+def csv_header_end(head: bytes) -> tuple[int, int] | None:
     """Byte offset just past the header row and the number of lines it spans, from the file's first bytes.
 
     None when the header cannot be located by counting quotes (it holds a bare quote) or ends without a
@@ -48,9 +48,12 @@ def csv_header_end(head: bytes, header: list[str]) -> tuple[int, int] | None:
     else:
         return None
     text = head[:start].decode("utf-8-sig", errors="surrogateescape")
-    rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
-    if len(rows) != 1 or [name.strip() for name in rows[0]] != header:
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error:
         return None
+    if len(rows) != 1:
+        return None  # a bare quote moved the count: the cut would not be where the header ends
     return start, _terminators(head, 0, start, False)
 
 

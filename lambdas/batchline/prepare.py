@@ -505,6 +505,11 @@ def _records(source: BinaryIO, source_name: str, section: FileSection | None = N
     return _csv_records(text, source_name, section)
 
 
+def read_header(source: BinaryIO, source_name: str) -> list[str]:
+    """The header a whole-file read finds (CSV: the first row; JSON lines: the first object's fields)."""
+    return next(_records(source, source_name))[1]
+
+
 # A record source yields (line, header) first, then (line where the record starts, cells, problem or None).
 Records = Iterator[tuple[int, list[str], str | None]]
 
@@ -558,7 +563,7 @@ def _split_inside_field(source_name: str, line: int, section: FileSection) -> st
     return (
         f"{source_name}: line {line}: a quoted field is still open at byte {section.end_byte:,}, where Prepare "
         f"split the file to read its parts in parallel. The split is chosen outside quotes by counting them, so a "
-        f'\'"\' inside an unquoted field (between lines {section.first_line} and {line}) moved it: quote that field '
+        f"'\"' inside an unquoted field (between lines {section.first_line} and {line}) moved it: quote that field "
         "(RFC 4180), or upload files smaller than the pipeline's prepareShardBytes, which are read whole"
     )
 

@@ -14,11 +14,21 @@ from batchline.errors import ServiceRequestFailed
 from batchline.layout import S3Location
 
 
-def open_object(s3: Any, location: S3Location, version_id: str | None = None) -> BinaryIO:
-    """The object's body as a stream: bytes arrive as they are read, nothing is held whole."""
+def open_object(
+    s3: Any, location: S3Location, version_id: str | None = None, byte_range: tuple[int, int] | None = None
+) -> BinaryIO:
+    """The object's body as a stream: bytes arrive as they are read, nothing is held whole.
+
+    ``byte_range`` is ``(start, end)``, end excluded: only those bytes are read.
+    """
     kwargs: dict[str, Any] = {"Bucket": location.bucket, "Key": location.key}
     if version_id:
         kwargs["VersionId"] = version_id
+    if byte_range is not None:
+        start, end = byte_range
+        if end <= start:
+            return io.BufferedReader(io.BytesIO(b""))  # type: ignore[arg-type]  # S3 has no empty range
+        kwargs["Range"] = f"bytes={start}-{end - 1}"
     body = s3.get_object(**kwargs)["Body"]
     return io.BufferedReader(_RawStream(body), buffer_size=1024 * 1024)
 

@@ -1,4 +1,9 @@
-"""Prepare step: validate the upload and stage the service input."""
+"""Prepare step: validate the upload and stage the service input.
+
+One function serves the three Prepare states, which need the same grants: PrepareInput (a whole file, or the
+plan of shards for a large one), each child of the PrepareShards Map (``"step": "shard"``) and MergeShards
+(``"step": "merge"``).
+"""
 
 from typing import Any
 
@@ -6,7 +11,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
-from batchline.flow import Deployment, prepare_run
+from batchline.flow import Deployment, merge_prepared_shards, prepare_one_shard, prepare_run
 
 logger = Logger()
 tracer = Tracer()
@@ -16,13 +21,26 @@ clients = AwsClients()
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(run_id=event["runId"], pipeline=event["pipeline"])
-    prepared = prepare_run(
-        event,
-        pipelines=pipelines_from_env(),
-        deployment=Deployment.from_env(),
-        clients=clients,
-        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
-    )
-    logger.info("input staged", extra={"counts": prepared["counts"], "parts": prepared["staging"]["parts"]})
-    return prepared
+    step = event.get("step", "prepare")
+    run = event.get("run", event)
+    logger.append_keys(run_id=run["runId"], pipeline=run["pipeline"], step=step)
+    common: dict[str, Any] = {
+        "pipelines": pipelines_from_env(),
+        "deployment": Deployment.from_env(),
+        "clients": clients,
+    }
+
+    def time_left() -> float:
+        return context.get_remaining_time_in_millis() / 1000
+
+    if step == "shard":
+        result = prepare_one_shard(event, **common, time_left=time_left)
+    elif step == "merge":
+        result = merge_prepared_shards(event, **common)
+    else:
+        result = prepare_run(event, **common, time_left=time_left)
+    if "counts" in result and "staging" in result:
+        logger.info("input staged", extra={"counts": result["counts"], "parts": result["staging"]["parts"]})
+    else:
+        logger.info("prepare step done", extra={"result": result})
+    return result

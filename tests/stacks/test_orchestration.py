@@ -62,7 +62,7 @@ def test_state_machine_may_invoke_exactly_its_functions_publish_events_and_keep_
     assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": [queue, "Arn"]}]
 
 
-def test_distributed_map_may_start_and_stop_only_its_own_children_and_read_only_collect_plans(
+def test_distributed_maps_may_start_and_stop_only_their_own_children_and_read_only_their_plans(
     template: Template,
 ) -> None:
     name = machine(template)["StateMachineName"]
@@ -73,7 +73,8 @@ def test_distributed_map_may_start_and_stop_only_its_own_children_and_read_only_
     assert len(children) == 1 and f"execution:{name}/*" in str(children[0]["Resource"])
     reads = [s for s in statements if "s3:GetObject" in as_list(s["Action"])]
     assert len(reads) == 1 and as_list(reads[0]["Action"]) == ["s3:GetObject"]
-    assert str(reads[0]["Resource"]).endswith("/*/collect/units.json']]}")
+    suffixes = sorted(str(resource["Fn::Join"][1][1]) for resource in as_list(reads[0]["Resource"]))
+    assert suffixes == ["/*/collect/units.json", "/*/prepare/redo.json", "/*/prepare/shards.json"]
 
 
 def test_the_asl_collects_through_a_distributed_map_reading_its_plan_from_s3() -> None:
@@ -89,6 +90,28 @@ def test_the_asl_collects_through_a_distributed_map_reading_its_plan_from_s3() -
         "AssembleOutput",
         "FinalizeRun",
     ]
+
+
+def test_a_large_upload_is_prepared_through_a_distributed_map_that_loops_back_through_one_choice() -> None:
+    import json
+
+    states = json.loads(ASL_FILE.read_text())["States"]
+    choice, shards, merge = states["IsPrepareFannedOut"], states["PrepareShards"], states["MergeShards"]
+    assert states["PrepareInput"]["Next"] == "IsPrepareFannedOut"
+    assert choice["Choices"] == [{"Variable": "$.prepared.fanOut", "IsPresent": True, "Next": "PrepareShards"}]
+    assert choice["Default"] == "RunJobs"
+    assert shards["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert shards["ItemReader"]["Parameters"] == {
+        "Bucket.$": "$.prepared.fanOut.plan.bucket",
+        "Key.$": "$.prepared.fanOut.plan.key",
+    }
+    assert shards["ItemSelector"]["step"] == "shard" and shards["ResultPath"] is None
+    child = shards["ItemProcessor"]["States"]["PrepareShard"]
+    # One function serves the three Prepare states: the same grants, the same 15-minute timeout.
+    assert child["Resource"] == merge["Resource"] == states["PrepareInput"]["Resource"]
+    assert merge["Parameters"]["step"] == "merge" and merge["ResultPath"] == "$.prepared"
+    assert [shards["Next"], merge["Next"]] == ["MergeShards", "IsPrepareFannedOut"]
+    assert shards["Catch"][0]["Next"] == merge["Catch"][0]["Next"] == "ReportFailure"
 
 
 def _task_states(states: dict[str, Any]) -> Iterator[dict[str, Any]]:
