@@ -151,7 +151,8 @@ def measure(name: str, source: Path, records: int) -> dict[str, Any]:
     from batchline.flow import Deployment, prepare_run
 
     kind, service = FORMATS[name]
-    pipelines = parse_pipelines({name: {"keyColumn": "id", "service": service}})
+    # The whole file in one function: the fan-out over shards is measured by benchmarks/prepare_fanout.py.
+    pipelines = parse_pipelines({name: {"keyColumn": "id", "prepareShardBytes": 10 * 1024**3, "service": service}})
     deployment = Deployment("inbox", "work", "results", "bus", "bench")
     startup_mb = peak_mb()
     with tempfile.TemporaryDirectory(prefix="bench-uploads-", dir=source.parent) as uploads:

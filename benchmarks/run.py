@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "lambdas"))
 from batchline.backoff import next_wait_seconds  # noqa: E402
 from batchline.config import parse_pipelines  # noqa: E402
 
-from benchmarks import collect_formats  # noqa: E402
+from benchmarks import collect_formats, prepare_fanout  # noqa: E402
 from benchmarks.polling import HISTORY_TARGET, polling_cost  # noqa: E402
 from benchmarks.report import table  # noqa: E402
 
@@ -282,3 +282,4 @@ if __name__ == "__main__":
     largest = max(formats["reconcile"], key=lambda row: row.records)
     fan_out(rate, bytes_per_record, largest.records / largest.seconds)
     prepare(args.quick)
+    prepare_fanout.report(prepare_fanout.measure(1_000_000 if args.quick else 10_000_000, shards=8))
