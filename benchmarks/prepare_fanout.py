@@ -87,15 +87,21 @@ class _FolderS3(_FileS3):
 
 
 def _with_repeats(path: Path, records: int) -> int:
-    """Repeat one key in REPEAT_EVERY from far earlier in the file; returns how many repeats there are."""
-    lines = path.read_bytes().splitlines(keepends=True)
-    repeats = 0
-    for row in range(records // 2, records, REPEAT_EVERY):
-        early = lines[1 + row - records // 2].split(b",", 1)[0]
-        lines[1 + row] = early + b"," + lines[1 + row].split(b",", 1)[1]
-        repeats += 1
-    path.write_bytes(b"".join(lines))
-    return repeats
+    """Give one row in REPEAT_EVERY of the second half the key of a row half a file earlier (keys are u<n>).
+
+    Rewritten line by line: the benchmark's own memory stays small, and a child inherits its parent's peak RSS.
+    """
+    half = records // 2
+    repeated = set(range(half, records, REPEAT_EVERY))
+    target = path.with_suffix(".tmp")
+    with path.open("rb") as source, target.open("wb") as out:
+        out.write(source.readline())  # the header
+        for row, line in enumerate(source):
+            if row in repeated:
+                line = b"u%010d," % (row - half) + line.split(b",", 1)[1]
+            out.write(line)
+    target.replace(path)
+    return len(repeated)
 
 
 def step(name: str, folder: Path, source: Path, shard_bytes: int, argument: str) -> dict[str, Any]:

@@ -392,7 +392,7 @@ class PipelineConfig(_Model):
     # Half a GiB is 5-30 million records: one to three minutes of one function at the rates make bench measures.
     prepare_shard_bytes: int = Field(
         default=512 * 1024**2,
-        ge=1024,
+        ge=256,
         le=10 * 1024**3,
         description="Prepare reads an upload larger than this (not gzipped) in record-aligned byte ranges of this "
         "size, one Distributed Map child each, then merges them (duplicate keys are found across the whole file).",

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from batchline_local.runtime import BUCKETS, LocalRuntime
-from tests.e2e.conftest import check_every_event, read_s3_csv
+from batchline_local.runtime import BUCKETS, LocalRuntime, load_pipeline_context
+from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv
 
 pytestmark = pytest.mark.timeout(300)
 SERVICE = {
@@ -30,9 +30,15 @@ PIPELINES = {
 }
 
 
+def with_demo_pipelines_cut() -> dict[str, Any]:
+    """These pipelines, and every demo pipeline twice: as configured, and cut into shards of 512 bytes."""
+    demo = load_pipeline_context()
+    return {**PIPELINES, **demo, **{f"{name}-cut": {**p, "prepareShardBytes": 512} for name, p in demo.items()}}
+
+
 @pytest.fixture(scope="module")
 def runtime(validate_event: Any) -> Iterator[LocalRuntime]:
-    with LocalRuntime(PIPELINES) as local:
+    with LocalRuntime(with_demo_pipelines_cut()) as local:
         yield local
         check_every_event(local, validate_event)
 
@@ -181,3 +187,21 @@ def test_json_lines_are_cut_on_any_newline(runtime: LocalRuntime, tmp_path: Path
     assert [row["id"] for row in rows] == [record["id"] for record in records if record["id"] != "cust-0150"]
     errors = read_s3_csv(runtime, detail["outputs"]["errors"])
     assert [(e["line"], e["key"]) for e in errors] == [("151", "cust-0150")]
+
+
+@pytest.mark.parametrize(
+    "pipeline", ["demo-sagemaker", "demo-personalize", "demo-bedrock", "demo-amazonml", "demo-vertex"]
+)
+def test_every_service_gets_the_same_results_from_a_cut_upload(runtime: LocalRuntime, pipeline: str) -> None:
+    sample = SAMPLES / f"{pipeline}.csv"
+    whole = runtime.run_file(sample, pipeline, timeout_seconds=240)
+    cut = runtime.run_file(sample, f"{pipeline}-cut", timeout_seconds=240)
+
+    assert whole.status == cut.status == "SUCCEEDED" and whole.event and cut.event
+    assert len(shard_calls(runtime, cut.run_id)) >= 2 and not shard_calls(runtime, whole.run_id)
+    assert cut.event["detail"]["counts"] == whole.event["detail"]["counts"]
+    rows = read_s3_csv(runtime, cut.event["detail"]["outputs"]["predictions"])
+    # Same rows; Vertex and Bedrock results arrive in the service's order, so compare as sorted lists.
+    assert sorted(map(str, rows)) == sorted(
+        map(str, read_s3_csv(runtime, whole.event["detail"]["outputs"]["predictions"]))
+    )
