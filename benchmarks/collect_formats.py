@@ -710,8 +710,14 @@ def generate(spec: dict[str, Any]) -> dict[str, Any]:
         "staging": generated.staging,
         "job": generated.job,
     }
-    adapter, run, job, _ = context(provider, collect, folder)
-    units = plan_units(adapter, [(run, job)], run.pipeline.collect_shard_bytes)
+    adapter, run, job, s3 = context(provider, collect, folder)
+    units = plan_units(
+        s3,
+        adapter,
+        [(run, job)],
+        shard_bytes=run.pipeline.collect_shard_bytes,
+        unit_records=run.pipeline.collect_unit_records,
+    )
     collect["unit"] = units[0].to_json()
     return {
         "collect": collect,

@@ -259,6 +259,39 @@ def fan_out(records_per_second: float, bytes_per_record: float, reconcile_keys_p
     )
 
 
+def collect_at_scale(formats: dict[str, list[collect_formats.Row]]) -> None:
+    """100 million records (Amazon ML's per-job maximum) of the services Collect splits into runs of parts."""
+    pipeline = parse_pipelines({"p": {"keyColumn": "id", "service": {"provider": "sagemaker", "modelName": "m"}}}).get(
+        "p"
+    )
+    records, unit = 100_000_000, pipeline.collect_unit_records
+    units = -(-records // unit)
+    waves = -(-units // pipeline.max_concurrent_collectors)
+    rows = []
+    for step in ("sagemaker", "amazonml"):
+        largest = max(formats[step], key=lambda row: row.records)
+        rate = largest.unit_records / largest.seconds
+        unit_seconds = unit / rate
+        # Assemble: one UploadPartCopy per unit's part (~0.3 s each); these outputs need no key reconcile.
+        total = waves * unit_seconds + 0.3 * units
+        rows.append(
+            [
+                collect_formats.LABELS[step],
+                f"{rate:,.0f}",
+                f"{units} x {unit:,}",
+                f"{waves} of {unit_seconds:.0f} s",
+                f"{total / 60:.1f} min ({'fits' if total <= 900 else 'DOES NOT FIT'} in 15; one unit: "
+                f"{records / rate / 60:.0f} min)",
+            ]
+        )
+    table(
+        f"Collect of {records:,} records on the Distributed Map, runs of staged parts ({unit:,} records a unit, "
+        f"{pipeline.max_concurrent_collectors} at once), from the one-unit rates measured above",
+        ["format", "records/s (one unit)", "units", "waves", "wall time, estimated"],
+        rows,
+    )
+
+
 def prepare(quick: bool) -> None:
     from benchmarks import prepare as bench
 
@@ -281,5 +314,6 @@ if __name__ == "__main__":
     formats = collect_formats.main(flat_sizes)
     largest = max(formats["reconcile"], key=lambda row: row.records)
     fan_out(rate, bytes_per_record, largest.records / largest.seconds)
+    collect_at_scale(formats)
     prepare(args.quick)
     prepare_fanout.report(prepare_fanout.measure(1_000_000 if args.quick else 10_000_000, shards=8))

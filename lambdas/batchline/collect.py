@@ -3,7 +3,10 @@
 Three steps, so the work fans out on a Step Functions Distributed Map when the output is large:
 
 1. ``plan_units``: one unit per job, or, for services whose output lines carry their own key
-   (Personalize), one unit per byte-range shard of each output object (``shardBytes`` each).
+   (Personalize), one unit per byte-range shard of each output object (``shardBytes`` each), or, for
+   services that write one ordered output file per staged part (SageMaker, Amazon ML), one unit per run
+   of consecutive parts holding about ``unitRecords`` records; a larger keyed job whose results come in
+   several files of the service's choosing (Vertex AI) gets one unit per file.
 2. ``collect_unit`` (a Map child each): writes the unit's rows to ``collect/unit-NNNNN.csv`` (unit 0 carries
    the header), its failures, and a summary with row counts and the part's SHA-256.
 3. ``assemble``: reconciles sharded output against the staged index, concatenates the parts into
@@ -39,20 +42,37 @@ _UNIT_FILES = {".csv": "rowsKey", ".failed.csv": "failedKey", ".keys.csv": "keys
 
 @dataclass(frozen=True)
 class CollectUnit:
-    """One Map child's work: a whole job, or the lines of ``[start, end)`` of one output object."""
+    """One Map child's work: a whole job, the lines of ``[start, end)`` of one output object, or the records
+    of some of the job's staged parts (``parts``, by name)."""
 
     unit: int
     job: int  # position in the run's jobs list
     output_key: str | None = None
     start: int = 0
     end: int = 0
+    parts: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"unit": self.unit, "job": self.job, "outputKey": self.output_key, "start": self.start, "end": self.end}
+        return {
+            "unit": self.unit,
+            "job": self.job,
+            "outputKey": self.output_key,
+            "start": self.start,
+            "end": self.end,
+            "parts": list(self.parts) if self.parts is not None else None,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CollectUnit:
-        return cls(data["unit"], data["job"], data.get("outputKey"), data.get("start", 0), data.get("end", 0))
+        parts = data.get("parts")
+        return cls(
+            data["unit"],
+            data["job"],
+            data.get("outputKey"),
+            data.get("start", 0),
+            data.get("end", 0),
+            tuple(parts) if parts is not None else None,
+        )
 
 
 @runtime_checkable
@@ -80,17 +100,39 @@ class ShardedOutput(KeyedOutput, Protocol):
 
 @runtime_checkable
 class StreamedKeyedOutput(KeyedOutput, Protocol):
-    """Keyed output read as one stream per job (Vertex AI results in Cloud Storage)."""
+    """Keyed output in files of the service's choosing, read whole (Vertex AI results in Cloud Storage)."""
 
-    def collect_keyed(self, run: RunContext, job: JobState, files: UnitFiles) -> dict[str, int]:
-        """Like ShardedOutput.collect_shard, for a whole job's output."""
+    def result_files(self, job: JobState) -> list[str]:
+        """The job's result files, in order."""
+        ...
+
+    def collect_keyed(
+        self, run: RunContext, job: JobState, files: UnitFiles, uris: tuple[str, ...] | None = None
+    ) -> dict[str, int]:
+        """Like ShardedOutput.collect_shard, for a whole job's output or the result files named."""
         ...
 
 
-def staged_records(s3: Any, layout: RunLayout, input_prefix: S3Location) -> Iterator[StagedRecord]:
-    """The records of one job's input, part by part in staging order, from the index sidecars."""
-    for key in sorted(list_keys(s3, input_prefix)):
-        part = posixpath.basename(key)
+@runtime_checkable
+class PartOrderedOutput(Protocol):
+    """An adapter whose output is one file per staged part, in the part's order (read_results walks the staged
+    records given, part by part): a unit may take any run of consecutive parts."""
+
+    def check_outputs(self, run: RunContext) -> None:
+        """OutputInvalid when an output file matches no staged part of the chunk."""
+        ...
+
+
+def staged_parts(s3: Any, input_prefix: S3Location) -> list[str]:
+    """Names of one job's staged parts, in staging order."""
+    return sorted(posixpath.basename(key) for key in list_keys(s3, input_prefix))
+
+
+def staged_records(
+    s3: Any, layout: RunLayout, input_prefix: S3Location, parts: tuple[str, ...] | None = None
+) -> Iterator[StagedRecord]:
+    """The records of one job's input (or of the named ``parts`` of it), part by part in staging order."""
+    for part in parts if parts is not None else staged_parts(s3, input_prefix):
         for line, record_key, record_id in csv_rows(s3, layout.index_for(part)):
             yield StagedRecord(part, record_key, int(line), record_id)
 
@@ -103,7 +145,9 @@ def _succeeded(job: JobState) -> bool:
     return job.status.value in ("SUCCEEDED", "PARTIAL")
 
 
-def plan_units(adapter: BatchAdapter, runs: list[tuple[RunContext, JobState]], shard_bytes: int) -> list[CollectUnit]:
+def plan_units(
+    s3: Any, adapter: BatchAdapter, runs: list[tuple[RunContext, JobState]], *, shard_bytes: int, unit_records: int
+) -> list[CollectUnit]:
     """The units Collect fans out over, in output order."""
     units: list[CollectUnit] = []
     for job_index, (run, job) in enumerate(runs):
@@ -112,6 +156,22 @@ def plan_units(adapter: BatchAdapter, runs: list[tuple[RunContext, JobState]], s
                 for start, end in split_ranges(size, shard_bytes):
                     units.append(CollectUnit(len(units), job_index, key, start, end))
             if units and units[-1].job == job_index:
+                continue
+        if isinstance(adapter, StreamedKeyedOutput) and _succeeded(job) and run.chunk.records > unit_records:
+            results = adapter.result_files(job)
+            if len(results) > 1:  # one unit per result file: the keys are checked per job afterwards
+                first = len(units)
+                units += [CollectUnit(first + n, job_index, uri) for n, uri in enumerate(results)]
+                continue
+        if isinstance(adapter, PartOrderedOutput):
+            if _succeeded(job):
+                adapter.check_outputs(run)
+            parts = staged_parts(s3, run.chunk.input_prefix)
+            # Parts hold about the same number of records (recordsPerFile), so a unit takes a fixed count of them.
+            per_unit = max(1, unit_records * len(parts) // max(run.chunk.records, 1))
+            if len(parts) > per_unit:
+                for first in range(0, len(parts), per_unit):
+                    units.append(CollectUnit(len(units), job_index, parts=tuple(parts[first : first + per_unit])))
                 continue
         units.append(CollectUnit(len(units), job_index))  # whole job (a sharded job without output too)
     return units
@@ -139,10 +199,11 @@ def collect_unit(
             if unit.output_key is not None and isinstance(adapter, ShardedOutput):
                 counts = _collect_shard(s3, adapter, run, unit, workdir, files)
             elif _succeeded(job) and isinstance(adapter, StreamedKeyedOutput):
-                counts = adapter.collect_keyed(run, job, files)
+                uris = (unit.output_key,) if unit.output_key is not None else None
+                counts = adapter.collect_keyed(run, job, files, uris)
             else:
                 keyed = False
-                counts = _collect_job(s3, adapter, run, job, paths, header, source_name, spreadsheet_safe)
+                counts = _collect_job(s3, adapter, run, job, unit, paths, header, source_name, spreadsheet_safe)
         except _RECORDED_ERRORS as exc:
             summary: dict[str, Any] = {**unit.to_json(), "error": {"type": type(exc).__name__, "message": str(exc)}}
             put_bytes(s3, layout.collect_unit(unit.unit, ".json"), json.dumps(summary).encode(), "application/json")
@@ -173,6 +234,7 @@ def _collect_job(
     adapter: BatchAdapter,
     run: RunContext,
     job: JobState,
+    unit: CollectUnit,
     paths: dict[str, str],
     header: list[str] | None,
     source_name: str,
@@ -187,7 +249,7 @@ def _collect_job(
         if header:
             predictions.writerow(header)
         failures = CsvWriter(failed_file, safe=spreadsheet_safe)
-        staged = staged_records(s3, run.layout, run.chunk.input_prefix)
+        staged = staged_records(s3, run.layout, run.chunk.input_prefix, unit.parts)
         if _succeeded(job):
             records: Iterator[Any] = adapter.read_results(run, job, staged)
         else:

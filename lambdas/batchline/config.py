@@ -408,6 +408,15 @@ class PipelineConfig(_Model):
         description="Collect splits output files whose lines carry their key (Personalize) into line-aligned "
         "byte ranges of this size, one Distributed Map child each.",
     )
+    # 5 million records is under a minute of one core at the rates make bench measures for these formats.
+    collect_unit_records: int = Field(
+        default=5_000_000,
+        ge=1,
+        le=100_000_000,
+        description="Collect splits a job whose output is one ordered file per staged part (SageMaker, Amazon ML) "
+        "into runs of consecutive parts holding about this many records, one Distributed Map child each; a Vertex "
+        "AI job of more records is collected one result file per child.",
+    )
     max_concurrent_collectors: int = Field(
         default=40, ge=1, le=1000, description="Collect children that may run at once (the Map's MaxConcurrency)."
     )

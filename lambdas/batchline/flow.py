@@ -350,7 +350,13 @@ def plan_collect(
         )
         raise JobFailed(reasons)
     runs = _runs(prepared, jobs, pipelines, deployment)
-    units = plan_units(adapter_for(pipeline, clients), runs, pipeline.collect_shard_bytes)
+    units = plan_units(
+        clients.s3,
+        adapter_for(pipeline, clients),
+        runs,
+        shard_bytes=pipeline.collect_shard_bytes,
+        unit_records=pipeline.collect_unit_records,
+    )
     plan = deployment.layout(pipeline.name, prepared["runId"]).collect_plan
     put_bytes(clients.s3, plan, json.dumps([unit.to_json() for unit in units]).encode(), "application/json")
     return {

@@ -242,3 +242,21 @@ def test_output_out_of_step_with_input_is_an_error_not_a_silent_mismatch(s3: Any
     stage(s3, "part-00000.csv", "k1,1,2\nk2,1,2\n", "2\n3\n", "k2,0.1\nk1,0.2\n")
     with pytest.raises(OutputInvalid, match="key 'k2' where the input had 'k1'"):
         results(s3)
+
+
+def test_an_output_file_matching_no_staged_part_is_refused_when_collect_is_planned(s3: Any) -> None:
+    stage(s3, "part-00000.csv", "k1,1,2\n", "2\n", "k1,0.1\n")
+    s3.put_object(Bucket="work-bucket", Key=f"churn/{RUN_ID}/output/job-00000/part-00009.csv.out", Body=b"k9,0.9\n")
+    adapter = SageMakerAdapter(RUN.pipeline.service, sagemaker=None, s3=s3)
+    with pytest.raises(OutputInvalid, match="output files match no staged input: part-00009.csv.out"):
+        adapter.check_outputs(RUN)
+
+
+def test_a_unit_of_some_parts_reads_only_their_outputs(s3: Any) -> None:
+    stage(s3, "part-00000.csv", "k1,1,2\n", "2\n", "k1,0.1\n")
+    stage(s3, "part-00001.csv", "k2,1,2\n", "3\n", "k2,0.2\n")
+    adapter = SageMakerAdapter(RUN.pipeline.service, sagemaker=None, s3=s3)
+    adapter.check_outputs(RUN)  # every output has its staged part
+    staged = staged_records(s3, RUN.layout, RUN.chunk.input_prefix, ("part-00001.csv",))
+    job = JobState("bl-x", JobStatus.SUCCEEDED, "Completed")
+    assert list(adapter.read_results(RUN, job, staged)) == [Prediction("k2", 3, [["0.2"]])]

@@ -31,6 +31,9 @@ PIPELINES = {
     "v-partial": variant(model="partial-model", numericColumns=[]),
     "v-cleanup": variant(deleteStagedAfterSuccess=True),
     "v-slow": {**variant(), "maxPolls": 2, "minPollSeconds": 1},
+    # Jobs over collectUnitRecords are collected one result file per Map child.
+    "v-units": {**variant(), "collectUnitRecords": 10},
+    "v-partial-units": {**variant(model="partial-model", numericColumns=[]), "collectUnitRecords": 2},
 }
 HEADER = ["id", "sepal_length", "sepal_width", "petal_length", "petal_width"]
 
@@ -153,3 +156,34 @@ def test_a_job_past_its_poll_bound_is_cancelled(runtime: LocalRuntime, tmp_path:
     assert result.event is not None
     job_id = result.event["detail"]["error"]["jobStopped"]
     assert runtime.google.jobs[job_id]["state"] in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+
+
+def collect_units(runtime: LocalRuntime, run_id: str) -> list[dict[str, Any]]:
+    invoked = runtime.invocations
+    return [e["unit"] for name, e in invoked if name.endswith("CollectUnit") and e["run"]["runId"] == run_id]
+
+
+def test_a_large_job_is_collected_one_result_file_per_unit_into_the_same_rows(runtime: LocalRuntime) -> None:
+    whole = runtime.run_file(SAMPLES / "demo-vertex.csv", "demo-vertex")
+    split = runtime.run_file(SAMPLES / "demo-vertex.csv", "v-units")
+
+    assert whole.event and split.event and split.status == "SUCCEEDED"
+    units = collect_units(runtime, split.run_id)
+    assert len(units) >= 2 and all(u["outputKey"].startswith("gs://") for u in units)
+    assert len({u["outputKey"] for u in units}) == len(units)
+    assert [u["outputKey"] for u in collect_units(runtime, whole.run_id)] == [None]
+    assert split.event["detail"]["counts"] == whole.event["detail"]["counts"]
+    rows = read_s3_csv(runtime, split.event["detail"]["outputs"]["predictions"])
+    expected = read_s3_csv(runtime, whole.event["detail"]["outputs"]["predictions"])
+    assert sorted(map(str, rows)) == sorted(map(str, expected)) and len(rows) == 60
+
+
+def test_instances_left_out_are_found_across_units_by_the_key_check(runtime: LocalRuntime, tmp_path: Path) -> None:
+    rows = [["a", "fine"], ["b", "bad input"], ["c", "lost at sea"], ["d", "ok"], ["e", "fine"]]
+    result = runtime.run_file(write_csv(tmp_path / "lost.csv", ["id", "text"], rows), "v-partial-units")
+
+    assert result.event is not None and len(collect_units(runtime, result.run_id)) >= 2
+    detail = result.event["detail"]
+    assert detail["counts"] == {"input": 5, "sent": 5, "rejected": 0, "predicted": 3, "failed": 2}
+    errors = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert sorted((e["key"], e["line"]) for e in errors) == [("b", "3"), ("c", "4")]

@@ -180,13 +180,15 @@ class SageMakerAdapter:
     def read_results(
         self, run: RunContext, job: JobState, staged: Iterator[StagedRecord]
     ) -> Iterator[Prediction | FailedRecord]:
-        """Walk each staged part beside its ``.out`` file; records keep their order within a file."""
-        outputs = {
-            posixpath.basename(key): key for key in list_keys(self._s3, run.chunk.output_prefix) if key.endswith(".out")
-        }
+        """Walk each staged part given beside its ``.out`` file; records keep their order within a file.
+
+        ``staged`` may be some of the chunk's parts (a Collect unit): outputs of other parts are theirs, and
+        outputs matching no staged part at all are refused by ``check_outputs`` when Collect is planned.
+        """
+        outputs = self._outputs(run)
         expected = len(self._settings.prediction_columns)
         for part_name, records in itertools.groupby(staged, key=lambda record: record.part):
-            output_key = outputs.pop(part_name + ".out", None)
+            output_key = outputs.get(part_name + ".out")
             if output_key is None:
                 reason = f"SageMaker wrote no output for staged file {part_name} (the job failed on it)"
                 for record in records:
@@ -194,8 +196,18 @@ class SageMakerAdapter:
                 continue
             rows = (row for row in csv_rows(self._s3, S3Location(run.layout.work_bucket, output_key)) if row)
             yield from _join_part(records, rows, part_name, expected)
-        if outputs:
-            raise OutputInvalid(f"output files match no staged input: {', '.join(sorted(outputs))}")
+
+    def check_outputs(self, run: RunContext) -> None:
+        staged = {posixpath.basename(key) + ".out" for key in list_keys(self._s3, run.chunk.input_prefix)}
+        strays = sorted(set(self._outputs(run)) - staged)
+        if strays:
+            raise OutputInvalid(f"output files match no staged input: {', '.join(strays)}")
+
+    def _outputs(self, run: RunContext) -> dict[str, str]:
+        """``<part>.out`` -> its key, for every output file of the chunk."""
+        return {
+            posixpath.basename(key): key for key in list_keys(self._s3, run.chunk.output_prefix) if key.endswith(".out")
+        }
 
     def _call(self, operation: str, job_name: str, **kwargs: Any) -> dict[str, Any]:
         try:

@@ -177,18 +177,22 @@ class VertexAdapter:
     def result_columns(self, run: RunContext) -> list[str]:
         return list(self._settings.prediction_fields or ["prediction"])
 
-    def _result_lines(self, job: JobState) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(where, parsed line) of every predictions_*/errors_* line of the job's output directory."""
+    def _result_lines(self, job: JobState, uris: tuple[str, ...] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(where, parsed line) of every line of the job's predictions_*/errors_* files (or of ``uris``)."""
+        for uri in uris if uris is not None else self.result_files(job):
+            bucket, name = split_gcs_uri(uri)
+            for number, line in enumerate(self._gcs.lines(bucket, name), start=1):
+                yield f"{posixpath.basename(name)} line {number}", json.loads(line)
+
+    def result_files(self, job: JobState) -> list[str]:
+        """``gs://`` URIs of the job's predictions_*/errors_* files, in name order."""
         resource = self._resource(job.job_id)
         directory = (resource.get("outputInfo") or {}).get("gcsOutputDirectory")
         if not directory:
             raise OutputInvalid(f"job {job.job_id} reports no outputInfo.gcsOutputDirectory")
         bucket, prefix = split_gcs_uri(directory.rstrip("/") + "/")
-        for name in sorted(self._gcs.list(bucket, prefix)):
-            if not _RESULT_FILE.match(posixpath.basename(name)):
-                continue
-            for number, line in enumerate(self._gcs.lines(bucket, name), start=1):
-                yield f"{posixpath.basename(name)} line {number}", json.loads(line)
+        names = sorted(self._gcs.list(bucket, prefix))
+        return [f"gs://{bucket}/{name}" for name in names if _RESULT_FILE.match(posixpath.basename(name))]
 
     def _delete_staged(self, run: RunContext, job: JobState) -> None:
         if self._settings.delete_staged_after_success and job.status is JobStatus.SUCCEEDED:
@@ -212,7 +216,9 @@ class VertexAdapter:
     def missing_reason(self, run: RunContext, job: JobState) -> str:
         return f"Vertex AI returned no result for it ({job.raw_status})"
 
-    def collect_keyed(self, run: RunContext, job: JobState, files: UnitFiles) -> dict[str, int]:
+    def collect_keyed(
+        self, run: RunContext, job: JobState, files: UnitFiles, uris: tuple[str, ...] | None = None
+    ) -> dict[str, int]:
         predicted = failed = 0
         with (
             open(files.predictions, "w", encoding="utf-8", newline="") as rows_file,
@@ -223,7 +229,7 @@ class VertexAdapter:
             if files.header:
                 rows.writerow(files.header)
             keys, failures = csv.writer(keys_file, lineterminator="\n"), csv.writer(failed_file, lineterminator="\n")
-            for where, data in self._result_lines(job):
+            for where, data in self._result_lines(job, uris):
                 key = self._echoed_key(data, where)
                 keys.writerow([key])
                 reason = self._error(data)
