@@ -47,6 +47,7 @@ from batchline.staging import StagedInput, discard_parts
 # The header is looked for in the file's first bytes; a header longer than this means the file is read whole.
 HEAD_BYTES = 1024 * 1024
 _SCAN_BLOCK = 8 * 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
 # Partitions of each shard's key spill (one object per shard; the merge reads partition by partition).
 KEY_PARTITIONS = 64
 _ERRORS: dict[str, type[InputRejected]] = {"InputRejected": InputRejected, "InputTooLarge": InputTooLarge}
@@ -108,7 +109,8 @@ def _data_start(head: bytes, source_name: str) -> tuple[list[str], int, int] | N
             header = read_header(io.BytesIO(head[: last_newline + 1]), source_name)
         except InputRejected:
             return None
-        return header, 0, 1
+        # A shard is decoded as plain UTF-8, so the first one starts after a byte order mark, as a whole read does.
+        return header, len(_BOM) if head.startswith(_BOM) else 0, 1
     found = csv_header_end(head)
     if found is None:
         return None

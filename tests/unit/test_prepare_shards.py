@@ -134,3 +134,11 @@ def test_repeats_across_shards_send_only_their_shards_round_again_then_merge(s3:
     )
     staged = sorted(key for key in work_objects(s3) if key.startswith("input/"))
     assert len(staged) == prepared["staging"]["parts"] and staged[0] == "input/part-00000-00000.csv"
+
+
+def test_json_lines_with_a_byte_order_mark_are_cut_and_read_as_a_whole_read_reads_them(s3: Any) -> None:
+    body = "\ufeff".encode() + b"".join(b'{"id": "k%04d", "x": %d}\n' % (n, n) for n in range(100))
+    run, _ = plan(s3, body, "upload.jsonl")
+    assert run["fanOut"]["shards"] >= 2
+    run_shards(s3, run, shard_items(s3, run))
+    assert merge(s3, run)["counts"] == {"input": 100, "sent": 100, "rejected": 0}
