@@ -18,6 +18,7 @@ retried, which would cost the same quarter hour again for the same end.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import itertools
@@ -304,20 +305,10 @@ def prepare_records(
     exactly as if every key were kept in memory. On InputRejected, ``parts`` and ``rejects`` are emptied first.
     """
     clock = _Clock(time_left) if time_left is not None else None
+    read = functools.partial(_stage_pass, open_source, source_name, key_column, encoder, rejects, parts, workdir)
     try:
         with DuplicateKeys(workdir) as keys:
-            header, first = _stage_pass(
-                open_source,
-                source_name,
-                key_column,
-                encoder,
-                rejects,
-                parts,
-                workdir,
-                remember=keys.add,
-                repeats=iter(()),
-                clock=clock,
-            )
+            header, first = read(remember=keys.add, repeats=iter(()), clock=clock)
             if first.input_records == 0:
                 raise InputRejected(f"{source_name}: the file has a header but no records")
             repeats = keys.duplicates()
@@ -327,19 +318,8 @@ def prepare_records(
             # The first read staged later occurrences of a key as new ones: start over, knowing the repeats.
             parts.discard()
             rejects.reset()
-            _, second = _stage_pass(
-                open_source,
-                source_name,
-                key_column,
-                encoder,
-                rejects,
-                parts,
-                workdir,
-                remember=None,
-                repeats=itertools.chain([repeat], repeats),
-                header_was=header,
-                clock=clock,
-                reads=2,
+            _, second = read(
+                remember=None, repeats=itertools.chain([repeat], repeats), header_was=header, clock=clock, reads=2
             )
         if second.input_records != first.input_records:
             raise _changed(source_name)
@@ -372,20 +352,9 @@ def prepare_section(
     InputRejected, ``parts`` and ``rejects`` are emptied first, as for a whole file.
     """
     clock = _Clock(time_left) if time_left is not None else None
+    read = functools.partial(_stage_pass, open_source, source_name, key_column, encoder, rejects, parts, workdir)
     try:
-        _, result = _stage_pass(
-            open_source,
-            source_name,
-            key_column,
-            encoder,
-            rejects,
-            parts,
-            workdir,
-            remember=remember,
-            repeats=repeats or iter(()),
-            clock=clock,
-            section=section,
-        )
+        _, result = read(remember=remember, repeats=repeats or iter(()), clock=clock, section=section)
         return result
     except InputRejected:
         parts.discard()

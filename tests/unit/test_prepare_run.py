@@ -6,7 +6,6 @@ sent to the model a second time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -16,7 +15,6 @@ from batchline.errors import InputRejected, ServiceRequestFailed
 from batchline.flow import Deployment, prepare_run
 from batchline.s3io import delete_objects
 from botocore.stub import Stubber
-from moto import mock_aws
 
 PIPELINES = parse_pipelines(
     {"p": {"keyColumn": "id", "service": {"provider": "sagemaker", "modelName": "m", "recordsPerFile": 2}}}
@@ -45,13 +43,8 @@ class Clients:
 
 
 @pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        for bucket in ("inbox", "work"):
-            client.create_bucket(Bucket=bucket)
-            client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        yield client
+def s3(versioned_buckets: Any) -> Any:
+    return versioned_buckets
 
 
 def prepare(s3: Any, body: bytes) -> tuple[dict[str, Any], Clients]:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from batchline.config import parse_pipelines
 from batchline.errors import InputRejected, InputTooLarge
 from batchline.flow import Deployment, merge_prepared_shards, prepare_one_shard, prepare_run
-from moto import mock_aws
 
 from tests.unit.test_prepare_run import Clients, work_objects
 
@@ -29,13 +26,8 @@ ROWS = b"".join(b"k%04d,%d\n" % (n, n) for n in range(300))  # 8-9 bytes each: a
 
 
 @pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        for bucket in ("inbox", "work"):
-            client.create_bucket(Bucket=bucket)
-            client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        yield client
+def s3(versioned_buckets: Any) -> Any:
+    return versioned_buckets
 
 
 def plan(s3: Any, body: bytes, name: str = "upload.csv") -> tuple[dict[str, Any], Clients]:
