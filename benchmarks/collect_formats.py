@@ -7,10 +7,12 @@ process of its own, over a local-directory stand-in for S3 (and for Cloud Storag
 child reports its peak RSS (``ru_maxrss``) and records/s. Before it starts, the child imports the Lambda's
 handler module and makes its S3 client, as the function's init does, so the peak includes them.
 
-One unit is one job, within the limits of the pipeline config defaults:
-- SageMaker: one job reads every staged part (recordsPerFile 100,000): the unit is all N records.
-- Amazon ML: one batch prediction takes up to 100 million records (parts of 1,000,000): all N.
-- Vertex AI: one job (parts of 1,000,000), results streamed from predictions_NNNNN.jsonl: all N.
+One unit is what PlanCollect gives the first Map child, with the pipeline config defaults:
+- SageMaker: one job reads every staged part (recordsPerFile 100,000); Collect takes runs of parts of
+  collectUnitRecords (5,000,000): the unit is min(N, 5M) records.
+- Amazon ML: one batch prediction takes up to 100 million records (parts of 1,000,000): min(N, 5M) too.
+- Vertex AI: one job (parts of 1,000,000), results in predictions_NNNNN.jsonl (one per part here) and
+  errors_00001.jsonl; a job over 5M records is collected one result file per unit: 1M records, or all N.
 - Bedrock: maxRecordsPerJob is 50,000, so a run has N / 50,000 jobs; the first is measured.
 - Personalize: one job, but Collect splits its .out objects into collectShardBytes (256 MiB) ranges, one
   unit each; the first is measured, then AssembleOutput's ``keyed.reconcile`` over all N keys.
@@ -303,6 +305,9 @@ class Generated:
     unit_records: int  # what the first unit holds: the whole job, or the first shard
     unit_failed: int  # of which the service answered with an error
     reconcile: dict[str, Any] | None = None  # Personalize: the AssembleOutput step over every key
+    # Records and failures of what a unit may hold alone: a staged part (SageMaker, Amazon ML), by name, or a
+    # result file (Vertex AI), by URI, when the job is over collectUnitRecords.
+    unit_counts: dict[str, tuple[int, int]] | None = None
 
 
 class RunWriter:
@@ -354,9 +359,13 @@ class RunWriter:
 
 
 def parse(provider: str) -> Any:
+    """The provider's bench pipeline; BENCH_COLLECT_UNIT_RECORDS overrides collectUnitRecords (to see small units)."""
     from batchline.config import parse_pipelines
 
-    return parse_pipelines({f"bench-{provider}": PIPELINES[provider]}).get(f"bench-{provider}")
+    config = dict(PIPELINES[provider])
+    if os.environ.get("BENCH_COLLECT_UNIT_RECORDS"):
+        config["collectUnitRecords"] = int(os.environ["BENCH_COLLECT_UNIT_RECORDS"])
+    return parse_pipelines({f"bench-{provider}": config}).get(f"bench-{provider}")
 
 
 def generate_sagemaker(run: RunWriter) -> Generated:
@@ -381,6 +390,7 @@ def generate_sagemaker(run: RunWriter) -> Generated:
         units_in_run=len(jobs),
         unit_records=chunk["records"],
         unit_failed=0,  # the model answers every record: SageMaker fails whole files, not records
+        unit_counts={name: (len(numbers), 0) for name, numbers in jobs[0]},
     )
 
 
@@ -488,6 +498,7 @@ def generate_amazonml(run: RunWriter) -> Generated:
         units_in_run=len(jobs),
         unit_records=chunk["records"],
         unit_failed=failed_in(jobs[0]),
+        unit_counts={name: (len(numbers), failed_in([(name, numbers)])) for name, numbers in jobs[0]},
     )
 
 
@@ -534,6 +545,11 @@ def generate_vertex(run: RunWriter) -> Generated:
             write_lines(handle, numbers, prediction_line)
     with run.gcs.path(bucket, f"{prefix}errors_00001.jsonl").open("wb") as handle:
         write_lines(handle, range(chunk["records"]), error_line)
+    files = {
+        f"gs://{bucket}/{prefix}predictions_{number:05d}.jsonl": (len(numbers) - failed_in([(name, numbers)]), 0)
+        for number, (name, numbers) in enumerate(jobs[0], start=1)
+    }
+    failed = failed_in(jobs[0])
     return Generated(
         "vertex",
         run.records,
@@ -542,7 +558,8 @@ def generate_vertex(run: RunWriter) -> Generated:
         {"jobId": VERTEX_JOB, "status": "SUCCEEDED", "rawStatus": "JOB_STATE_SUCCEEDED"},
         units_in_run=len(jobs),
         unit_records=chunk["records"],
-        unit_failed=failed_in(jobs[0]),
+        unit_failed=failed,
+        unit_counts={**files, f"gs://{bucket}/{prefix}errors_00001.jsonl": (failed, failed)},
     )
 
 
@@ -718,12 +735,23 @@ def generate(spec: dict[str, Any]) -> dict[str, Any]:
         shard_bytes=run.pipeline.collect_shard_bytes,
         unit_records=run.pipeline.collect_unit_records,
     )
-    collect["unit"] = units[0].to_json()
+    unit_records, unit_failed = generated.unit_records, generated.unit_failed
+    measured = units[0]
+    counts = generated.unit_counts
+    if counts and len(units) > 1:
+        # A job over collectUnitRecords: units are runs of its parts or its result files; measure the largest.
+        def held(unit: Any) -> tuple[str, ...]:
+            return unit.parts if unit.parts is not None else (unit.output_key,)
+
+        measured = max(units, key=lambda unit: sum(counts[name][0] for name in held(unit)))
+        unit_records = sum(counts[name][0] for name in held(measured))
+        unit_failed = sum(counts[name][1] for name in held(measured))
+    collect["unit"] = measured.to_json()
     return {
         "collect": collect,
-        "unitRecords": generated.unit_records,
+        "unitRecords": unit_records,
         "unitsInRun": generated.units_in_run * len(units),
-        "expected": {"predicted": generated.unit_records - generated.unit_failed, "failed": generated.unit_failed},
+        "expected": {"predicted": unit_records - unit_failed, "failed": unit_failed},
         "reconcile": generated.reconcile and {"step": "reconcile", "folder": str(folder), **generated.reconcile},
     }
 
