@@ -282,7 +282,7 @@ def report(m: dict[str, Any]) -> None:
         ],
         [
             "100M records: plan + shards + merge at the rates above",
-            f"{fanned / 60:.1f} min, plus S3's transfer of the plan's scan ({big_bytes / 1e9:.1f} GB)",
+            f"{fanned / 60:.1f} min, plus S3's transfer for the plan's scan ({big_bytes / 1e9:.1f} GB, 8 GETs at once)",
         ],
         [
             "100M records in one function at its rate above",

@@ -1,26 +1,34 @@
 """Where a large upload can be cut so that each piece starts at a record: Prepare's fan-out plan.
 
 A cut goes right after a newline. In JSON lines every newline ends a record. In CSV a newline inside a
-quoted field does not, so the scan counts quotes: RFC 4180 doubles a quote inside a quoted field, so a
+quoted field does not, so the plan counts quotes: RFC 4180 doubles a quote inside a quoted field, so a
 newline with an even number of quotes before it (counted from the end of the header) is outside quotes.
 A quote inside an unquoted field (``ab"c``, which Python's csv accepts) flips that count; the piece that
 then ends inside a quoted field notices (its parse ends in an open quote) and the run fails with the reason,
 instead of staging records cut in two.
 
-The scan reads the file once, sequentially, counting bytes with ``bytes.count`` and ``bytes.find``: it is
-bound by S3's transfer rate, not by Python. It also counts line terminators the way Prepare's readers do
-(``\\n``, ``\\r\\n`` and a lone ``\\r`` each end a line) so every piece knows the line number it starts on
-and errors name the same lines as a whole-file read.
+The plan reads the file once, in segments of ``piece_bytes`` read at the same time (S3 serves parallel
+ranged GETs far faster than one stream), counting quotes and line ends with ``bytes.count``. Once every
+segment's counts are known, the quote parity at each segment's start is too, and a short read from there
+finds the first newline outside quotes: the cut. Line ends are counted the way Prepare's readers count
+them (``\\n``, ``\\r\\n`` and a lone ``\\r`` each end a line), so every piece knows the line number it
+starts on and errors name the same lines as a whole-file read.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 _NEWLINE, _CR, _QUOTE = 0x0A, 0x0D, b'"'
+# The cut search reads this much at a time from a segment's start (a cut is usually in the first line).
+_SEARCH_BLOCK = 64 * 1024
+
+# A reader of the file's bytes ``[start, end)`` as blocks, in order.
+ReadRange = Callable[[int, int], Iterable[bytes]]
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,16 @@ class Cut:
     start: int
     end: int
     first_line: int
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """What one segment holds: quote parity, line ends, and its edge bytes (a ``\\r\\n`` may span two)."""
+
+    quote_parity: int
+    line_ends: int
+    starts_with_lf: bool
+    ends_with_cr: bool
 
 
 def csv_header_end(head: bytes) -> tuple[int, int] | None:
@@ -54,61 +72,92 @@ def csv_header_end(head: bytes) -> tuple[int, int] | None:
         return None
     if len(rows) != 1:
         return None  # a bare quote moved the count: the cut would not be where the header ends
-    return start, _terminators(head, 0, start, False)
+    return start, _line_ends(head, 0, start, False)
 
 
 def plan_cuts(
-    blocks: Iterable[bytes], *, start: int, first_line: int, size: int, piece_bytes: int, quoted: bool
+    read: ReadRange,
+    *,
+    start: int,
+    first_line: int,
+    size: int,
+    piece_bytes: int,
+    quoted: bool,
+    threads: int = 1,
 ) -> list[Cut]:
     """Pieces of about ``piece_bytes`` covering ``[start, size)``, each beginning right after a newline.
 
-    ``blocks`` are the file's bytes from ``start`` on, in order. ``quoted`` (CSV) keeps cuts outside quotes.
+    ``quoted`` (CSV) keeps cuts outside quotes; ``threads`` segments are read at once.
     """
     if piece_bytes < 1:
         raise ValueError("piece_bytes must be positive")
+    bounds = [(offset, min(offset + piece_bytes, size)) for offset in range(start, size, piece_bytes)]
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        counts = list(pool.map(lambda bound: _count(read(*bound)), bounds))
+        # Quote parity and line number at each segment's start, from the counts of the segments before it.
+        parity, line, entry = 0, first_line, []
+        for index, ((segment_start, _), segment) in enumerate(zip(bounds, counts, strict=True)):
+            after_cr = index > 0 and counts[index - 1].ends_with_cr
+            entry.append((segment_start, parity, line, after_cr))
+            parity ^= segment.quote_parity
+            line += segment.line_ends - (1 if after_cr and segment.starts_with_lf else 0)
+        found = list(pool.map(lambda at: _first_cut(read, at, size, quoted), entry[1:]))
     cuts: list[Cut] = []
     piece_start, piece_line = start, first_line
-    target = start + piece_bytes
-    position = start  # file offset of the current block
-    line = first_line  # the line number of the line after the last terminator counted
-    parity = 0
-    previous_cr = False
-    for block in blocks:
-        done = 0  # bytes of this block already counted
-        length = len(block)
-        while target < size and position + length > target:
-            search = max(target - position, done)
-            line += _terminators(block, done, search, previous_cr if done == 0 else block[done - 1] == _CR)
-            parity ^= block.count(_QUOTE, done, search) & 1
-            done = search
-            newline = block.find(b"\n", done)
-            if newline < 0:
-                break
-            parity ^= block.count(_QUOTE, done, newline) & 1
-            line += _terminators(block, done, newline + 1, previous_cr if done == 0 else block[done - 1] == _CR)
-            done = newline + 1
-            if quoted and parity:
-                target = position + done  # inside quotes: try the next newline
-                continue
-            cut = position + done
-            if cut >= size:
-                break
-            cuts.append(Cut(piece_start, cut, piece_line))
-            piece_start, piece_line = cut, line
-            target = cut + piece_bytes
-        if done < length:
-            line += _terminators(block, done, length, previous_cr if done == 0 else block[done - 1] == _CR)
-            parity ^= block.count(_QUOTE, done, length) & 1
-        if length:
-            previous_cr = block[-1] == _CR
-        position += length
-    if position != size:
-        raise ValueError(f"read {position - start} bytes from offset {start}, expected {size - start}")
+    for cut in found:
+        if cut is None or cut[0] <= piece_start or cut[0] >= size:
+            continue  # no newline outside quotes before the end, or one a longer search already passed
+        cuts.append(Cut(piece_start, cut[0], piece_line))
+        piece_start, piece_line = cut
     cuts.append(Cut(piece_start, size, piece_line))
     return cuts
 
 
-def _terminators(block: bytes, start: int, end: int, after_cr: bool) -> int:
+def _count(blocks: Iterable[bytes]) -> _Counts:
+    parity = line_ends = 0
+    first: bytes | None = None
+    previous_cr = False
+    for block in blocks:
+        if not block:
+            continue
+        if first is None:
+            first = block
+        parity ^= block.count(_QUOTE) & 1
+        line_ends += _line_ends(block, 0, len(block), previous_cr)
+        previous_cr = block[-1] == _CR
+    return _Counts(parity, line_ends, first is not None and first[0] == _NEWLINE, previous_cr)
+
+
+def _first_cut(read: ReadRange, at: tuple[int, int, int, bool], size: int, quoted: bool) -> tuple[int, int] | None:
+    """The first newline at or after ``start`` with an even quote count before it: (cut offset, its line).
+
+    ``at`` is (start, quote parity there, line number there, whether the byte before it is a ``\\r``).
+    """
+    start, parity, line, after_cr = at
+    position = start
+    for block in _blocks(read(start, size)):
+        done = 0
+        while (newline := block.find(b"\n", done)) >= 0:
+            parity ^= block.count(_QUOTE, done, newline) & 1
+            line += _line_ends(block, done, newline + 1, after_cr if done == 0 else block[done - 1] == _CR)
+            done = newline + 1
+            if not quoted or parity == 0:
+                return position + done, line
+        parity ^= block.count(_QUOTE, done) & 1
+        line += _line_ends(block, done, len(block), after_cr if done == 0 else block[done - 1] == _CR)
+        after_cr = bool(block) and block[-1] == _CR
+        position += len(block)
+    return None
+
+
+def _blocks(source: Iterable[bytes]) -> Iterator[bytes]:
+    """``source`` re-cut into blocks of at most _SEARCH_BLOCK, so a search near the start scans little."""
+    for block in source:
+        for offset in range(0, len(block), _SEARCH_BLOCK):
+            yield block[offset : offset + _SEARCH_BLOCK]
+
+
+def _line_ends(block: bytes, start: int, end: int, after_cr: bool) -> int:
     """Line ends in ``block[start:end]``; ``after_cr`` says the byte before ``start`` was a ``\\r``."""
     if start >= end:
         return 0

@@ -1,7 +1,8 @@
 """Prepare's fan-out: a large upload is cut into shards read at once by Distributed Map children, then merged.
 
-1. ``plan_shards`` (PrepareInput): read the header, cut the rest on record boundaries (input_split.py) and
-   write ``prepare/shards.json`` for the Map's ItemReader. A file that is small, gzipped, or whose header
+1. ``plan_shards`` (PrepareInput): read the header, cut the rest on record boundaries (input_split.py: the
+   file's segments are read at once, PLAN_THREADS at a time) and write ``prepare/shards.json`` for the Map's
+   ItemReader. A file that is small, gzipped, or whose header
    cannot be located by counting quotes is not cut: it is read whole as before.
 2. ``prepare_shard`` (one child per shard): the same row checks and staging as a whole-file read, over its
    byte range only. Its parts are named after the shard (``part-00003-00000.csv``) so they sort in file
@@ -47,6 +48,10 @@ from batchline.staging import StagedInput, discard_parts
 # The header is looked for in the file's first bytes; a header longer than this means the file is read whole.
 HEAD_BYTES = 1024 * 1024
 _SCAN_BLOCK = 8 * 1024 * 1024
+# The plan reads this many segments of the upload at once (boto3 keeps 10 connections per client), in blocks
+# of _READ_BLOCK: about 8 MiB of buffers in all.
+PLAN_THREADS = 8
+_READ_BLOCK = 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 # Partitions of each shard's key spill (one object per shard; the merge reads partition by partition).
 KEY_PARTITIONS = 64
@@ -78,15 +83,21 @@ def plan_shards(s3: Any, source: SourceFile, layout: RunLayout, *, shard_bytes: 
     if start is None:
         return 1
     header, data_start, first_line = start
-    with source.open(s3, (data_start, source.size)) as body:
-        cuts = plan_cuts(
-            iter(lambda: body.read(_SCAN_BLOCK), b""),
-            start=data_start,
-            first_line=first_line,
-            size=source.size,
-            piece_bytes=shard_bytes,
-            quoted=not is_json_lines(source.name),
-        )
+
+    def read(begin: int, end: int) -> Iterator[bytes]:
+        with source.open(s3, (begin, end)) as body:
+            while block := body.read(_READ_BLOCK):
+                yield block
+
+    cuts = plan_cuts(
+        read,
+        start=data_start,
+        first_line=first_line,
+        size=source.size,
+        piece_bytes=shard_bytes,
+        quoted=not is_json_lines(source.name),
+        threads=PLAN_THREADS,
+    )
     if len(cuts) < 2:
         return 1
     _put_json(s3, layout.prepare_file("header.json"), header)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,8 @@ def whole_file(data: bytes, name: str) -> list[tuple[int, list[str], str | None]
     return list(records)
 
 
-def cut(data: bytes, name: str, piece_bytes: int, block: int = 7) -> tuple[list[str], list[Cut]]:
-    """The header and the cuts, the scan fed in small blocks so cuts fall across block edges."""
+def cut(data: bytes, name: str, piece_bytes: int, block: int = 7, threads: int = 1) -> tuple[list[str], list[Cut]]:
+    """The header and the cuts, the file read in small blocks so cuts and line ends fall across block edges."""
     if name.endswith(".jsonl"):
         start, first_line = 0, 1
     else:
@@ -33,20 +34,26 @@ def cut(data: bytes, name: str, piece_bytes: int, block: int = 7) -> tuple[list[
         start, lines = found
         first_line = 1 + lines
     header = read_header(io.BytesIO(data[: start or len(data)]), name)
-    blocks = (data[offset : offset + block] for offset in range(start, len(data), block))
+
+    def read(begin: int, end: int) -> Iterator[bytes]:
+        return (data[offset : min(offset + block, end)] for offset in range(begin, end, block))
+
     cuts = plan_cuts(
-        blocks,
+        read,
         start=start,
         first_line=first_line,
         size=len(data),
         piece_bytes=piece_bytes,
         quoted=name.endswith(".csv"),
+        threads=threads,
     )
     return header, cuts
 
 
-def by_pieces(data: bytes, name: str, piece_bytes: int, block: int = 7) -> list[tuple[int, list[str], str | None]]:
-    header, cuts = cut(data, name, piece_bytes, block)
+def by_pieces(
+    data: bytes, name: str, piece_bytes: int, block: int = 7, threads: int = 1
+) -> list[tuple[int, list[str], str | None]]:
+    header, cuts = cut(data, name, piece_bytes, block, threads)
     found = []
     for index, piece in enumerate(cuts):
         section = FileSection(index, header, piece.first_line, piece.end, last=index == len(cuts) - 1)
@@ -65,16 +72,17 @@ CELL = st.text(alphabet=st.sampled_from(list('ab,"\n\r x1é')), max_size=6)
     terminator=st.sampled_from(["\n", "\r\n"]),
     piece_bytes=st.integers(min_value=1, max_value=40),
     block=st.integers(min_value=1, max_value=16),
+    threads=st.sampled_from([1, 3]),
 )
 def test_csv_pieces_read_the_same_records_on_the_same_lines_as_the_whole_file(
-    rows: list[list[str]], terminator: str, piece_bytes: int, block: int
+    rows: list[list[str]], terminator: str, piece_bytes: int, block: int, threads: int
 ) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator=terminator)
     writer.writerow(["id", "a", "b"])
     writer.writerows(rows)
     data = buffer.getvalue().encode()
-    assert by_pieces(data, "f.csv", piece_bytes, block) == whole_file(data, "f.csv")
+    assert by_pieces(data, "f.csv", piece_bytes, block, threads) == whole_file(data, "f.csv")
 
 
 @settings(max_examples=100, deadline=None)
@@ -112,7 +120,8 @@ def test_a_cut_is_never_inside_quotes_even_when_a_quoted_field_spans_the_whole_t
     data = f'id,v\nk1,"{long_cell}"\nk2,x\nk3,y\n'.encode()
     _, cuts = cut(data, "f.csv", 10)
     assert cuts[0].end == data.index(b"k2")  # the first newline outside quotes after the 10th byte
-    assert [piece.first_line for piece in cuts] == [2, 103]
+    # Segments every 10 bytes: those inside the quoted field all find that same cut; later ones cut again.
+    assert [piece.first_line for piece in cuts] == [2, 103, 104]
 
 
 def test_a_header_holding_a_bare_quote_is_not_located() -> None:
