@@ -941,7 +941,8 @@ def main(sizes: list[int], providers: list[str] | None = None) -> dict[str, list
         lines,
     )
     print(
-        "  Unit = one job (Bedrock: maxRecordsPerJob 50,000) or one Personalize .out shard (collectShardBytes 256 MiB);"
+        "  Unit = one job (Bedrock: maxRecordsPerJob 50,000), one Personalize .out shard (collectShardBytes 256 MiB),"
+        "\n  or, in a job over collectUnitRecords (5M), a run of parts (SageMaker, Amazon ML), a result file (Vertex);"
         "\n  reconcile = AssembleOutput's keyed.reconcile over every key of the run. init = RSS after the handler's"
         "\n  import and S3 client. S3, GCS and Vertex AI are local-file stand-ins (no boto3 transfer buffers)."
     )
