@@ -309,7 +309,7 @@ if __name__ == "__main__":
     flat_default = "100000,1000000" if args.quick else "1000000,10000000"
     flat_sizes = [int(n) for n in os.environ.get("BENCH_FLAT_RECORDS", flat_default).split(",")]
     rate, bytes_per_record = collect(
-        int(os.environ.get("BENCH_RECORDS", "200000")), int(os.environ.get("BENCH_REPEATS", "3"))
+        int(os.environ.get("BENCH_RECORDS", "200000")), int(os.environ.get("BENCH_REPEATS", "5"))
     )
     formats = collect_formats.main(flat_sizes)
     largest = max(formats["reconcile"], key=lambda row: row.records)
