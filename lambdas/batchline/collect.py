@@ -29,7 +29,7 @@ from batchline.assembly import Part, concatenate
 from batchline.csvsafe import CsvWriter
 from batchline.errors import BatchlineError, OutputInvalid
 from batchline.layout import RunLayout, S3Location
-from batchline.prepare import ERROR_COLUMNS, temp_workdir
+from batchline.prepare import ERROR_HEADER, temp_workdir
 from batchline.s3io import append_object, csv_rows, list_keys, put_bytes, sha256_of, upload_file
 from batchline.shards import copy_lines, split_ranges
 
@@ -285,7 +285,7 @@ def assemble(
     with temp_workdir() as workdir:
         failed_path = os.path.join(workdir, "failed.csv")
         with open(failed_path, "wb") as failed_file:
-            failed_file.write((",".join(ERROR_COLUMNS) + "\n").encode())
+            failed_file.write(ERROR_HEADER)
             for location in failed_sources:
                 append_object(s3, location, failed_file)
         if isinstance(adapter, KeyedOutput):

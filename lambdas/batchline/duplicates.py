@@ -211,7 +211,11 @@ def _entries(path: str) -> Iterator[tuple[int, bytes]]:
 
 def _pairs(path: str) -> Iterator[tuple[int, int]]:
     """A duplicates file's ``(line, first line)`` pairs, in the order written."""
-    size = PAIR.size
     with open(path, "rb") as handle:
-        while block := handle.read(size * 4096):
-            yield from PAIR.iter_unpack(block)
+        yield from read_pairs(handle)
+
+
+def read_pairs(handle: BinaryIO) -> Iterator[tuple[int, int]]:
+    """The ``(line, first line)`` pairs of a stream of PAIR entries (a duplicates file, a shard's repeats)."""
+    while block := handle.read(PAIR.size * 4096):
+        yield from PAIR.iter_unpack(block)

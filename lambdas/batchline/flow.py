@@ -32,9 +32,16 @@ from batchline.errors import (
 )
 from batchline.events import build_detail, outcome, outcome_status
 from batchline.layout import RunLayout, S3Location
-from batchline.prepare import ERROR_COLUMNS, RejectWriter, StagedPart, group_parts, prepare_records, temp_workdir
+from batchline.prepare import (
+    ERROR_HEADER,
+    RejectWriter,
+    StagedPart,
+    group_parts,
+    prepare_records,
+    temp_workdir,
+)
 from batchline.prepare_shards import SourceFile, merge_shards, plan_shards, prepare_shard
-from batchline.s3io import csv_rows, object_exists, open_object, put_bytes, upload_file
+from batchline.s3io import concatenate_csv, csv_rows, object_exists, open_object, put_bytes, upload_file
 from batchline.staging import StagedInput, stage_jobs
 
 
@@ -422,16 +429,7 @@ def _merge_errors(clients: AwsClients, sources: list[S3Location], target: S3Loca
     existing = [location for location in sources if object_exists(clients.s3, location)]
     if not existing:
         return False
-    with temp_workdir() as workdir:
-        path = os.path.join(workdir, "errors.csv")
-        with open(path, "wb") as merged:
-            merged.write((",".join(ERROR_COLUMNS) + "\n").encode())
-            for location in existing:
-                with open_object(clients.s3, location) as body:
-                    body.readline()  # each source starts with the same header
-                    for block in iter(lambda: body.read(1024 * 1024), b""):
-                        merged.write(block)
-        upload_file(clients.s3, path, target, "text/csv")
+    concatenate_csv(clients.s3, existing, target, ERROR_HEADER)
     return True
 
 

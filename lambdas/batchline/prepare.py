@@ -38,6 +38,8 @@ from batchline.duplicates import DuplicateKeys
 from batchline.errors import InputRejected, InputTooLarge
 
 ERROR_COLUMNS = ["source_file", "line", "key", "stage", "reason", "record"]
+# The header line of every error CSV (rejected.csv, failed.csv, errors.csv): no column needs quoting.
+ERROR_HEADER = (",".join(ERROR_COLUMNS) + "\n").encode()
 _GZIP_MAGIC = b"\x1f\x8b"
 # csv's default field limit (128 KiB) would fail the whole file on one huge cell; records are
 # bounded by the service's payload instead, and a larger cell is rejected as a row.

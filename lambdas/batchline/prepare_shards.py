@@ -22,16 +22,19 @@ import bisect
 import io
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from batchline.adapters.base import InputEncoder
-from batchline.duplicates import PAIR, DuplicateKeys
+from batchline.duplicates import PAIR, DuplicateKeys, read_pairs
 from batchline.errors import InputRejected, InputTooLarge
 from batchline.input_split import Cut, csv_header_end, plan_cuts
 from batchline.layout import RunLayout, S3Location
 from batchline.prepare import (
+    ERROR_HEADER,
     FileSection,
     PrepareResult,
     RejectWriter,
@@ -42,12 +45,11 @@ from batchline.prepare import (
     read_header,
     temp_workdir,
 )
-from batchline.s3io import open_object, put_bytes, upload_file
+from batchline.s3io import concatenate_csv, open_object, put_bytes, upload_file
 from batchline.staging import StagedInput, discard_parts
 
 # The header is looked for in the file's first bytes; a header longer than this means the file is read whole.
 HEAD_BYTES = 1024 * 1024
-_SCAN_BLOCK = 8 * 1024 * 1024
 # The plan reads this many segments of the upload at once (boto3 keeps 10 connections per client), in blocks
 # of _READ_BLOCK: about 8 MiB of buffers in all.
 PLAN_THREADS = 8
@@ -158,11 +160,15 @@ def prepare_shard(
     section = FileSection(index, header, int(item["firstLine"]), int(item["end"]), bool(item["last"]))
     name = f"shard-{index:05d}"
     summary: dict[str, Any] = {"index": index, "firstLine": section.first_line, "error": None}
-    with temp_workdir() as workdir:
+    # The first read spills every key for the merge; a second read knows the repeats instead.
+    with (
+        temp_workdir() as workdir,
+        (
+            nullcontext() if item.get("repeats") else DuplicateKeys(workdir, partitions=KEY_PARTITIONS, stable=True)
+        ) as keys,
+    ):
         rejected_path = os.path.join(workdir, "rejected.csv")
         staged = StagedInput(s3, layout, encoder.content_type)
-        # The first read spills every key for the merge; a second read knows the repeats instead.
-        keys = None if item.get("repeats") else DuplicateKeys(workdir, partitions=KEY_PARTITIONS, stable=True)
         try:
             with open(rejected_path, "w", encoding="utf-8", newline="") as rejected_file:
                 rejects = RejectWriter(rejected_file, source.name, spreadsheet_safe=spreadsheet_safe)
@@ -185,20 +191,18 @@ def prepare_shard(
                 raise InputRejected(f"{source.name}: the file changed while it was being read; upload it again")
         except InputRejected as exc:
             summary["error"] = {"type": type(exc).__name__, "message": str(exc)}
-            _put_json(s3, layout.prepare_file(shard_summary_file(index)), summary)
-            return summary
-        if keys is not None:
-            keys_path = os.path.join(workdir, "keys.bin")
-            with open(keys_path, "wb") as spill:
-                lengths = keys.write_spill(spill)
-            keys.close()
-        summary.update(_result_summary(result, staged.parts))
-        if result.rejected:
-            summary["rejected"] = layout.prepare_file(f"{name}.rejected.csv").key
-            upload_file(s3, rejected_path, layout.prepare_file(f"{name}.rejected.csv"), "text/csv")
-        if keys is not None:
-            summary["keys"] = {"key": layout.prepare_file(f"{name}.keys").key, "lengths": lengths}
-            upload_file(s3, keys_path, layout.prepare_file(f"{name}.keys"), "application/octet-stream")
+        else:
+            summary.update(_result_summary(result, staged.parts))
+            if result.rejected:
+                location = layout.prepare_file(f"{name}.rejected.csv")
+                upload_file(s3, rejected_path, location, "text/csv")
+                summary["rejected"] = location.key
+            if keys is not None:
+                location, path = layout.prepare_file(f"{name}.keys"), os.path.join(workdir, "keys.bin")
+                with open(path, "wb") as spilled:
+                    lengths = keys.write_spill(spilled)
+                upload_file(s3, path, location, "application/octet-stream")
+                summary["keys"] = {"key": location.key, "lengths": lengths}
     _put_json(s3, layout.prepare_file(shard_summary_file(index)), summary)
     return summary
 
@@ -212,10 +216,8 @@ def _result_summary(result: PrepareResult, parts: list[StagedPart]) -> dict[str,
 
 
 def _repeats(s3: Any, layout: RunLayout, item: dict[str, Any]) -> Iterator[tuple[int, int]]:
-    location = S3Location(layout.work_bucket, item["repeats"])
-    with open_object(s3, location) as body:
-        while block := body.read(PAIR.size * 65536):
-            yield from PAIR.iter_unpack(block)
+    with open_object(s3, S3Location(layout.work_bucket, item["repeats"])) as body:
+        yield from read_pairs(body)
 
 
 @dataclass
@@ -268,7 +270,7 @@ def _plan_repeats(s3: Any, layout: RunLayout, summaries: list[dict[str, Any]]) -
                 open_object(s3, S3Location(layout.work_bucket, summary["keys"]["key"])) as body,
                 open(path, "wb") as local,
             ):
-                _copy_all(body, local)
+                shutil.copyfileobj(body, local, _READ_BLOCK)
             spills.append((path, summary["keys"]["lengths"]))
         handles = [open(path, "rb") for path, _ in spills]  # noqa: SIM115 (closed below)
         try:
@@ -314,25 +316,11 @@ def _upload_repeats(s3: Any, layout: RunLayout, workdir: str, item: dict[str, An
 
 def _merge_rejected(s3: Any, layout: RunLayout, summaries: list[dict[str, Any]]) -> bool:
     """Every shard's rejected rows, in file order, under one header, as the run's rejected.csv."""
-    sources = [summary["rejected"] for summary in summaries if summary.get("rejected")]
+    sources = [S3Location(layout.work_bucket, s["rejected"]) for s in summaries if s.get("rejected")]
     if not sources:
         return False
-    with temp_workdir() as workdir:
-        path = os.path.join(workdir, "rejected.csv")
-        with open(path, "wb") as merged:
-            for number, key in enumerate(sources):
-                with open_object(s3, S3Location(layout.work_bucket, key)) as body:
-                    header = body.readline()
-                    if number == 0:
-                        merged.write(header)
-                    _copy_all(body, merged)
-        upload_file(s3, path, layout.rejected, "text/csv")
+    concatenate_csv(s3, sources, layout.rejected, ERROR_HEADER)
     return True
-
-
-def _copy_all(source: BinaryIO, target: BinaryIO) -> None:
-    while block := source.read(_SCAN_BLOCK):
-        target.write(block)
 
 
 def _put_json(s3: Any, location: S3Location, value: Any) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -66,17 +67,30 @@ def json_lines(s3: Any, location: S3Location) -> Iterator[tuple[int, Any]]:
                 yield number, json.loads(line)
 
 
-def append_object(s3: Any, location: S3Location, target: BinaryIO) -> int:
-    """Streams an object onto the end of an open file (download_fileobj would seek to its own offsets)."""
-    body = s3.get_object(Bucket=location.bucket, Key=location.key)["Body"]
+def append_object(s3: Any, location: S3Location, target: BinaryIO, *, skip_header: bool = False) -> int:
+    """Streams an object onto the end of an open file (download_fileobj would seek to its own offsets).
+
+    ``skip_header`` leaves out the object's first line. Returns the bytes appended.
+    """
     written = 0
-    try:
+    with open_object(s3, location) as body:
+        if skip_header:
+            body.readline()
         for block in iter(lambda: body.read(1024 * 1024), b""):
             target.write(block)
             written += len(block)
-    finally:
-        body.close()
     return written
+
+
+def concatenate_csv(s3: Any, sources: list[S3Location], target: S3Location, header: bytes) -> None:
+    """One CSV object from several that each start with ``header``: the header once, then every body in order."""
+    with tempfile.TemporaryDirectory(prefix="batchline-", dir=scratch_dir()) as workdir:
+        path = os.path.join(workdir, "concatenated.csv")
+        with open(path, "wb") as merged:
+            merged.write(header)
+            for location in sources:
+                append_object(s3, location, merged, skip_header=True)
+        upload_file(s3, path, target, "text/csv")
 
 
 def object_exists(s3: Any, location: S3Location) -> bool:

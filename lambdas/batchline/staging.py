@@ -59,6 +59,5 @@ def stage_jobs(s3: Any, layout: RunLayout, parts: list[StagedPart], groups: list
         records = sum(parts[i].records for i in group)
         chunks.append(Chunk(job_index, input_prefix, layout.job_output_prefix(job_index), records))
     with ThreadPoolExecutor(max_workers=_COPY_THREADS) as pool:
-        for done in pool.map(lambda pair: copy_object(s3, *pair), copies):
-            del done
+        list(pool.map(lambda pair: copy_object(s3, *pair), copies))  # list() raises the first copy's error
     return chunks
