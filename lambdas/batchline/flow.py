@@ -20,7 +20,7 @@ from batchline.adapters.base import BatchAdapter, Chunk, InputEncoder, JobState,
 from batchline.backoff import next_wait_seconds
 from batchline.clients import AwsClients
 from batchline.collect import CollectUnit, assemble, collect_unit, job_end_reason, plan_units
-from batchline.config import Pipelines, require_env
+from batchline.config import PipelineConfig, Pipelines, require_env
 from batchline.errors import (
     BatchlineError,
     InputRejected,
@@ -182,7 +182,7 @@ def _fan_out(layout: RunLayout, plan: str, shards: int, round_: int, concurrency
 
 def _prepared(
     run: dict[str, Any],
-    pipeline: Any,
+    pipeline: PipelineConfig,
     clients: AwsClients,
     layout: RunLayout,
     encoder: InputEncoder,

@@ -113,7 +113,7 @@ def open_text(source: BinaryIO, *, whole_file: bool = True) -> io.TextIOWrapper:
     gunzipped nor stripped of a leading U+FEFF: that would be a character of a record.
     """
     buffered = source if isinstance(source, io.BufferedReader) else io.BufferedReader(source)  # type: ignore[arg-type,type-var]
-    if whole_file and buffered.peek(2)[:2] == _GZIP_MAGIC:
+    if whole_file and is_gzip(buffered.peek(2)):
         buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered))  # type: ignore[arg-type]
     encoding = "utf-8-sig" if whole_file else "utf-8"
     return io.TextIOWrapper(buffered, encoding=encoding, errors="surrogateescape", newline="")
