@@ -383,6 +383,7 @@ def _reconcile(
         out_path=rows_path,
         source_name=source_name,
         missing_reason=adapter.missing_reason(run, job),
+        spreadsheet_safe=run.pipeline.spreadsheet_safe,
     ).failed
     with open(failed_path, "ab") as target, open(rows_path, "rb") as rows:
         shutil.copyfileobj(rows, target, 1024 * 1024)

@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
+from batchline.csvsafe import neutralise, sql_neutralise
 from batchline.errors import OutputInvalid
 
 # DuckDB's buffer pool: shards need room for two JSON read buffers of the largest line (64 MiB segment lines);
@@ -70,12 +71,14 @@ def reconcile(
     out_path: str,
     source_name: str,
     missing_reason: str,
+    spreadsheet_safe: bool = True,
 ) -> Reconciled:
     """Check the keys a job's output named against its staged index; write failed.csv rows with input lines.
 
     Unknown or repeated keys mean the output is not the job's: the run fails (OutputInvalid). Staged
     records no line mentions become failures (``missing_reason``, where ``{part}`` names the staged file),
-    as do the lines the service answered with an error (``failed_paths``: key, reason).
+    as do the lines the service answered with an error (``failed_paths``: key, reason). The units keep keys
+    as the service wrote them (they are joined here), so the rows written get the spreadsheet rule here.
     """
     staged = (
         f"SELECT line, key, regexp_extract(filename, '([^/]+)\\.index\\.csv$', 1) AS part FROM read_csv("
@@ -83,6 +86,8 @@ def reconcile(
         "filename=true, quote='\"', escape='\"', auto_detect=false)"
     )
     seen = f"SELECT key FROM {_csv_list(keys_paths, _KEY)}"
+    safe = neutralise if spreadsheet_safe else str
+    cell = sql_neutralise if spreadsheet_safe else str
     (staged_count,) = connection.execute(f"SELECT count(*) FROM ({staged})").fetchone()
     buckets = max(1, -(-staged_count // PARTITION_KEYS))
     folder = os.path.join(os.path.dirname(os.path.abspath(out_path)), "reconcile-buckets")
@@ -111,7 +116,7 @@ def reconcile(
         every_staged = _parquet([path for paths in staged_files.values() for path in paths], _STAGED)
         written = connection.execute(
             f"""COPY (
-                SELECT {quote(source_name)}, line, key, 'service', reason, NULL FROM (
+                SELECT {quote(safe(source_name))}, line, {cell("key")}, 'service', {cell("reason")}, NULL FROM (
                     SELECT s.line, s.key, f.reason FROM {failed} AS f JOIN {every_staged} AS s USING (key)
                     UNION ALL
                     SELECT line, key, {_reason_sql(missing_reason)} FROM missing

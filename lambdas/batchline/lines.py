@@ -3,19 +3,19 @@
 Prepare writes one line per input record. JSON: for most services every object has the same shape (a
 Personalize query ``{"userId": ...}``, a Bedrock record with its model body around one prompt), so the shape
 is encoded once and each record's strings spliced in with the json module's own C string encoder. CSV: most
-rows need no quoting, so they are joined directly and only the others go through csv.writer. Either way the
-bytes are exactly the modules' (``python -m benchmarks.prepare`` measures the difference).
+rows need no quoting, so they are joined directly and only the others go through csvsafe's quoting. Either way
+the bytes are exactly what the modules would write (``python -m benchmarks.prepare`` measures the difference).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from collections.abc import Callable
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
+
+from batchline.csvsafe import format_row
 
 # Strings no record can produce in an encoded line: a control character is always escaped by the encoder.
 _SLOT = "\x00batchline-slot-{}\x00"
@@ -65,24 +65,17 @@ class JsonLineTemplate:
         return "".join(out)
 
 
-# Cells that csv.writer (QUOTE_MINIMAL) would quote or treat specially; NUL is left to the module too.
-_CSV_SPECIAL = re.compile('["\r\n\x00]')
+# Cells that must be quoted (a comma is found by counting).
+_CSV_SPECIAL = re.compile('["\r\n]')
 
 
 class CsvLineWriter:
-    """``line(cells)`` == what ``csv.writer(..., lineterminator="\\n").writerow(cells)`` writes."""
-
-    def __init__(self) -> None:
-        self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer, lineterminator="\n")
+    """``line(cells)`` == ``csvsafe.format_row(cells)``: Batchline's one CSV dialect (CR always quoted)."""
 
     def line(self, cells: list[str]) -> str:
         joined = ",".join(cells)
-        # No cell holds a comma (the join made them all), a quote, a line break or NUL: nothing is quoted.
+        # No cell holds a comma (the join made them all), a quote or a line break: nothing is quoted.
         # A lone empty cell is the exception: csv writes it as "" so the line is not blank.
         if joined.count(",") == len(cells) - 1 and _CSV_SPECIAL.search(joined) is None and joined:
             return joined + "\n"
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        self._writer.writerow(cells)
-        return self._buffer.getvalue()
+        return format_row(cells)

@@ -1,7 +1,10 @@
+import csv
 import io
 
 import pytest
-from batchline.csvsafe import CsvWriter, neutralise
+from batchline.csvsafe import CsvWriter, neutralise, restore, sql_neutralise
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 @pytest.mark.parametrize(
@@ -43,3 +46,36 @@ def test_many_rows_are_neutralised_like_single_rows() -> None:
     clean = io.StringIO()
     CsvWriter(clean, safe=True).writerows([rows[0]])
     assert clean.getvalue() == "k1,1,item-1,0.5\n"
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"),
+    [("=x", "'=x"), ("'=x", "''=x"), ("'", "''"), ("'plain", "''plain"), ("-inf", "'-inf"), ("1_0", "1_0")],
+)
+def test_a_leading_apostrophe_is_escaped_too_so_distinct_cells_stay_distinct(cell: str, shown: str) -> None:
+    assert neutralise(cell) == shown
+    assert restore(shown) == cell
+
+
+@given(st.text())
+def test_neutralising_is_reversible_and_never_merges_two_values(cell: str) -> None:
+    shown = neutralise(cell)
+    assert restore(shown) == cell
+    assert not shown or shown[0] not in "=+-@\t\r" or float(shown) == float(cell)
+
+
+@given(st.text(max_size=12) | st.from_regex(r"\A[+-]?[0-9]{0,3}(\.[0-9]{0,3})?([eE][+-]?[0-9]{1,3})?\Z"))
+def test_duckdb_applies_exactly_the_same_rule(cell: str) -> None:
+    import duckdb
+
+    if "\x00" in cell:
+        return  # DuckDB strings cannot hold NUL
+    with duckdb.connect() as connection:
+        (shown,) = connection.execute(f"SELECT {sql_neutralise('$cell')}", {"cell": cell}).fetchone()
+    assert shown == neutralise(cell)
+
+
+def test_a_lone_carriage_return_is_quoted_so_the_row_reads_back_whole() -> None:
+    written = io.StringIO()
+    CsvWriter(written, safe=False).writerows([["u\rv", "a"], ["ok", "b"]])
+    assert list(csv.reader(io.StringIO(written.getvalue(), newline=""))) == [["u\rv", "a"], ["ok", "b"]]

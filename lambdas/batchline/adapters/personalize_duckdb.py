@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchline.config import PersonalizeSettings
+from batchline.csvsafe import TRIGGER_CLASS, format_row, sql_neutralise
 from batchline.errors import OutputInvalid
 from batchline.keyed import connect as connect
 from batchline.keyed import quote as _quote
 
 RECOMMENDATION_LINE_BYTES = 16 * 1024**2
 SEGMENT_LINE_BYTES = 64 * 1024**2  # about 5 million user IDs, Personalize's most per segment
-# Characters that make a spreadsheet run a cell as a formula (see csvsafe): neutralised unless numeric.
-_FORMULA_CELL = r"^[=+\-@\t\r]"
 
 
 @dataclass(frozen=True)
@@ -76,10 +75,7 @@ _REASON = "'Personalize: ' || CASE WHEN json_type(error) = 'VARCHAR' THEN error-
 def _safe(expression: str, safe: bool) -> str:
     if not safe:
         return expression
-    return (
-        f"CASE WHEN regexp_matches({expression}, '{_FORMULA_CELL}') AND TRY_CAST({expression} AS DOUBLE) IS NULL "
-        f"THEN '''' || {expression} ELSE {expression} END"
-    )
+    return sql_neutralise(expression)
 
 
 def _safe_list(expression: str, safe: bool) -> str:
@@ -87,7 +83,8 @@ def _safe_list(expression: str, safe: bool) -> str:
     if not safe:
         return expression
     # Each cell starts after a newline in the joined text (measured cheaper than a (^|\n) alternative).
-    risky = f"regexp_matches(chr(10) || array_to_string({expression}, chr(10)), '\\n[=+\\-@\\t\\r]')"
+    trigger = TRIGGER_CLASS.replace("'", "''")
+    risky = f"regexp_matches(chr(10) || array_to_string({expression}, chr(10)), '\\n{trigger}')"
     neutralised = f"list_transform({expression}, lambda cell: {_safe('cell', True)})"
     return f"CASE WHEN {risky} THEN {neutralised} ELSE {expression} END"
 
@@ -193,14 +190,10 @@ def shard_to_csv(
 
 
 def _prepend_header(body_path: str, path: str, header: list[str]) -> None:
-    """The first shard carries the file's header (written with the csv module's quoting)."""
-    import csv
-    import io
+    """The first shard carries the file's header (in Batchline's one CSV dialect)."""
     import shutil
 
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerow(header)
     with open(path, "wb") as target, open(body_path, "rb") as body:
-        target.write(text.getvalue().encode())
+        target.write(format_row(header).encode())
         shutil.copyfileobj(body, target, 1024 * 1024)
     os.remove(body_path)
