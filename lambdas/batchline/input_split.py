@@ -11,8 +11,9 @@ The plan reads the file once, in segments of ``piece_bytes`` read at the same ti
 ranged GETs far faster than one stream), counting quotes and line ends with ``bytes.count``. Once every
 segment's counts are known, the quote parity at each segment's start is too, and a short read from there
 finds the first newline outside quotes: the cut. Line ends are counted the way Prepare's readers count
-them (``\\n``, ``\\r\\n`` and a lone ``\\r`` each end a line), so every piece knows the line number it
-starts on and errors name the same lines as a whole-file read.
+them (CSV: ``\\n``, ``\\r\\n`` and a lone ``\\r`` each end a line; JSON lines: only ``\\n``, since a CR is JSON
+whitespace), so every piece knows the line number it starts on and errors name the same lines as a whole-file
+read.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def plan_cuts(
         raise ValueError("piece_bytes must be positive")
     bounds = [(offset, min(offset + piece_bytes, size)) for offset in range(start, size, piece_bytes)]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        counts = list(pool.map(lambda bound: _count(read(*bound)), bounds))
+        counts = list(pool.map(lambda bound: _count(read(*bound), lf_only=not quoted), bounds))
         # Quote parity and line number at each segment's start, from the counts of the segments before it.
         parity, line, entry = 0, first_line, []
         for index, ((segment_start, _), segment) in enumerate(zip(bounds, counts, strict=True)):
@@ -113,7 +114,7 @@ def plan_cuts(
     return cuts
 
 
-def _count(blocks: Iterable[bytes]) -> _Counts:
+def _count(blocks: Iterable[bytes], *, lf_only: bool = False) -> _Counts:
     parity = line_ends = 0
     first: bytes | None = None
     previous_cr = False
@@ -123,8 +124,8 @@ def _count(blocks: Iterable[bytes]) -> _Counts:
         if first is None:
             first = block
         parity ^= block.count(_QUOTE) & 1
-        line_ends += _line_ends(block, 0, len(block), previous_cr)
-        previous_cr = block[-1] == _CR
+        line_ends += _line_ends(block, 0, len(block), previous_cr, lf_only)
+        previous_cr = block[-1] == _CR and not lf_only
     return _Counts(parity, line_ends, first is not None and first[0] == _NEWLINE, previous_cr)
 
 
@@ -139,12 +140,12 @@ def _first_cut(read: ReadRange, at: tuple[int, int, int, bool], size: int, quote
         done = 0
         while (newline := block.find(b"\n", done)) >= 0:
             parity ^= block.count(_QUOTE, done, newline) & 1
-            line += _line_ends(block, done, newline + 1, after_cr if done == 0 else block[done - 1] == _CR)
+            line += _line_ends(block, done, newline + 1, after_cr if done == 0 else block[done - 1] == _CR, not quoted)
             done = newline + 1
             if not quoted or parity == 0:
                 return position + done, line
         parity ^= block.count(_QUOTE, done) & 1
-        line += _line_ends(block, done, len(block), after_cr if done == 0 else block[done - 1] == _CR)
+        line += _line_ends(block, done, len(block), after_cr if done == 0 else block[done - 1] == _CR, not quoted)
         after_cr = bool(block) and block[-1] == _CR
         position += len(block)
     return None
@@ -157,10 +158,12 @@ def _blocks(source: Iterable[bytes]) -> Iterator[bytes]:
             yield block[offset : offset + _SEARCH_BLOCK]
 
 
-def _line_ends(block: bytes, start: int, end: int, after_cr: bool) -> int:
+def _line_ends(block: bytes, start: int, end: int, after_cr: bool, lf_only: bool = False) -> int:
     """Line ends in ``block[start:end]``; ``after_cr`` says the byte before ``start`` was a ``\\r``."""
     if start >= end:
         return 0
+    if lf_only:
+        return block.count(b"\n", start, end)
     count = block.count(b"\n", start, end) + block.count(b"\r", start, end) - block.count(b"\r\n", start, end)
     if after_cr and block[start] == _NEWLINE:
         count -= 1  # the second half of a \r\n that began before ``start``

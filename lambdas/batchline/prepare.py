@@ -23,17 +23,19 @@ import gzip
 import io
 import itertools
 import json
+import logging
 import math
 import os
 import re
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from batchline.adapters.base import EncodedRecord, InputEncoder, JobLimits, RecordRejected
-from batchline.csvsafe import CsvWriter
+from batchline.csvsafe import CsvWriter, format_row
 from batchline.duplicates import DuplicateKeys
 from batchline.errors import InputRejected, InputTooLarge
 
@@ -105,18 +107,48 @@ class PrepareResult:
         return {"input": self.input_records, "sent": self.sent, "rejected": self.rejected}
 
 
-def open_text(source: BinaryIO, *, whole_file: bool = True) -> io.TextIOWrapper:
+def open_text(source: BinaryIO, *, whole_file: bool = True, newline: str = "") -> io.TextIOWrapper:
     """Text view of an upload: gunzips by magic bytes, drops a UTF-8 BOM, keeps bad bytes as surrogates.
 
     Bad bytes are kept (not replaced) so the row they sit in can be rejected with a reason instead of
     being silently altered. A byte range from the middle of a file (``whole_file=False``) is neither
-    gunzipped nor stripped of a leading U+FEFF: that would be a character of a record.
+    gunzipped nor stripped of a leading U+FEFF: that would be a character of a record. ``newline`` is
+    TextIOWrapper's: ``""`` for CSV (the csv module finds record ends itself), ``"\\n"`` for JSON lines.
     """
     buffered = source if isinstance(source, io.BufferedReader) else io.BufferedReader(source)  # type: ignore[arg-type,type-var]
     if whole_file and is_gzip(buffered.peek(2)):
-        buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered))  # type: ignore[arg-type]
+        buffered = io.BufferedReader(_Gunzipped(buffered))
     encoding = "utf-8-sig" if whole_file else "utf-8"
-    return io.TextIOWrapper(buffered, encoding=encoding, errors="surrogateescape", newline="")
+    return io.TextIOWrapper(buffered, encoding=encoding, errors="surrogateescape", newline=newline)
+
+
+class Unreadable(Exception):
+    """The bytes of an upload cannot be read on from here (a gzip stream cut short or corrupt)."""
+
+
+class _Gunzipped(io.RawIOBase):
+    """A gzip stream whose errors say what is wrong with the file, in words, as Unreadable."""
+
+    def __init__(self, compressed: BinaryIO) -> None:
+        self._gzip = gzip.GzipFile(fileobj=compressed)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            return self._gzip.readinto(buffer)
+        except EOFError as exc:
+            raise Unreadable(
+                "the gzip data ends before its end marker: the file was cut short (an interrupted upload or "
+                "copy?); upload the whole file again"
+            ) from exc
+        except gzip.BadGzipFile as exc:
+            raise Unreadable(
+                f"bytes after the end of the gzip data are not gzip ({exc}); compress the file again"
+            ) from exc
+        except (OSError, zlib.error) as exc:
+            raise Unreadable(f"the gzip data is corrupt ({exc}); compress the file again") from exc
 
 
 def is_gzip(head: bytes) -> bool:
@@ -133,12 +165,18 @@ def _has_bad_bytes(row: list[str]) -> bool:
 
 
 def _row_text(row: list[str]) -> str:
-    """The original record, re-quoted, for errors.csv (undecodable bytes shown as U+FFFD)."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(
-        [cell.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for cell in row]
-    )
-    return buffer.getvalue()
+    """The original record for errors.csv (undecodable bytes shown as U+FFFD): a JSON line as it was written,
+    a CSV row re-quoted in Batchline's dialect."""
+    text = row.text if isinstance(row, JsonLine) else format_row(row)[:-1]
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+class JsonLine(list[str]):
+    """The cells of one JSON-lines record, with the line as it was written (errors.csv shows that)."""
+
+    def __init__(self, cells: list[str], text: str) -> None:
+        super().__init__(cells)
+        self.text = text
 
 
 class RejectWriter:
@@ -191,7 +229,6 @@ class PartWriter:
         self._bytes = 0
         self._data: io.BufferedWriter | None = None
         self._index_file: io.TextIOWrapper | None = None
-        self._index_writer: Any = None
         self.parts: list[StagedPart] = []
 
     def write(self, record: EncodedRecord, key: str, source_line: int) -> None:
@@ -200,9 +237,9 @@ class PartWriter:
             self._finish()
         if self._data is None:
             self._open()
-        assert self._data is not None
+        assert self._data is not None and self._index_file is not None
         self._data.write(data)
-        self._index_writer.writerow([source_line, key, record.record_id])
+        self._index_file.write(format_row([str(source_line), key, record.record_id]))
         self._records += 1
         self._bytes += len(data)
         if self._records >= self._max_records:
@@ -227,7 +264,6 @@ class PartWriter:
         self._index_file = open(  # noqa: SIM115
             os.path.join(self._directory, self._name + ".index.csv"), "w", encoding="utf-8", newline=""
         )
-        self._index_writer = csv.writer(self._index_file, lineterminator="\n")
         self._records = self._bytes = 0
 
     def _finish(self) -> None:
@@ -304,7 +340,7 @@ def prepare_records(
 
     ``open_source`` is called once, or twice when a key repeats, and must return the same bytes each time (an
     S3 object version, a file). A repeated key is rejected on each later occurrence naming the first line,
-    exactly as if every key were kept in memory. On InputRejected, ``parts`` and ``rejects`` are emptied first.
+    exactly as if every key were kept in memory. On any failure, ``parts`` and ``rejects`` are emptied first.
     """
     clock = _Clock(time_left) if time_left is not None else None
     read = functools.partial(_stage_pass, open_source, source_name, key_column, encoder, rejects, parts, workdir)
@@ -326,9 +362,8 @@ def prepare_records(
         if second.input_records != first.input_records:
             raise _changed(source_name)
         return second
-    except InputRejected:
-        parts.discard()
-        rejects.reset()
+    except BaseException:
+        _discard(parts, rejects)
         raise
 
 
@@ -358,10 +393,18 @@ def prepare_section(
     try:
         _, result = read(remember=remember, repeats=repeats or iter(()), clock=clock, section=section)
         return result
-    except InputRejected:
+    except BaseException:
+        _discard(parts, rejects)
+        raise
+
+
+def _discard(parts: PartSink, rejects: RejectWriter) -> None:
+    """Nothing stays staged after a failed read, whatever failed; the original error is the one reported."""
+    try:
         parts.discard()
         rejects.reset()
-        raise
+    except Exception:  # noqa: BLE001 - the read's own error is re-raised by the caller
+        logging.getLogger(__name__).exception("could not discard what a failed read staged")
 
 
 def _changed(source_name: str) -> InputRejected:
@@ -470,10 +513,41 @@ def _checked_row(row: list[str], problem: str | None, header: list[str], key_ind
 
 
 def _records(source: BinaryIO, source_name: str, section: FileSection | None = None) -> Records:
-    text = open_text(source, whole_file=section is None)
-    if is_json_lines(source_name):
-        return _jsonl_records(text, source_name, section)
-    return _csv_records(text, source_name, section)
+    json_lines = is_json_lines(source_name)
+    # A CR is JSON whitespace, so JSON lines end at LF only; the csv module finds CSV record ends itself.
+    text = open_text(source, whole_file=section is None, newline="\n" if json_lines else "")
+    records = _jsonl_records(text, source_name, section) if json_lines else _csv_records(text, source_name, section)
+    return _readable(records, text, source_name, whole_file=section is None)
+
+
+def _readable(records: Records, text: io.TextIOWrapper, source_name: str, *, whole_file: bool) -> Records:
+    """The records, after a check that the file is UTF-8 text; bytes that cannot be read fail the file by line."""
+    line = 0
+    try:
+        if whole_file:
+            _check_encoding(text.buffer.peek(_ENCODING_PROBE_BYTES)[:_ENCODING_PROBE_BYTES], source_name)  # type: ignore[attr-defined]
+        for record in records:
+            line = record[0]
+            yield record
+    except Unreadable as exc:
+        where = f"reading stopped after line {line}" if line else "reading stopped at the start"
+        raise InputRejected(f"{source_name}: {where}: {exc}") from exc
+
+
+_ENCODING_PROBE_BYTES = 64
+_NOT_UTF8 = "the file is not UTF-8 text"
+
+
+def _check_encoding(head: bytes, source_name: str) -> None:
+    """Refuse, by name, the encodings a spreadsheet or an editor commonly saves instead of UTF-8."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputRejected(
+            f"{source_name}: line 1: {_NOT_UTF8}: it starts with a UTF-16 byte order mark; save it as UTF-8"
+        )
+    if b"\x00" in head:
+        even, odd = head[0::2].count(0), head[1::2].count(0)
+        looks = " (it looks like UTF-16 without a byte order mark)" if max(even, odd) >= len(head) // 4 else ""
+        raise InputRejected(f"{source_name}: line 1: {_NOT_UTF8}: it holds NUL bytes{looks}; save it as UTF-8")
 
 
 def read_header(source: BinaryIO, source_name: str) -> list[str]:
@@ -489,9 +563,17 @@ def is_json_lines(source_name: str) -> bool:
     return source_name.lower().removesuffix(".gz").endswith((".jsonl", ".ndjson"))
 
 
+_SECOND_BOM = (
+    "holds a byte order mark (U+FEFF) after the first: the file was saved with two of them, or joined from "
+    "files that each had one; save it as UTF-8 with at most one"
+)
+
+
 def _checked_header(header: list[str], source_name: str) -> list[str]:
     if _has_bad_bytes(header):
         raise InputRejected(f"{source_name}: line 1 (header) is not valid UTF-8")
+    if any("\ufeff" in name for name in header):
+        raise InputRejected(f"{source_name}: line 1 (header) {_SECOND_BOM}")
     header = [name.strip() for name in header]
     if len(set(header)) != len(header):
         duplicated = sorted({name for name in header if header.count(name) > 1})
@@ -554,10 +636,29 @@ def _json_cell(value: Any) -> str:
     return _JSON_TEXT(value)
 
 
+class _RepeatedField(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when it repeats a field: json.loads would silently keep the last value."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(name for name, _ in pairs if name in seen or seen.add(name))  # type: ignore[func-returns-value]
+        raise _RepeatedField(f"the object repeats the field {repeated!r}, so its value is ambiguous")
+    return value
+
+
+_DECODE = json.JSONDecoder(object_pairs_hook=_object).decode
+
+
 def _jsonl_records(text: io.TextIOWrapper, source_name: str, section: FileSection | None = None) -> Records:
     """JSON lines: the first object's fields are the header; later objects must have the same fields.
 
-    A section of the file gets the header found in the file's first object.
+    Lines end at LF only (``text`` does not split at CR, which JSON allows as whitespace, nor at U+2028).
+    Field names are compared without surrounding spaces, as CSV headers are. A section of the file gets the
+    header found in the file's first object.
     """
     header: list[str] | None = None
     fields: set[str] = set()
@@ -567,38 +668,51 @@ def _jsonl_records(text: io.TextIOWrapper, source_name: str, section: FileSectio
     for line, raw in enumerate(text, start=section.first_line if section else 1):
         if not raw.strip():
             continue
+        written = raw[:-1] if raw.endswith("\n") else raw
+        written = written[:-1] if written.endswith("\r") else written
+        if header is None and raw.startswith("\ufeff"):
+            raise InputRejected(f"{source_name}: line {line} (first record) {_SECOND_BOM}")
+        as_written = JsonLine([written], written)
         if _UNDECODABLE.search(raw):
             if header is None:
                 raise InputRejected(f"{source_name}: line {line} (first record) is not valid UTF-8")
-            yield line, [raw.rstrip("\r\n")], "line contains bytes that are not valid UTF-8"
+            yield line, as_written, "line contains bytes that are not valid UTF-8"
             continue
         try:
-            value = json.loads(raw)
+            value = _DECODE(raw)
         except ValueError as exc:
+            reason = str(exc) if isinstance(exc, _RepeatedField) else f"not valid JSON: {exc}"
             if header is None:
-                raise InputRejected(f"{source_name}: line {line} (first record) is not valid JSON: {exc}") from exc
-            yield line, [raw.rstrip("\r\n")], f"not valid JSON: {exc}"
+                raise InputRejected(f"{source_name}: line {line} (first record): {reason}") from exc
+            yield line, as_written, reason
             continue
         if not isinstance(value, dict):
             if header is None:
                 raise InputRejected(f"{source_name}: line {line} (first record) is not a JSON object")
-            yield line, [raw.rstrip("\r\n")], f"not a JSON object but {type(value).__name__}"
+            yield line, as_written, f"not a JSON object but {type(value).__name__}"
             continue
         if header is None:
             header = _checked_header([str(name) for name in value], source_name)
             fields = set(header)
             yield 0, header, None
         if value.keys() != fields:
-            extra, missing = sorted(set(value) - set(header)), sorted(set(header) - set(value))
-            yield (
-                line,
-                [raw.rstrip("\r\n")],
-                f"fields differ from the first record (extra: {extra}, missing: {missing})",
-            )
-            continue
-        yield line, [_json_cell(value[name]) for name in header], None
+            stripped = {name.strip(): cell for name, cell in value.items()}
+            if len(stripped) == len(value) and stripped.keys() == fields:
+                value = stripped
+            else:
+                yield line, as_written, _fields_differ(list(value), header)
+                continue
+        yield line, JsonLine([_json_cell(value[name]) for name in header], written), None
     if header is None:
         raise InputRejected(f"{source_name}: the file is empty (no JSON record)")
+
+
+def _fields_differ(names: list[str], header: list[str]) -> str:
+    stripped = [name.strip() for name in names]
+    if len(set(stripped)) != len(stripped):
+        return f"field names differ only in surrounding spaces: {sorted(names)}"
+    extra, missing = sorted(set(stripped) - set(header)), sorted(set(header) - set(stripped))
+    return f"fields differ from the first record (extra: {extra}, missing: {missing})"
 
 
 def _row_problem(row: list[str], header: list[str], key: str) -> str | None:

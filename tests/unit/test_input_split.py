@@ -87,16 +87,21 @@ def test_csv_pieces_read_the_same_records_on_the_same_lines_as_the_whole_file(
 
 @settings(max_examples=100, deadline=None)
 @given(
-    values=st.lists(st.text(alphabet=st.sampled_from(list('a\n"\\é{')), max_size=5), min_size=1, max_size=30),
+    values=st.lists(
+        st.text(alphabet=st.sampled_from(list('a\n"\\é{\u2028\u0085\r')), max_size=5), min_size=1, max_size=30
+    ),
     piece_bytes=st.integers(min_value=1, max_value=60),
     blank_every=st.integers(min_value=2, max_value=9),
+    cr_whitespace=st.booleans(),
 )
 def test_json_lines_pieces_read_the_same_records_as_the_whole_file(
-    values: list[str], piece_bytes: int, blank_every: int
+    values: list[str], piece_bytes: int, blank_every: int, cr_whitespace: bool
 ) -> None:
     lines = []
     for number, value in enumerate(values):
-        lines.append(json.dumps({"id": f"k{number}", "v": value}, ensure_ascii=False))
+        line = json.dumps({"id": f"k{number}", "v": value}, ensure_ascii=False)
+        # A CR is JSON whitespace: between tokens it must not end the line (only LF does in JSON lines).
+        lines.append(line.replace('", "', '",\r"', 1) if cr_whitespace else line)
         if number % blank_every == 0:
             lines.append("")  # blank lines count as lines but are not records
     lines.insert(len(lines) // 2, "not json")

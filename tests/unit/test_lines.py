@@ -91,7 +91,8 @@ def test_a_csv_line_reads_back_as_the_same_cells_in_one_record(cells: list[str])
 
 
 @pytest.mark.parametrize(
-    "cells", [[""], ["", ""], ["a,b", "c"], ['say "hi"'], ["two\nlines"], ["\r"], ["u\rv", "a"], [" padded "], ["é", "漢字"]]
+    "cells",
+    [[""], ["", ""], ["a,b", "c"], ['say "hi"'], ["two\nlines"], ["\r"], ["u\rv", "a"], [" padded "], ["é", "漢字"]],
 )
 def test_the_cells_csv_treats_specially_are_quoted_on_every_python_version(cells: list[str]) -> None:
     writer = CsvLineWriter()
