@@ -7,6 +7,7 @@ step recomputes the same result from the same input and writes the same keys.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +43,9 @@ from batchline.prepare import (
 )
 from batchline.prepare_shards import SourceFile, merge_shards, plan_shards, prepare_shard
 from batchline.s3io import concatenate_csv, csv_rows, object_exists, open_object, put_bytes, upload_file
-from batchline.staging import StagedInput, stage_jobs
+from batchline.staging import StagedInput, discard_parts, stage_jobs
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -193,11 +196,18 @@ def _prepared(
 ) -> dict[str, Any]:
     """The run facts after staging: split the parts into jobs and say where everything is."""
     source = _source_name(run["input"])
-    if counts["sent"] == 0:
-        raise InputRejected(
-            f"{source}: none of the {counts['input']} records can be sent; all were rejected (see errors.csv)"
-        )
-    chunks = stage_jobs(clients.s3, layout, parts, group_parts(parts, encoder.limits, source))
+    try:
+        if counts["sent"] == 0:
+            raise InputRejected(
+                f"{source}: none of the {counts['input']} records can be sent; all were rejected (see errors.csv)"
+            )
+        groups = group_parts(parts, encoder.limits, source)
+    except InputRejected:
+        # The file was read whole: the failure event counts its records, and nothing stays staged.
+        put_bytes(clients.s3, layout.prepare_file(_FAILED_COUNTS), json.dumps(counts).encode(), "application/json")
+        discard_parts(clients.s3, layout, [part.name for part in parts])
+        raise
+    chunks = stage_jobs(clients.s3, layout, parts, groups)
     started_at = _parse_time(run["startedAt"])
     return {
         **{key: run[key] for key in ("runId", "pipeline", "provider", "input", "startedAt")},
@@ -209,6 +219,10 @@ def _prepared(
         "chunks": [chunk.to_json() for chunk in chunks],
         "rejectedUri": layout.rejected.uri if rejected else None,
     }
+
+
+# Counts of a file Prepare read whole but refused (too few records for a job...), for the failure event.
+_FAILED_COUNTS = "refused-counts.json"
 
 
 def prepare_one_shard(
@@ -498,8 +512,8 @@ def report_failure(
     if pipeline is not None and prepared and prepared.get("chunks"):
         jobs = _stop_jobs(pipeline, prepared, pipelines, deployment, clients, error)
     has_errors = _merge_errors(clients, [layout.rejected], layout.errors)
-    # A Prepare that fanned out and failed carries no counts yet: count what it wrote out.
-    counts = dict(prepared["counts"]) if prepared and "counts" in prepared else _counts_from_rejected(clients, layout)
+    # A Prepare that failed carries no counts in the state: read what it left.
+    counts = dict(prepared["counts"]) if prepared and "counts" in prepared else _counts_left(clients, layout)
     counts.setdefault("sent", 0)
     counts["predicted"] = 0
     counts["failed"] = counts["sent"]
@@ -542,13 +556,16 @@ def _stop_jobs(
             state = adapter.describe(run, name)
         except (BatchlineError, ClientError):
             continue  # never created: nothing to stop
+        except Exception as exc:  # noqa: BLE001 - the failure event must still go out, saying why
+            problems.append(f"could not look up job {name}: {exc}")
+            continue
         if not state.status.is_terminal:
             try:
                 if adapter.stop(run, name):
                     stopped.append(state.job_id)
                 else:
                     problems.append(f"{pipeline.provider} cannot stop job {name}; it runs to completion")
-            except (BatchlineError, ClientError) as exc:
+            except Exception as exc:  # noqa: BLE001
                 # The failure event must still go out; it says the stop did not happen and why.
                 problems.append(f"could not stop job {name}: {exc}")
         jobs.append({**_state_summary(state), "pollCount": None})
@@ -559,8 +576,22 @@ def _stop_jobs(
     return jobs
 
 
+def _counts_left(clients: AwsClients, layout: RunLayout) -> dict[str, int]:
+    """Prepare failed before returning counts: those of a file it read whole and refused, or else the rows it
+    rejected before reading stopped (the rest of the file was never read, so it has no count)."""
+    refused = layout.prepare_file(_FAILED_COUNTS)
+    try:
+        if object_exists(clients.s3, refused):
+            with open_object(clients.s3, refused) as body:
+                counts = json.load(body)
+            return {name: int(counts[name]) for name in ("input", "sent", "rejected")}
+        return _counts_from_rejected(clients, layout)
+    except Exception:  # noqa: BLE001 - the failure event goes out whatever is wrong with the counts
+        logger.exception("could not count the failed run's records")
+        return {"input": 0, "sent": 0, "rejected": 0}
+
+
 def _counts_from_rejected(clients: AwsClients, layout: RunLayout) -> dict[str, int]:
-    """Prepare failed before returning counts (all rows rejected): count what it wrote out."""
     if not object_exists(clients.s3, layout.rejected):
         return {"input": 0, "sent": 0, "rejected": 0}
     rejected = sum(1 for _ in csv_rows(clients.s3, layout.rejected)) - 1  # less the header

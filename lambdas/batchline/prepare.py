@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import tempfile
 import time
 import zlib
@@ -208,6 +209,10 @@ class PartWriter:
 
     Beside each part goes an index (CSV: source line, key, record ID), so Collect can name the key and
     line of every record without parsing the service's input format.
+
+    The last two finished parts are held back until ``close``: when the very last one is smaller than the
+    service's minimum per job (50,050 Bedrock records make parts of 50,000 and 50), the two are merged or
+    evened out, so any count of records at or above the minimum can be split into jobs.
     """
 
     def __init__(
@@ -223,12 +228,16 @@ class PartWriter:
         self._suffix = encoder.suffix
         self._max_records = encoder.max_records_per_file
         self._max_bytes = encoder.max_bytes_per_file
+        self._min_records = encoder.limits.min_records_per_job
         self._on_part = on_part
         self._index = 0
         self._records = 0
         self._bytes = 0
         self._data: io.BufferedWriter | None = None
-        self._index_file: io.TextIOWrapper | None = None
+        self._index_file: io.BufferedWriter | None = None
+        # Bytes of each record in the open part's data and index files, and in each held part's.
+        self._sizes: list[tuple[int, int]] = []
+        self._held: list[tuple[StagedPart, list[tuple[int, int]]]] = []
         self.parts: list[StagedPart] = []
 
     def write(self, record: EncodedRecord, key: str, source_line: int) -> None:
@@ -238,8 +247,10 @@ class PartWriter:
         if self._data is None:
             self._open()
         assert self._data is not None and self._index_file is not None
+        index = format_row([str(source_line), key, record.record_id]).encode("utf-8")
         self._data.write(data)
-        self._index_file.write(format_row([str(source_line), key, record.record_id]))
+        self._index_file.write(index)
+        self._sizes.append((len(data), len(index)))
         self._records += 1
         self._bytes += len(data)
         if self._records >= self._max_records:
@@ -248,33 +259,81 @@ class PartWriter:
     def close(self) -> None:
         if self._data is not None:
             self._finish()
+        if len(self._held) == 2 and self._held[1][0].records < self._min_records:
+            self._even_out()
+        while self._held:
+            self._hand_on()
 
     def abandon(self) -> None:
-        """Close and remove the part being written, after a failure (finished parts belong to the sink)."""
+        """Close and remove the part being written and the held ones, after a failure (handed ones are the sink's)."""
         if self._data is not None and self._index_file is not None:
             for handle in (self._data, self._index_file):
                 handle.close()
                 os.remove(handle.name)
             self._data = self._index_file = None
+        for part, _ in self._held:
+            os.remove(part.path)
+            os.remove(part.index_path)
+        self._held = []
 
     def _open(self) -> None:
         self._name = f"{self._name_prefix}{self._index:05d}{self._suffix}"
         # Kept open across write() calls until the part is full; _finish closes both.
         self._data = open(os.path.join(self._directory, self._name), "wb")  # noqa: SIM115
-        self._index_file = open(  # noqa: SIM115
-            os.path.join(self._directory, self._name + ".index.csv"), "w", encoding="utf-8", newline=""
-        )
+        self._index_file = open(os.path.join(self._directory, self._name + ".index.csv"), "wb")  # noqa: SIM115
         self._records = self._bytes = 0
+        self._sizes = []
 
     def _finish(self) -> None:
         assert self._data is not None and self._index_file is not None
         self._data.close()
         self._index_file.close()
         part = StagedPart(self._name, self._data.name, self._index_file.name, self._records, self._bytes)
-        self._data = self._index_file = None  # handed over: from here on the part is the sink's
+        self._data = self._index_file = None
         self._index += 1
+        self._held.append((part, self._sizes))
+        self._sizes = []
+        if len(self._held) > 2:
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        part, _ = self._held.pop(0)
         self.parts.append(part)
-        self._on_part(part)
+        self._on_part(part)  # from here on the part is the sink's
+
+    def _even_out(self) -> None:
+        """The last part is under the minimum: merge it into the one before, or move records across so both
+        hold about half, within the per-file bounds; when neither fits, group_parts says why."""
+        (first, first_sizes), (last, last_sizes) = self._held
+        sizes = first_sizes + last_sizes
+        records, total = len(sizes), first.bytes + last.bytes
+        if records <= self._max_records and total <= self._max_bytes:
+            # Everything into the first part, after its own records.
+            for path, last_path in ((first.path, last.path), (first.index_path, last.index_path)):
+                with open(path, "ab") as target, open(last_path, "rb") as rest:
+                    shutil.copyfileobj(rest, target)
+                os.remove(last_path)
+            self._held = [(StagedPart(first.name, first.path, first.index_path, records, total), sizes)]
+            self._index -= 1
+            return
+        keep = -(-records // 2)
+        kept_bytes = sum(size for size, _ in sizes[:keep])
+        if records - keep < self._min_records or max(kept_bytes, total - kept_bytes) > self._max_bytes:
+            return
+        # The first part's records from ``keep`` on move to the front of the last part.
+        data_cut, index_cut = kept_bytes, sum(size for _, size in sizes[:keep])
+        for path, cut, last_path in ((first.path, data_cut, last.path), (first.index_path, index_cut, last.index_path)):
+            with open(path, "r+b") as source, open(last_path + ".moved", "wb") as moved:
+                source.seek(cut)
+                shutil.copyfileobj(source, moved)
+                source.truncate(cut)
+                with open(last_path, "rb") as rest:
+                    shutil.copyfileobj(rest, moved)
+            os.replace(last_path + ".moved", last_path)
+        self._held = [
+            (StagedPart(first.name, first.path, first.index_path, keep, kept_bytes), sizes[:keep]),
+            (StagedPart(last.name, last.path, last.index_path, records - keep, total - kept_bytes), sizes[keep:]),
+        ]
 
 
 def group_parts(parts: list[StagedPart], limits: JobLimits, source_name: str) -> list[list[int]]:

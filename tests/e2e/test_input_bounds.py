@@ -34,8 +34,8 @@ def test_a_file_over_the_size_bound_is_refused_before_it_is_read(tmp_path: Path,
 def test_a_file_too_large_for_prepares_time_ends_in_one_failure_event_with_nothing_staged(
     tmp_path: Path, validate_event: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN a Prepare that checks its time every 50 records and needs more margin than a function ever has left
-    monkeypatch.setattr(prepare, "CHECK_EVERY_RECORDS", 50)
+    # GIVEN a Prepare that checks its time every 90 records and needs more margin than a function ever has left
+    monkeypatch.setattr(prepare, "CHECK_EVERY_RECORDS", 90)
     monkeypatch.setattr(prepare, "STOP_MARGIN_SECONDS", 10_000.0)
     pipelines = {
         "big": {
@@ -58,10 +58,11 @@ def test_a_file_too_large_for_prepares_time_ends_in_one_failure_event_with_nothi
     validate_event(result.event)
     error = result.event["detail"]["error"]
     assert error["error"] == "InputTooLarge"
-    assert "huge.csv: line 51: Prepare stopped after reading 50 records" in error["cause"]
+    assert "huge.csv: line 91: Prepare stopped after reading 90 records" in error["cause"]
     assert "Split it into files of at most about" in error["cause"]
     assert len(prepares) == 1
-    # AND the two parts staged before the stop were deleted; the upload is where it was
+    # AND the parts staged before the stop (four finished, the last two still held back) were deleted; the
+    # upload is where it was
     assert work == []
     assert len(deleted) == 2
     assert [item["Key"] for item in inbox] == ["big/huge.csv"]

@@ -10,10 +10,17 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
+import tempfile
 from pathlib import Path
 
 import pytest
+from batchline.adapters.bedrock import BedrockJsonEncoder
+from batchline.config import BedrockSettings
 from batchline.errors import InputRejected
+from batchline.prepare import RejectWriter, StagedPart, group_parts, prepare_records
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.unit.test_prepare import Parts, run_jsonl, run_prepare
 
@@ -129,3 +136,66 @@ def test_every_written_error_row_reads_back_as_one_record(tmp_path: Path) -> Non
     out = run_prepare(b'id,x\n"=x\r",1\n"\'=x",2\n,3\n', tmp_path)
     rows = list(csv.reader(io.StringIO(out.rejected_text, newline=""), strict=True))
     assert len(rows) == 1 + out.result.rejected
+
+
+def bedrock_encoder(minimum: int, per_file: int, per_job: int) -> BedrockJsonEncoder:
+    settings = BedrockSettings(
+        provider="bedrock",
+        model_id="amazon.nova-lite-v1:0",
+        role_arn="arn:aws:iam::123456789012:role/r",
+        prompt_column="text",
+        min_records_per_job=minimum,
+        max_records_per_job=per_job,
+        records_per_file=per_file,
+    )
+    return BedrockJsonEncoder(settings)
+
+
+def stage(encoder: BedrockJsonEncoder, records: int, tmp_path: Path) -> tuple[Parts, list[list[int]]]:
+    data = "id,text\n" + "".join(f"k{n},prompt {n}\n" for n in range(records))
+    parts = Parts()
+    result = prepare_records(
+        lambda: io.BytesIO(data.encode()),
+        source_name="s3://inbox/p/prompts.csv",
+        key_column="id",
+        encoder=encoder,
+        rejects=RejectWriter(io.StringIO(), "s3://inbox/p/prompts.csv"),
+        parts=parts,
+        workdir=str(tmp_path),
+    )
+    assert result.sent == records
+    staged = [StagedPart(f"p{n}", "", "", count, 0) for n, count in enumerate(parts.records)]
+    return parts, group_parts(staged, encoder.limits, "s3://inbox/p/prompts.csv")
+
+
+def test_50050_bedrock_records_are_split_into_two_jobs_over_the_minimum(tmp_path: Path) -> None:
+    parts, groups = stage(bedrock_encoder(100, 50_000, 50_000), 50_050, tmp_path)
+    assert parts.records == [25_025, 25_025]
+    assert groups == [[0], [1]]
+    # Each part's index names the same records, in the same order, as its data.
+    for text, index in zip(parts.texts, parts.indexes, strict=True):
+        ids = [json.loads(line)["recordId"] for line in text.splitlines()]
+        assert ids == [row[2] for row in csv.reader(io.StringIO(index, newline=""))]
+    keys = [row[1] for index in parts.indexes for row in csv.reader(io.StringIO(index, newline=""))]
+    assert keys == [f"k{n}" for n in range(50_050)]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    minimum=st.integers(min_value=1, max_value=6),
+    per_file_factor=st.integers(min_value=2, max_value=4),
+    jobs_factor=st.integers(min_value=1, max_value=3),
+    extra=st.integers(min_value=0, max_value=60),
+)
+def test_any_count_at_or_over_the_minimum_is_split_into_jobs_within_bounds(
+    tmp_path: Path, minimum: int, per_file_factor: int, jobs_factor: int, extra: int
+) -> None:
+    per_file = minimum * per_file_factor
+    per_job = per_file * jobs_factor
+    encoder = bedrock_encoder(minimum, per_file, per_job)
+    with tempfile.TemporaryDirectory(dir=tmp_path) as workdir:
+        parts, groups = stage(encoder, minimum + extra, Path(workdir))
+    assert sum(parts.records) == minimum + extra
+    assert all(count <= per_file for count in parts.records)
+    for group in groups:
+        assert minimum <= sum(parts.records[i] for i in group) <= per_job
