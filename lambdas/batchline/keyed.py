@@ -25,6 +25,9 @@ PARTITION_KEYS = 1_000_000
 # Buckets written by one COPY: each open bucket holds a Parquet write buffer (10 million keys peaked at 178 MB
 # with 16 open, 158 MB with 4); more rounds cost one more read of the index each.
 BUCKETS_PER_WRITE = 4
+# Batchline's one CSV dialect (csvsafe.format_row), told to DuckDB rather than detected: a quoted CR in the
+# first rows would otherwise be taken for the line end.
+CSV_DIALECT = "quote='\"', escape='\"', new_line='\\n', auto_detect=false, strict_mode=true"
 # Columns of the keys each unit saw, and of the staged index once bucketed.
 _KEY = {"key": "VARCHAR"}
 _STAGED = {"line": "BIGINT", "key": "VARCHAR", "part": "VARCHAR"}
@@ -83,7 +86,7 @@ def reconcile(
     staged = (
         f"SELECT line, key, regexp_extract(filename, '([^/]+)\\.index\\.csv$', 1) AS part FROM read_csv("
         f"{_list(index_paths)}, header=false, columns={{'line': 'BIGINT', 'key': 'VARCHAR', 'record_id': 'VARCHAR'}}, "
-        "filename=true, quote='\"', escape='\"', auto_detect=false)"
+        f"filename=true, {CSV_DIALECT})"
     )
     seen = f"SELECT key FROM {_csv_list(keys_paths, _KEY)}"
     safe = neutralise if spreadsheet_safe else str
@@ -175,7 +178,7 @@ def _csv_list(paths: list[str], columns: dict[str, str]) -> str:
     if not paths:
         return _empty(columns)
     spec = "{" + ", ".join(f"{quote(name)}: {quote(kind)}" for name, kind in columns.items()) + "}"
-    return f"read_csv({_list(paths)}, header=false, columns={spec}, quote='\"', escape='\"', auto_detect=false)"
+    return f"read_csv({_list(paths)}, header=false, columns={spec}, {CSV_DIALECT})"
 
 
 def _empty(columns: dict[str, str]) -> str:
