@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from batchline.csvsafe import restore
+
 from batchline_local.runtime import LocalRuntime
 from tests.e2e.conftest import check_every_event, read_s3_csv
 
