@@ -269,7 +269,7 @@ def quotas_from_pipeline_config(job: dict[str, Any]) -> BedrockQuotas:
     )
 
 
-_RECORD_ID = re.compile(r"^[A-Za-z0-9]+$")
+_RECORD_ID = re.compile(r"[A-Za-z0-9]+")
 
 
 def _record(line: str, number: int) -> dict[str, Any]:
@@ -278,7 +278,7 @@ def _record(line: str, number: int) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise MalformedLine(number, f"a record must be a JSON object, not {type(record).__name__}")
     record_id = record.get("recordId")
-    if "recordId" in record and not (isinstance(record_id, str) and _RECORD_ID.match(record_id)):
+    if "recordId" in record and not (isinstance(record_id, str) and _RECORD_ID.fullmatch(record_id)):
         raise MalformedLine(number, f"recordId must be an alphanumeric string, not {record_id!r}")
     return record
 

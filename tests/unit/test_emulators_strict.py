@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from batchline_local.emulators.base import MalformedLine, service_lines, strict_json
 from batchline_local.emulators.bedrock import BedrockEmulator, BedrockQuotas
+from batchline_local.emulators.personalize import PersonalizeEmulator
 
 BUCKET = "work"
 # Characters str.splitlines() breaks on that a JSON string may carry raw (or, for CR, escaped).
@@ -118,3 +119,133 @@ def test_bedrock_reads_each_prompt_with_line_separators_as_one_record(s3: Any) -
     assert job["totalRecordCount"] == job["successRecordCount"] == len(HOSTILE)
     echoed = {r["recordId"]: r["modelInput"]["messages"][0]["content"][0]["text"] for r in output_records(s3, job)}
     assert echoed == {f"R{i}": prompt for i, prompt in enumerate(HOSTILE)}
+
+
+def test_bedrock_fails_a_job_whose_line_is_not_json_naming_file_and_line(s3: Any) -> None:
+    good = json_line({"recordId": "R1", "modelInput": anthropic("x")})
+    put(s3, "in/part-00000.jsonl", good + '{"recordId": "R2", "modelInput": {"temperature": NaN}}\n')
+
+    job = bedrock_job(BedrockEmulator(quotas=small_quotas))
+
+    assert job["status"] == "Failed"
+    assert "in/part-00000.jsonl line 2: not valid JSON" in job["message"]
+
+
+@pytest.mark.parametrize("record_id", ["a-0", "", 12, "R\u2028", "R1\n"])
+def test_bedrock_refuses_a_record_id_that_is_not_an_alphanumeric_string(s3: Any, record_id: Any) -> None:
+    put(s3, "in/part-00000.jsonl", json_line({"recordId": record_id, "modelInput": anthropic("x")}))
+
+    job = bedrock_job(BedrockEmulator(quotas=small_quotas))
+
+    assert job["status"] == "Failed" and "recordId must be an alphanumeric string" in job["message"]
+
+
+@pytest.mark.parametrize(
+    ("records", "expected"),
+    [(1, "the job has 1 records, under the minimum of 2"), (4, "the job has 4 records, over the maximum of 3")],
+)
+def test_bedrock_enforces_the_records_per_job_quota(s3: Any, records: int, expected: str) -> None:
+    put(
+        s3,
+        "in/p.jsonl",
+        "".join(json_line({"recordId": f"R{i}", "modelInput": anthropic("x")}) for i in range(records)),
+    )
+    emulator = BedrockEmulator(quotas=lambda job: BedrockQuotas(min_records_per_job=2, max_records_per_job=3))
+
+    job = bedrock_job(emulator)
+
+    assert job["status"] == "Failed" and expected in job["message"]
+
+
+def test_bedrock_answers_a_record_the_model_cannot_take_with_an_error_object_not_a_failed_job(s3: Any) -> None:
+    lines = [
+        {"recordId": "R1", "modelInput": anthropic("fine")},
+        {"recordId": "R2", "modelInput": {}},
+        {"recordId": "R3", "modelInput": anthropic("please error")},
+        {"modelInput": anthropic("no id")},
+    ]
+    put(s3, "in/part-00000.jsonl", "".join(json_line(line) for line in lines))
+    put(s3, "in/notes.txt", "not input: only .jsonl objects are read\n")
+
+    job = bedrock_job(BedrockEmulator(quotas=small_quotas))
+
+    assert job["status"] == "PartiallyCompleted"
+    assert (job["totalRecordCount"], job["successRecordCount"], job["errorRecordCount"]) == (4, 2, 2)
+    by_id = {record["recordId"]: record for record in output_records(s3, job)}
+    assert by_id["R2"]["error"]["errorCode"] == 400 and "modelOutput" not in by_id["R2"]
+    assert by_id["R3"]["error"]["errorCode"] == 400
+    added = [record for key, record in by_id.items() if key not in ("R1", "R2", "R3")]
+    assert len(added) == 1 and added[0]["recordId"].isalnum() and "modelOutput" in added[0]
+
+
+# --- Personalize ------------------------------------------------------------------------------------
+
+
+def personalize_job(emulator: PersonalizeEmulator, kind: str = "inference", prefix: str = "in/") -> dict[str, Any]:
+    create = emulator.create_batch_inference_job if kind == "inference" else emulator.create_batch_segment_job
+    describe = emulator.describe_batch_inference_job if kind == "inference" else emulator.describe_batch_segment_job
+    answer = create(
+        jobName="job-1",
+        solutionVersionArn="arn:aws:personalize:us-east-1:123456789012:solution/demo/abcdef12",
+        roleArn="arn:aws:iam::123456789012:role/r",
+        jobInput={"s3DataSource": {"path": f"s3://{BUCKET}/{prefix}"}},
+        jobOutput={"s3DataDestination": {"path": f"s3://{BUCKET}/out/"}},
+    )
+    arn = next(iter(answer.values()))
+    for _ in range(10):
+        described = next(iter(describe(arn).values()))
+        if described["status"] in ("ACTIVE", "CREATE FAILED"):
+            return dict(described)
+    raise AssertionError("the emulated job never ended")
+
+
+def test_personalize_reads_each_user_id_with_line_separators_as_one_record(s3: Any) -> None:
+    put(s3, "in/part-00000.jsonl", "".join(json_line({"userId": user}) for user in HOSTILE))
+
+    job = personalize_job(PersonalizeEmulator())
+
+    assert job["status"] == "ACTIVE", job.get("failureReason")
+    answers = read_lines(s3, "out/part-00000.jsonl.out")
+    assert sorted(answer["input"]["userId"] for answer in answers) == sorted(HOSTILE)
+    assert all(answer["error"] is None and answer["output"]["recommendedItems"] for answer in answers)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"userId": NaN}', "line 2: not valid JSON"),
+        ('"u1"', "line 2: a query must be a JSON object"),
+        ('{"user": "u1"}', "line 2: fields ['user'] do not match"),
+        ('{"userId": 42}', "line 2: userId must be a string"),
+        ('{"userId": "u", "itemId": "i"}', "line 2: fields ['itemId', 'userId'] do not match"),
+        ("", "line 2: not valid JSON"),
+    ],
+)
+def test_personalize_fails_a_job_whose_line_the_recipe_cannot_take(s3: Any, line: str, reason: str) -> None:
+    put(s3, "in/part-00000.jsonl", json_line({"userId": "u0"}) + line + "\n")
+
+    job = personalize_job(PersonalizeEmulator())
+
+    assert job["status"] == "CREATE FAILED"
+    assert f"in/part-00000.jsonl {reason}" in job["failureReason"]
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="out/").get("KeyCount") == 0
+
+
+def test_personalize_answers_a_record_it_cannot_score_with_a_non_null_error(s3: Any) -> None:
+    put(s3, "in/part-00000.jsonl", json_line({"userId": "u1"}) + json_line({"userId": "error-u2"}))
+
+    job = personalize_job(PersonalizeEmulator())
+
+    assert job["status"] == "ACTIVE"
+    by_user = {answer["input"]["userId"]: answer for answer in read_lines(s3, "out/part-00000.jsonl.out")}
+    assert by_user["u1"]["error"] is None and by_user["error-u2"]["error"]
+    assert by_user["error-u2"]["output"] is None
+
+
+def test_personalize_segment_jobs_take_item_ids_or_item_attributes(s3: Any) -> None:
+    put(s3, "in/a.jsonl", json_line({"itemId": "i\u20281"}) + json_line({"itemAttributes": 'ITEMS.genre = "x"'}))
+
+    job = personalize_job(PersonalizeEmulator(), kind="segment")
+
+    assert job["status"] == "ACTIVE", job.get("failureReason")
+    assert len(read_lines(s3, "out/a.jsonl.out")) == 2
