@@ -6,7 +6,10 @@ Each test drives an emulator directly over moto's S3, as the local runtime does.
 
 from __future__ import annotations
 
+import csv
+import gzip
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from batchline_local.emulators.amazonml import AmazonMLEmulator
 from batchline_local.emulators.base import MalformedLine, service_lines, strict_json
 from batchline_local.emulators.bedrock import BedrockEmulator, BedrockQuotas
 from batchline_local.emulators.personalize import PersonalizeEmulator
@@ -249,3 +253,89 @@ def test_personalize_segment_jobs_take_item_ids_or_item_attributes(s3: Any) -> N
 
     assert job["status"] == "ACTIVE", job.get("failureReason")
     assert len(read_lines(s3, "out/a.jsonl.out")) == 2
+
+
+# --- Amazon ML --------------------------------------------------------------------------------------
+
+ML_SCHEMA = {
+    "version": "1.0",
+    "rowId": "id",
+    "dataFormat": "CSV",
+    "dataFileContainsHeader": False,
+    "attributes": [
+        {"attributeName": "age", "attributeType": "NUMERIC"},
+        {"attributeName": "plan", "attributeType": "CATEGORICAL"},
+        {"attributeName": "monthly_spend", "attributeType": "NUMERIC"},
+        {"attributeName": "churned", "attributeType": "BINARY"},
+        {"attributeName": "id", "attributeType": "CATEGORICAL"},
+    ],
+}
+
+
+def ml_prediction(emulator: AmazonMLEmulator, schema: dict[str, Any] = ML_SCHEMA) -> tuple[dict[str, Any], list[str]]:
+    """Run a batch prediction over s3://work/in/; its description and the result file's lines."""
+    emulator.create_data_source_from_s3(
+        DataSourceId="ds-1",
+        DataSpec={"DataLocationS3": f"s3://{BUCKET}/in/", "DataSchema": json.dumps(schema)},
+    )
+    emulator.create_batch_prediction(
+        BatchPredictionId="bp-1",
+        MLModelId="ml-binary",
+        BatchPredictionDataSourceId="ds-1",
+        OutputUri=f"s3://{BUCKET}/out/",
+    )
+    for _ in range(10):
+        described = emulator.get_batch_prediction(BatchPredictionId="bp-1")
+        if described["Status"] in ("COMPLETED", "FAILED"):
+            break
+    s3 = boto3.client("s3", region_name="us-east-1")
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key="out/batch-prediction/bp-1.manifest")["Body"].read())
+    result_bucket, result_key = manifest[f"s3://{BUCKET}/in/part-00000.csv"][5:].split("/", 1)
+    data = gzip.decompress(s3.get_object(Bucket=result_bucket, Key=result_key)["Body"].read()).decode()
+    assert data.endswith("\n")
+    return described, data[:-1].split("\n")
+
+
+def test_amazonml_writes_a_header_then_one_line_per_observation_in_order_blank_when_unusable(s3: Any) -> None:
+    put(
+        s3,
+        "in/part-00000.csv",
+        '30,basic,12.5,,a\u2028\u00851\n41,"pro, yearly",80,,b2\nx,basic,1,,c3\n50,basic,2,,"d,4"\n',
+    )
+
+    described, lines = ml_prediction(AmazonMLEmulator())
+
+    assert (described["Status"], described["TotalRecordCount"], described["InvalidRecordCount"]) == ("COMPLETED", 4, 1)
+    assert lines[0] == "id,bestAnswer,score"
+    assert [(next(csv.reader([line])) or [""])[0] for line in lines[1:]] == ["a\u2028\u00851", "b2", "", "d,4"]
+    assert lines[3] == ""  # "x" is not NUMERIC: that observation's line is blank, the order kept
+    assert re.fullmatch(r"[01],\d\.\d{6}E-?\d+", lines[1].split(",", 1)[1])  # 7.899012E-1, as the service
+
+
+@pytest.mark.parametrize("end_of_line", ["\n", "\r\n", "\r"])
+def test_amazonml_ends_an_observation_at_any_end_of_line_even_inside_quotes(s3: Any, end_of_line: str) -> None:
+    # Attribute values cannot include end-of-line characters, even in double quotes (Amazon ML data format).
+    put(s3, "in/part-00000.csv", f'30,basic,1,,"a{end_of_line}b"\n41,basic,2,,c\n')
+
+    described, lines = ml_prediction(AmazonMLEmulator())
+
+    assert (described["TotalRecordCount"], described["InvalidRecordCount"]) == (3, 2)
+    assert lines[1:3] == ["", ""] and lines[3].startswith("c,")
+
+
+def test_amazonml_skips_the_header_when_the_schema_says_the_file_has_one(s3: Any) -> None:
+    put(s3, "in/part-00000.csv", "age,plan,monthly_spend,churned,id\n30,basic,1,,a\n")
+
+    described, lines = ml_prediction(AmazonMLEmulator(), {**ML_SCHEMA, "dataFileContainsHeader": True})
+
+    assert described["TotalRecordCount"] == 1 and lines[1].startswith("a,")
+
+
+def test_amazonml_ignores_a_part_whose_latest_version_is_a_delete_marker(s3: Any) -> None:
+    put(s3, "in/part-00000.csv", "30,basic,1,,a\n")
+    put(s3, "in/part-00001.csv", "30,basic,1,,stale\n")
+    s3.delete_object(Bucket=BUCKET, Key="in/part-00001.csv")
+
+    described, _ = ml_prediction(AmazonMLEmulator())
+
+    assert described["TotalRecordCount"] == 1
