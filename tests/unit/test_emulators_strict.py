@@ -20,6 +20,7 @@ from moto import mock_aws
 from batchline_local.emulators.amazonml import AmazonMLEmulator
 from batchline_local.emulators.base import MalformedLine, service_lines, strict_json
 from batchline_local.emulators.bedrock import BedrockEmulator, BedrockQuotas
+from batchline_local.emulators.google_cloud import GoogleCloudFake
 from batchline_local.emulators.personalize import PersonalizeEmulator
 
 BUCKET = "work"
@@ -339,3 +340,47 @@ def test_amazonml_ignores_a_part_whose_latest_version_is_a_delete_marker(s3: Any
     described, _ = ml_prediction(AmazonMLEmulator())
 
     assert described["TotalRecordCount"] == 1
+
+
+# --- Vertex AI --------------------------------------------------------------------------------------
+
+
+def vertex_job(fake: GoogleCloudFake, lines: str) -> dict[str, Any]:
+    """Stage one JSON lines object in the fake GCS and run a job over it to its end."""
+    fake.objects[("stage", "run/input/part-00000.jsonl")] = lines.encode("utf-8")
+    job = {
+        "displayName": "job-1",
+        "model": "projects/p/locations/us-central1/models/123",
+        "inputConfig": {"instancesFormat": "jsonl", "gcsSource": {"uris": ["gs://stage/run/input/*"]}},
+        "instanceConfig": {"instanceType": "object", "keyField": "id"},
+        "outputConfig": {"predictionsFormat": "jsonl", "gcsDestination": {"outputUriPrefix": "gs://stage/run/output/"}},
+        "name": "projects/p/locations/us-central1/batchPredictionJobs/1",
+        "state": "JOB_STATE_QUEUED",
+        "_polls": 0,
+    }
+    for _ in range(10):
+        fake.advance(job)
+        if job["state"] in ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_PARTIALLY_SUCCEEDED"):
+            return job
+    raise AssertionError("the emulated job never ended")
+
+
+@pytest.fixture
+def google() -> Iterator[GoogleCloudFake]:
+    with GoogleCloudFake(polls_until_done=1) as fake:
+        yield fake
+
+
+def test_vertex_reads_each_instance_with_line_separators_as_one_instance(google: GoogleCloudFake) -> None:
+    job = vertex_job(google, "".join(json_line({"id": key, "x": 1.5}) for key in HOSTILE))
+
+    assert job["state"] == "JOB_STATE_SUCCEEDED", job.get("error")
+    assert job["completionStats"]["successfulCount"] == str(len(HOSTILE))
+
+
+@pytest.mark.parametrize("bad", ['{"id": "b", "x": NaN}', '{"id": "b", "x": Infinity}', '["b", 1]', '{"x": 1}'])
+def test_vertex_fails_a_job_whose_instance_is_not_a_json_object_with_its_key(google: GoogleCloudFake, bad: str) -> None:
+    job = vertex_job(google, json_line({"id": "a", "x": 1.0}) + bad + "\n")
+
+    assert job["state"] == "JOB_STATE_FAILED"
+    assert job["error"]["code"] == 3 and "gs://stage/run/input/part-00000.jsonl line 2" in job["error"]["message"]
