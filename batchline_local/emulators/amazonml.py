@@ -3,7 +3,9 @@
 DataSources and BatchPredictions go PENDING -> INPROGRESS -> COMPLETED over Get* calls; IDs are the
 idempotency keys (same ID with other parameters: IdempotentParameterMismatchException). A finished
 prediction writes ``<OutputUri>batch-prediction/<id>.manifest`` and gzip CSV results in
-``batch-prediction/result/``, in input order, rowId first, a blank line for a record it cannot score.
+``batch-prediction/result/``: a header, then one line per observation in input order, rowId first,
+a blank line for an observation it cannot use. Observations are read as the service reads them: one
+per line, any end-of-line ends one (even inside quotes), the header skipped when the schema says so.
 
 Models (by ID): contains ``multiclass`` -> MULTICLASS (classes low, medium, high); ``regression`` ->
 REGRESSION; otherwise BINARY. All share the demo training schema below. Test hooks: ``closed`` in the
@@ -19,11 +21,10 @@ import hashlib
 import io
 import json
 import math
+import re
 from typing import Any
 
-import boto3
-
-from batchline_local.emulators.base import EmulatedError, ServiceEmulator
+from batchline_local.emulators.base import EmulatedError, ServiceEmulator, list_keys, s3_client, split_s3_uri
 
 TRAINING_SCHEMA = {
     "version": "1.0",
@@ -120,58 +121,108 @@ class AmazonMLEmulator(ServiceEmulator):
             elif table is self.predictions and "failing" in entity["MLModelId"]:
                 entity["Status"], entity["Message"] = "FAILED", "emulated: the ML model is not usable"
             else:
-                if table is self.predictions:
-                    self._predict(entity)
                 entity["Status"] = "COMPLETED"
+                if table is self.predictions:
+                    self._predict(entity)  # may end it FAILED instead
         return entity
 
     def _predict(self, prediction: dict[str, Any]) -> None:
-        s3 = boto3.client("s3")
+        s3 = s3_client()
         source = self.data_sources[prediction["BatchPredictionDataSourceId"]]
         schema = json.loads(source["DataSpec"]["DataSchema"])
         names = [attribute["attributeName"] for attribute in schema["attributes"]]
         numeric = {a["attributeName"] for a in schema["attributes"] if a["attributeType"] == "NUMERIC"}
-        in_bucket, in_prefix = source["DataSpec"]["DataLocationS3"][5:].split("/", 1)
-        out_bucket, out_prefix = prediction["OutputUri"][5:].split("/", 1)
+        in_bucket, in_prefix = split_s3_uri(source["DataSpec"]["DataLocationS3"])
+        out_bucket, out_prefix = split_s3_uri(prediction["OutputUri"])
         bp_id, model_type = prediction["BatchPredictionId"], _model_type(prediction["MLModelId"])
+        row_id = schema.get("rowId")
+        header = ([row_id] if row_id else []) + (
+            ["bestAnswer", "score"] if model_type == "BINARY" else CLASSES if model_type == "MULTICLASS" else ["score"]
+        )
         manifest, total, invalid = {}, 0, 0
-        for item in s3.list_objects_v2(Bucket=in_bucket, Prefix=in_prefix).get("Contents", []):
-            text = s3.get_object(Bucket=in_bucket, Key=item["Key"])["Body"].read().decode()
+        for key in list_keys(s3, in_bucket, in_prefix):
+            data = s3.get_object(Bucket=in_bucket, Key=key)["Body"].read()
+            try:
+                lines = observations(data, skip_header=bool(schema.get("dataFileContainsHeader")))
+            except UnicodeDecodeError as exc:
+                prediction["Status"] = "FAILED"
+                prediction["Message"] = f"emulated: {key} is not UTF-8 ({exc.reason} at byte {exc.start})"
+                return
             out = io.StringIO()
-            writer = csv.writer(out, lineterminator="\n")
-            header = [schema["rowId"]] + (
-                ["bestAnswer", "score"]
-                if model_type == "BINARY"
-                else CLASSES
-                if model_type == "MULTICLASS"
-                else ["score"]
-            )
-            writer.writerow(header)
-            for values in csv.reader(io.StringIO(text)):
+            out.write(_csv_line(header))
+            for line in lines:
                 total += 1
-                record = dict(zip(names, values, strict=False))
-                try:
-                    signal = sum(float(record[name] or 0) for name in numeric) / 100
-                except ValueError:
-                    out.write("\n")  # a record Amazon ML cannot score: a blank line
+                record = _observation(line, names, numeric)
+                if record is None:
+                    out.write("\n")  # an observation Amazon ML cannot score: a blank line, order kept
                     invalid += 1
                     continue
+                signal = sum(float(record[name] or 0) for name in numeric) / 100
                 signal += int(hashlib.sha256(record.get("plan", "").encode()).hexdigest()[:2], 16) / 256
                 score = 1 / (1 + math.exp(-(signal - 1)))
+                row = [record[row_id]] if row_id else []
                 if model_type == "BINARY":
-                    writer.writerow([record[schema["rowId"]], int(score > 0.5), f"{score:.6E}"])
+                    row += [str(int(score > 0.5)), _scientific(score)]
                 elif model_type == "MULTICLASS":
                     weights = [max(1e-6, 1 - abs(score - centre)) for centre in (0.2, 0.5, 0.8)]
-                    writer.writerow([record[schema["rowId"]], *(f"{w / sum(weights):.6E}" for w in weights)])
+                    row += [_scientific(w / sum(weights)) for w in weights]
                 else:
-                    writer.writerow([record[schema["rowId"]], f"{score * 100:.6E}"])
-            file_name = item["Key"].rsplit("/", 1)[-1]
+                    row += [_scientific(score * 100)]
+                out.write(_csv_line(row))
+            file_name = key.rsplit("/", 1)[-1]
             result_key = f"{out_prefix}batch-prediction/result/{bp_id}-{file_name}.gz"
-            s3.put_object(Bucket=out_bucket, Key=result_key, Body=gzip.compress(out.getvalue().encode()))
-            manifest[f"s3://{in_bucket}/{item['Key']}"] = f"s3://{out_bucket}/{result_key}"
+            s3.put_object(Bucket=out_bucket, Key=result_key, Body=gzip.compress(out.getvalue().encode("utf-8")))
+            manifest[f"s3://{in_bucket}/{key}"] = f"s3://{out_bucket}/{result_key}"
         s3.put_object(
             Bucket=out_bucket,
             Key=f"{out_prefix}batch-prediction/{bp_id}.manifest",
             Body=json.dumps(manifest).encode(),
         )
         prediction["TotalRecordCount"], prediction["InvalidRecordCount"] = total, invalid
+
+
+# Amazon ML limit: 100 KB per observation (https://docs.aws.amazon.com/machine-learning/latest/dg/system-limits.html).
+MAX_OBSERVATION_BYTES = 100 * 1024
+_END_OF_LINE = re.compile(r"\r\n|\n|\r")
+
+
+def observations(data: bytes, *, skip_header: bool = False) -> list[str]:
+    """A data file's observations: one per line, every end-of-line ends one, even inside double quotes
+    ("Attribute values cannot include end-of-line characters, even if the attribute value is enclosed in
+    double quotes": https://docs.aws.amazon.com/machine-learning/latest/dg/understanding-the-data-format-for-amazon-ml.html)."""
+    lines = _END_OF_LINE.split(data.decode("utf-8"))
+    if lines[-1] == "":
+        lines.pop()  # the end-of-line that terminates the last observation
+    return lines[1:] if skip_header else lines
+
+
+def _observation(line: str, names: list[str], numeric: set[str]) -> dict[str, str] | None:
+    """The observation's attributes by name, or None when Amazon ML could not use it (wrong number of
+    values, an unbalanced quote, a non-numeric NUMERIC value, over 100 KB)."""
+    if len(line.encode("utf-8")) > MAX_OBSERVATION_BYTES:
+        return None
+    try:
+        values = next(csv.reader([line], strict=True), [])
+    except csv.Error:
+        return None
+    if len(values) != len(names):
+        return None
+    record = dict(zip(names, values, strict=True))
+    for name in numeric:
+        try:
+            if record[name] and not math.isfinite(float(record[name])):
+                return None
+        except ValueError:
+            return None
+    return record
+
+
+def _scientific(value: float) -> str:
+    """Scores as the service writes them: 7.899012E-1, -1.526385E1 (no exponent padding or plus sign)."""
+    mantissa, exponent = f"{value:.6E}".split("E")
+    return f"{mantissa}E{int(exponent)}"
+
+
+def _csv_line(fields: list[str]) -> str:
+    quoted = ['"' + f.replace('"', '""') + '"' if any(c in f for c in ',"\r\n') else f for f in fields]
+    return ",".join(quoted) + "\n"

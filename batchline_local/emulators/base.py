@@ -4,10 +4,14 @@ The adapters' real boto3 clients still build and validate every request against 
 instead of sending it, a ``before-call`` hook hands the validated parameters to an emulator, whose
 answer is returned as the parsed response (or raised as the service's ClientError). So request shapes
 are checked exactly as with the Stubber, while the emulator keeps state across calls like a service.
+
+Every emulator reads staged input the way its service does: through the S3 API (a listing never shows a
+key whose latest version is a delete marker), lines split on LF only, JSON parsed strictly.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -63,3 +67,85 @@ class ServiceEmulator:
 
 def _error(status: int, code: str, message: str) -> tuple[_HttpResponse, dict[str, Any]]:
     return _HttpResponse(status), {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {}}
+
+
+# --- reading staged input as the services do ----------------------------------------------------
+
+
+class MalformedLine(ValueError):
+    """A line the service cannot parse: names the line, so the emulated failure can say where."""
+
+    def __init__(self, number: int, reason: str) -> None:
+        super().__init__(f"line {number}: {reason}")
+        self.number = number
+
+
+def service_lines(data: bytes) -> list[tuple[int, str]]:
+    """A staged text object's lines, split on LF only, as the batch services split JSON lines and
+    SageMaker's ``SplitType=Line`` does: never on U+2028, U+2029, U+0085, VT, FF, FS/GS/RS or a lone CR
+    (``str.splitlines`` splits on all of those, and a JSON string may carry most of them raw).
+
+    The LF that ends the last line does not start another one; a CR before an LF stays on its line (JSON
+    parsers take it as whitespace). The object must be UTF-8: ``UnicodeDecodeError`` otherwise.
+    """
+    lines = data.decode("utf-8").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return list(enumerate(lines, start=1))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_json(line: str, number: int) -> Any:
+    """One JSON text as a conforming parser reads it: NaN and Infinity are not JSON (RFC 8259 section 6),
+    nor are raw control characters inside strings; surrounding JSON whitespace (including CR) is fine."""
+    try:
+        return json.loads(line, parse_constant=_no_constant)
+    except ValueError as exc:  # JSONDecodeError is a ValueError
+        raise MalformedLine(number, f"not valid JSON ({exc})") from None
+
+
+def s3_client() -> Any:
+    """An S3 client bound to the in-process emulation: the region, endpoint and credentials are given
+    explicitly, so no ``AWS_ENDPOINT_URL[_S3]``, config-file endpoint, profile or credential process can
+    send an emulator's reads or writes anywhere else."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url="https://s3.us-east-1.amazonaws.com",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    """Every key under the prefix, as ListObjectsV2 shows them (all pages; a key whose latest version is
+    a delete marker is not listed, exactly as on S3)."""
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(item["Key"] for item in page.get("Contents", []))
+    return keys
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    return bucket, prefix
+
+
+def pipeline_service(name: str | None) -> Any | None:
+    """The service settings of a pipeline of the local runtime running in this process, if any.
+
+    Some limits are the account's, not the API's (Bedrock's records per job vary by model and account);
+    the pipeline config states them, so the emulator enforces what the config says the account allows.
+    """
+    if not name:
+        return None
+    from batchline_local.runtime import LocalRuntime  # late: the runtime imports this module
+
+    runtime = LocalRuntime.active()
+    pipeline = runtime.pipelines.pipelines.get(name) if runtime is not None else None
+    return pipeline.service if pipeline is not None else None

@@ -6,6 +6,12 @@ then write ``<output>/<job-id>/<input-file>.out`` (records shuffled: the service
 the same job, as on the service. The "model" answers with a deterministic, clearly emulated sentence in
 the response shape of the request's family (Anthropic messages, Titan text, Converse/Nova, or generic).
 
+Input is read as the service reads it (https://docs.aws.amazon.com/bedrock/latest/userguide/batch-inference-data.html):
+the ``.jsonl`` objects under the prefix, lines split on LF only, each a strict JSON object. A line that is not
+one, a recordId that is not alphanumeric, or a job outside the records/bytes quotas (the pipeline config's
+values, else the common ones) fails the job while Validating. A record the model cannot take gets an
+``error`` object instead of ``modelOutput`` (batch-inference-results.html); a missing recordId is added.
+
 Test hooks: a model ID containing ``failing`` fails the job; a record whose body mentions ``error``
 gets a per-record error; ``always-error`` in every record makes a "Completed" job with no successes.
 """
@@ -15,11 +21,22 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-import boto3
-
-from batchline_local.emulators.base import EmulatedError, ServiceEmulator
+from batchline_local.emulators.base import (
+    EmulatedError,
+    MalformedLine,
+    ServiceEmulator,
+    list_keys,
+    pipeline_service,
+    s3_client,
+    service_lines,
+    split_s3_uri,
+    strict_json,
+)
 
 _PROGRESSION = ["Submitted", "Validating", "Scheduled", "InProgress"]
 
@@ -46,8 +63,15 @@ def emulated_output(model_id: str, body: dict[str, Any]) -> dict[str, Any]:
 class BedrockEmulator(ServiceEmulator):
     service = "bedrock"
 
-    def __init__(self, polls_until_done: int = 2, region: str = "us-east-1", account: str = "123456789012"):
+    def __init__(
+        self,
+        polls_until_done: int = 2,
+        region: str = "us-east-1",
+        account: str = "123456789012",
+        quotas: Callable[[dict[str, Any]], BedrockQuotas] | None = None,
+    ):
         self.polls_until_done = polls_until_done
+        self._quotas = quotas or quotas_from_pipeline_config
         self.region, self.account = region, account
         self.jobs: dict[str, dict[str, Any]] = {}
         self.create_calls = 0
@@ -136,33 +160,41 @@ class BedrockEmulator(ServiceEmulator):
         raise EmulatedError("ResourceNotFoundException", f"no model invocation job {identifier}", 404)
 
     def _run(self, job: dict[str, Any]) -> None:
-        s3 = boto3.client("s3")
-        in_bucket, in_prefix = job["inputDataConfig"]["s3InputDataConfig"]["s3Uri"][5:].split("/", 1)
-        out_bucket, out_prefix = job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"][5:].split("/", 1)
+        """Validate the whole input as the service's Validating step does, then answer record by record."""
+        s3 = s3_client()
+        in_bucket, in_prefix = split_s3_uri(job["inputDataConfig"]["s3InputDataConfig"]["s3Uri"])
+        out_bucket, out_prefix = split_s3_uri(job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"])
+        # Only .jsonl objects are input (the location may also hold content the records point to).
+        keys = [key for key in list_keys(s3, in_bucket, in_prefix) if key.endswith(".jsonl")]
+        try:
+            files = self._validated(job, s3, in_bucket, keys)
+        except InputInvalid as exc:
+            job["status"], job["message"] = "Failed", f"emulated validation failed: {exc}"
+            return
         base = f"{out_prefix.rstrip('/')}/{job['jobId']}"
         total = success = 0
-        for item in s3.list_objects_v2(Bucket=in_bucket, Prefix=in_prefix).get("Contents", []):
-            body = s3.get_object(Bucket=in_bucket, Key=item["Key"])["Body"].read().decode()
+        for key, records in files:
             lines = []
-            for line in body.splitlines():
-                if not line.strip():
-                    continue
-                record = json.loads(line)
+            for number, record in records:
                 total += 1
-                if "error" in json.dumps(record["modelInput"]):
-                    record["error"] = {
-                        "errorCode": 400,
-                        "errorMessage": "emulated: the model rejected this input",
-                    }
+                if "recordId" not in record:  # the service adds one in the output
+                    record = {"recordId": _generated_id(key, number), **record}
+                body = record.get("modelInput")
+                problem = _model_input_problem(body)
+                if problem is None and "error" in json.dumps(body, ensure_ascii=False):
+                    problem = "emulated: the model rejected this input"
+                if problem is not None:
+                    record["error"] = {"errorCode": 400, "errorMessage": problem}
                 else:
-                    record["modelOutput"] = emulated_output(job["modelId"], record["modelInput"])
+                    record["modelOutput"] = emulated_output(job["modelId"], body)
                     success += 1
-                lines.append(json.dumps(record) + "\n")
+                # Raw UTF-8, as the service writes it: U+2028 and U+0085 reach the reader unescaped.
+                lines.append(json.dumps(record, ensure_ascii=False) + "\n")
             lines.sort(key=lambda text: hashlib.sha256(text.encode()).hexdigest())  # no order promised
             s3.put_object(
                 Bucket=out_bucket,
-                Key=f"{base}/{posixpath.basename(item['Key'])}.out",
-                Body="".join(lines).encode(),
+                Key=f"{base}/{posixpath.basename(key)}.out",
+                Body="".join(lines).encode("utf-8"),
             )
         counts = {
             "totalRecordCount": total,
@@ -174,3 +206,92 @@ class BedrockEmulator(ServiceEmulator):
         s3.put_object(Bucket=out_bucket, Key=f"{base}/manifest.json.out", Body=json.dumps(manifest).encode())
         job["counts"] = counts
         job["status"] = "Completed" if success == total or success == 0 else "PartiallyCompleted"
+
+    def _validated(
+        self, job: dict[str, Any], s3: Any, bucket: str, keys: list[str]
+    ) -> list[tuple[str, list[tuple[int, dict[str, Any]]]]]:
+        """Every input file's records, or InputInvalid naming the file (and line) that breaks a rule."""
+        quotas = self._quotas(job)
+        if not keys:
+            raise InputInvalid("the input location holds no .jsonl file")
+        files, total, total_bytes = [], 0, 0
+        for key in keys:
+            data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            total_bytes += len(data)
+            if len(data) > quotas.max_bytes_per_file:
+                raise InputInvalid(f"{key} is {len(data)} bytes, over the {quotas.max_bytes_per_file} per file")
+            try:
+                records = [(number, _record(line, number)) for number, line in service_lines(data)]
+            except UnicodeDecodeError as exc:
+                raise InputInvalid(f"{key} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+            except MalformedLine as exc:
+                raise InputInvalid(f"{key} {exc}") from None
+            if len(records) > quotas.max_records_per_file:
+                raise InputInvalid(f"{key} has {len(records)} records, over the {quotas.max_records_per_file} per file")
+            total += len(records)
+            files.append((key, records))
+        if total_bytes > quotas.max_bytes_per_job:
+            raise InputInvalid(f"the input is {total_bytes} bytes, over the {quotas.max_bytes_per_job} per job")
+        if total < quotas.min_records_per_job:
+            raise InputInvalid(f"the job has {total} records, under the minimum of {quotas.min_records_per_job}")
+        if total > quotas.max_records_per_job:
+            raise InputInvalid(f"the job has {total} records, over the maximum of {quotas.max_records_per_job}")
+        return files
+
+
+class InputInvalid(Exception):
+    """Input the service refuses as a whole: the job ends Failed during validation."""
+
+
+@dataclass(frozen=True)
+class BedrockQuotas:
+    """The account's batch inference quotas for a model (Service Quotas). Defaults: the common values."""
+
+    min_records_per_job: int = 100
+    max_records_per_job: int = 50_000
+    max_records_per_file: int = 50_000
+    max_bytes_per_file: int = 1024**3
+    max_bytes_per_job: int = 5 * 1024**3
+
+
+def quotas_from_pipeline_config(job: dict[str, Any]) -> BedrockQuotas:
+    """The quotas the job's pipeline config states (its ``batchline:pipeline`` tag), else the defaults."""
+    name = next((tag["value"] for tag in job.get("tags", []) if tag.get("key") == "batchline:pipeline"), None)
+    service = pipeline_service(name)
+    if service is None or getattr(service, "provider", None) != "bedrock":
+        return BedrockQuotas()
+    return BedrockQuotas(
+        min_records_per_job=service.min_records_per_job,
+        max_records_per_job=service.max_records_per_job,
+        max_records_per_file=service.max_records_per_job,
+        max_bytes_per_file=service.max_bytes_per_file,
+        max_bytes_per_job=service.max_bytes_per_job,
+    )
+
+
+_RECORD_ID = re.compile(r"[A-Za-z0-9]+")
+
+
+def _record(line: str, number: int) -> dict[str, Any]:
+    """One input line: a JSON object whose recordId, when present, is an alphanumeric string."""
+    record = strict_json(line, number)
+    if not isinstance(record, dict):
+        raise MalformedLine(number, f"a record must be a JSON object, not {type(record).__name__}")
+    record_id = record.get("recordId")
+    if "recordId" in record and not (isinstance(record_id, str) and _RECORD_ID.fullmatch(record_id)):
+        raise MalformedLine(number, f"recordId must be an alphanumeric string, not {record_id!r}")
+    return record
+
+
+def _model_input_problem(body: Any) -> str | None:
+    """What the model would refuse with a 400 about this request body, or None."""
+    if not isinstance(body, dict) or not body:
+        return "modelInput must be a non-empty JSON object (the model's request body)"
+    messages = body.get("messages")
+    if "messages" in body and not (isinstance(messages, list) and messages):
+        return "messages must be a non-empty list"
+    return None
+
+
+def _generated_id(key: str, number: int) -> str:
+    return hashlib.sha256(f"{key}|{number}".encode()).hexdigest()[:11].upper()

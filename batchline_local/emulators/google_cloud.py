@@ -6,6 +6,11 @@ delete) and Vertex AI batchPredictionJobs (create, get, list by label, cancel). 
 RUNNING -> SUCCEEDED over GET calls and then write predictions/errors files in Vertex's layout. Every API
 call must carry the impersonated service account's token.
 
+Staged instances are read as Vertex reads JSON lines (https://cloud.google.com/vertex-ai/docs/predictions/get-batch-predictions):
+split on LF only, each a JSON object; a line that is not JSON (``NaN``, ``Infinity``) or lacks the key field
+fails the job with INVALID_ARGUMENT, naming the object and line (whether Vertex fails the job or errors the
+instance is not documented: failing is the stricter choice, so such staging can never pass unnoticed).
+
 Test hooks: an audience containing ``reject`` fails the token exchange; a model containing ``failing`` fails
 the job; ``partial`` in the model ID ends in JOB_STATE_PARTIALLY_SUCCEEDED; an instance value containing
 ``bad`` gets an error line; one with ``lost`` is left out of the output.
@@ -20,6 +25,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
+
+from batchline_local.emulators.base import MalformedLine, service_lines, strict_json
 
 STS_TOKEN = "emulated-sts-token"
 ACCESS_TOKEN = "emulated-service-account-token"
@@ -74,38 +81,36 @@ class GoogleCloudFake:
             f"/prediction-{job['model'].rsplit('/', 1)[-1]}-2026_11_25T00_00_00_000Z/"
         )
         out_bucket, out_prefix = output_dir[5:].split("/", 1)
+        try:
+            instances = self._instances(job, key_field)
+        except InstancesInvalid as exc:
+            job["state"] = "JOB_STATE_FAILED"
+            job["error"] = {"code": 3, "message": f"emulated: {exc}"}  # 3: INVALID_ARGUMENT
+            return
         predictions, errors = [], []
-        for uri in job["inputConfig"]["gcsSource"]["uris"]:
-            bucket, pattern = uri[5:].split("/", 1)
-            prefix = pattern.rstrip("*")
-            for (obj_bucket, name), data in sorted(self.objects.items()):
-                if obj_bucket != bucket or not name.startswith(prefix):
-                    continue
-                for line in data.decode().splitlines():
-                    instance = json.loads(line)
-                    key = instance.pop(key_field)
-                    if any("lost" in str(value) for value in instance.values()):
-                        continue  # neither predicted nor reported: the instance is missing from the output
-                    if any("bad" in str(value) for value in instance.values()):
-                        errors.append(
-                            {
-                                "instance": {key_field: key, **instance},
-                                "error": {"code": 3, "message": "emulated: invalid instance"},
-                            }
-                        )
-                        continue
-                    digest = int(hashlib.sha256(json.dumps(instance, sort_keys=True).encode()).hexdigest()[:8], 16)
-                    score = round((digest % 10_000) / 10_000, 4)
-                    predictions.append(
-                        {"key": key, "prediction": {"score": score, "label": "yes" if score > 0.5 else "no"}}
-                    )
+        for instance in instances:
+            key = instance.pop(key_field)
+            if any("lost" in str(value) for value in instance.values()):
+                continue  # neither predicted nor reported: the instance is missing from the output
+            if any("bad" in str(value) for value in instance.values()):
+                errors.append(
+                    {
+                        "instance": {key_field: key, **instance},
+                        "error": {"code": 3, "message": "emulated: invalid instance"},
+                    }
+                )
+                continue
+            digest = int(hashlib.sha256(json.dumps(instance, sort_keys=True).encode()).hexdigest()[:8], 16)
+            score = round((digest % 10_000) / 10_000, 4)
+            predictions.append({"key": key, "prediction": {"score": score, "label": "yes" if score > 0.5 else "no"}})
         half = (len(predictions) + 1) // 2
         for name, rows in (
             ("predictions_00001.jsonl", predictions[:half]),
             ("predictions_00002.jsonl", predictions[half:]),
             ("errors_0001.jsonl", errors),
         ):
-            self.objects[(out_bucket, out_prefix + name)] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)  # raw UTF-8, as GCS holds it
+            self.objects[(out_bucket, out_prefix + name)] = text.encode("utf-8")
         job["outputInfo"] = {"gcsOutputDirectory": output_dir.rstrip("/")}
         job["completionStats"] = {
             "successfulCount": str(len(predictions)),
@@ -118,8 +123,38 @@ class GoogleCloudFake:
         else:
             job["state"] = "JOB_STATE_SUCCEEDED"
 
+    def _instances(self, job: dict[str, Any], key_field: str) -> list[dict[str, Any]]:
+        """Every staged instance, read as Vertex reads JSON lines: LF-separated, each a JSON object (NaN and
+        Infinity are not JSON), carrying the key field; or InstancesInvalid naming the object and line."""
+        if job["inputConfig"].get("instancesFormat") != "jsonl":
+            raise InstancesInvalid(
+                f"the emulator reads jsonl input only, not {job['inputConfig'].get('instancesFormat')}"
+            )
+        instances = []
+        for uri in job["inputConfig"]["gcsSource"]["uris"]:
+            bucket, pattern = uri[5:].split("/", 1)
+            prefix = pattern.rstrip("*")
+            for (obj_bucket, name), data in sorted(self.objects.items()):
+                if obj_bucket != bucket or not name.startswith(prefix):
+                    continue
+                try:
+                    for number, line in service_lines(data):
+                        instance = strict_json(line, number)
+                        if not isinstance(instance, dict) or key_field not in instance:
+                            raise MalformedLine(number, f"not a JSON object with the key field {key_field!r}")
+                        instances.append(instance)
+                except UnicodeDecodeError as exc:
+                    raise InstancesInvalid(f"gs://{bucket}/{name} is not UTF-8 ({exc.reason})") from None
+                except MalformedLine as exc:
+                    raise InstancesInvalid(f"gs://{bucket}/{name} {exc}") from None
+        return instances
+
     def public(self, job: dict[str, Any]) -> dict[str, Any]:
         return {key: value for key, value in job.items() if not key.startswith("_")}
+
+
+class InstancesInvalid(Exception):
+    """Input Vertex cannot read at all: the job fails (INVALID_ARGUMENT) rather than erroring instances."""
 
 
 def _handler_for(fake: GoogleCloudFake) -> type[BaseHTTPRequestHandler]:

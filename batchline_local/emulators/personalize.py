@@ -5,6 +5,11 @@ Jobs move CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE over DescribeBatch*Job 
 promise order, so neither does the emulator). Recommendations are a deterministic ranking of a fixed
 catalogue by a hash of (query, item): emulated, labelled as such in the run's events.
 
+Input is read as the service reads it (https://docs.aws.amazon.com/personalize/latest/dg/batch-data-upload.html):
+every object under the path, lines split on LF only, each a strict JSON object with the fields of the
+solution's recipe. Input the service would refuse (a line that is not such an object, more than 1000 files
+or 1 GB) ends the job CREATE FAILED with no output.
+
 Test hooks: a solution version ARN containing ``failing`` makes the job end CREATE FAILED; a query value
 containing ``error`` gets a per-record error line.
 """
@@ -16,9 +21,17 @@ import json
 import posixpath
 from typing import Any
 
-import boto3
-
-from batchline_local.emulators.base import EmulatedError, ServiceEmulator
+from batchline_local.emulators.base import (
+    EmulatedError,
+    MalformedLine,
+    ServiceEmulator,
+    list_keys,
+    pipeline_service,
+    s3_client,
+    service_lines,
+    split_s3_uri,
+    strict_json,
+)
 
 CATALOGUE = [f"item-{n:03d}" for n in range(1, 201)]
 USERS = [f"user-{n:03d}" for n in range(1, 101)]
@@ -90,8 +103,10 @@ class PersonalizeEmulator(ServiceEmulator):
                 job["status"] = "CREATE FAILED"
                 job["failureReason"] = "emulated: the solution version is not ACTIVE"
             else:
-                self._write_outputs(job)
-                job["status"] = "ACTIVE"
+                failure = self._write_outputs(job)
+                job["status"] = "CREATE FAILED" if failure else "ACTIVE"
+                if failure:
+                    job["failureReason"] = f"emulated: {failure}"
         described = {
             "jobName": job["jobName"],
             arn_field + "Arn": arn,
@@ -105,18 +120,39 @@ class PersonalizeEmulator(ServiceEmulator):
             described["failureReason"] = job["failureReason"]
         return described
 
-    def _write_outputs(self, job: dict[str, Any]) -> None:
-        s3 = boto3.client("s3")
-        source = job["jobInput"]["s3DataSource"]["path"]
-        in_bucket, in_prefix = source[5:].split("/", 1)
-        out_bucket, out_prefix = job["jobOutput"]["s3DataDestination"]["path"][5:].split("/", 1)
+    def _write_outputs(self, job: dict[str, Any]) -> str | None:
+        """Read every input file as the service does, then write ``<file>.out``; or the reason the job fails
+        (no output at all), checking the whole input first as the service does before it scores anything."""
+        s3 = s3_client()
+        in_bucket, in_prefix = split_s3_uri(job["jobInput"]["s3DataSource"]["path"])
+        out_bucket, out_prefix = split_s3_uri(job["jobOutput"]["s3DataDestination"]["path"])
         count = job.get("numResults") or 25
-        listing = s3.list_objects_v2(Bucket=in_bucket, Prefix=in_prefix).get("Contents", [])
-        for item in listing:
-            body = s3.get_object(Bucket=in_bucket, Key=item["Key"])["Body"].read().decode()
-            lines = [self._answer(json.loads(line), job["kind"], count) for line in body.splitlines() if line.strip()]
-            out_key = f"{out_prefix.rstrip('/')}/{posixpath.basename(item['Key'])}.out"
-            s3.put_object(Bucket=out_bucket, Key=out_key, Body="".join(reversed(lines)).encode())
+        keys = list_keys(s3, in_bucket, in_prefix)  # every object under the prefix is input
+        if not keys:
+            return "the input path holds no file"
+        if len(keys) > MAX_INPUT_FILES:
+            return f"the input path holds {len(keys)} files, over the {MAX_INPUT_FILES} allowed"
+        fields = _query_fields(job)
+        files, total_bytes = [], 0
+        for key in keys:
+            data = s3.get_object(Bucket=in_bucket, Key=key)["Body"].read()
+            total_bytes += len(data)
+            if total_bytes > MAX_INPUT_BYTES:
+                return f"the input is over {MAX_INPUT_BYTES} bytes"
+            try:
+                queries = [_query(line, number, fields) for number, line in service_lines(data)]
+            except UnicodeDecodeError as exc:
+                return f"{key} is not UTF-8 ({exc.reason} at byte {exc.start})"
+            except MalformedLine as exc:
+                return f"{key} {exc}"
+            if len(queries) > MAX_RECORDS_PER_FILE:
+                return f"{key} has {len(queries)} records, over the {MAX_RECORDS_PER_FILE} per file"
+            files.append((key, queries))
+        for key, queries in files:
+            lines = [self._answer(query, job["kind"], count) for query in queries]
+            out_key = f"{out_prefix.rstrip('/')}/{posixpath.basename(key)}.out"
+            s3.put_object(Bucket=out_bucket, Key=out_key, Body="".join(reversed(lines)).encode("utf-8"))
+        return None
 
     @staticmethod
     def _answer(query: dict[str, Any], kind: str, count: int) -> str:
@@ -124,13 +160,62 @@ class PersonalizeEmulator(ServiceEmulator):
         if "dropped" in value:
             return ""  # the service left the record out of its output altogether
         if "error" in value:
-            return json.dumps({"input": query, "output": None, "error": f"emulated: cannot score {value!r}"}) + "\n"
+            return _line({"input": query, "output": None, "error": f"emulated: cannot score {value!r}"})
         if kind == "batch-segment-job":
             users = [user for user, _ in _ranked(value, USERS, min(count, len(USERS)))]
             if "itemAttributes" in query:  # Item-Attribute-Affinity echoes its query at top level
-                return json.dumps({**query, "output": {"usersList": users}}) + "\n"
-            return json.dumps({"input": query, "output": {"recommendedUsers": users}}) + "\n"
+                return _line({**query, "output": {"usersList": users}})
+            return _line({"input": query, "output": {"recommendedUsers": users}})
         candidates = query.get("itemList") or CATALOGUE
         ranked = _ranked(value, candidates, min(count, len(candidates)))
         output = {"recommendedItems": [item for item, _ in ranked], "scores": [score for _, score in ranked]}
-        return json.dumps({"input": query, "output": output, "error": None}) + "\n"
+        return _line({"input": query, "output": output, "error": None})
+
+
+def _line(answer: dict[str, Any]) -> str:
+    # Raw UTF-8, as the service writes it: U+2028 and U+0085 in an echoed ID reach the reader unescaped.
+    return json.dumps(answer, ensure_ascii=False) + "\n"
+
+
+# Per job: at most 1000 input files and 1 GB; 50 million records per file (Personalize quotas).
+MAX_INPUT_FILES = 1000
+MAX_INPUT_BYTES = 1024**3
+MAX_RECORDS_PER_FILE = 50_000_000
+# The query line each recipe takes (batch-data-upload.html): required fields, then the optional ones.
+RECIPE_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "USER_PERSONALIZATION": (frozenset({"userId"}), frozenset({"filterValues"})),
+    "PERSONALIZED_RANKING": (frozenset({"userId", "itemList"}), frozenset({"filterValues"})),
+    "RELATED_ITEMS": (frozenset({"itemId"}), frozenset({"filterValues"})),
+    "ITEM_AFFINITY": (frozenset({"itemId"}), frozenset()),
+    "ITEM_ATTRIBUTE_AFFINITY": (frozenset({"itemAttributes"}), frozenset()),
+}
+
+
+def _query_fields(job: dict[str, Any]) -> list[tuple[frozenset[str], frozenset[str]]]:
+    """The line shapes the job's solution accepts: its recipe's, known from the pipeline config (the real
+    service knows it from the solution version); unknown, any shape of the job's kind."""
+    name = next((t["tagValue"] for t in job.get("tags", []) if t.get("tagKey") == "batchline:pipeline"), None)
+    service = pipeline_service(name)
+    if service is not None and getattr(service, "recipe", None) in RECIPE_FIELDS:
+        return [RECIPE_FIELDS[service.recipe]]
+    if job["kind"] == "batch-segment-job":
+        return [RECIPE_FIELDS["ITEM_AFFINITY"], RECIPE_FIELDS["ITEM_ATTRIBUTE_AFFINITY"]]
+    return [RECIPE_FIELDS[r] for r in ("USER_PERSONALIZATION", "PERSONALIZED_RANKING", "RELATED_ITEMS")]
+
+
+def _query(line: str, number: int, shapes: list[tuple[frozenset[str], frozenset[str]]]) -> dict[str, Any]:
+    """One input line: a JSON object with exactly the fields of one accepted shape, IDs as strings."""
+    query = strict_json(line, number)
+    if not isinstance(query, dict):
+        raise MalformedLine(number, f"a query must be a JSON object, not {type(query).__name__}")
+    present = frozenset(query)
+    if not any(required <= present <= required | optional for required, optional in shapes):
+        wanted = " or ".join("{" + ", ".join(sorted(required)) + "}" for required, _ in shapes)
+        raise MalformedLine(number, f"fields {sorted(present)} do not match the recipe's input {wanted}")
+    for field in ("userId", "itemId", "itemAttributes"):
+        if field in query and not isinstance(query[field], str):
+            raise MalformedLine(number, f"{field} must be a string, not {type(query[field]).__name__}")
+    items = query.get("itemList", [])
+    if not (isinstance(items, list) and all(isinstance(item, str) for item in items)):
+        raise MalformedLine(number, "itemList must be a list of item ID strings")
+    return query

@@ -7,25 +7,29 @@ staged input and writes ``<input-file>.out`` objects with the DataProcessing joi
 
 The emulated model is a fixed logistic score of the numeric features: deterministic, and labelled as
 emulated in every event and manifest (``runtime: local-emulation``). A record with a non-numeric
-feature fails its whole file and the job, as a real CSV model container would.
+feature fails its whole file and the job, as a real CSV model container would: the job ends Failed with
+the service's generic FailureReason, and the failed file is named only in ``SageMakerEmulator.logs``
+(the job's CloudWatch log stand-in). Input is listed and read through the S3 API, so a staged part whose
+latest version is a delete marker is not input, exactly as on S3.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import math
 import re
-from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
-from moto.s3.models import s3_backends
 from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
+
+from batchline_local.emulators.base import list_keys, s3_client, service_lines, split_s3_uri
 
 _INDEX_PATTERN = re.compile(r"^\$\[(.+)\]$")
 
@@ -47,9 +51,22 @@ def select(fields: list[str], expression: str | None) -> list[str]:
     return chosen
 
 
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _feature(value: str) -> float:
+    # Plain decimal numbers only: float() would also take "nan", "inf", "1_0" and Unicode whitespace.
+    if not _NUMBER.fullmatch(value):
+        raise ValueError(f"could not convert string to float: {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"feature out of range: {value!r}")
+    return number
+
+
 def emulated_score(features: list[str]) -> str:
     """The emulated model: a logistic of a fixed weighted sum, so the same record always scores the same."""
-    values = [float(value) for value in features]  # ValueError for a non-numeric feature, as a real model
+    values = [_feature(value) for value in features]  # ValueError for a non-numeric feature, as a real model
     total = 0.0
     for position, value in enumerate(values):
         weight = (int(hashlib.sha256(str(position).encode()).hexdigest()[:4], 16) % 200 - 100) / 100
@@ -63,21 +80,47 @@ class RecordFailed(Exception):
     pass
 
 
-def transform_file(text: str, data_processing: dict[str, str], file_name: str) -> str:
-    """One input file -> its ``.out`` text, or RecordFailed naming the record the model could not take."""
+def transform_file(
+    data: bytes | str, data_processing: dict[str, str], file_name: str, max_payload_mb: int | None = None
+) -> str:
+    """One input file -> its ``.out`` text, or RecordFailed naming the record the model could not take.
+
+    With ``SplitType=Line`` the service splits records on newline (LF) only
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TransformInput.html); the CSV model reads
+    each record as one CSV row, so a quoted cell may hold a CR but an unquoted one may not.
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        records = service_lines(raw)
+    except UnicodeDecodeError as exc:
+        raise RecordFailed(f"{file_name} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    for number, record in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not record:
-            continue
-        model_input = select(record, data_processing.get("InputFilter"))
+    limit = (max_payload_mb or 6) * 1024 * 1024
+    for number, text in records:
+        where = f"record {number} of {file_name}"
+        if len(text.encode("utf-8")) > limit:
+            raise RecordFailed(f"{where}: larger than MaxPayloadInMB ({limit // 1048576} MB)")
         try:
+            record = next(csv.reader([text], strict=True), [])
+        except csv.Error as exc:
+            raise RecordFailed(f"{where}: not a CSV row ({exc})") from None
+        if not record:
+            raise RecordFailed(f"{where}: empty record")
+        try:
+            model_input = select(record, data_processing.get("InputFilter"))
             prediction = [emulated_score(model_input)]
-        except ValueError as exc:
-            raise RecordFailed(f"record {number} of {file_name}: {exc}") from exc
+        except (ValueError, IndexError) as exc:
+            raise RecordFailed(f"{where}: {exc}") from exc
         joined = record + prediction if data_processing.get("JoinSource") == "Input" else prediction
-        writer.writerow(select(joined, data_processing.get("OutputFilter")))
+        out.write(_csv_line(select(joined, data_processing.get("OutputFilter"))))
     return out.getvalue()
+
+
+def _csv_line(fields: list[str]) -> str:
+    """One output line, every field holding a separator, quote, CR or LF quoted (csv.writer with an LF
+    terminator leaves a lone CR bare, which no CSV reader can read back)."""
+    quoted = ['"' + f.replace('"', '""') + '"' if any(c in f for c in ',"\r\n') else f for f in fields]
+    return ",".join(quoted) + "\n"
 
 
 @dataclass
@@ -94,6 +137,8 @@ class SageMakerEmulator:
         self.polls_until_done = polls_until_done
         self.jobs: dict[str, _Progress] = {}
         self.create_calls = 0
+        # The job's CloudWatch log lines (/aws/sagemaker/TransformJobs): where a failed file is named.
+        self.logs: dict[str, list[str]] = {}
         self._stack = ExitStack()
 
     def __enter__(self) -> SageMakerEmulator:
@@ -124,7 +169,7 @@ class SageMakerEmulator:
                     if progress.stop_requested:
                         job.transform_job_status = "Stopped"
                     else:
-                        emulator._run(backend.account_id, job, progress)
+                        emulator._run(job, progress)
             return original_describe(backend, transform_job_name)
 
         def stop(response: SageMakerResponse) -> Any:
@@ -149,35 +194,37 @@ class SageMakerEmulator:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def _run(self, account_id: str, job: Any, progress: _Progress) -> None:
-        s3 = s3_backends[account_id]["global"]
-        source = job.transform_input["DataSource"]["S3DataSource"]["S3Uri"]
-        in_bucket, in_prefix = source[5:].split("/", 1)
-        out_bucket, out_prefix = job.transform_output["S3OutputPath"][5:].split("/", 1)
-        failures: list[str] = []
-        for key in _keys(s3, in_bucket, in_prefix):
+    def _run(self, job: Any, progress: _Progress) -> None:
+        """Every input file in turn: a bad record fails its file (no ``.out``) and, at the end, the job;
+        the other files' outputs stay, as the service does
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform.html, "Batch Transform Errors")."""
+        s3 = s3_client()
+        source = job.transform_input["DataSource"]["S3DataSource"]
+        in_bucket, in_prefix = split_s3_uri(source["S3Uri"])
+        out_bucket, out_prefix = split_s3_uri(job.transform_output["S3OutputPath"])
+        log = self.logs.setdefault(job.transform_job_name, [])
+        failed = 0
+        for key in list_keys(s3, in_bucket, in_prefix):  # S3Prefix: every object under it
             relative = key[len(in_prefix) :].lstrip("/")
-            text = s3.get_object(in_bucket, key).value.decode("utf-8")
+            data = s3.get_object(Bucket=in_bucket, Key=key)["Body"].read()
+            if job.transform_input.get("CompressionType") == "Gzip":
+                data = gzip.decompress(data)
             try:
-                body = transform_file(text, job.data_processing or {}, relative)
+                body = transform_file(data, job.data_processing or {}, relative, job.max_payload_in_mb)
             except RecordFailed as exc:
-                failures.append(str(exc))
-                continue  # no .out for a failed file, as on the real service
+                failed += 1  # no .out for a failed file, as on the real service
+                log += [f"{in_bucket}/{key}: ClientError: 400", f"{in_bucket}/{key}: Message: emulated: {exc}"]
+                continue
             out_key = f"{out_prefix.rstrip('/')}/{relative}.out"
-            s3.put_object(out_bucket, out_key, body.encode("utf-8"))
+            s3.put_object(Bucket=out_bucket, Key=out_key, Body=body.encode("utf-8"))
             progress.outputs.append(out_key)
-        if failures:
+        if failed:
             job.transform_job_status = "Failed"
-            job.failure_reason = (
-                "ClientError: emulated model could not score "
-                + "; ".join(failures[:3])
-                + (f" (and {len(failures) - 3} more files)" if len(failures) > 3 else "")
-            )
+            # The service's words: which file and record failed is in the job's logs, never in the reason.
+            job.failure_reason = FAILURE_REASON
         else:
             job.transform_job_status = "Completed"
 
 
-def _keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
-    for key in sorted(s3.get_bucket(bucket).keys.keys()):
-        if key.startswith(prefix):
-            yield key
+# DescribeTransformJob's FailureReason when the model answered a record with a 4xx, as real jobs report it.
+FAILURE_REASON = "ClientError: See job logs for more information"
