@@ -60,8 +60,11 @@ def csv_rows(s3: Any, location: S3Location) -> Iterator[list[str]]:
 
 
 def json_lines(s3: Any, location: S3Location) -> Iterator[tuple[int, Any]]:
-    """An object's JSON lines, streamed, with their line numbers; blank lines are skipped."""
-    with io.TextIOWrapper(open_object(s3, location), encoding="utf-8") as text:
+    """An object's JSON lines, streamed, with their line numbers; blank lines are skipped.
+
+    Lines end at LF only, as the services write them: a CR is JSON whitespace, and U+2028 may sit raw in a string.
+    """
+    with io.TextIOWrapper(open_object(s3, location), encoding="utf-8", newline="\n") as text:
         for number, line in enumerate(text, start=1):
             if line.strip():
                 yield number, json.loads(line)

@@ -90,7 +90,7 @@ def test_a_job_that_fails_ends_in_a_failure_event_with_the_service_reason(
     detail = result.event["detail"]
     assert detail["error"]["error"] == "JobFailed"
     assert "ended with status Failed" in detail["error"]["cause"]
-    assert "record 2 of part-00000.csv" in detail["error"]["cause"]
+    assert "ClientError: See job logs for more information" in detail["error"]["cause"]
     assert detail["jobs"][0]["rawStatus"] == "Failed"
     assert detail["counts"]["predicted"] == 0 and detail["counts"]["failed"] == 2
     assert read_s3_json(runtime, detail["outputs"]["manifest"])["status"] == "FAILED"
