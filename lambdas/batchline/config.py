@@ -384,7 +384,10 @@ class PipelineConfig(_Model):
     )
     spreadsheet_safe: bool = Field(
         default=True,
-        description="Prefix with ' the cells a spreadsheet would run as formulas (=, +, -, @ not before a number).",
+        description=(
+            "Prefix with ' the cells a spreadsheet would run as formulas (=, +, -, @, tab, CR not before a number) "
+            "and those starting with ' (so the rule can be undone)."
+        ),
     )
     max_input_bytes: int = Field(
         default=10 * 1024**3, ge=1, description="Larger uploads are refused before they are read or billed."
