@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from batchline.adapters.base import Chunk, JobStatus, RecordRejected, RunContext
+from batchline.adapters.base import Chunk, JobState, JobStatus, Prediction, RecordRejected, RunContext
 from batchline.adapters.bedrock import BedrockAdapter, BedrockJsonEncoder, normalise_status, output_text
 from batchline.config import parse_pipelines
 from batchline.errors import QuotaFull, ServiceThrottled
 from batchline.layout import RunLayout, S3Location
 from botocore.stub import Stubber
+from moto import mock_aws
+
+from tests.adapters.staging import HOSTILE_KEYS, stage, staged
 
 ARN = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdef123456"
 
@@ -117,10 +121,82 @@ def test_output_text_is_extracted_for_common_families(model_output: dict[str, An
 def test_encoder_maps_keys_that_are_not_valid_record_ids() -> None:
     encoder = BedrockJsonEncoder(PIPELINE.service)
     encoder.start(["id", "q"], 0)
-    assert encoder.encode(["abc123", "hello"], 0).record_id == "abc123"
+    # Every recordId is generated from the sequence, valid keys too: no key can equal another record's ID.
+    assert encoder.encode(["abc123", "hello"], 0).record_id == "R00000000000"
     assert encoder.encode(["order-7", "hello"], 5).record_id == "R00000000005"
     with pytest.raises(RecordRejected, match="prompt is empty"):
         encoder.encode(["x", "  "], 6)
+
+
+# --- reading outputs (moto S3) ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="work")
+        yield client
+
+
+def bedrock_output(s3: Any, part: str, lines: list[dict[str, Any]], *, manifest: bool = True) -> None:
+    """What Bedrock writes: ``<job-id>/<part>.out`` JSON lines (json.dumps escapes nothing beyond JSON's rules
+    with ensure_ascii=False, so U+2028 and U+0085 stay raw), in an order of its own, and the manifest."""
+    body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in reversed(lines))
+    prefix = RUN.chunk.output_prefix.key + "abcdef123456/"
+    s3.put_object(Bucket="work", Key=prefix + part + ".out", Body=body.encode())
+    if manifest:
+        succeeded = sum("modelOutput" in line for line in lines)
+        counts = {"successRecordCount": succeeded, "errorRecordCount": len(lines) - succeeded}
+        s3.put_object(Bucket="work", Key=prefix + "manifest.json.out", Body=json.dumps(counts).encode())
+
+
+def read(s3: Any) -> list[Any]:
+    adapter = BedrockAdapter(PIPELINE.service, None, s3)
+    job = JobState(ARN, JobStatus.SUCCEEDED, "Completed")
+    return list(adapter.read_results(RUN, job, iter(staged(s3, RUN.layout, RUN.chunk.input_prefix))))
+
+
+def answer(record: Any, text: str) -> dict[str, Any]:
+    data = json.loads(record.text)
+    return {**data, "modelOutput": {"content": [{"type": "text", "text": text}]}}
+
+
+def test_a_key_shaped_like_a_generated_record_id_does_not_collide(s3: Any) -> None:
+    # GIVEN keys a-0 (not a valid recordId) and R00000000000 (a valid one, equal to the ID generated for a-0
+    # under the old rule) in one file
+    encoder = BedrockJsonEncoder(PIPELINE.service)
+    encoder.start(["id", "q"], 0)
+    records = stage(
+        s3, RUN.layout, RUN.chunk.input_prefix, encoder, [["a-0", "one"], ["R00000000000", "two"]], part="p.jsonl"
+    )
+    assert len({record.record_id for record in records}) == 2
+    # WHEN Bedrock answers both
+    bedrock_output(s3, "p.jsonl", [answer(record, f"out {n}") for n, record in enumerate(records)])
+    # THEN each key gets its own answer
+    assert read(s3) == [Prediction("R00000000000", 3, [["out 1"]]), Prediction("a-0", 2, [["out 0"]])]
+
+
+def test_hostile_keys_and_prompts_come_back_under_their_own_keys(s3: Any) -> None:
+    encoder = BedrockJsonEncoder(PIPELINE.service)
+    encoder.start(["id", "q"], 0)
+    rows = [[key, f'prompt {key} \u2028 \x85 \r \n \x00 , "'] for key in HOSTILE_KEYS]
+    records = stage(s3, RUN.layout, RUN.chunk.input_prefix, encoder, rows, part="p.jsonl")
+    bedrock_output(s3, "p.jsonl", [answer(record, f"answer \u2028\x85\r {n}") for n, record in enumerate(records)])
+    out = read(s3)
+    assert sorted((p.key, p.line, p.rows) for p in out) == sorted(
+        (key, n + 2, [[f"answer \u2028\x85\r {n}"]]) for n, key in enumerate(HOSTILE_KEYS)
+    )
+
+
+def test_output_is_split_on_line_feeds_only(s3: Any) -> None:
+    # A CR or U+2028 written raw between JSON tokens is whitespace to JSON, not a line end.
+    encoder = BedrockJsonEncoder(PIPELINE.service)
+    encoder.start(["id", "q"], 0)
+    (record,) = stage(s3, RUN.layout, RUN.chunk.input_prefix, encoder, [["k", "q"]], part="p.jsonl")
+    line = json.dumps(answer(record, "x")).replace(", ", ",\r ", 1)
+    s3.put_object(Bucket="work", Key=RUN.chunk.output_prefix.key + "j/p.jsonl.out", Body=(line + "\n").encode())
+    assert read(s3) == [Prediction("k", 2, [["x"]])]
 
 
 def test_prompt_template_substitutes_columns_without_evaluating_them() -> None:

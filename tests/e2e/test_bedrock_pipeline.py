@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from batchline.adapters.bedrock import model_input
+from batchline.config import parse_pipelines
 
+from batchline_local.emulators.bedrock import emulated_text
 from batchline_local.runtime import LocalRuntime, load_pipeline_context
 from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, read_s3_json, write_csv
 
@@ -73,7 +76,7 @@ def test_prompts_become_a_keyed_csv_of_generated_text(runtime: LocalRuntime, val
     assert detail["counts"] == {"input": 120, "sent": 120, "rejected": 0, "predicted": 120, "failed": 0}
     rows = read_s3_csv(runtime, detail["outputs"]["predictions"])
     assert list(rows[0]) == ["id", "output_text"]
-    # Keys with hyphens are not valid recordIds: they were mapped and mapped back.
+    # Keys are never sent as recordIds: each record gets a generated one, mapped back through the index.
     assert sorted(row["id"] for row in rows) == [f"ticket-{n:04d}" for n in range(1, 121)]
     assert all(row["output_text"].startswith("[emulated anthropic.claude-3-haiku") for row in rows)
 
@@ -163,3 +166,18 @@ def test_unknown_model_family_keeps_the_raw_output(runtime: LocalRuntime, tmp_pa
     rows = read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])
     assert list(rows[0]) == ["id", "output_text", "model_output"]
     assert json.loads(rows[0]["model_output"])["result"]["answer"].startswith("[emulated meta.llama3")
+
+
+def test_a_key_equal_to_a_generated_record_id_keeps_its_own_answer(runtime: LocalRuntime, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "ids.csv", ["id", "text"], [["a-0", "first"], ["R00000000000", "second"]])
+    result = runtime.run_file(path, "b-split")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    assert detail["status"] == "SUCCEEDED", detail
+    rows = {row["id"]: row["output_text"] for row in read_s3_csv(runtime, detail["outputs"]["predictions"])}
+    assert set(rows) == {"a-0", "R00000000000"}
+    settings = parse_pipelines(PIPELINES).get("b-split").service
+    for key, text in (("a-0", "first"), ("R00000000000", "second")):
+        body = model_input(settings.resolved_family, f"Summarise: {text}", settings)
+        assert rows[key] == emulated_text(settings.model_id, body)  # the answer to its own prompt

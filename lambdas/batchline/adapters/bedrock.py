@@ -1,8 +1,10 @@
 """Amazon Bedrock batch inference: one JSON line per record, ``{"recordId", "modelInput"}``.
 
-recordIds must be alphanumeric, so keys that are not become ``R<sequence>`` and the index sidecar maps
-them back. Output order is not guaranteed: results are keyed by recordId, and the counts in
-``manifest.json.out`` are reconciled with what was read. botocore fills a random clientRequestToken when
+Every record's recordId is generated, ``R<sequence>`` (alphanumeric, as the service wants), and the index
+sidecar maps it back to the key: a user's key is never sent, so no key can collide with another record's
+ID, whatever it looks like. The sequence is unique within a run and fixed by the input, so a retried
+Prepare stages the same lines. Output order is not guaranteed: results are keyed by recordId, and the
+counts in ``manifest.json.out`` are reconciled with what was read. botocore fills a random clientRequestToken when
 none is given, so a deterministic one is always passed: a retried create returns the same job.
 https://docs.aws.amazon.com/bedrock/latest/userguide/batch-inference-data.html
 """
@@ -51,10 +53,14 @@ _STATUS = {
     "stopped": JobStatus.STOPPED,
     "expired": JobStatus.FAILED,
 }
-_RECORD_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _JOB_ARN = re.compile(r"^arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:\d{12}:model-invocation-job/[a-z0-9]{12}$")
 MANIFEST = "manifest.json.out"
+
+
+def record_id_for(sequence: int) -> str:
+    """The recordId of the record staged at ``sequence``: alphanumeric and distinct for distinct sequences."""
+    return f"R{sequence:011d}"
 
 
 def normalise_status(raw: str) -> JobStatus:
@@ -160,8 +166,7 @@ class BedrockJsonEncoder:
         prompt = self._prompt(row)
         if not prompt.strip():
             raise RecordRejected("the prompt is empty")
-        key = row[self._key_index]
-        record_id = key if _RECORD_ID.match(key) else f"R{sequence:011d}"
+        record_id = record_id_for(sequence)
         if self._template is not None:
             return EncodedRecord(self._template.render(record_id, prompt), record_id)
         return EncodedRecord(json.dumps(self._line(record_id, prompt), ensure_ascii=False) + "\n", record_id)
