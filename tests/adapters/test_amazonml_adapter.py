@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from batchline.adapters.amazonml import AmazonMLAdapter, batch_schema, normalise_status
-from batchline.adapters.base import Chunk, JobStatus, RunContext
+from batchline.adapters.amazonml import AmazonMLAdapter, AmazonMLCsvEncoder, batch_schema, normalise_status
+from batchline.adapters.base import Chunk, FailedRecord, JobState, JobStatus, Prediction, RecordRejected, RunContext
 from batchline.config import parse_pipelines
-from batchline.errors import JobConflict, ServiceUnavailable
+from batchline.errors import JobConflict, OutputInvalid, ServiceUnavailable
 from batchline.layout import RunLayout, S3Location
 from botocore.stub import Stubber
+from moto import mock_aws
+
+from tests.adapters.staging import HOSTILE_KEYS, stage, staged
 
 SCHEMA = {
     "version": "1.0",
@@ -67,10 +73,88 @@ def data_source_request(adapter: AmazonMLAdapter) -> dict[str, Any]:
     }
 
 
-def test_schema_for_batch_names_the_key_as_row_id() -> None:
+def test_schema_for_batch_adds_a_row_id_column_of_its_own() -> None:
     schema = batch_schema(SCHEMA, "id")
-    assert schema["rowId"] == "id" and schema["dataFileContainsHeader"] is False
-    assert [a["attributeName"] for a in schema["attributes"]] == ["x", "y", "id"]
+    assert schema["rowId"] == "batchline_row_id" and schema["dataFileContainsHeader"] is False
+    assert [a["attributeName"] for a in schema["attributes"]] == ["x", "y", "batchline_row_id"]
+    taken = {**SCHEMA, "attributes": [*SCHEMA["attributes"], {"attributeName": "batchline_row_id"}]}
+    assert batch_schema(taken, "id")["rowId"] == "batchline_row_id_"
+
+
+# --- staging and reading results (moto S3) ---------------------------------------------------------
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="work")
+        yield client
+
+
+def encoder() -> AmazonMLCsvEncoder:
+    encoding = AmazonMLCsvEncoder(PIPELINE.service, RUN.staging["dataSchema"])
+    encoding.start(["id", "x"], 0)
+    return encoding
+
+
+def score(s3: Any, staged_text: str, blank: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+    """What Amazon ML writes for a staged part: gzip CSV, header, rowId first, a blank line where it failed."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["batchline_row_id", "bestAnswer", "score"])
+    for n, values in enumerate(csv.reader(io.StringIO(staged_text))):
+        if n in blank:
+            out.write("\n")
+        else:
+            writer.writerow([values[-1], 1, f"{n / 10:.6E}"])
+    result = "ml/r/output/job-00000/batch-prediction/result/bp-x-part-00000.csv.gz"
+    s3.put_object(Bucket="work", Key=result, Body=gzip.compress(out.getvalue().encode()))
+    manifest = {"s3://work/ml/r/input/part-00000.csv": f"s3://work/{result}"}
+    s3.put_object(Bucket="work", Key="ml/r/output/job-00000/batch-prediction/bp-x.manifest", Body=json.dumps(manifest))
+
+
+def read(s3: Any) -> list[Any]:
+    adapter = AmazonMLAdapter(PIPELINE.service, "id", None, s3)
+    job = JobState("bp-x", JobStatus.SUCCEEDED, "COMPLETED")
+    return list(adapter.read_results(RUN, job, iter(staged(s3, RUN.layout, RUN.chunk.input_prefix))))
+
+
+def test_keys_with_line_breaks_and_other_hostile_characters_come_back_under_their_own_keys(s3: Any) -> None:
+    rows = [[key, str(n)] for n, key in enumerate(HOSTILE_KEYS)]
+    records = stage(s3, RUN.layout, RUN.chunk.input_prefix, encoder(), rows, part="part-00000.csv")
+    # The key is never sent: each staged line is x, the empty target, the generated rowId.
+    assert all(record.text == f"{n},,R{n:011d}\n" for n, record in enumerate(records))
+    score(s3, "".join(record.text for record in records), blank={3})
+    out = read(s3)
+    assert [(r.key, r.line) for r in out] == [(key, n + 2) for n, key in enumerate(HOSTILE_KEYS)]
+    assert isinstance(out[3], FailedRecord) and "blank result line" in out[3].reason
+    assert out[4] == Prediction("lf\ninside", 6, [["1", "4.000000E-01"]])
+
+
+def test_a_result_read_as_csv_records_keeps_a_quoted_line_break_in_one_record(s3: Any) -> None:
+    # A rowId with a line break (if the service ever echoed one) is one CSV record, not two lines.
+    stage(s3, RUN.layout, RUN.chunk.input_prefix, encoder(), [["a", "1"], ["b", "2"]], part="part-00000.csv")
+    text = 'batchline_row_id,bestAnswer,score\n"R00000000000",1,"0.5\n"\n\n'
+    result = "ml/r/output/job-00000/batch-prediction/result/bp-x-part-00000.csv.gz"
+    s3.put_object(Bucket="work", Key=result, Body=gzip.compress(text.encode()))
+    manifest = {"s3://work/ml/r/input/part-00000.csv": f"s3://work/{result}"}
+    s3.put_object(Bucket="work", Key="ml/r/output/job-00000/batch-prediction/bp-x.manifest", Body=json.dumps(manifest))
+    first, second = read(s3)
+    assert first == Prediction("a", 2, [["1", "0.5\n"]])
+    assert isinstance(second, FailedRecord) and second.key == "b"
+
+
+def test_a_feature_with_a_line_break_is_refused_at_prepare() -> None:
+    with pytest.raises(RecordRejected, match="column 'x' holds a line break"):
+        encoder().encode(["k", "1\r2"], 0)
+
+
+def test_a_result_for_another_row_id_is_refused(s3: Any) -> None:
+    stage(s3, RUN.layout, RUN.chunk.input_prefix, encoder(), [["a", "1"]], part="part-00000.csv")
+    score(s3, "1,,R00000000009\n")
+    with pytest.raises(OutputInvalid, match="rowId 'R00000000009'"):
+        read(s3)
 
 
 def test_submit_creates_the_data_source_then_the_prediction_once_it_is_ready(stubbed: Any) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from batchline.csvsafe import format_row
 
 from batchline_local.runtime import LocalRuntime, load_pipeline_context
 from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, read_s3_json, write_csv
@@ -122,3 +123,22 @@ def test_duplicate_submit_reuses_the_data_source_and_prediction_ids(runtime: Loc
     assert again["jobId"] == result.event["detail"]["jobs"][0]["jobId"]
     assert again["status"] == "SUCCEEDED"
     assert runtime.amazonml.create_calls == creates
+
+
+def test_keys_with_line_breaks_come_back_under_their_own_keys(runtime: LocalRuntime, tmp_path: Path) -> None:
+    keys = ["a\nb", "c\rd", "e\r\nf", 'q"uote,comma', "=x", "'=x", "plain"]
+    rows = [[key, 30 + n, "basic", 20.5] for n, key in enumerate(keys)]
+    rows += [["bad", 40, "pro\nplus", 1.0], ["blank", "old", "pro", 1]]
+    path = tmp_path / "breaks.csv"  # csvsafe quotes a lone CR, which csv.writer before 3.13 leaves bare
+    path.write_text("".join(format_row([str(cell) for cell in row]) for row in [HEADER, *rows]), encoding="utf-8")
+    result = runtime.run_file(path, "demo-amazonml")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    assert detail["status"] == "PARTIALLY_SUCCEEDED", detail
+    assert detail["counts"] == {"input": 9, "sent": 8, "rejected": 1, "predicted": 7, "failed": 1}
+    predicted = [row["id"] for row in read_s3_csv(runtime, detail["outputs"]["predictions"])]
+    assert predicted == ["a\nb", "c\rd", "e\r\nf", 'q"uote,comma', "'=x", "''=x", "plain"]
+    errors = {row["key"]: row for row in read_s3_csv(runtime, detail["outputs"]["errors"])}
+    assert errors["bad"]["stage"] == "prepare" and "line break" in errors["bad"]["reason"]
+    assert errors["blank"]["stage"] == "service" and "blank result line" in errors["blank"]["reason"]

@@ -2,7 +2,12 @@
 
 The caller-chosen IDs are the idempotency keys (a retry with the same ID and parameters is accepted;
 different parameters raise IdempotentParameterMismatchException). Results are gzip CSV in input order,
-one line per record, with the rowId first; a blank line is a record that could not be scored.
+one record per row, with the rowId first; a blank line is a record that could not be scored.
+
+The rowId is generated (``R<sequence>``, in a column of its own) and mapped back to the key through the
+staged index: the user's key is never sent, so a key with a comma, a quote or a line break cannot break
+the service's one-observation-per-line CSV. A feature cell with a line break cannot be carried either:
+that record is refused at Prepare.
 The service is closed to new customers: their 403 becomes a failure that says exactly that.
 https://docs.aws.amazon.com/machine-learning/latest/dg/reading-the-batchprediction-output-files.html
 """
@@ -26,6 +31,7 @@ from batchline.adapters.base import (
     JobState,
     JobStatus,
     Prediction,
+    RecordRejected,
     RunContext,
     StagedRecord,
     translate_client_error,
@@ -57,17 +63,31 @@ def normalise_status(raw: str) -> JobStatus:
     return _STATUS.get(raw.upper().replace("_", "").replace(" ", ""), JobStatus.RUNNING)
 
 
+ROW_ID = "batchline_row_id"
+
+
+def record_id_for(sequence: int) -> str:
+    """The rowId of the record staged at ``sequence``: plain ASCII, distinct for distinct sequences."""
+    return f"R{sequence:011d}"
+
+
 def batch_schema(training_schema: dict[str, Any], key_column: str) -> dict[str, Any]:
-    """The training schema, with the key as rowId so every result line carries its record's key."""
+    """The training schema plus a rowId column of its own, so every result line names its staged record.
+
+    The key (``key_column``) is not sent: it stays out of the data unless the model takes it as an attribute.
+    """
     attributes = list(training_schema.get("attributes", []))
-    if key_column not in [attribute["attributeName"] for attribute in attributes]:
-        attributes.append({"attributeName": key_column, "attributeType": "CATEGORICAL"})
+    names = {attribute["attributeName"] for attribute in attributes}
+    row_id = ROW_ID
+    while row_id in names:
+        row_id += "_"
+    attributes.append({"attributeName": row_id, "attributeType": "CATEGORICAL"})
     schema = {key: value for key, value in training_schema.items() if key not in ("rowId", "attributes")}
     return {
         **schema,
         "version": schema.get("version", "1.0"),
         "dataFormat": "CSV",
-        "rowId": key_column,
+        "rowId": row_id,
         "dataFileContainsHeader": False,
         "attributes": attributes,
     }
@@ -84,23 +104,33 @@ class AmazonMLCsvEncoder:
     def __init__(self, settings: AmazonMLSettings, schema: dict[str, Any]) -> None:
         self.max_records_per_file = settings.records_per_file
         self._schema = schema
+        self._names: list[str] = []
         self._indexes: list[int | None] = []
+        self._row_id_position = 0
         self._key_index = 0
         self._csv = CsvLineWriter()
 
     def start(self, header: list[str], key_index: int) -> dict[str, Any]:
+        row_id = self._schema["rowId"]
         names = [attribute["attributeName"] for attribute in self._schema["attributes"]]
         target = self._schema.get("targetAttributeName")
-        missing = [name for name in names if name not in header and name != target]
+        missing = [name for name in names if name not in header and name not in (target, row_id)]
         if missing:
             raise InputRejected(f"the model's schema needs columns that are not in the header: {', '.join(missing)}")
-        self._indexes = [header.index(name) if name in header else None for name in names]
+        self._names = names
+        self._indexes = [header.index(name) if name in header and name != row_id else None for name in names]
+        self._row_id_position = names.index(row_id)
         self._key_index = key_index
         return {"keyHeader": header[key_index], "dataSchema": self._schema}
 
     def encode(self, row: list[str], sequence: int) -> EncodedRecord:
         cells = ["" if index is None else row[index] for index in self._indexes]
-        return EncodedRecord(self._csv.line(cells), row[self._key_index])
+        for name, cell in zip(self._names, cells, strict=True):
+            if "\n" in cell or "\r" in cell:
+                raise RecordRejected(f"column {name!r} holds a line break; Amazon ML reads one record per line")
+        record_id = record_id_for(sequence)
+        cells[self._row_id_position] = record_id
+        return EncodedRecord(self._csv.line(cells), record_id)
 
 
 class AmazonMLAdapter:
@@ -205,6 +235,7 @@ class AmazonMLAdapter:
         with open_object(self._s3, S3Location(run.chunk.output_prefix.bucket, manifest_keys[0])) as body:
             # {"s3://.../input/part-00000.csv": "s3://.../batch-prediction/result/bp-...-part-00000.csv.gz"}
             result_by_part = {posixpath.basename(source): result for source, result in json.loads(body.read()).items()}
+        row_id = run.staging["dataSchema"]["rowId"]
         current_part: str | None = None
         rows: Iterator[dict[str, str]] = iter(())
         columns = self.result_columns(run)
@@ -219,10 +250,10 @@ class AmazonMLAdapter:
                 yield FailedRecord(record.key, record.line, f"Amazon ML returned no result line ({record.part})")
             elif not any(value.strip() for value in row.values()):
                 yield FailedRecord(record.key, record.line, "Amazon ML could not score this record (blank result line)")
-            elif row.get(self._key_column, record.key) != record.key:
+            elif row.get(row_id, record.record_id) != record.record_id:
                 raise OutputInvalid(
-                    f"result for {record.part} has rowId {row.get(self._key_column)!r} where "
-                    f"the input had {record.key!r}"
+                    f"result for {record.part} has rowId {row.get(row_id)!r} where "
+                    f"the staged record (line {record.line}) had {record.record_id!r}"
                 )
             else:
                 yield Prediction(record.key, record.line, [[row.get(column, "") for column in columns]])
@@ -233,13 +264,16 @@ class AmazonMLAdapter:
         each result's lines against its file."""
 
     def _result_rows(self, location: S3Location) -> Iterator[dict[str, str]]:
+        """The result's CSV records, read as CSV (a quoted cell may hold a line break), header first.
+
+        A blank line is an empty record, which csv.reader yields as ``[]``: a record Amazon ML could not score.
+        """
         with io.TextIOWrapper(
             gzip.GzipFile(fileobj=open_object(self._s3, location)), encoding="utf-8", newline=""
         ) as text:
-            lines = iter(text)
-            header = next(csv.reader([next(lines, "")]))
-            for line in lines:
-                values = next(csv.reader([line]), [])
+            records = csv.reader(text)
+            header = next(records, [])
+            for values in records:
                 yield dict(zip(header, values + [""] * (len(header) - len(values)), strict=False))
 
     @staticmethod
