@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -10,11 +11,12 @@ from typing import Any
 import boto3
 import pytest
 from batchline.adapters import google_apis
-from batchline.adapters.base import JobStatus
-from batchline.adapters.google_apis import CloudStorage, VertexJobs, google_session
-from batchline.adapters.vertex import _state, normalise_state
+from batchline.adapters.base import Chunk, JobState, JobStatus, RecordRejected, RunContext, UnitFiles
+from batchline.adapters.google_apis import CloudStorage, VertexJobs, google_session, lf_lines
+from batchline.adapters.vertex import VertexAdapter, VertexJsonEncoder, _state, normalise_state
 from batchline.config import parse_pipelines
 from batchline.errors import ServiceUnavailable
+from batchline.layout import RunLayout, S3Location
 
 from batchline_local.emulators.google_cloud import ACCESS_TOKEN, GoogleCloudFake
 
@@ -22,6 +24,15 @@ FEDERATION = {
     "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/aws",
     "serviceAccountEmail": "runner@proj-12345.iam.gserviceaccount.com",
 }
+
+
+RUN_CONTEXT = RunContext(
+    run_id="v-00112233445566778899aabbccddeeff",
+    pipeline=None,  # type: ignore[arg-type]
+    layout=RunLayout("v", "v-00112233445566778899aabbccddeeff", "work", "results"),
+    staging={"keyHeader": "id"},
+    chunk=Chunk(0, S3Location("work", "v/r/input/"), S3Location("work", "v/r/output/job-00000/"), 2),
+)
 
 
 @pytest.fixture
@@ -119,3 +130,74 @@ def test_error_partial_failures_and_completion_stats_are_surfaced() -> None:
     assert state.status is JobStatus.PARTIAL
     assert state.message == "some input was invalid; partial failure: 12 instances failed"
     assert state.counts == {"succeeded": 88, "failed": 12, "incomplete": 0}
+
+
+# --- numeric features are JSON numbers -------------------------------------------------------------
+
+
+def encoder() -> VertexJsonEncoder:
+    service = {
+        "provider": "vertex",
+        "project": "proj-12345",
+        "location": "us-central1",
+        "model": "m",
+        "gcsPrefix": "gs://bucket/base",
+        "federation": FEDERATION,
+        "numericColumns": ["x"],
+    }
+    encoding = VertexJsonEncoder(parse_pipelines({"v": {"keyColumn": "id", "service": service}}).get("v").service, "id")
+    encoding.start(["id", "x", "t"], 0)
+    return encoding
+
+
+@pytest.mark.parametrize(
+    "text", ["NaN", "nan", "inf", "-Infinity", "infinity", "1_0", " 1 ", "+1", "1.", ".5", "0x10", "1e400", "--1", "١"]
+)
+def test_a_numeric_feature_that_is_not_a_finite_json_number_is_refused_naming_its_column(text: str) -> None:
+    with pytest.raises(RecordRejected, match="column 'x'"):
+        encoder().encode(["k", text, "t"], 0)
+
+
+@pytest.mark.parametrize(("text", "value"), [("1", 1.0), ("-0.5", -0.5), ("1e5", 1e5), ("0", 0.0), ("", None)])
+def test_json_numbers_are_staged_as_numbers(text: str, value: float | None) -> None:
+    line = encoder().encode(["k", text, "t"], 0).text
+    assert json.loads(line, parse_constant=pytest.fail) == {"id": "k", "x": value, "t": "t"}
+    assert "NaN" not in line and "Infinity" not in line
+
+
+# --- results are JSON lines split at LF only ---------------------------------------------------------
+
+
+def test_result_lines_end_at_line_feeds_only() -> None:
+    chunks = [b'{"key": "a",\r "p": "\xe2\x80', b'\xa8"}\n\n{"key"', b': "b\xc2\x85"}\r\n', b'{"key": "c"}']
+    assert [json.loads(line) for line in lf_lines(chunks)] == [
+        {"key": "a", "p": "\u2028"},
+        {"key": "b\u0085"},
+        {"key": "c"},
+    ]
+
+
+def test_cloud_storage_lines_keep_a_cr_inside_one_json_line(fake: GoogleCloudFake) -> None:
+    storage = CloudStorage(google_session(settings(fake), session()), fake.url)
+    fake.objects[("bucket", "out/predictions_00001.jsonl")] = b'{"key": "a",\r"prediction": 1}\n{"key": "b"}\n'
+    assert [json.loads(line) for line in storage.lines("bucket", "out/predictions_00001.jsonl")] == [
+        {"key": "a", "prediction": 1},
+        {"key": "b"},
+    ]
+
+
+def test_keys_and_failures_of_a_unit_are_written_in_the_one_csv_dialect(tmp_path: Any) -> None:
+    # A lone CR in a key must be quoted, or the reconcile reads two records.
+    lines = [{"key": "cr\ronly", "prediction": 1}, {"key": "e\rr", "error": {"code": 3, "message": "m\rm"}}]
+
+    class Results:
+        def lines(self, bucket: str, name: str) -> Iterator[str]:
+            return iter(json.dumps(line) for line in lines)
+
+    adapter = VertexAdapter(encoder()._settings, "id", jobs=None, gcs=Results(), s3=None)  # type: ignore[arg-type]
+    adapter.result_files = lambda job: ["gs://b/predictions_00001.jsonl"]  # type: ignore[method-assign]
+    files = UnitFiles(*(str(tmp_path / name) for name in ("rows.csv", "keys.csv", "failed.csv")), None, True)
+    counts = adapter.collect_keyed(RUN_CONTEXT, JobState("j", JobStatus.SUCCEEDED, "JOB_STATE_SUCCEEDED"), files)
+    assert counts == {"predicted": 1, "failed": 1, "rows": 1}
+    assert (tmp_path / "keys.csv").read_bytes() == b'"cr\ronly"\n"e\rr"\n'
+    assert (tmp_path / "failed.csv").read_bytes() == b'"e\rr","Vertex AI error: m\rm"\n'

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from batchline.csvsafe import neutralise
 
 from batchline_local.runtime import LocalRuntime, load_pipeline_context
 from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, write_csv
@@ -187,3 +188,40 @@ def test_instances_left_out_are_found_across_units_by_the_key_check(runtime: Loc
     assert detail["counts"] == {"input": 5, "sent": 5, "rejected": 0, "predicted": 3, "failed": 2}
     errors = read_s3_csv(runtime, detail["outputs"]["errors"])
     assert sorted((e["key"], e["line"]) for e in errors) == [("b", "3"), ("c", "4")]
+
+
+def test_numeric_features_that_are_not_json_numbers_are_refused_naming_the_column(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    bad = ["NaN", "inf", "1e400", "1_0", " 1 "]
+    rows = [["ok", 1, 2, 3, 4], *([f"k{n}", 1, value, 3, 4] for n, value in enumerate(bad))]
+    result = runtime.run_file(write_csv(tmp_path / "nan.csv", HEADER, rows), "demo-vertex")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    assert detail["counts"] == {"input": 6, "sent": 1, "rejected": 5, "predicted": 1, "failed": 0}
+    errors = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert [(e["key"], e["stage"]) for e in errors] == [(f"k{n}", "prepare") for n in range(5)]
+    assert all("column 'sepal_width'" in e["reason"] for e in errors)
+
+
+def test_formula_keys_come_out_distinct_and_neutralised_in_predictions_and_errors(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    # GIVEN formula-shaped keys that Vertex answers (fine), refuses ("bad") or leaves out ("lost")
+    answered = ["=x", "'=x", "\tlead", "@SUM(1)"]
+    refused = ['=HYPERLINK("x")', "=z"]
+    left_out = ["'=z", "@lost"]
+    rows = [[key, "fine"] for key in answered] + [[key, "bad"] for key in refused] + [[k, "lost"] for k in left_out]
+    result = runtime.run_file(write_csv(tmp_path / "formulas.csv", ["id", "text"], rows), "v-partial")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    assert detail["counts"] == {"input": 8, "sent": 8, "rejected": 0, "predicted": 4, "failed": 4}
+    # THEN every key is written with the reversible rule (one more leading apostrophe), all distinct
+    predicted = [row["id"] for row in read_s3_csv(runtime, detail["outputs"]["predictions"])]
+    assert sorted(predicted) == sorted(neutralise(key) for key in answered)
+    errors = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert sorted(e["key"] for e in errors) == sorted(neutralise(key) for key in refused + left_out)
+    assert len({*predicted, *(e["key"] for e in errors)}) == 8
+    assert all(e["stage"] == "service" for e in errors)

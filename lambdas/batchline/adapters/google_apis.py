@@ -9,7 +9,7 @@ https://cloud.google.com/iam/docs/workload-identity-federation-with-other-clouds
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
@@ -25,6 +25,8 @@ from batchline.errors import ServiceRequestFailed, ServiceThrottled, ServiceUnav
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 # Resumable uploads move this much per request (a multiple of 256 KiB, as the API requires).
 UPLOAD_CHUNK = 8 * 1024 * 1024
+# Result files are read in blocks of this size and split at LF.
+LINE_READ_CHUNK = 1024 * 1024
 
 
 class BotoCredentialsSupplier(aws.AwsSecurityCredentialsSupplier):
@@ -76,6 +78,27 @@ def call(http: AuthorizedSession, method: str, url: str, what: str, **kwargs: An
     if response.status_code >= 400 and response.status_code != 404:
         raise ServiceRequestFailed(f"Google answered {response.status_code} to {what}: {response.text[:500]}")
     return response
+
+
+def lf_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The non-empty lines of a byte stream, split at LF only and decoded as UTF-8.
+
+    requests' iter_lines splits with bytes.splitlines, which also ends a line at a lone CR (JSON whitespace
+    the service may write); the results are JSON lines, one per LF.
+    """
+    pending: list[bytes] = []  # the start of a line that continues in the next chunk (a line may be long)
+    for chunk in chunks:
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            line = b"".join([*pending, chunk[start:end]])
+            pending = []
+            start = end + 1
+            if line.strip():
+                yield line.decode("utf-8")
+        pending.append(chunk[start:])
+    line = b"".join(pending)
+    if line.strip():
+        yield line.decode("utf-8")
 
 
 def split_gcs_uri(uri: str) -> tuple[str, str]:
@@ -153,9 +176,7 @@ class CloudStorage:
             stream=True,
         )
         with response:
-            for line in response.iter_lines(decode_unicode=False):
-                if line:
-                    yield line.decode("utf-8")
+            yield from lf_lines(response.iter_content(chunk_size=LINE_READ_CHUNK))
 
     def delete(self, bucket: str, name: str) -> None:
         call(self._http, "DELETE", self._object_url(bucket, name), f"delete gs://{bucket}/{name}")

@@ -8,8 +8,8 @@ https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.bat
 
 from __future__ import annotations
 
-import csv
 import json
+import math
 import posixpath
 import re
 from collections.abc import Iterator
@@ -53,6 +53,22 @@ _RESULT_FILE = re.compile(r"^(predictions|errors)_\d{4,5}\.jsonl$")
 _JOB_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/batchPredictionJobs/[^/]+$")
 
 
+# A JSON number (RFC 8259 section 6): float() also takes "nan", "inf", "1_0", " 1 " and "+1", which are not.
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def json_number(column: str, text: str) -> float | None:
+    """A numeric feature's value: None for a blank cell, else a finite JSON number, else RecordRejected."""
+    if not text.strip():
+        return None
+    if _JSON_NUMBER.fullmatch(text) is None:
+        raise RecordRejected(f"column {column!r} is not a JSON number: {text!r}")
+    value = float(text)
+    if math.isinf(value):
+        raise RecordRejected(f"column {column!r} is too large for a JSON number Vertex AI can read: {text!r}")
+    return value
+
+
 def normalise_state(raw: str) -> JobStatus:
     return _STATES.get(raw.removeprefix("JOB_STATE_"), JobStatus.RUNNING)
 
@@ -86,10 +102,7 @@ class VertexJsonEncoder:
         for index, name, numeric in self._columns:
             value: Any = row[index]
             if numeric:
-                try:
-                    value = float(value) if value.strip() else None
-                except ValueError:
-                    raise RecordRejected(f"column {name!r} is not a number: {value!r}") from None
+                value = json_number(name, value)
             instance[name] = value
         return EncodedRecord(json.dumps(instance, ensure_ascii=False) + "\n", row[self._key_index])
 
@@ -228,7 +241,8 @@ class VertexAdapter:
             rows = CsvWriter(rows_file, safe=files.spreadsheet_safe)
             if files.header:
                 rows.writerow(files.header)
-            keys, failures = csv.writer(keys_file, lineterminator="\n"), csv.writer(failed_file, lineterminator="\n")
+            # Keys as the service wrote them: keyed.reconcile joins them to the index, then neutralises what it writes.
+            keys, failures = CsvWriter(keys_file, safe=False), CsvWriter(failed_file, safe=False)
             for where, data in self._result_lines(job, uris):
                 key = self._echoed_key(data, where)
                 keys.writerow([key])
