@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from batchline.csvsafe import neutralise
 
 from batchline_local.runtime import LocalRuntime, load_pipeline_context
 from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, write_csv
@@ -148,3 +149,25 @@ def test_a_full_job_quota_makes_the_run_wait_and_retry_not_fail(runtime: LocalRu
         e["lambdaFunctionFailedEventDetails"]["error"] for e in result.history if e["type"] == "LambdaFunctionFailed"
     ]
     assert failures == ["QuotaFull", "QuotaFull"]  # retried by the state machine, then the job ran
+
+
+def test_formula_keys_come_out_distinct_and_neutralised_in_predictions_and_errors(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    # GIVEN formula-shaped keys Personalize answers, answers with an error ("error") or leaves out ("dropped")
+    answered = ["=x", "'=x", "\tlead", "@SUM(1)"]
+    refused = ['=HYPERLINK("error")', "=error"]
+    left_out = ["'=dropped", "\tdropped"]
+    rows = [[key, "returning"] for key in answered + refused + left_out]
+    result = runtime.run_file(write_csv(tmp_path / "formulas.csv", ["userId", "segment"], rows), "demo-personalize")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    assert detail["counts"] == {"input": 8, "sent": 8, "rejected": 0, "predicted": 4, "failed": 4}
+    # THEN every key is written with the reversible rule (one more leading apostrophe), all distinct
+    predicted = {row["userId"] for row in read_s3_csv(runtime, detail["outputs"]["predictions"])}
+    assert predicted == {neutralise(key) for key in answered}
+    errors = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert sorted(e["key"] for e in errors) == sorted(neutralise(key) for key in refused + left_out)
+    assert len(predicted | {e["key"] for e in errors}) == 8
+    assert all(e["stage"] == "service" for e in errors)
