@@ -70,9 +70,12 @@ def described(
 
 @pytest.fixture
 def stubbed() -> Iterator[tuple[SageMakerAdapter, Stubber]]:
+    """SageMaker stubbed, S3 in moto (a Failed job's outputs and the staged index are read from it)."""
     client = boto3.client("sagemaker", region_name="us-east-1")
-    with Stubber(client) as stubber:
-        yield SageMakerAdapter(RUN.pipeline.service, client, s3=None), stubber  # type: ignore[arg-type]
+    with mock_aws(), Stubber(client) as stubber:
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="work-bucket")
+        yield SageMakerAdapter(RUN.pipeline.service, client, s3=s3), stubber  # type: ignore[arg-type]
         stubber.assert_no_pending_responses()
 
 
@@ -260,3 +263,46 @@ def test_a_unit_of_some_parts_reads_only_their_outputs(s3: Any) -> None:
     staged = staged_records(s3, RUN.layout, RUN.chunk.input_prefix, ("part-00001.csv",))
     job = JobState("bl-x", JobStatus.SUCCEEDED, "Completed")
     assert list(adapter.read_results(RUN, job, staged)) == [Prediction("k2", 3, [["0.2"]])]
+
+
+# --- a Failed job that left output for some files ---------------------------------------------------
+
+BAD_RECORD = "ClientError: emulated model could not score record 2 of part-00001.csv: could not convert 'abc'"
+
+
+def test_a_failed_job_with_output_for_other_files_is_partial_and_names_the_input_line(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    s3 = adapter._s3
+    # GIVEN the job failed on the second record of part-00001 (input line 5) and wrote part-00000's output
+    stage(s3, "part-00000.csv", "k1,1,2\nk2,1,2\n", "2\n3\n", "k1,0.1\nk2,0.2\n")
+    stage(s3, "part-00001.csv", "k3,1,2\nk4,abc,2\n", "4\n5\n", None)
+    stubber.add_response(
+        "describe_transform_job", described("bl-x", "Failed", BAD_RECORD), {"TransformJobName": "bl-x"}
+    )
+    # WHEN it is described and its results read
+    state = adapter.describe(RUN, "bl-x")
+    out = list(adapter.read_results(RUN, state, staged_records(s3, RUN.layout, RUN.chunk.input_prefix)))
+    # THEN the files with output are predictions, the file without output fails with the service's reason
+    assert (state.status, state.raw_status) == (JobStatus.PARTIAL, "Failed")
+    assert "input line 5 (record 2 of part-00001.csv)" in (state.message or "")
+    assert out[:2] == [Prediction("k1", 2, [["0.1"]]), Prediction("k2", 3, [["0.2"]])]
+    assert [(r.key, r.line) for r in out[2:]] == [("k3", 4), ("k4", 5)]
+    assert all(isinstance(r, FailedRecord) and "input line 5" in r.reason and "abc" in r.reason for r in out[2:])
+
+
+def test_a_failed_job_without_any_output_stays_failed_with_the_input_line(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    stage(adapter._s3, "part-00001.csv", "k3,1,2\nk4,abc,2\n", "4\n5\n", None)
+    stubber.add_response(
+        "describe_transform_job", described("bl-x", "Failed", BAD_RECORD), {"TransformJobName": "bl-x"}
+    )
+    state = adapter.describe(RUN, "bl-x")
+    assert state.status is JobStatus.FAILED
+    assert state.message == BAD_RECORD.replace("record 2 of", "input line 5 (record 2 of").replace(".csv:", ".csv):", 1)
+
+
+def test_a_record_position_in_a_file_that_was_not_staged_is_left_as_written(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    reason = "ClientError: record 9 of part-00042.csv and record 1 of ../x.csv"
+    stubber.add_response("describe_transform_job", described("bl-x", "Failed", reason), {"TransformJobName": "bl-x"})
+    assert adapter.describe(RUN, "bl-x").message == reason

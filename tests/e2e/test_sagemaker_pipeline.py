@@ -171,3 +171,28 @@ def test_json_lines_uploads_run_like_csv(runtime: LocalRuntime, tmp_path: Path) 
     assert [row["id"] for row in read_s3_csv(runtime, detail["outputs"]["predictions"])] == ["j1", "j2"]
     (error,) = read_s3_csv(runtime, detail["outputs"]["errors"])
     assert (error["line"], error["reason"]) == ("3", "not a JSON object but int")
+
+
+def test_one_bad_feature_fails_only_its_file_and_the_run_is_partial(runtime: LocalRuntime, tmp_path: Path) -> None:
+    # GIVEN the demo file with "abc" in one feature of its 61st record (line 62): recordsPerFile is 50, so the
+    # record is in the second of three staged files
+    lines = (SAMPLES / "demo-sagemaker.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    key, _, rest = lines[61].partition(",")
+    lines[61] = f"{key},abc,{rest.split(',', 1)[1]}"
+    path = tmp_path / "bad-row-61.csv"
+    path.write_text("".join(lines), encoding="utf-8")
+
+    result = runtime.run_file(path, "demo-sagemaker")
+
+    # THEN the other files' records are predictions, the second file's are service errors naming the line
+    assert result.event is not None
+    detail = result.event["detail"]
+    assert detail["status"] == "PARTIALLY_SUCCEEDED", detail
+    assert detail["jobs"][0]["rawStatus"] == "Failed"
+    assert detail["counts"] == {"input": 120, "sent": 120, "rejected": 0, "predicted": 70, "failed": 50}
+    predicted = [row["id"] for row in read_s3_csv(runtime, detail["outputs"]["predictions"])]
+    assert predicted == [f"cust-{i:04d}" for i in [*range(1, 51), *range(101, 121)]]
+    errors = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert [e["line"] for e in errors] == [str(n) for n in range(52, 102)]
+    assert all(e["stage"] == "service" and "part-00001.csv" in e["reason"] for e in errors)
+    assert "See job logs for more information" in errors[0]["reason"]  # the service's FailureReason

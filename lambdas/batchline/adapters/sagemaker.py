@@ -8,9 +8,13 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import posixpath
+import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -32,7 +36,7 @@ from batchline.errors import JobConflict, OutputInvalid
 from batchline.layout import S3Location
 from batchline.lines import CsvLineWriter
 from batchline.naming import job_name_for
-from batchline.s3io import csv_rows, list_keys
+from batchline.s3io import csv_rows, list_keys, open_object
 
 _STATUS = {
     "inprogress": JobStatus.RUNNING,
@@ -42,6 +46,8 @@ _STATUS = {
     "stopped": JobStatus.STOPPED,
 }
 RUN_ID_TAG = "batchline:run-id"
+# How a failure reason names a record: its position in a staged file (as the model container reports it).
+_RECORD_POSITION = re.compile(r"record (\d+) of ([A-Za-z0-9._-]+\.csv)")
 
 
 def normalise_status(raw: str) -> JobStatus:
@@ -163,10 +169,50 @@ class SageMakerAdapter:
                 f"transform job {name} exists but was created for another model or input; "
                 "it cannot be reused for this run"
             )
-        return _state(described)
+        return self._usable_state(run, described)
 
     def describe(self, run: RunContext, job_id: str) -> JobState:
-        return _state(self._call("describe_transform_job", job_id, TransformJobName=job_id))
+        return self._usable_state(run, self._call("describe_transform_job", job_id, TransformJobName=job_id))
+
+    def _usable_state(self, run: RunContext, described: dict[str, Any]) -> JobState:
+        """The job's state, read for what the run can still use.
+
+        One bad record fails its whole file and the job, while the other files' ``.out`` stay: a Failed job
+        that left output is PARTIAL, so Collect keeps those files' predictions and fails only the records of
+        the files without output. A record position in the reason is given as its input line too.
+        """
+        state = _state(described)
+        if state.message:
+            state = replace(state, message=self._with_input_lines(run, state.message))
+        if state.status is JobStatus.FAILED and self._outputs(run):
+            state = replace(state, status=JobStatus.PARTIAL)
+        return state
+
+    def _with_input_lines(self, run: RunContext, reason: str) -> str:
+        """``record N of part-00000.csv`` -> ``input line L (record N of part-00000.csv)``, from the staged index."""
+        lines: dict[tuple[int, str], int | None] = {}
+        for match in _RECORD_POSITION.finditer(reason):
+            position, part = int(match.group(1)), match.group(2)
+            lines[(position, part)] = self._input_line(run, part, position)
+
+        def located(match: re.Match[str]) -> str:
+            line = lines.get((int(match.group(1)), match.group(2)))
+            return match.group(0) if line is None else f"input line {line} ({match.group(0)})"
+
+        return _RECORD_POSITION.sub(located, reason)
+
+    def _input_line(self, run: RunContext, part: str, position: int) -> int | None:
+        """The input line of the staged part's record at ``position`` (from 1), or None when not known."""
+        if posixpath.basename(part) != part or position < 1:
+            return None
+        try:
+            with io.TextIOWrapper(
+                open_object(self._s3, run.layout.index_for(part)), encoding="utf-8", newline=""
+            ) as text:
+                row = next(itertools.islice(csv.reader(text), position - 1, None), None)
+        except ClientError:
+            return None  # no such staged part: the reason is kept as the service wrote it
+        return int(row[0]) if row else None
 
     def stop(self, run: RunContext, job_id: str) -> bool:
         state = self.describe(run, job_id)  # raises for a job that was never created
@@ -191,6 +237,8 @@ class SageMakerAdapter:
             output_key = outputs.get(part_name + ".out")
             if output_key is None:
                 reason = f"SageMaker wrote no output for staged file {part_name} (the job failed on it)"
+                if job.message:
+                    reason = f"{reason}: {job.message}"
                 for record in records:
                     yield FailedRecord(record.key, record.line, reason)
                 continue
