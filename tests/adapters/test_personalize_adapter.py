@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from batchline.adapters.base import Chunk, JobStatus, RecordRejected, RunContext
+from batchline.adapters.base import Chunk, FailedRecord, JobState, JobStatus, Prediction, RecordRejected, RunContext
 from batchline.adapters.personalize import PersonalizeAdapter, PersonalizeJsonEncoder, normalise_status
 from batchline.config import parse_pipelines
 from batchline.errors import JobConflict, QuotaFull, ServiceThrottled
 from batchline.layout import RunLayout, S3Location
 from botocore.stub import Stubber
+from moto import mock_aws
+
+from tests.adapters.staging import HOSTILE_KEYS, stage, staged
 
 SOLUTION = "arn:aws:personalize:eu-west-1:123456789012:solution/movies/1a2b3c"
 PIPELINES = parse_pipelines(
@@ -178,3 +182,38 @@ def test_ranking_needs_items_to_rank() -> None:
     assert encoder.encode(["u1", "a| b |"], 0).text == '{"userId": "u1", "itemList": ["a", "b"]}\n'
     with pytest.raises(RecordRejected, match="nothing to rank"):
         encoder.encode(["u2", " "], 1)
+
+
+# --- reading outputs (moto S3) ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="work")
+        yield client
+
+
+def test_hostile_keys_are_matched_by_their_echo_on_lines_split_at_lf_only(s3: Any) -> None:
+    # GIVEN keys with CR, LF, U+2028, U+0085, NUL, quotes and commas, echoed raw where JSON allows it
+    encoder = PersonalizeJsonEncoder(RUN.pipeline.service)  # type: ignore[arg-type]
+    encoder.start(["userId", "genre"], 0)
+    rows = [[key, "Comedy"] for key in HOSTILE_KEYS]
+    stage(s3, RUN.layout, RUN.chunk.input_prefix, encoder, rows, part="part-00000.jsonl")
+    lines = []
+    for n, key in enumerate(HOSTILE_KEYS):
+        answer: dict[str, Any] = {"input": {"userId": key}, "output": {"recommendedItems": [f"i{n}\u2028"]}}
+        if n == 3:
+            answer = {"input": {"userId": key}, "output": None, "error": "cannot \u0085 score"}
+        # a CR as JSON whitespace between tokens, and U+2028/U+0085 left raw in strings (ensure_ascii=False)
+        lines.append(json.dumps(answer, ensure_ascii=False).replace(", ", ",\r ", 1) + "\n")
+    s3.put_object(Bucket="work", Key=RUN.chunk.output_prefix.key + "part-00000.jsonl.out", Body="".join(lines).encode())
+    # WHEN the output is read
+    adapter = PersonalizeAdapter(RUN.pipeline.service, None, s3)  # type: ignore[arg-type]
+    job = JobState(adapter.job_id(RUN), JobStatus.SUCCEEDED, "ACTIVE")
+    out = list(adapter.read_results(RUN, job, iter(staged(s3, RUN.layout, RUN.chunk.input_prefix))))
+    # THEN every key comes back once, under its own key and line
+    assert [(r.key, r.line) for r in out] == [(key, n + 2) for n, key in enumerate(HOSTILE_KEYS)]
+    assert isinstance(out[3], FailedRecord) and "cannot \u0085 score" in out[3].reason
+    assert out[1] == Prediction("a-0", 3, [["1", "i1\u2028", ""]])
