@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from batchline.adapters.bedrock import model_input
 from batchline.config import parse_pipelines
+from batchline.csvsafe import format_row, neutralise
 
 from batchline_local.emulators.bedrock import emulated_text
 from batchline_local.runtime import LocalRuntime, load_pipeline_context
@@ -181,3 +182,19 @@ def test_a_key_equal_to_a_generated_record_id_keeps_its_own_answer(runtime: Loca
     for key, text in (("a-0", "first"), ("R00000000000", "second")):
         body = model_input(settings.resolved_family, f"Summarise: {text}", settings)
         assert rows[key] == emulated_text(settings.model_id, body)  # the answer to its own prompt
+
+
+def test_line_separators_in_keys_and_prompts_stay_inside_their_records(runtime: LocalRuntime, tmp_path: Path) -> None:
+    # (a NUL byte makes Prepare refuse the file as not text; the adapter tests carry NUL through)
+    keys = ["ls\u2028k", "nel\u0085k", "cr\rk", "lf\nk", 'q"uote,comma', "=x", "'=x"]
+    rows = [["id", "text"], *([key, f"say {key} \u2028 \u0085 \r\n"] for key in keys)]
+    path = tmp_path / "separators.csv"  # csvsafe quotes a lone CR, which csv.writer before 3.13 leaves bare
+    path.write_text("".join(format_row(row) for row in rows), encoding="utf-8")
+    result = runtime.run_file(path, "b-split")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    assert detail["status"] == "SUCCEEDED", detail
+    assert detail["counts"]["predicted"] == len(keys)
+    predicted = [row["id"] for row in read_s3_csv(runtime, detail["outputs"]["predictions"])]
+    assert sorted(predicted) == sorted(neutralise(key) for key in keys)
