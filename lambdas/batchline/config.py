@@ -56,6 +56,13 @@ class SageMakerSettings(_Model):
         description="The input is split into files of this many records: a bad record fails only its file.",
     )
     max_payload_in_mb: int = Field(default=6, ge=1, le=100, description="MaxPayloadInMB of the transform job.")
+    numeric_features: bool = Field(
+        default=False,
+        description=(
+            "The model takes finite decimal numbers only: a record with any other feature value (text, blank, NaN) "
+            "is refused at Prepare as one errors.csv row, instead of failing its whole file in the job."
+        ),
+    )
     max_concurrent_transforms: int | None = Field(
         default=None, ge=1, le=100, description="MaxConcurrentTransforms; unset lets SageMaker choose."
     )

@@ -306,3 +306,19 @@ def test_a_record_position_in_a_file_that_was_not_staged_is_left_as_written(stub
     reason = "ClientError: record 9 of part-00042.csv and record 1 of ../x.csv"
     stubber.add_response("describe_transform_job", described("bl-x", "Failed", reason), {"TransformJobName": "bl-x"})
     assert adapter.describe(RUN, "bl-x").message == reason
+
+
+@pytest.mark.parametrize("cell", ["abc", "", "nan", "inf", "-Infinity", "1_0", " 1", "1e400", "٣"])
+def test_numeric_features_refuse_a_value_the_model_cannot_parse_as_one_record(cell: str) -> None:
+    from batchline.adapters.base import RecordRejected
+    from batchline.adapters.sagemaker import SageMakerCsvEncoder
+    from batchline.config import SageMakerSettings
+
+    strict = SageMakerCsvEncoder(SageMakerSettings(provider="sagemaker", model_name="m", numeric_features=True))
+    strict.start(["id", "a", "b"], 0)
+    assert strict.encode(["k", "-1.5e3", "+.5"], 0).text == "k,-1.5e3,+.5\n"
+    with pytest.raises(RecordRejected, match="column 'b' is not a finite decimal number"):
+        strict.encode(["k", "1", cell], 1)
+    lenient = SageMakerCsvEncoder(SageMakerSettings(provider="sagemaker", model_name="m"))
+    lenient.start(["id", "a", "b"], 0)
+    assert lenient.encode(["k", "1", cell], 1).record_id == "k"  # the model decides, and may fail the file

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from batchline.csvsafe import restore
+from batchline.csvsafe import format_row, restore
 
 from batchline_local.runtime import LocalRuntime
-from tests.e2e.conftest import check_every_event, read_s3_csv
+from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,3 +47,20 @@ def test_keys_that_differ_only_by_a_leading_apostrophe_stay_distinct(runtime: Lo
     written = {row["userId"] for row in read_s3_csv(runtime, detail["outputs"]["predictions"])}
     assert written == {"'=x", "''=x", "''", "'''", "'@SUM(1)", "'\tlead", "'-2+3", "-0.5"}
     assert {restore(key) for key in written} == set(keys)
+
+
+def test_one_bad_feature_value_is_one_errors_row_not_a_failed_file(runtime: LocalRuntime, tmp_path: Path) -> None:
+    # GIVEN the demo SageMaker model (numericFeatures) and row 61 with text in a numeric column
+    rows = list(csv.reader((SAMPLES / "demo-sagemaker.csv").open(newline="")))
+    rows[61][2] = "abc"
+    upload = tmp_path / "abc.csv"
+    upload.write_text("".join(format_row(row) for row in rows), encoding="utf-8")
+    result = runtime.run_file(upload, "demo-sagemaker")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    assert detail["status"] == "PARTIALLY_SUCCEEDED"
+    assert detail["counts"] == {"input": 120, "sent": 119, "rejected": 1, "predicted": 119, "failed": 0}
+    (error,) = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert (error["line"], error["key"], error["stage"]) == ("62", rows[61][0], "prepare")
+    assert error["reason"] == "column 'monthly_charges' is not a finite decimal number: 'abc'"

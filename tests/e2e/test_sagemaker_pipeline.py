@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from batchline_local.runtime import BUCKETS, LocalRuntime
-from tests.e2e.conftest import SAMPLES, read_s3_csv, read_s3_json, write_csv
+from batchline_local.runtime import BUCKETS, LocalRuntime, load_pipeline_context
+from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, read_s3_json, write_csv
 
 pytestmark = pytest.mark.timeout(120)
 HEADER = ["id", "tenure", "charges"]
+PIPELINES = load_pipeline_context()
+# The demo pipeline with numericFeatures off: the model, not Prepare, meets a bad value, and fails its file.
+ANY_FEATURES = "sagemaker-any-features"
+PIPELINES[ANY_FEATURES] = {
+    **PIPELINES["demo-sagemaker"],
+    "service": {**PIPELINES["demo-sagemaker"]["service"], "numericFeatures": False},
+}
+
+
+@pytest.fixture(scope="module")
+def runtime(validate_event: Any) -> Iterator[LocalRuntime]:
+    with LocalRuntime(PIPELINES) as local:
+        yield local
+        check_every_event(local, validate_event)
 
 
 def test_sample_file_produces_one_keyed_csv_and_a_success_event(runtime: LocalRuntime, validate_event: Any) -> None:
@@ -82,7 +97,7 @@ def test_a_job_that_fails_ends_in_a_failure_event_with_the_service_reason(
 ) -> None:
     # The emulated model, like a real CSV container, cannot score a non-numeric feature.
     path = write_csv(tmp_path / "bad-feature.csv", HEADER, [["a", 1, 2], ["b", "twelve", 4]])
-    result = runtime.run_file(path, "demo-sagemaker")
+    result = runtime.run_file(path, ANY_FEATURES)
 
     assert result.status == "FAILED"
     assert result.event is not None
@@ -182,7 +197,7 @@ def test_one_bad_feature_fails_only_its_file_and_the_run_is_partial(runtime: Loc
     path = tmp_path / "bad-row-61.csv"
     path.write_text("".join(lines), encoding="utf-8")
 
-    result = runtime.run_file(path, "demo-sagemaker")
+    result = runtime.run_file(path, ANY_FEATURES)
 
     # THEN the other files' records are predictions, the second file's are service errors naming the line
     assert result.event is not None

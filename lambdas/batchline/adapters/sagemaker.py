@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import math
 import posixpath
 import re
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from batchline.adapters.base import (
     translate_client_error,
 )
 from batchline.config import SageMakerSettings
+from batchline.csvsafe import NUMBER_PATTERN
 from batchline.errors import JobConflict, OutputInvalid
 from batchline.layout import S3Location
 from batchline.lines import CsvLineWriter
@@ -47,6 +49,8 @@ _STATUS = {
 }
 RUN_ID_TAG = "batchline:run-id"
 # How a failure reason names a record: its position in a staged file (as the model container reports it).
+# A plain decimal number, as a CSV-reading model parses it (float() would also take "nan", "inf", "1_0").
+_DECIMAL = re.compile(NUMBER_PATTERN)
 _RECORD_POSITION = re.compile(r"record (\d+) of ([A-Za-z0-9._-]+\.csv)")
 
 
@@ -66,12 +70,15 @@ class SageMakerCsvEncoder:
         self.max_records_per_file = settings.records_per_file
         self._max_bytes = settings.max_payload_in_mb * 1024 * 1024
         self._csv = CsvLineWriter()
+        self._numeric = settings.numeric_features
         self._key_index = 0
         self._feature_indexes: list[int] = []
+        self._header: list[str] = []
 
     def start(self, header: list[str], key_index: int) -> dict[str, Any]:
         self._key_index = key_index
         self._feature_indexes = [i for i in range(len(header)) if i != key_index]
+        self._header = header
         return {
             "keyHeader": header[key_index],
             "featureColumns": [header[i] for i in self._feature_indexes],
@@ -80,11 +87,20 @@ class SageMakerCsvEncoder:
     def encode(self, row: list[str], sequence: int) -> EncodedRecord:
         if any("\n" in cell or "\r" in cell for cell in row):
             raise RecordRejected("a cell contains a line break, which SageMaker's line split cannot carry")
+        if self._numeric:
+            self._check_numbers(row)
         text = self._csv.line([row[self._key_index], *(row[i] for i in self._feature_indexes)])
         # A character is at most 4 bytes in UTF-8: most records need no encoding to know they fit.
         if len(text) * 4 > self._max_bytes and len(text.encode("utf-8")) > self._max_bytes:
             raise RecordRejected(f"record is larger than MaxPayloadInMB ({self._max_bytes // 1048576} MB)")
         return EncodedRecord(text, row[self._key_index])
+
+    def _check_numbers(self, row: list[str]) -> None:
+        """numericFeatures: one bad cell would fail its whole file in the job, so it fails only its record here."""
+        for index in self._feature_indexes:
+            cell = row[index]
+            if _DECIMAL.fullmatch(cell) is None or not math.isfinite(float(cell)):
+                raise RecordRejected(f"column {self._header[index]!r} is not a finite decimal number: {cell!r}")
 
 
 class SageMakerAdapter:
