@@ -64,6 +64,26 @@ BUCKETS = {
 }
 EVENT_BUS = "batchline-local-events"
 
+# The environment of the emulation (see LocalRuntime._isolate): static fake credentials, a fixed region, and
+# every other source of AWS settings switched off.
+FAKE_CREDENTIALS = {
+    "aws_access_key_id": "testing",
+    "aws_secret_access_key": "testing",
+    "aws_session_token": "testing",
+}
+ISOLATED_ENVIRONMENT = {
+    **{name.upper(): value for name, value in FAKE_CREDENTIALS.items()},
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true",
+    "NO_PROXY": "*",
+    "no_proxy": "*",
+}
+_PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+
 
 def load_pipeline_context(path: Path = CDK_JSON) -> dict[str, Any]:
     """The pipelines declared in cdk.json: the one place, read by the stack and by this runtime."""
@@ -109,24 +129,10 @@ class LocalRuntime:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def __enter__(self) -> LocalRuntime:
-        fake_credentials = {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-        }
-        # Restored on exit. A developer's real profile or endpoint must never leak into the emulation.
-        self._stack.enter_context(mock.patch.dict(os.environ, fake_credentials))
-        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-            os.environ.pop(name, None)
+        self._isolate()
         if str(LAMBDAS_DIR) not in sys.path:
             sys.path.insert(0, str(LAMBDAS_DIR))
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
-
-        from moto import mock_aws
-
-        self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         self._patch_time()
         self._patch_lambda_invoke()
         self._capture_metrics()
@@ -160,10 +166,32 @@ class LocalRuntime:
         """The runtime running in this process, if any: the CLI's ``--local`` commands act on it."""
         return cls._active
 
-    def client(self, service: str) -> Any:
+    def _isolate(self) -> None:
+        """Nothing the emulation does may leave the process (promise 3), whatever the machine's AWS setup.
+
+        While the runtime lives (restored on exit): no ``AWS_*`` variable of the user's applies (endpoints,
+        profiles, config and credentials files, container and instance-metadata credentials, CA bundles,
+        FIPS/dual-stack endpoints), no HTTP proxy applies, and every boto3 client (the runtime's, the handlers',
+        the emulators' and moto's interpreter's, which calls ``boto3.client``) comes from one session with static
+        fake credentials and a fixed region. Clients only then reach moto: a request moto does not recognise
+        (a configured endpoint) would otherwise go out over the network.
+        """
         import boto3
 
-        return boto3.client(service, region_name=REGION)
+        self._stack.enter_context(mock.patch.dict(os.environ))
+        for name in list(os.environ):
+            if name.upper().startswith("AWS_") or name.lower() in _PROXY_VARIABLES:
+                del os.environ[name]
+        os.environ.update(ISOLATED_ENVIRONMENT)
+        from moto import mock_aws
+
+        self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        # After mock_aws: a botocore session takes moto's request interceptor when it is created.
+        self.session = isolated_session()
+        self._stack.enter_context(mock.patch.object(boto3, "DEFAULT_SESSION", self.session))
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service)
 
     def _write_pipelines_file(self) -> str:
         """The same file the stack ships in its config layer, in a folder that lives as long as the runtime."""
@@ -244,7 +272,7 @@ class LocalRuntime:
             module_name, function = handler_path.rsplit(".", 1)
             module = importlib.import_module(module_name)
             if module_name not in self._fresh_modules and hasattr(module, "clients"):
-                module.clients = EmulatedAwsClients(self.emulators)  # bound to this runtime's emulation
+                module.clients = EmulatedAwsClients(self.emulators, self.session)  # this runtime's emulation
                 self._fresh_modules.add(module_name)
             deadline = time.monotonic() + LOCAL_FUNCTION_SECONDS
             context = SimpleNamespace(
@@ -507,8 +535,8 @@ class LocalRuntime:
 class EmulatedAwsClients(AwsClients):
     """The handlers' clients, with the botocore-level emulators attached for services moto lacks."""
 
-    def __init__(self, emulators: list[ServiceEmulator]) -> None:
-        super().__init__()
+    def __init__(self, emulators: list[ServiceEmulator], session: Any) -> None:
+        super().__init__(session)
         self._emulators = emulators
 
     def _client(self, name: str) -> Any:
@@ -517,6 +545,21 @@ class EmulatedAwsClients(AwsClients):
             if emulator.handles(client):
                 emulator.attach(client)
         return client
+
+
+def isolated_session() -> Any:
+    """A boto3 session that reads nothing of the machine's: explicit credentials and region, no profile, no
+    configured endpoints, and no service models from ``~/.aws/models`` (which can carry endpoint rules)."""
+    import boto3
+    import botocore.loaders
+    import botocore.session
+
+    core = botocore.session.Session()
+    core.set_config_variable("ignore_configured_endpoint_urls", True)
+    loader = core.get_component("data_loader")
+    customer_models = botocore.loaders.Loader.CUSTOMER_DATA_PATH
+    loader.search_paths[:] = [path for path in loader.search_paths if path != customer_models]
+    return boto3.session.Session(**FAKE_CREDENTIALS, region_name=REGION, botocore_session=core)
 
 
 def render_definition(asl_text: str, substitutions: dict[str, str]) -> str:
