@@ -16,13 +16,17 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from batchline.clients import AwsClients
+
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    _Parser.json_errors = "--json" in arguments
+    args = _parser().parse_args(arguments)
     if args.command == "validate":
-        return validate(args.file, args.pipeline, as_json=args.json)
+        return validate(args.file, args.pipeline, as_json=args.json, verbose=args.verbose)
     if args.command == "local" and args.local_command == "serve":
         from batchline_local.serve import serve
         from batchline_local.target import default_stack_name
@@ -33,12 +37,23 @@ def main(argv: list[str] | None = None) -> int:
     return _on_target(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that with --json a usage error also prints the one JSON document on stdout."""
+
+    json_errors = False
+
+    def error(self, message: str) -> Any:
+        if _Parser.json_errors:
+            print(json.dumps({"error": message}))
+        super().error(message)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="batchline", description="Batch predictions: upload a file, get a keyed CSV.")
+    parser = _Parser(prog="batchline", description="Batch predictions: upload a file, get a keyed CSV.")
     commands = parser.add_subparsers(dest="command", required=True)
-    output = argparse.ArgumentParser(add_help=False)
+    output = _Parser(add_help=False)
     output.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    where = argparse.ArgumentParser(add_help=False, parents=[output])
+    where = _Parser(add_help=False, parents=[output])
     found = where.add_argument_group("where the stack is (default: the deployed stack named in cdk.json)")
     found.add_argument("--stack", help="CloudFormation stack name (default: cdk.json batchline.stackName)")
     found.add_argument("--profile", help="AWS profile (default: the usual boto3 credential chain)")
@@ -73,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path, help="CSV or JSON lines file of records")
     check.add_argument("--pipeline", required=True, help="pipeline name, as configured in cdk.json")
+    check.add_argument("--verbose", action="store_true", help="show the traceback of an unexpected error")
 
     local = commands.add_parser("local", help="run against the local AWS emulation (no AWS account needed)")
     local_commands = local.add_subparsers(dest="local_command", required=True)
@@ -162,10 +178,13 @@ def _resolve_target(args: argparse.Namespace, scope: ExitStack) -> tuple[Any, bo
     return local_target(scope.enter_context(LocalRuntime())), True
 
 
-def validate(path: Path, pipeline_name: str, *, as_json: bool = False) -> int:
-    """Exit 0 when every record would be sent, 1 when some are rejected or the file is refused, 2 for usage."""
+def validate(path: Path, pipeline_name: str, *, as_json: bool = False, verbose: bool = False) -> int:
+    """Exit 0 when every record would be sent, 1 when some are rejected or the file is refused, 2 for usage.
+
+    Needs no AWS configuration (promise 4): clients are made only when a check calls AWS, which only an Amazon
+    ML pipeline without ``dataSchema`` does. With ``--json`` stdout is one JSON document, whatever happens.
+    """
     from batchline.adapters import adapter_for
-    from batchline.clients import AwsClients
     from batchline.config import parse_pipelines
     from batchline.errors import BatchlineError, ConfigError, UnknownPipeline
     from batchline.validation import validate_file
@@ -174,16 +193,27 @@ def validate(path: Path, pipeline_name: str, *, as_json: bool = False) -> int:
     from batchline_local.runtime import load_pipeline_context
 
     if not path.is_file():
-        return _fail_usage(f"cannot read {path}: no such file")
+        return _fail_usage(f"cannot read {path}: {'not a file' if path.exists() else 'no such file'}", as_json=as_json)
     try:
         pipeline = parse_pipelines(load_pipeline_context()).get(pipeline_name)
     except (UnknownPipeline, ConfigError) as exc:
-        return _fail_usage(str(exc))
+        return _fail_usage(str(exc), as_json=as_json)
     try:
-        encoder = adapter_for(pipeline, AwsClients()).input_encoder()
+        encoder = adapter_for(pipeline, _OnDemandClients()).input_encoder()
     except (BatchlineError, BotoCoreError, ClientError) as exc:  # Amazon ML reads a model's schema from AWS
-        return _fail_usage(f"cannot prepare {pipeline_name} offline: {exc}")
-    report = validate_file(path, pipeline, encoder)
+        return _fail_usage(_offline_problem(pipeline, exc), as_json=as_json)
+    try:
+        report = validate_file(path, pipeline, encoder)
+    except Exception as exc:  # Prepare refuses a bad file with InputRejected (in the report); anything else is here
+        message = _unreadable(path, exc, verbose=verbose)
+        print(f"batchline: {message}", file=sys.stderr)
+        if as_json:
+            print(
+                json.dumps(
+                    {"file": str(path), "pipeline": pipeline.name, "provider": pipeline.provider, "error": message}
+                )
+            )
+        return EXIT_RUN_FAILED
     if as_json:
         print(json.dumps(report))
     else:
@@ -197,6 +227,64 @@ def validate(path: Path, pipeline_name: str, *, as_json: bool = False) -> int:
         for rejection in report["rejections"]:
             print(f"  line {rejection['line']}: {rejection['reason']} (key {rejection['key']!r})")
     return 0 if not report["error"] and not report["rejected"] else 1
+
+
+class _OnDemandClient:
+    """A boto3 client made on its first use: building an adapter then needs no region or credentials."""
+
+    def __init__(self, make: Any) -> None:
+        self._make = make
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = self._make()
+        return getattr(self._client, name)
+
+
+class _OnDemandClients(AwsClients):
+    """validate's clients: each made on its first call, so checks that never call AWS need no AWS setup."""
+
+    def _client(self, name: str) -> Any:
+        make = super()._client
+        return _OnDemandClient(lambda: make(name))
+
+
+def _offline_problem(pipeline: Any, exc: Exception) -> str:
+    """Why the pipeline cannot be checked here, and the fix: AWS settings, or the config that avoids the call."""
+    from batchline_local.target import explain
+
+    explained = explain(exc)
+    reason = str(explained).split(";")[0] if explained else str(exc)
+    if pipeline.provider == "amazonml":
+        return (
+            f"cannot check {pipeline.name} offline: it reads Amazon ML model {pipeline.service.ml_model_id}'s schema "
+            f"from AWS ({reason}); configure AWS (AWS_REGION and credentials), or give the pipeline a dataSchema "
+            "in cdk.json"
+        )
+    return f"cannot check {pipeline.name} offline: {reason}"
+
+
+def _unreadable(path: Path, exc: Exception, *, verbose: bool) -> str:
+    """One line naming the file and what is wrong with it, in words; a traceback only with --verbose."""
+    import gzip
+    import traceback
+    import zlib
+
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, EOFError):
+        return f"cannot read {path}: its compressed data stops before the end (the file is cut off: {exc})"
+    if isinstance(exc, gzip.BadGzipFile):
+        return f"cannot read {path}: it is not a valid gzip file ({exc})"
+    if isinstance(exc, zlib.error):
+        return f"cannot read {path}: its compressed data is damaged ({exc})"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"cannot read {path}: it is not UTF-8 text (byte {exc.start} of a decoded block)"
+    if isinstance(exc, OSError):
+        return f"cannot read {path}: {exc.strerror or exc}"
+    details = "" if verbose else "; run with --verbose for details"
+    return f"cannot check {path}: unexpected error ({type(exc).__name__}: {exc}){details}"
 
 
 def _fail_usage(message: str, *, as_json: bool = False) -> int:

@@ -10,7 +10,8 @@ import pytest
 from batchline_local.cli import main
 from tests.e2e.conftest import SAMPLES, write_csv
 
-pytestmark = pytest.mark.timeout(120)
+# Every CLI test runs on a machine with no AWS configuration at all (promise 4).
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("no_aws_configuration")]
 
 
 def test_successful_run_writes_outputs_and_prints_the_event_last(
