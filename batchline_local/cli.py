@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from contextlib import ExitStack
@@ -18,7 +19,7 @@ from typing import Any
 
 from batchline.clients import AwsClients
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_STILL_RUNNING = 0, 1, 2, 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +34,15 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve(args.host, args.port, args.stack or default_stack_name(), verbose=args.verbose)
     if args.command == "local":
-        return local_run(args.file, args.pipeline, args.out, rows=args.rows, verbose=args.verbose, as_json=args.json)
+        return local_run(
+            args.file,
+            args.pipeline,
+            args.out,
+            rows=args.rows,
+            verbose=args.verbose,
+            as_json=args.json,
+            timeout=args.timeout,
+        )
     return _on_target(args)
 
 
@@ -98,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("batchline-out"), help="folder for the run's outputs")
     run.add_argument("--rows", type=int, default=5, help="how many predictions to print")
     run.add_argument("--verbose", action="store_true", help="show the handlers' structured logs")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        help="give up after this many seconds (exit 3); default: no limit while the run keeps moving",
+    )
     serve = local_commands.add_parser(
         "serve", help="keep the local runtime running behind an endpoint, for commands with --endpoint-url"
     )
@@ -171,6 +185,9 @@ def _resolve_target(args: argparse.Namespace, scope: ExitStack) -> tuple[Any, bo
             "no local runtime is running in this process (it lives as long as the command that started it); "
             "use `batchline submit FILE --pipeline P --local`, or `batchline local run`"
         )
+    problem = output_folder_problem(args.out)  # before the run: the outputs are saved at its end
+    if problem:
+        raise TargetError(problem)
     print(
         "Batchline local runtime: moto emulation of AWS; service predictions are EMULATED, not from a real model",
         file=sys.stderr,
@@ -295,12 +312,42 @@ def _fail_usage(message: str, *, as_json: bool = False) -> int:
     return EXIT_USAGE
 
 
+OUTPUT_FILES = (("predictions", "predictions.csv"), ("errors", "errors.csv"), ("manifest", "manifest.json"))
+
+
+def output_folder_problem(out: Path) -> str | None:
+    """Why ``out`` cannot take a run's outputs, checked (and the folder made) before the run; None when it can."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a folder; name a folder for the run's outputs (it is made if missing)"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot make --out {out} the output folder: {exc.strerror or exc}"
+    if not os.access(out, os.W_OK | os.X_OK):
+        return f"cannot write in --out {out}: permission denied"
+    taken = [name for name in (*(f for _, f in OUTPUT_FILES), "event.json") if (out / name).is_dir()]
+    if taken:
+        return f"--out {out} holds a folder named {taken[0]}, where the run writes that file; name another folder"
+    return None
+
+
 def local_run(
-    path: Path, pipeline: str, out: Path, *, rows: int = 5, verbose: bool = False, as_json: bool = False
+    path: Path,
+    pipeline: str,
+    out: Path,
+    *,
+    rows: int = 5,
+    verbose: bool = False,
+    as_json: bool = False,
+    timeout: float | None = None,
 ) -> int:
+    """Exit 0 succeeded, 1 failed or partial, 2 for usage, 3 gave up while the run was still running.
+
+    Never a traceback without --verbose: a known problem is one line naming it, anything else one line too.
+    """
     from batchline.errors import ConfigError, UnknownPipeline
 
-    from batchline_local.runtime import LocalRuntime, load_pipeline_context
+    from batchline_local.runtime import RunStillRunning, load_pipeline_context
 
     try:
         with path.open("rb") as handle:
@@ -313,24 +360,48 @@ def local_run(
         parse_pipelines(load_pipeline_context()).get(pipeline)
     except (UnknownPipeline, ConfigError) as exc:
         return _fail_usage(str(exc), as_json=as_json)
+    problem = output_folder_problem(out)
+    if problem:
+        return _fail_usage(problem, as_json=as_json)
 
     print(
         "Batchline local run: moto emulation of AWS; service predictions are EMULATED, not from a real model",
         file=sys.stderr if as_json else sys.stdout,
     )
+    try:
+        return _run_locally(path, pipeline, out, rows=rows, verbose=verbose, as_json=as_json, timeout=timeout)
+    except RunStillRunning as exc:
+        message = f"{exc}; gave up, and the run ended with the local runtime (nothing was saved)"
+        return _fail(message, EXIT_STILL_RUNNING, as_json=as_json, runId=exc.run_id, executionStatus="RUNNING")
+    except KeyboardInterrupt:
+        return _fail("interrupted; the run ended with the local runtime", 130, as_json=as_json)
+    except Exception as exc:
+        if verbose:
+            raise
+        message = f"local run failed: unexpected error ({type(exc).__name__}: {exc}); run with --verbose for details"
+        return _fail(message, EXIT_RUN_FAILED, as_json=as_json)
+
+
+def _fail(message: str, code: int, *, as_json: bool, **document: Any) -> int:
+    print(f"batchline: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({**document, "error": message}))
+    return code
+
+
+def _run_locally(
+    path: Path, pipeline: str, out: Path, *, rows: int, verbose: bool, as_json: bool, timeout: float | None
+) -> int:
+    from batchline_local.runtime import LocalRuntime
+
     started = time.monotonic()
     with LocalRuntime(quiet=not verbose) as runtime:
-        result = runtime.run_file(path, pipeline)
+        result = runtime.run_file(path, pipeline, timeout_seconds=timeout)
         event = result.event
-        out.mkdir(parents=True, exist_ok=True)
         downloaded: dict[str, Path | None] = {}
         if event is not None:
             outputs = event["detail"].get("outputs") or {}
-            for name, filename in (
-                ("predictions", "predictions.csv"),
-                ("errors", "errors.csv"),
-                ("manifest", "manifest.json"),
-            ):
+            for name, filename in OUTPUT_FILES:
                 target = out / filename
                 target.unlink(missing_ok=True)  # never leave an older run's file beside this run's
                 downloaded[name] = runtime.download(outputs.get(name), target)
