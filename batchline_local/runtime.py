@@ -47,8 +47,8 @@ RUNTIME_LABEL = "local-emulation"
 LOCAL_FUNCTION_SECONDS = 900
 # A local run has no wall-clock limit of its own (a big file takes as long as it takes; the run's deadline is
 # the pipeline's maxRunHours, enforced by the handlers). Following it gives up only when the execution stops
-# moving: RUNNING with no handler running, no Wait or back-off sleeping and nothing new for this long (moto's
-# interpreter takes milliseconds between states).
+# moving: RUNNING with no handler running, no Wait or back-off sleeping and no new history event for this long
+# (moto's interpreter takes milliseconds between states).
 STALL_SECONDS = 120.0
 # Function name -> handler, as in the stack (stacks/functions.py); placeholder -> function name.
 FUNCTIONS = {
@@ -148,6 +148,13 @@ class LocalRuntime:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def __enter__(self) -> LocalRuntime:
+        try:
+            return self._start()
+        except BaseException:
+            self._stack.close()  # the environment, moto's mock and the patches: nothing stays half set up
+            raise
+
+    def _start(self) -> LocalRuntime:
         self._isolate()
         if str(LAMBDAS_DIR) not in sys.path:
             sys.path.insert(0, str(LAMBDAS_DIR))
@@ -155,6 +162,7 @@ class LocalRuntime:
         self._set_handler_log_level()
         self._patch_time()
         self._patch_distributed_map()
+        self._count_history_events()
         self._patch_lambda_invoke()
         self._capture_metrics()
         from batchline_local.emulators.sagemaker import SageMakerEmulator
@@ -285,6 +293,20 @@ class LocalRuntime:
                 self._busy -= 1
                 self._progress += 1
 
+    def _count_history_events(self) -> None:
+        """Each event the interpreter adds to an execution's history (a state entered or left, a Map item
+        done) is progress too, for the stretches where no handler runs."""
+        from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+
+        add_event = EventManager.add_event
+
+        def add_event_counted(manager: Any, *args: Any, **kwargs: Any) -> Any:
+            with self._progress_lock:
+                self._progress += 1
+            return add_event(manager, *args, **kwargs)
+
+        self._stack.enter_context(mock.patch.object(EventManager, "add_event", add_event_counted))
+
     def _signs_of_life(self) -> tuple[bool, int]:
         with self._progress_lock:
             return self._busy > 0, self._progress
@@ -404,7 +426,7 @@ class LocalRuntime:
             module_name, function = handler_path.rsplit(".", 1)
             module = importlib.import_module(module_name)
             if module_name not in self._fresh_modules and hasattr(module, "clients"):
-                module.clients = EmulatedAwsClients(self.emulators, self.session)  # this runtime's emulation
+                module.clients = EmulatedAwsClients(self.emulators, self.session)  # type: ignore[attr-defined]
                 self._fresh_modules.add(module_name)
             deadline = time.monotonic() + LOCAL_FUNCTION_SECONDS
             context = SimpleNamespace(
@@ -726,7 +748,7 @@ def _tolerated_failure_exceeded(env: Any, failures: list[tuple[int, dict[str, An
             env=env,
             error_name=name,
             event_type=HistoryEventType.MapRunFailed,
-            event_details=EventDetails(mapRunFailedEventDetails=details),
+            event_details=EventDetails(mapRunFailedEventDetails=details),  # type: ignore[typeddict-item]
         )
     )
 
