@@ -222,15 +222,8 @@ def validate(path: Path, pipeline_name: str, *, as_json: bool = False, verbose: 
     try:
         report = validate_file(path, pipeline, encoder)
     except Exception as exc:  # Prepare refuses a bad file with InputRejected (in the report); anything else is here
-        message = _unreadable(path, exc, verbose=verbose)
-        print(f"batchline: {message}", file=sys.stderr)
-        if as_json:
-            print(
-                json.dumps(
-                    {"file": str(path), "pipeline": pipeline.name, "provider": pipeline.provider, "error": message}
-                )
-            )
-        return EXIT_RUN_FAILED
+        where = {"file": str(path), "pipeline": pipeline.name, "provider": pipeline.provider}
+        return _fail(_unreadable(path, exc, verbose=verbose), EXIT_RUN_FAILED, as_json=as_json, **where)
     if as_json:
         print(json.dumps(report))
     else:
@@ -272,14 +265,16 @@ def _offline_problem(pipeline: Any, exc: Exception) -> str:
     from batchline_local.target import explain
 
     explained = explain(exc)
-    reason = str(explained).split(";")[0] if explained else str(exc)
+    if explained is None:  # AWS answered, or the adapter refused the configuration
+        return f"cannot check {pipeline.name}: {exc}"
+    reason = str(explained).split(";")[0]
     if pipeline.provider == "amazonml":
         return (
             f"cannot check {pipeline.name} offline: it reads Amazon ML model {pipeline.service.ml_model_id}'s schema "
             f"from AWS ({reason}); configure AWS (AWS_REGION and credentials), or give the pipeline a dataSchema "
             "in cdk.json"
         )
-    return f"cannot check {pipeline.name} offline: {reason}"
+    return f"cannot check {pipeline.name} offline: {reason}; configure AWS (AWS_REGION and credentials)"
 
 
 def _unreadable(path: Path, exc: Exception, *, verbose: bool) -> str:
@@ -306,10 +301,14 @@ def _unreadable(path: Path, exc: Exception, *, verbose: bool) -> str:
 
 def _fail_usage(message: str, *, as_json: bool = False) -> int:
     """One line naming the problem and the fix; with --json also the one JSON document scripts read."""
+    return _fail(message, EXIT_USAGE, as_json=as_json)
+
+
+def _fail(message: str, code: int, *, as_json: bool, **document: Any) -> int:
     print(f"batchline: {message}", file=sys.stderr)
     if as_json:
-        print(json.dumps({"error": message}))
-    return EXIT_USAGE
+        print(json.dumps({**document, "error": message}))
+    return code
 
 
 OUTPUT_FILES = (("predictions", "predictions.csv"), ("errors", "errors.csv"), ("manifest", "manifest.json"))
@@ -380,13 +379,6 @@ def local_run(
             raise
         message = f"local run failed: unexpected error ({type(exc).__name__}: {exc}); run with --verbose for details"
         return _fail(message, EXIT_RUN_FAILED, as_json=as_json)
-
-
-def _fail(message: str, code: int, *, as_json: bool, **document: Any) -> int:
-    print(f"batchline: {message}", file=sys.stderr)
-    if as_json:
-        print(json.dumps({**document, "error": message}))
-    return code
 
 
 def _run_locally(
