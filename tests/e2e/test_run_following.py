@@ -25,7 +25,7 @@ def test_a_run_longer_than_the_stall_limit_is_not_cut_while_its_handlers_work(
     real_handler = poll_job.handler
 
     def slow_handler(event: Any, context: Any) -> Any:
-        time.sleep(0.6)
+        time.sleep(1.0)  # over three times the limit below, in one stretch
         return real_handler(event, context)
 
     monkeypatch.setattr(poll_job, "handler", slow_handler)
@@ -36,7 +36,7 @@ def test_a_run_longer_than_the_stall_limit_is_not_cut_while_its_handlers_work(
 
     # THEN it runs to its end, well past that limit
     assert result.status == "SUCCEEDED" and result.event is not None
-    assert time.monotonic() - started > 4 * 0.3
+    assert time.monotonic() - started > 1.0
 
 
 def test_an_execution_that_stops_moving_is_given_up_by_name(
