@@ -10,35 +10,59 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
+from batchline.clients import AwsClients
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_STILL_RUNNING = 0, 1, 2, 3
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    _Parser.json_errors = "--json" in arguments
+    args = _parser().parse_args(arguments)
     if args.command == "validate":
-        return validate(args.file, args.pipeline, as_json=args.json)
+        return validate(args.file, args.pipeline, as_json=args.json, verbose=args.verbose)
     if args.command == "local" and args.local_command == "serve":
         from batchline_local.serve import serve
         from batchline_local.target import default_stack_name
 
         return serve(args.host, args.port, args.stack or default_stack_name(), verbose=args.verbose)
     if args.command == "local":
-        return local_run(args.file, args.pipeline, args.out, rows=args.rows, verbose=args.verbose, as_json=args.json)
+        return local_run(
+            args.file,
+            args.pipeline,
+            args.out,
+            rows=args.rows,
+            verbose=args.verbose,
+            as_json=args.json,
+            timeout=args.timeout,
+        )
     return _on_target(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that with --json a usage error also prints the one JSON document on stdout."""
+
+    json_errors = False
+
+    def error(self, message: str) -> Any:
+        if _Parser.json_errors:
+            print(json.dumps({"error": message}))
+        super().error(message)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="batchline", description="Batch predictions: upload a file, get a keyed CSV.")
+    parser = _Parser(prog="batchline", description="Batch predictions: upload a file, get a keyed CSV.")
     commands = parser.add_subparsers(dest="command", required=True)
-    output = argparse.ArgumentParser(add_help=False)
+    output = _Parser(add_help=False)
     output.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    where = argparse.ArgumentParser(add_help=False, parents=[output])
+    where = _Parser(add_help=False, parents=[output])
     found = where.add_argument_group("where the stack is (default: the deployed stack named in cdk.json)")
     found.add_argument("--stack", help="CloudFormation stack name (default: cdk.json batchline.stackName)")
     found.add_argument("--profile", help="AWS profile (default: the usual boto3 credential chain)")
@@ -73,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path, help="CSV or JSON lines file of records")
     check.add_argument("--pipeline", required=True, help="pipeline name, as configured in cdk.json")
+    check.add_argument("--verbose", action="store_true", help="show the traceback of an unexpected error")
 
     local = commands.add_parser("local", help="run against the local AWS emulation (no AWS account needed)")
     local_commands = local.add_subparsers(dest="local_command", required=True)
@@ -82,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("batchline-out"), help="folder for the run's outputs")
     run.add_argument("--rows", type=int, default=5, help="how many predictions to print")
     run.add_argument("--verbose", action="store_true", help="show the handlers' structured logs")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        help="give up after this many seconds (exit 3); default: no limit while the run keeps moving",
+    )
     serve = local_commands.add_parser(
         "serve", help="keep the local runtime running behind an endpoint, for commands with --endpoint-url"
     )
@@ -155,6 +185,9 @@ def _resolve_target(args: argparse.Namespace, scope: ExitStack) -> tuple[Any, bo
             "no local runtime is running in this process (it lives as long as the command that started it); "
             "use `batchline submit FILE --pipeline P --local`, or `batchline local run`"
         )
+    problem = output_folder_problem(args.out)  # before the run: the outputs are saved at its end
+    if problem:
+        raise TargetError(problem)
     print(
         "Batchline local runtime: moto emulation of AWS; service predictions are EMULATED, not from a real model",
         file=sys.stderr,
@@ -162,10 +195,13 @@ def _resolve_target(args: argparse.Namespace, scope: ExitStack) -> tuple[Any, bo
     return local_target(scope.enter_context(LocalRuntime())), True
 
 
-def validate(path: Path, pipeline_name: str, *, as_json: bool = False) -> int:
-    """Exit 0 when every record would be sent, 1 when some are rejected or the file is refused, 2 for usage."""
+def validate(path: Path, pipeline_name: str, *, as_json: bool = False, verbose: bool = False) -> int:
+    """Exit 0 when every record would be sent, 1 when some are rejected or the file is refused, 2 for usage.
+
+    Needs no AWS configuration (promise 4): clients are made only when a check calls AWS, which only an Amazon
+    ML pipeline without ``dataSchema`` does. With ``--json`` stdout is one JSON document, whatever happens.
+    """
     from batchline.adapters import adapter_for
-    from batchline.clients import AwsClients
     from batchline.config import parse_pipelines
     from batchline.errors import BatchlineError, ConfigError, UnknownPipeline
     from batchline.validation import validate_file
@@ -174,16 +210,20 @@ def validate(path: Path, pipeline_name: str, *, as_json: bool = False) -> int:
     from batchline_local.runtime import load_pipeline_context
 
     if not path.is_file():
-        return _fail_usage(f"cannot read {path}: no such file")
+        return _fail_usage(f"cannot read {path}: {'not a file' if path.exists() else 'no such file'}", as_json=as_json)
     try:
         pipeline = parse_pipelines(load_pipeline_context()).get(pipeline_name)
     except (UnknownPipeline, ConfigError) as exc:
-        return _fail_usage(str(exc))
+        return _fail_usage(str(exc), as_json=as_json)
     try:
-        encoder = adapter_for(pipeline, AwsClients()).input_encoder()
+        encoder = adapter_for(pipeline, _OnDemandClients()).input_encoder()
     except (BatchlineError, BotoCoreError, ClientError) as exc:  # Amazon ML reads a model's schema from AWS
-        return _fail_usage(f"cannot prepare {pipeline_name} offline: {exc}")
-    report = validate_file(path, pipeline, encoder)
+        return _fail_usage(_offline_problem(pipeline, exc), as_json=as_json)
+    try:
+        report = validate_file(path, pipeline, encoder)
+    except Exception as exc:  # Prepare refuses a bad file with InputRejected (in the report); anything else is here
+        where = {"file": str(path), "pipeline": pipeline.name, "provider": pipeline.provider}
+        return _fail(_unreadable(path, exc, verbose=verbose), EXIT_RUN_FAILED, as_json=as_json, **where)
     if as_json:
         print(json.dumps(report))
     else:
@@ -199,20 +239,114 @@ def validate(path: Path, pipeline_name: str, *, as_json: bool = False) -> int:
     return 0 if not report["error"] and not report["rejected"] else 1
 
 
+class _OnDemandClient:
+    """A boto3 client made on its first use: building an adapter then needs no region or credentials."""
+
+    def __init__(self, make: Any) -> None:
+        self._make = make
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = self._make()
+        return getattr(self._client, name)
+
+
+class _OnDemandClients(AwsClients):
+    """validate's clients: each made on its first call, so checks that never call AWS need no AWS setup."""
+
+    def _client(self, name: str) -> Any:
+        make = super()._client
+        return _OnDemandClient(lambda: make(name))
+
+
+def _offline_problem(pipeline: Any, exc: Exception) -> str:
+    """Why the pipeline cannot be checked here, and the fix: AWS settings, or the config that avoids the call."""
+    from batchline_local.target import explain
+
+    explained = explain(exc)
+    if explained is None:  # AWS answered, or the adapter refused the configuration
+        return f"cannot check {pipeline.name}: {exc}"
+    reason = str(explained).split(";")[0]
+    if pipeline.provider == "amazonml":
+        return (
+            f"cannot check {pipeline.name} offline: it reads Amazon ML model {pipeline.service.ml_model_id}'s schema "
+            f"from AWS ({reason}); configure AWS (AWS_REGION and credentials), or give the pipeline a dataSchema "
+            "in cdk.json"
+        )
+    return f"cannot check {pipeline.name} offline: {reason}; configure AWS (AWS_REGION and credentials)"
+
+
+def _unreadable(path: Path, exc: Exception, *, verbose: bool) -> str:
+    """One line naming the file and what is wrong with it, in words; a traceback only with --verbose."""
+    import gzip
+    import traceback
+    import zlib
+
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, EOFError):
+        return f"cannot read {path}: its compressed data stops before the end (the file is cut off: {exc})"
+    if isinstance(exc, gzip.BadGzipFile):
+        return f"cannot read {path}: it is not a valid gzip file ({exc})"
+    if isinstance(exc, zlib.error):
+        return f"cannot read {path}: its compressed data is damaged ({exc})"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"cannot read {path}: it is not UTF-8 text (byte {exc.start} of a decoded block)"
+    if isinstance(exc, OSError):
+        return f"cannot read {path}: {exc.strerror or exc}"
+    details = "" if verbose else "; run with --verbose for details"
+    return f"cannot check {path}: unexpected error ({type(exc).__name__}: {exc}){details}"
+
+
 def _fail_usage(message: str, *, as_json: bool = False) -> int:
     """One line naming the problem and the fix; with --json also the one JSON document scripts read."""
+    return _fail(message, EXIT_USAGE, as_json=as_json)
+
+
+def _fail(message: str, code: int, *, as_json: bool, **document: Any) -> int:
     print(f"batchline: {message}", file=sys.stderr)
     if as_json:
-        print(json.dumps({"error": message}))
-    return EXIT_USAGE
+        print(json.dumps({**document, "error": message}))
+    return code
+
+
+OUTPUT_FILES = (("predictions", "predictions.csv"), ("errors", "errors.csv"), ("manifest", "manifest.json"))
+
+
+def output_folder_problem(out: Path) -> str | None:
+    """Why ``out`` cannot take a run's outputs, checked (and the folder made) before the run; None when it can."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a folder; name a folder for the run's outputs (it is made if missing)"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot make --out {out} the output folder: {exc.strerror or exc}"
+    if not os.access(out, os.W_OK | os.X_OK):
+        return f"cannot write in --out {out}: permission denied"
+    taken = [name for name in (*(f for _, f in OUTPUT_FILES), "event.json") if (out / name).is_dir()]
+    if taken:
+        return f"--out {out} holds a folder named {taken[0]}, where the run writes that file; name another folder"
+    return None
 
 
 def local_run(
-    path: Path, pipeline: str, out: Path, *, rows: int = 5, verbose: bool = False, as_json: bool = False
+    path: Path,
+    pipeline: str,
+    out: Path,
+    *,
+    rows: int = 5,
+    verbose: bool = False,
+    as_json: bool = False,
+    timeout: float | None = None,
 ) -> int:
+    """Exit 0 succeeded, 1 failed or partial, 2 for usage, 3 gave up while the run was still running.
+
+    Never a traceback without --verbose: a known problem is one line naming it, anything else one line too.
+    """
     from batchline.errors import ConfigError, UnknownPipeline
 
-    from batchline_local.runtime import LocalRuntime, load_pipeline_context
+    from batchline_local.runtime import RunStillRunning, load_pipeline_context
 
     try:
         with path.open("rb") as handle:
@@ -225,24 +359,41 @@ def local_run(
         parse_pipelines(load_pipeline_context()).get(pipeline)
     except (UnknownPipeline, ConfigError) as exc:
         return _fail_usage(str(exc), as_json=as_json)
+    problem = output_folder_problem(out)
+    if problem:
+        return _fail_usage(problem, as_json=as_json)
 
     print(
         "Batchline local run: moto emulation of AWS; service predictions are EMULATED, not from a real model",
         file=sys.stderr if as_json else sys.stdout,
     )
+    try:
+        return _run_locally(path, pipeline, out, rows=rows, verbose=verbose, as_json=as_json, timeout=timeout)
+    except RunStillRunning as exc:
+        message = f"{exc}; gave up, and the run ended with the local runtime (nothing was saved)"
+        return _fail(message, EXIT_STILL_RUNNING, as_json=as_json, runId=exc.run_id, executionStatus="RUNNING")
+    except KeyboardInterrupt:
+        return _fail("interrupted; the run ended with the local runtime", 130, as_json=as_json)
+    except Exception as exc:
+        if verbose:
+            raise
+        message = f"local run failed: unexpected error ({type(exc).__name__}: {exc}); run with --verbose for details"
+        return _fail(message, EXIT_RUN_FAILED, as_json=as_json)
+
+
+def _run_locally(
+    path: Path, pipeline: str, out: Path, *, rows: int, verbose: bool, as_json: bool, timeout: float | None
+) -> int:
+    from batchline_local.runtime import LocalRuntime
+
     started = time.monotonic()
     with LocalRuntime(quiet=not verbose) as runtime:
-        result = runtime.run_file(path, pipeline)
+        result = runtime.run_file(path, pipeline, timeout_seconds=timeout)
         event = result.event
-        out.mkdir(parents=True, exist_ok=True)
         downloaded: dict[str, Path | None] = {}
         if event is not None:
             outputs = event["detail"].get("outputs") or {}
-            for name, filename in (
-                ("predictions", "predictions.csv"),
-                ("errors", "errors.csv"),
-                ("manifest", "manifest.json"),
-            ):
+            for name, filename in OUTPUT_FILES:
                 target = out / filename
                 target.unlink(missing_ok=True)  # never leave an older run's file beside this run's
                 downloaded[name] = runtime.download(outputs.get(name), target)

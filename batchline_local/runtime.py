@@ -20,7 +20,8 @@ import threading
 import time
 import traceback
 import zipfile
-from contextlib import ExitStack, suppress
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -44,6 +45,11 @@ RUNTIME_LABEL = "local-emulation"
 
 # Every local invocation counts down from Lambda's longest timeout (the one Prepare and Collect have).
 LOCAL_FUNCTION_SECONDS = 900
+# A local run has no wall-clock limit of its own (a big file takes as long as it takes; the run's deadline is
+# the pipeline's maxRunHours, enforced by the handlers). Following it gives up only when the execution stops
+# moving: RUNNING with no handler running, no Wait or back-off sleeping and no new history event for this long
+# (moto's interpreter takes milliseconds between states).
+STALL_SECONDS = 120.0
 # Function name -> handler, as in the stack (stacks/functions.py); placeholder -> function name.
 FUNCTIONS = {
     "StartRun": "handlers.start_run.handler",
@@ -64,11 +70,39 @@ BUCKETS = {
 }
 EVENT_BUS = "batchline-local-events"
 
+# The environment of the emulation (see LocalRuntime._isolate): static fake credentials, a fixed region, and
+# every other source of AWS settings switched off.
+FAKE_CREDENTIALS = {
+    "aws_access_key_id": "testing",
+    "aws_secret_access_key": "testing",
+    "aws_session_token": "testing",
+}
+ISOLATED_ENVIRONMENT = {
+    **{name.upper(): value for name, value in FAKE_CREDENTIALS.items()},
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true",
+    "NO_PROXY": "*",
+    "no_proxy": "*",
+}
+_PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+
 
 def load_pipeline_context(path: Path = CDK_JSON) -> dict[str, Any]:
     """The pipelines declared in cdk.json: the one place, read by the stack and by this runtime."""
     context = json.loads(path.read_text())["context"]["batchline"]
     return dict(context["pipelines"])
+
+
+class RunStillRunning(TimeoutError):
+    """Following a run gave up while its execution was still RUNNING (a wall-clock limit, or a stall)."""
+
+    def __init__(self, run_id: str, message: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 @dataclass
@@ -105,29 +139,30 @@ class LocalRuntime:
         self._crashes: dict[str, tuple[str, int, str]] = {}
         self._captured: list[dict[str, Any]] = []
         self.metrics: list[dict[str, Any]] = []  # EMF documents, in the order the handlers flushed them
+        # Signs of life for wait_for: handlers, Wait states and back-offs in progress, and a count of their
+        # starts and ends.
+        self._progress_lock = threading.Lock()
+        self._busy = 0
+        self._progress = 0
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     def __enter__(self) -> LocalRuntime:
-        fake_credentials = {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-        }
-        # Restored on exit. A developer's real profile or endpoint must never leak into the emulation.
-        self._stack.enter_context(mock.patch.dict(os.environ, fake_credentials))
-        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-            os.environ.pop(name, None)
+        try:
+            return self._start()
+        except BaseException:
+            self._stack.close()  # the environment, moto's mock and the patches: nothing stays half set up
+            raise
+
+    def _start(self) -> LocalRuntime:
+        self._isolate()
         if str(LAMBDAS_DIR) not in sys.path:
             sys.path.insert(0, str(LAMBDAS_DIR))
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
-
-        from moto import mock_aws
-
-        self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        self._set_handler_log_level()
         self._patch_time()
+        self._patch_distributed_map()
+        self._count_history_events()
         self._patch_lambda_invoke()
         self._capture_metrics()
         from batchline_local.emulators.sagemaker import SageMakerEmulator
@@ -151,19 +186,82 @@ class LocalRuntime:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if LocalRuntime._active is self:
-            LocalRuntime._active = None
-        self._stack.close()
+        try:
+            self._stop_unfinished()
+        finally:
+            if LocalRuntime._active is self:
+                LocalRuntime._active = None
+            self._stack.close()
+
+    def _stop_unfinished(self, grace_seconds: float = 30.0) -> None:
+        """Stop what still runs (a run given up on), and let its threads finish while the emulation stands:
+        once moto's mock ends, a call from a leftover thread would go to the real AWS endpoints."""
+        if not hasattr(self, "state_machine_arn"):
+            return  # the runtime failed before it had a state machine
+        from moto.stepfunctions.parser.utils import TMP_THREADS  # every interpreter thread moto starts
+
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + grace_seconds
+        pages = sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+        )
+        for arn in [execution["executionArn"] for page in pages for execution in page["executions"]]:
+            while time.monotonic() < deadline:
+                try:
+                    sfn.stop_execution(executionArn=arn, error="LocalRuntimeEnded", cause="the local runtime ended")
+                    break
+                except Exception:  # moto 5.2.5 cannot stop an execution whose thread has not set up yet
+                    time.sleep(0.02)
+        # The interpreter goes on after a stop (into Catch states and their handlers) until its threads end.
+        for thread in list(TMP_THREADS):
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     @classmethod
     def active(cls) -> LocalRuntime | None:
         """The runtime running in this process, if any: the CLI's ``--local`` commands act on it."""
         return cls._active
 
-    def client(self, service: str) -> Any:
+    def _isolate(self) -> None:
+        """Nothing the emulation does may leave the process (promise 3), whatever the machine's AWS setup.
+
+        While the runtime lives (restored on exit): no ``AWS_*`` variable of the user's applies (endpoints,
+        profiles, config and credentials files, container and instance-metadata credentials, CA bundles,
+        FIPS/dual-stack endpoints), no HTTP proxy applies, and every boto3 client (the runtime's, the handlers',
+        the emulators' and moto's interpreter's, which calls ``boto3.client``) comes from one session with static
+        fake credentials and a fixed region. Clients only then reach moto: a request moto does not recognise
+        (a configured endpoint) would otherwise go out over the network.
+        """
         import boto3
 
-        return boto3.client(service, region_name=REGION)
+        self._stack.enter_context(mock.patch.dict(os.environ))
+        for name in list(os.environ):
+            if name.upper().startswith("AWS_") or name.lower() in _PROXY_VARIABLES:
+                del os.environ[name]
+        os.environ.update(ISOLATED_ENVIRONMENT)
+        from moto import mock_aws
+
+        self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        # After mock_aws: a botocore session takes moto's request interceptor when it is created.
+        self.session = isolated_session()
+        self._stack.enter_context(mock.patch.object(boto3, "DEFAULT_SESSION", self.session))
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service)
+
+    @property
+    def _handler_log_level(self) -> str:
+        # Quiet: the handlers' JSON log lines (a failed run's ERROR included) are not the command's output; the
+        # failure event says what went wrong. Verbose: everything from INFO.
+        return "CRITICAL" if self.quiet else "INFO"
+
+    def _set_handler_log_level(self) -> None:
+        """Powertools sets the shared logger's level when the first handler module is imported (from
+        POWERTOOLS_LOG_LEVEL, in the functions' environment); a logger an earlier runtime made is set here."""
+        if SERVICE in logging.Logger.manager.loggerDict:
+            handlers_logger = logging.getLogger(SERVICE)
+            self._stack.callback(handlers_logger.setLevel, handlers_logger.level)
+            handlers_logger.setLevel(self._handler_log_level)
 
     def _write_pipelines_file(self) -> str:
         """The same file the stack ships in its config layer, in a folder that lives as long as the runtime."""
@@ -182,6 +280,37 @@ class LocalRuntime:
             rewritten[name] = body
         return rewritten
 
+    @contextmanager
+    def _working(self) -> Iterator[None]:
+        """Marks a stretch of real work or of a deliberate sleep: the execution is moving, not stalled."""
+        with self._progress_lock:
+            self._busy += 1
+            self._progress += 1
+        try:
+            yield
+        finally:
+            with self._progress_lock:
+                self._busy -= 1
+                self._progress += 1
+
+    def _count_history_events(self) -> None:
+        """Each event the interpreter adds to an execution's history (a state entered or left, a Map item
+        done) is progress too, for the stretches where no handler runs."""
+        from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+
+        add_event = EventManager.add_event
+
+        def add_event_counted(manager: Any, *args: Any, **kwargs: Any) -> Any:
+            with self._progress_lock:
+                self._progress += 1
+            return add_event(manager, *args, **kwargs)
+
+        self._stack.enter_context(mock.patch.object(EventManager, "add_event", add_event_counted))
+
+    def _signs_of_life(self) -> tuple[bool, int]:
+        with self._progress_lock:
+            return self._busy > 0, self._progress
+
     # --- patches ---------------------------------------------------------------------------------
 
     def _patch_time(self) -> None:
@@ -195,12 +324,65 @@ class LocalRuntime:
 
         def short_wait(_self: Any, env: Any, wait_seconds: float) -> None:
             if wait_seconds > 0 and scale > 0:
-                env.program_state_event.wait(wait_seconds * scale)
+                with self._working():
+                    env.program_state_event.wait(wait_seconds * scale)
+
+        def short_sleep(seconds: float) -> None:
+            with self._working():
+                time.sleep(seconds * scale)
 
         self._stack.enter_context(mock.patch.object(WaitFunction, "_wait_interval", short_wait))
         fake_time = SimpleNamespace(**{name: getattr(time, name) for name in ("time", "monotonic")})
-        fake_time.sleep = lambda seconds: time.sleep(seconds * scale)
+        fake_time.sleep = short_sleep
         self._stack.enter_context(mock.patch.object(retrier_decl, "time", fake_time))
+
+    def _patch_distributed_map(self) -> None:
+        """A failed Distributed Map child fails the Map, as on AWS.
+
+        moto 5.2.5 counts a failed child and lets the Map succeed (the child's output is null), so the real
+        error surfaced later as a missing summary. AWS fails the Map Run when failed children exceed
+        ToleratedFailureCount or ToleratedFailurePercentage (0 when not set), and the Map state fails with
+        States.ExceedToleratedFailureThreshold. The cause here also names the first failed child and its error
+        (on AWS that is in the child execution's history), so the run's failure event says what went wrong.
+        https://docs.aws.amazon.com/step-functions/latest/dg/maprun-fail-threshold.html
+        """
+        from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (  # noqa: E501
+            DistributedIterationComponent,
+        )
+        from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor.distributed_item_processor_worker import (  # noqa: E501
+            DistributedItemProcessorWorker,
+        )
+        from moto.stepfunctions.parser.asl.eval.program_state import ProgramError, ProgramTimedOut
+
+        eval_job, map_run = DistributedItemProcessorWorker._eval_job, DistributedIterationComponent._map_run
+
+        def eval_job_noting_failures(worker: Any, env: Any, job: Any) -> None:
+            eval_job(worker, env, job)
+            state = env.program_state()
+            if isinstance(state, ProgramError):
+                failure = dict(state.error or {})
+            elif isinstance(state, ProgramTimedOut):
+                failure = {"error": "States.Timeout", "cause": "the child execution timed out"}
+            else:
+                return
+            # Workers run in threads; list.append is atomic.
+            vars(worker._map_run_record).setdefault("local_failures", []).append((job.job_index, failure))
+
+        def map_run_within_tolerance(component: Any, env: Any, eval_input: Any) -> None:
+            items = len(env.stack[-1])  # the items map_run takes from the stack
+            map_run(component, env, eval_input)
+            failures = sorted(vars(eval_input.map_run_record).get("local_failures", []), key=lambda f: f[0])
+            count, percentage = eval_input.tolerated_failure_count, eval_input.tolerated_failure_percentage
+            # Not set, both are 0 and any failure fails the Map; one set, the other (0) is exceeded anyway.
+            if failures and len(failures) > count and len(failures) * 100 > percentage * items:
+                raise _tolerated_failure_exceeded(env, failures, items)
+
+        self._stack.enter_context(
+            mock.patch.object(DistributedItemProcessorWorker, "_eval_job", eval_job_noting_failures)
+        )
+        self._stack.enter_context(
+            mock.patch.object(DistributedIterationComponent, "_map_run", map_run_within_tolerance)
+        )
 
     def _patch_lambda_invoke(self) -> None:
         """Run the real handler in-process instead of in a container."""
@@ -239,12 +421,12 @@ class LocalRuntime:
         self, function_name: str, handler_path: str, environment: dict[str, str], event: Any
     ) -> tuple[str, bool, str]:
         # Environment and imported modules are process-wide: one invocation at a time.
-        with self._invoke_lock, mock.patch.dict(os.environ, environment):
+        with self._working(), self._invoke_lock, mock.patch.dict(os.environ, environment):
             self.invocations.append((function_name, event))
             module_name, function = handler_path.rsplit(".", 1)
             module = importlib.import_module(module_name)
             if module_name not in self._fresh_modules and hasattr(module, "clients"):
-                module.clients = EmulatedAwsClients(self.emulators)  # bound to this runtime's emulation
+                module.clients = EmulatedAwsClients(self.emulators, self.session)  # type: ignore[attr-defined]
                 self._fresh_modules.add(module_name)
             deadline = time.monotonic() + LOCAL_FUNCTION_SECONDS
             context = SimpleNamespace(
@@ -334,7 +516,7 @@ class LocalRuntime:
             "POWERTOOLS_SERVICE_NAME": SERVICE,
             "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
             "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "WARNING" if self.quiet else "INFO",
+            "POWERTOOLS_LOG_LEVEL": self._handler_log_level,
         }
         arns = {}
         for name, handler in FUNCTIONS.items():
@@ -458,18 +640,33 @@ class LocalRuntime:
         }
         return self.invoke("ExecutionEnded", event)
 
-    def wait_for(self, run_id: str, timeout_seconds: float = 120.0) -> RunResult:
-        """Wait for the execution to end (bounded), then return its status, history and published event."""
+    def wait_for(
+        self, run_id: str, timeout_seconds: float | None = None, stall_seconds: float = STALL_SECONDS
+    ) -> RunResult:
+        """Follow the execution to its end, then return its status, history and published event.
+
+        No wall-clock limit unless ``timeout_seconds`` is given; RunStillRunning when it passes, or when the
+        execution has stopped moving for ``stall_seconds`` (see STALL_SECONDS).
+        """
         sfn = self.client("stepfunctions")
         arn = self.execution_arn(run_id)
-        deadline = time.monotonic() + timeout_seconds
-        while True:
-            status = sfn.describe_execution(executionArn=arn)["status"]
-            if status != "RUNNING":
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"execution {run_id} still RUNNING after {timeout_seconds} s")
+        started = quiet_since = time.monotonic()
+        _, seen = self._signs_of_life()
+        while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+            now = time.monotonic()
+            if timeout_seconds is not None and now - started > timeout_seconds:
+                raise RunStillRunning(run_id, f"run {run_id} still RUNNING after {timeout_seconds:g} s")
+            busy, progress = self._signs_of_life()
+            if busy or progress != seen:
+                seen, quiet_since = progress, now
+            elif now - quiet_since > stall_seconds:
+                raise RunStillRunning(
+                    run_id,
+                    f"run {run_id} stopped moving: RUNNING with nothing happening for {stall_seconds:g} s "
+                    "(the local Step Functions interpreter is stuck)",
+                )
             time.sleep(0.02)
+        status = sfn.describe_execution(executionArn=arn)["status"]
         history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
         events = [e for e in self.published_events() if e["detail"].get("runId") == run_id]
         return RunResult(run_id, arn, status, events[-1] if events else None, history)
@@ -486,14 +683,16 @@ class LocalRuntime:
                 sqs.delete_message(QueueUrl=self.capture_queue_url, ReceiptHandle=message["ReceiptHandle"])
         return list(self._captured)
 
-    def run_file(self, path: Path, pipeline: str, timeout_seconds: float = 120.0) -> RunResult:
-        """Upload, deliver the S3 event, follow the run to its end."""
+    def run_file(
+        self, path: Path, pipeline: str, timeout_seconds: float | None = None, stall_seconds: float = STALL_SECONDS
+    ) -> RunResult:
+        """Upload, deliver the S3 event, follow the run to its end (see wait_for for the limits)."""
         obj = self.upload(path, pipeline)
         decision = self.deliver(self.object_created_event(obj))
         if not decision.get("started"):
             events = [e for e in self.published_events() if e["detail"].get("runId") == decision["runId"]]
             return RunResult(decision["runId"], "", "NOT_STARTED", events[-1] if events else None, [])
-        return self.wait_for(decision["runId"], timeout_seconds)
+        return self.wait_for(decision["runId"], timeout_seconds, stall_seconds)
 
     def download(self, uri: str | None, target: Path) -> Path | None:
         if not uri:
@@ -507,8 +706,8 @@ class LocalRuntime:
 class EmulatedAwsClients(AwsClients):
     """The handlers' clients, with the botocore-level emulators attached for services moto lacks."""
 
-    def __init__(self, emulators: list[ServiceEmulator]) -> None:
-        super().__init__()
+    def __init__(self, emulators: list[ServiceEmulator], session: Any) -> None:
+        super().__init__(session)
         self._emulators = emulators
 
     def _client(self, name: str) -> Any:
@@ -517,6 +716,56 @@ class EmulatedAwsClients(AwsClients):
             if emulator.handles(client):
                 emulator.attach(client)
         return client
+
+
+def _tolerated_failure_exceeded(env: Any, failures: list[tuple[int, dict[str, Any]]], items: int) -> Exception:
+    """The failure moto raises for a Map state, carrying AWS's error name for an exceeded failure threshold."""
+    from moto.stepfunctions.parser.api import HistoryEventType, MapRunFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    index, first = failures[0]
+    error, cause = first.get("error") or "States.Runtime", first.get("cause") or ""
+    with suppress(ValueError, TypeError, AttributeError):  # a Lambda's cause is its error payload, as JSON
+        cause = json.loads(cause).get("errorMessage", cause)
+    name = StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold)
+    details = MapRunFailedEventDetails(
+        error=name.error_name,
+        cause=(
+            f"The specified tolerated failure threshold was exceeded: {len(failures)} of {items} child "
+            f"executions failed; the first, item {index}, with {error}: {cause}"
+        )[:32768],
+    )
+    return FailureEventException(
+        FailureEvent(
+            env=env,
+            error_name=name,
+            event_type=HistoryEventType.MapRunFailed,
+            event_details=EventDetails(mapRunFailedEventDetails=details),  # type: ignore[typeddict-item]
+        )
+    )
+
+
+def isolated_session() -> Any:
+    """A boto3 session that reads nothing of the machine's: explicit credentials and region, no profile, no
+    configured endpoints, and no service models from ``~/.aws/models`` (which can carry endpoint rules)."""
+    import boto3
+    import botocore.loaders
+    import botocore.session
+
+    core = botocore.session.Session()
+    core.set_config_variable("ignore_configured_endpoint_urls", True)
+    loader = core.get_component("data_loader")
+    customer_models = botocore.loaders.Loader.CUSTOMER_DATA_PATH
+    loader.search_paths[:] = [path for path in loader.search_paths if path != customer_models]
+    return boto3.session.Session(**FAKE_CREDENTIALS, region_name=REGION, botocore_session=core)
 
 
 def render_definition(asl_text: str, substitutions: dict[str, str]) -> str:

@@ -171,7 +171,7 @@ def stack_target(stack_name: str, session: boto3.session.Session, endpoint_url: 
 
 def local_target(runtime: LocalRuntime) -> Target:
     """The in-process local runtime: its fixed names, its pipelines, and the S3 event it must deliver itself."""
-    from batchline_local.runtime import BUCKETS, REGION
+    from batchline_local.runtime import BUCKETS
 
     def deliver(obj: dict[str, Any]) -> None:
         runtime.deliver(runtime.object_created_event(obj))
@@ -183,7 +183,7 @@ def local_target(runtime: LocalRuntime) -> Target:
         results_bucket=BUCKETS["results"],
         state_machine_arn=runtime.state_machine_arn,
         pipelines=tuple(sorted(runtime.pipelines.pipelines)),
-        session=boto3.session.Session(region_name=REGION),
+        session=runtime.session,
         poll_seconds=0.05,
         on_upload=deliver,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,26 @@ for _name, _value in {
 }.items():
     os.environ[_name] = _value
 os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="module")
+def no_aws_configuration(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A machine with no AWS setup at all (promise 4): no ``AWS_*`` variable, and a HOME with no ``~/.aws``.
+
+    The tier-wide fake credentials above stay for the other tests; the CLI test modules take this instead
+    (module scope, so a module's local runtime starts on that machine too), and a command that needs a region
+    or credentials it should not fails here as on a fresh laptop. Yields HOME.
+    """
+    import boto3
+
+    home = tmp_path_factory.mktemp("empty-home")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.upper().startswith("AWS_"):
+                patch.delenv(name)
+        patch.setenv("HOME", str(home))
+        patch.setattr(boto3, "DEFAULT_SESSION", None)  # none made under the tier's fake settings
+        yield home
 
 
 @pytest.fixture(scope="session")

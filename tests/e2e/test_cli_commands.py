@@ -18,7 +18,8 @@ from batchline_local.cli import main
 from batchline_local.runtime import BUCKETS, LocalRuntime
 from tests.e2e.conftest import SAMPLES, write_csv
 
-pytestmark = pytest.mark.timeout(180)
+# Every CLI test runs on a machine with no AWS configuration at all (promise 4).
+pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("no_aws_configuration")]
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
