@@ -90,7 +90,9 @@ class UploadTrigger(Construct):
 
 
 class ExecutionEndWatcher(Construct):
-    """Executions that end ABORTED (stopped by hand) or TIMED_OUT never reach ReportFailure: this rule does."""
+    """Executions that end ABORTED (stopped by hand), TIMED_OUT, or FAILED by an error no Catch handles
+    (States.DataLimitExceeded...) never reach ReportFailure: this rule does. The function leaves alone the
+    FAILED executions whose own reporting steps ran."""
 
     def __init__(
         self,
@@ -105,11 +107,11 @@ class ExecutionEndWatcher(Construct):
         self.rule = events.Rule(
             self,
             "StoppedExecutions",
-            description="Stops the jobs of Batchline executions stopped by hand or timed out, and reports them",
+            description="Stops the jobs of Batchline runs stopped, timed out or failed uncaught, and reports them",
             event_pattern=events.EventPattern(
                 source=["aws.states"],
                 detail_type=["Step Functions Execution Status Change"],
-                detail={"status": ["ABORTED", "TIMED_OUT"], "stateMachineArn": [state_machine_arn]},
+                detail={"status": ["ABORTED", "TIMED_OUT", "FAILED"], "stateMachineArn": [state_machine_arn]},
             ),
             targets=[
                 targets.LambdaFunction(

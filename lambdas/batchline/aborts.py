@@ -1,13 +1,17 @@
-"""Executions stopped by hand (ABORTED) or by their own timeout (TIMED_OUT) never reach ReportFailure.
+"""Executions that end without reaching ReportFailure: stopped by hand (ABORTED), past their own timeout
+(TIMED_OUT), or FAILED by an error no Catch handles (States.DataLimitExceeded, States.Runtime...).
 
 An EventBridge rule on "Step Functions Execution Status Change" brings them here: the service jobs the run
 started are stopped (their names are deterministic), rejected rows are kept, and the failure event is
-published, so even a stopped run ends in exactly one clear event.
+published, so every run ends in exactly one clear event. A FAILED execution that went through ReportFailure
+(or published its outcome) already said so: it is left alone.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from batchline.clients import AwsClients
@@ -15,19 +19,44 @@ from batchline.config import Pipelines
 from batchline.events import put_outcome
 from batchline.flow import Deployment, report_failure
 
-ENDED = {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOut"}
+ENDED = {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOut", "FAILED": "ExecutionFailed"}
+# The steps that hold the run's jobs when they exit: PrepareInput for a whole-file read, MergeShards for a cut one.
+_PREPARING = ("PrepareInput", "MergeShards")
+# Entering one of these means the run's outcome was (or is being) published by the state machine itself.
+_REPORTING = ("ReportFailure", "PublishOutcome")
 
 
-def prepared_from_history(stepfunctions: Any, execution_arn: str) -> dict[str, Any] | None:
-    """What PrepareInput returned, from the execution's history (None when it never finished)."""
+@dataclass
+class EndedRun:
+    """What the execution's history says about how the run got where it ended."""
+
+    prepared: dict[str, Any] | None = None  # the last run facts holding its jobs ("chunks")
+    reported: bool = False  # the state machine reached its own reporting steps
+    failure: dict[str, Any] | None = None  # the ExecutionFailed event's error and cause
+
+
+def read_history(events: Iterable[dict[str, Any]]) -> EndedRun:
+    """One pass over the history, newest event first."""
+    run = EndedRun()
+    for event in events:
+        kind = event["type"]
+        if kind == "ExecutionFailed" and run.failure is None:
+            run.failure = dict(event.get("executionFailedEventDetails") or {})
+        entered = event.get("stateEnteredEventDetails")
+        if entered and entered.get("name") in _REPORTING:
+            run.reported = True
+        exited = event.get("stateExitedEventDetails")
+        if run.prepared is None and exited and exited.get("name") in _PREPARING:
+            prepared = json.loads(exited.get("output") or "{}").get("prepared")
+            if prepared and prepared.get("chunks"):  # MergeShards may ask for another round instead
+                run.prepared = dict(prepared)
+    return run
+
+
+def history_of(stepfunctions: Any, execution_arn: str) -> Iterable[dict[str, Any]]:
     paginator = stepfunctions.get_paginator("get_execution_history")
     for page in paginator.paginate(executionArn=execution_arn, reverseOrder=True):
-        for event in page["events"]:
-            details = event.get("stateExitedEventDetails")
-            if event["type"] == "TaskStateExited" and details and details["name"] == "PrepareInput":
-                prepared = json.loads(details.get("output") or "{}").get("prepared")
-                return dict(prepared) if prepared else None
-    return None
+        yield from page["events"]
 
 
 def ended_run_keys(event: dict[str, Any]) -> dict[str, Any]:
@@ -48,17 +77,26 @@ def report_ended_execution(
     status = detail["status"]
     if status not in ENDED:
         return {"handled": False, "status": status}, None
+    ended = read_history(history_of(clients.stepfunctions, detail["executionArn"]))
+    if ended.reported:
+        return {"handled": False, "status": status, "reason": "the state machine reported this run itself"}, None
     execution_input = json.loads(detail.get("input") or "{}")
-    how = "stopped by hand" if status == "ABORTED" else "timed out"
     state = {
         **execution_input,
-        "prepared": prepared_from_history(clients.stepfunctions, detail["executionArn"]),
-        "error": {
-            "Error": ENDED[status],
-            "Cause": f"execution {detail['name']} was {how} (status {status}); its service jobs were stopped",
-        },
+        "prepared": ended.prepared,
+        "error": {"Error": ENDED[status], "Cause": _cause(detail["name"], status, ended.failure)},
     }
     failure = report_failure(state, pipelines=pipelines, deployment=deployment, clients=clients)
     put_outcome(clients.events, deployment.event_bus_name, failure)
     summary = {"handled": True, "runId": execution_input.get("runId"), "error": failure["detail"]["error"]}
     return summary, failure["detail"]
+
+
+def _cause(name: str, status: str, failure: dict[str, Any] | None) -> str:
+    if status == "ABORTED":
+        return f"execution {name} was stopped by hand (status ABORTED)"
+    if status == "TIMED_OUT":
+        return f"execution {name} timed out (status TIMED_OUT)"
+    error = (failure or {}).get("error") or "an unknown error"
+    cause = (failure or {}).get("cause") or "no cause given"
+    return f"execution {name} failed with {error}, which the state machine cannot catch: {cause}"

@@ -1,4 +1,4 @@
-"""Execution stopped by hand or timed out: stop its jobs and publish its failure event."""
+"""Execution stopped by hand, timed out or failed uncaught: stop its jobs and publish its failure event."""
 
 from typing import Any
 

@@ -20,6 +20,8 @@ PIPELINES = {
     "short-deadline": {"keyColumn": "id", "service": SERVICE, "maxRunHours": 0.0003, "minPollSeconds": 1},
     "few-polls": {"keyColumn": "id", "service": SERVICE, "maxPolls": 3, "minPollSeconds": 1},
     "long-running": {"keyColumn": "id", "service": SERVICE, "minPollSeconds": 1},
+    # Uploads over 1 KiB are cut and prepared by shards: the run's jobs come from MergeShards.
+    "long-running-cut": {"keyColumn": "id", "service": SERVICE, "minPollSeconds": 1, "prepareShardBytes": 1024},
     "quota-deadline": {
         "keyColumn": "userId",
         "maxRunHours": 0.0003,
@@ -95,10 +97,14 @@ def test_waiting_for_a_job_slot_ends_at_the_deadline(slow_runtime: LocalRuntime,
     assert attempts and len(ages) == len(attempts)
 
 
+@pytest.mark.parametrize(
+    ("pipeline", "rows"), [("long-running", 1), ("long-running-cut", 400)], ids=["whole-file", "cut-upload"]
+)
 def test_stopping_an_execution_by_hand_stops_its_job_and_publishes_a_failure(
-    slow_runtime: LocalRuntime, validate_event: Any, tmp_path: Path
+    slow_runtime: LocalRuntime, validate_event: Any, tmp_path: Path, pipeline: str, rows: int
 ) -> None:
-    obj = slow_runtime.upload(write_csv(tmp_path / "manual.csv", ["id", "x"], [["a", 1]]), "long-running")
+    upload = write_csv(tmp_path / "manual.csv", ["id", "x"], [[f"k{n}", n] for n in range(rows)])
+    obj = slow_runtime.upload(upload, pipeline)
     decision = slow_runtime.deliver(slow_runtime.object_created_event(obj))
     job_name = job_name_for(decision["runId"], suffix="-0")
     for _ in range(1000):  # wait (bounded) until this run's job exists; earlier tests left jobs of their own
@@ -115,7 +121,8 @@ def test_stopping_an_execution_by_hand_stops_its_job_and_publishes_a_failure(
     validate_event(events[0])
     error = events[0]["detail"]["error"]
     assert error["error"] == "ExecutionAborted" and "stopped by hand" in error["cause"]
+    assert error["jobStopped"] == job_name
     assert slow_runtime.sagemaker.jobs[error["jobStopped"]].stop_requested
     # ExecutionEnded reports the stopped run's records like any other outcome (metrics carry the run ID).
     outcome = [d for d in slow_runtime.metrics if d.get("run_id") == decision["runId"] and "RecordsIn" in d]
-    assert len(outcome) == 1 and (outcome[0]["RecordsIn"], outcome[0]["RecordsPredicted"]) == ([1.0], [0.0])
+    assert len(outcome) == 1 and (outcome[0]["RecordsIn"], outcome[0]["RecordsPredicted"]) == ([float(rows)], [0.0])

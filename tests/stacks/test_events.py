@@ -60,7 +60,7 @@ def test_project_bus_is_named_after_the_stack(template: Template) -> None:
     template.has_resource_properties("AWS::Events::EventBus", {"Name": "Batchline-events"})
 
 
-def test_executions_stopped_by_hand_or_timed_out_reach_the_execution_ended_function(template: Template) -> None:
+def test_executions_stopped_timed_out_or_failed_uncaught_reach_the_execution_ended_function(template: Template) -> None:
     machine = logical_id(template, "AWS::StepFunctions::StateMachine", "BatchPrediction")
     ended = logical_id(template, "AWS::Lambda::Function", "FunctionsExecutionEnded")
     template.has_resource_properties(
@@ -69,7 +69,7 @@ def test_executions_stopped_by_hand_or_timed_out_reach_the_execution_ended_funct
             "EventPattern": {
                 "source": ["aws.states"],
                 "detail-type": ["Step Functions Execution Status Change"],
-                "detail": {"status": ["ABORTED", "TIMED_OUT"], "stateMachineArn": [{"Ref": machine}]},
+                "detail": {"status": ["ABORTED", "TIMED_OUT", "FAILED"], "stateMachineArn": [{"Ref": machine}]},
             },
             "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [ended, "Arn"]}})],
         },
