@@ -1,7 +1,8 @@
 """What a run is doing or did, read the same way from any target.
 
-The execution (Step Functions) gives its status and, through its history, the state it is in, each service
-job's last look (the SubmitJob and PollJob outputs) and the counts Prepare found. Once the run has ended, its
+The execution (Step Functions) gives its status and, through its history, the state it is in and the counts
+Prepare found. Each service job runs in a child execution of its own, which records its last look in the work
+bucket (``state/job-NNNNN.json``): that is where a running run's jobs are read. Once the run has ended, its
 ``manifest.json`` in the results bucket is the record: status, counts, outputs and error, also for runs stopped
 by hand (written by the ExecutionEnded function, which the history does not show).
 """
@@ -19,7 +20,6 @@ from botocore.exceptions import ClientError
 from batchline_local.target import Target, TargetError, pipeline_of
 
 PREPARE_STEPS = ("PrepareInput", "MergeShards")  # their output's ``prepared`` carries the counts once staged
-JOB_STEPS = ("SubmitJob", "PollJob")  # their output's ``job`` is one look at a service job (ResultPath $.job)
 OUTCOME_STEPS = ("FinalizeRun", "ReportFailure")  # their output's ``outcome.detail`` is the completion event
 ENDED_EVENTS = {
     "ExecutionFailed": "executionFailedEventDetails",
@@ -55,7 +55,7 @@ class History:
 
     def _exited(self, details: dict[str, Any]) -> None:
         name = details["name"]
-        if name not in (*PREPARE_STEPS, *JOB_STEPS, *OUTCOME_STEPS):
+        if name not in (*PREPARE_STEPS, *OUTCOME_STEPS):
             return
         try:
             output = json.loads(details.get("output") or "{}")
@@ -63,12 +63,7 @@ class History:
             return
         if name in PREPARE_STEPS and output.get("prepared") and "counts" in output["prepared"]:
             prepared = output["prepared"]  # a Prepare that fanned out has counts only after MergeShards
-            self.prepared = {"counts": prepared.get("counts") or {}, "jobs": len(prepared.get("chunks") or [])}
-        elif name in JOB_STEPS and isinstance(output.get("job"), dict):
-            job = output["job"]
-            self.jobs[int(job.get("chunk", 0))] = {
-                key: job.get(key) for key in ("chunk", "jobId", "status", "rawStatus", "message", "counts", "pollCount")
-            }
+            self.prepared = {"counts": prepared.get("counts") or {}, "jobs": prepared.get("jobCount")}
         elif name in OUTCOME_STEPS and isinstance(output.get("outcome"), dict):
             self.outcome = output["outcome"].get("detail")
 
@@ -186,7 +181,29 @@ def describe_run(target: Target, run_id: str, view: RunView | None = None) -> Ru
     )
     if not current.running:
         current.manifest = read_manifest(target, current.pipeline, run_id)
+    elif history.prepared.get("jobs"):
+        history.jobs = read_job_looks(target, current.pipeline, run_id, int(history.prepared["jobs"]))
     return current
+
+
+_JOB_FIELDS = ("chunk", "jobId", "status", "rawStatus", "message", "counts", "pollCount")
+
+
+def read_job_looks(target: Target, pipeline: str, run_id: str, jobs: int) -> dict[int, dict[str, Any]]:
+    """Each job's last look, as its own execution recorded it (a job not submitted yet has none)."""
+    layout = target.layout(pipeline, run_id)
+    s3 = target.client("s3")
+    looks: dict[int, dict[str, Any]] = {}
+    for index in range(jobs):
+        location = layout.job_state(index)
+        try:
+            job = json.loads(s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read())
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                continue
+            raise
+        looks[index] = {key: job.get(key) for key in _JOB_FIELDS}
+    return looks
 
 
 def read_manifest(target: Target, pipeline: str, run_id: str) -> dict[str, Any] | None:

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from batchline.backoff import next_wait_seconds
 from batchline.config import PipelineConfig
 
-# History events per poll turn in the Map iteration: WaitStateEntered/Exited, TaskStateEntered,
+# History events per poll turn in a job's child execution (each job runs in its own, under RunJobs' Distributed
+# Map, so these never reach the run's history): WaitStateEntered/Exited, TaskStateEntered,
 # LambdaFunctionScheduled/Started/Succeeded, TaskStateExited, ChoiceStateEntered/Exited.
 EVENTS_PER_POLL = 9
-# Events outside the polling loop for a one-job run (start, Prepare, Map, Submit, Collect, Finalize, publish, end).
-FIXED_EVENTS = 40
+# Events of the child outside the polling loop (start, SubmitJob, its Choice, JobEnded, end).
+FIXED_EVENTS = 14
 HISTORY_TARGET = 2_500
 
 

@@ -175,7 +175,7 @@ def measure(name: str, source: Path, records: int) -> dict[str, Any]:
         "peak_mb": peak_mb(),
         "startup_mb": startup_mb,
         "parts": prepared["staging"]["parts"],
-        "jobs": len(prepared["chunks"]),
+        "jobs": prepared["jobCount"],
     }
 
 

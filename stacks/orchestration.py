@@ -113,6 +113,7 @@ class Orchestration(Construct):
         # The Distributed Maps read their plans, one object per run under <pipeline>/<run-id>/.
         plans = {
             "collect/units.json": "Collect's plan",
+            "state/jobs.json": "the run's jobs",
             "prepare/shards.json": "Prepare's plan of shards",
             "prepare/redo.json": "the shards Prepare reads again",
         }

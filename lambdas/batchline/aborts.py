@@ -30,7 +30,7 @@ _REPORTING = ("ReportFailure", "PublishOutcome")
 class EndedRun:
     """What the execution's history says about how the run got where it ended."""
 
-    prepared: dict[str, Any] | None = None  # the last run facts holding its jobs ("chunks")
+    prepared: dict[str, Any] | None = None  # the last run facts naming its jobs file ("jobsFile")
     reported: bool = False  # the state machine reached its own reporting steps
     failure: dict[str, Any] | None = None  # the ExecutionFailed event's error and cause
 
@@ -48,7 +48,7 @@ def read_history(events: Iterable[dict[str, Any]]) -> EndedRun:
         exited = event.get("stateExitedEventDetails")
         if run.prepared is None and exited and exited.get("name") in _PREPARING:
             prepared = json.loads(exited.get("output") or "{}").get("prepared")
-            if prepared and prepared.get("chunks"):  # MergeShards may ask for another round instead
+            if prepared and prepared.get("jobsFile"):  # MergeShards may ask for another round instead
                 run.prepared = dict(prepared)
     return run
 

@@ -31,6 +31,14 @@ class RunDeadlineExceeded(BatchlineError):
     """The run passed its deadline (maxRunHours) before its jobs could finish."""
 
 
+class PollLimitReached(BatchlineError):
+    """A job was polled maxPolls times and is still running."""
+
+
+class JobStepFailed(BatchlineError):
+    """Submitting or polling one job failed for a reason its own execution could not handle (message names it)."""
+
+
 class ServiceThrottled(BatchlineError):
     """The ML service throttled us; the state machine retries with jittered back-off."""
 

@@ -95,9 +95,19 @@ def build_detail(
     }
 
 
+# Jobs an event lists: the event and the state carrying it stay small at any number of jobs (EventBridge and
+# Step Functions both stop at 256 KiB); manifest.json lists every job.
+EVENT_JOBS = 25
+
+
 def outcome(detail: dict[str, Any]) -> dict[str, Any]:
-    """What the state machine's PutEvents task publishes (``DetailType`` chosen from the status)."""
-    return {"source": SOURCE, "detailType": DETAIL_TYPES[detail["status"]], "detail": detail}
+    """What the state machine's PutEvents task publishes (``DetailType`` chosen from the status): the detail
+    with at most EVENT_JOBS jobs, those that did not succeed first, and ``jobCount`` saying how many there are."""
+    jobs = list(detail.get("jobs") or [])
+    if len(jobs) > EVENT_JOBS:
+        jobs = sorted(jobs, key=lambda job: job.get("status") == "SUCCEEDED")[:EVENT_JOBS]
+    shown = {**detail, "jobs": jobs, "jobCount": len(detail.get("jobs") or [])}
+    return {"source": SOURCE, "detailType": DETAIL_TYPES[shown["status"]], "detail": shown}
 
 
 def put_outcome(events_client: Any, bus_name: str, event: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from batchline import errors as errors_module
 from batchline.adapters import adapter_for
 from batchline.adapters.base import BatchAdapter, Chunk, InputEncoder, JobState, JobStatus, RunContext
 from batchline.backoff import next_wait_seconds
@@ -26,7 +27,9 @@ from batchline.errors import (
     BatchlineError,
     InputRejected,
     JobFailed,
+    JobStepFailed,
     OutputInvalid,
+    PollLimitReached,
     QuotaFull,
     RunDeadlineExceeded,
     UnknownPipeline,
@@ -208,6 +211,9 @@ def _prepared(
         discard_parts(clients.s3, layout, [part.name for part in parts])
         raise
     chunks = stage_jobs(clients.s3, layout, parts, groups)
+    # The jobs live in S3, not in the state: RunJobs reads them, so the state stays small at any number of jobs.
+    jobs = [chunk.to_json() for chunk in chunks]
+    put_bytes(clients.s3, layout.jobs_file, json.dumps(jobs).encode(), "application/json")
     started_at = _parse_time(run["startedAt"])
     return {
         **{key: run[key] for key in ("runId", "pipeline", "provider", "input", "startedAt")},
@@ -216,9 +222,16 @@ def _prepared(
         "maxConcurrentJobs": pipeline.max_concurrent_jobs,
         "counts": counts,
         "staging": {**staging, "parts": len(parts)},
-        "chunks": [chunk.to_json() for chunk in chunks],
+        "jobsFile": {"bucket": layout.jobs_file.bucket, "key": layout.jobs_file.key},
+        "jobCount": len(jobs),
         "rejectedUri": layout.rejected.uri if rejected else None,
     }
+
+
+def run_chunks(clients: AwsClients, prepared: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's jobs as Prepare split them (one chunk of the input each), from the jobs file."""
+    with open_object(clients.s3, S3Location(**prepared["jobsFile"])) as body:
+        return list(json.load(body))
 
 
 # Counts of a file Prepare read whole but refused (too few records for a job...), for the failure event.
@@ -289,13 +302,32 @@ def _job_payload(
     pipeline = pipelines.get(prepared["pipeline"])
     now = utc_now()
     elapsed = (now - _parse_time(prepared["startedAt"])).total_seconds()
-    return {
+    payload = {
         "chunk": chunk["index"],
         **_state_summary(state),
         "pollCount": poll_count,
         "checkedAt": iso(now),
         "waitSeconds": next_wait_seconds(elapsed, minimum=pipeline.min_poll_seconds, maximum=pipeline.max_poll_seconds),
     }
+    if not state.status.is_terminal:
+        if now > _parse_time(prepared["deadline"]):
+            payload["ended"] = RunDeadlineExceeded.__name__
+            payload["cause"] = (
+                f"the run passed its deadline {prepared['deadline']} while job {state.job_id} was still "
+                f"{state.raw_status}"
+            )
+        elif poll_count >= int(prepared["maxPolls"]):
+            payload["ended"] = PollLimitReached.__name__
+            payload["cause"] = (
+                f"job {state.job_id} was polled {poll_count} times (maxPolls) and is still {state.raw_status}"
+            )
+    return payload
+
+
+def _record_job(clients: AwsClients, deployment: Deployment, prepared: dict[str, Any], job: dict[str, Any]) -> None:
+    """The job's last look, where the run's later steps read it (each job runs in its own child execution)."""
+    location = deployment.layout(prepared["pipeline"], prepared["runId"]).job_state(int(job["chunk"]))
+    put_bytes(clients.s3, location, json.dumps(job).encode(), "application/json")
 
 
 def submit_job(
@@ -306,17 +338,28 @@ def submit_job(
     deployment: Deployment,
     clients: AwsClients,
 ) -> dict[str, Any]:
+    """Create (or find) the chunk's job. Past the deadline while waiting for a quota slot, the job's execution
+    ends with ``ended`` set instead of failing, so the run can stop every other job and say why."""
     run = _run_context(prepared, chunk, pipelines, deployment)
     try:
         state = adapter_for(run.pipeline, clients).submit(run)
     except QuotaFull as exc:
         # The state machine retries QuotaFull to wait for a slot; past the deadline, waiting stops.
-        if utc_now() > _parse_time(prepared["deadline"]):
-            raise RunDeadlineExceeded(
-                f"the run passed its deadline {prepared['deadline']} while waiting for a job slot: {exc}"
-            ) from exc
-        raise
-    return _job_payload(state, prepared, chunk, 0, pipelines)
+        if utc_now() <= _parse_time(prepared["deadline"]):
+            raise
+        job = {
+            "chunk": chunk["index"],
+            "jobId": None,
+            "status": JobStatus.PENDING.value,
+            "rawStatus": "NotSubmitted",
+            "pollCount": 0,
+            "ended": RunDeadlineExceeded.__name__,
+            "cause": f"the run passed its deadline {prepared['deadline']} while waiting for a job slot: {exc}",
+        }
+    else:
+        job = _job_payload(state, prepared, chunk, 0, pipelines)
+    _record_job(clients, deployment, prepared, job)
+    return job
 
 
 def poll_job(
@@ -328,20 +371,75 @@ def poll_job(
     deployment: Deployment,
     clients: AwsClients,
 ) -> dict[str, Any]:
+    """One look at the job; ``ended`` says the run's deadline or poll bound stopped the waiting."""
     run = _run_context(prepared, chunk, pipelines, deployment)
     state = adapter_for(run.pipeline, clients).describe(run, job["jobId"])
-    return _job_payload(state, prepared, chunk, int(job.get("pollCount", 0)) + 1, pipelines)
+    looked = _job_payload(state, prepared, chunk, int(job.get("pollCount", 0)) + 1, pipelines)
+    _record_job(clients, deployment, prepared, looked)
+    return looked
+
+
+def record_job_error(
+    prepared: dict[str, Any],
+    chunk: dict[str, Any],
+    error: dict[str, Any],
+    *,
+    deployment: Deployment,
+    clients: AwsClients,
+) -> dict[str, Any]:
+    """A job's execution caught an error it cannot handle (after its retries): recorded for PlanCollect to raise."""
+    described = _describe_error(error)
+    job = {
+        "chunk": chunk["index"],
+        "jobId": None,
+        "status": JobStatus.PENDING.value,
+        "rawStatus": "Unknown",
+        "pollCount": None,
+        "ended": described["error"],
+        "cause": described["cause"],
+    }
+    _record_job(clients, deployment, prepared, job)
+    return {"chunk": chunk["index"], "ended": described["error"]}
+
+
+def run_jobs(clients: AwsClients, deployment: Deployment, prepared: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every job's last look, in chunk order (JobStepFailed when a job's execution left none)."""
+    layout = deployment.layout(prepared["pipeline"], prepared["runId"])
+    jobs = []
+    for index in range(int(prepared["jobCount"])):
+        location = layout.job_state(index)
+        try:
+            with open_object(clients.s3, location) as body:
+                jobs.append(dict(json.load(body)))
+        except clients.s3.exceptions.NoSuchKey as exc:
+            raise JobStepFailed(f"job {index} left no state at {location.uri}") from exc
+    return jobs
+
+
+def raise_if_a_job_ended_early(jobs: list[dict[str, Any]]) -> None:
+    """A job whose execution stopped waiting (deadline, poll bound, an error) fails the run by that name."""
+    for job in jobs:
+        if job.get("ended"):
+            name, cause = str(job["ended"]), str(job.get("cause") or "")
+            error = getattr(errors_module, name, None)
+            if isinstance(error, type) and issubclass(error, BatchlineError):
+                raise error(cause)
+            raise JobStepFailed(f"job {job['chunk']}: {name}: {cause}")
 
 
 # --- Collect -------------------------------------------------------------------------------------
 
 
 def _runs(
-    prepared: dict[str, Any], jobs: list[dict[str, Any]], pipelines: Pipelines, deployment: Deployment
+    prepared: dict[str, Any],
+    jobs: list[dict[str, Any]],
+    chunks: list[dict[str, Any]],
+    pipelines: Pipelines,
+    deployment: Deployment,
 ) -> list[tuple[RunContext, JobState]]:
     return [
         (
-            _run_context(prepared, prepared["chunks"][job["chunk"]], pipelines, deployment),
+            _run_context(prepared, chunks[job["chunk"]], pipelines, deployment),
             JobState(
                 job["jobId"],
                 JobStatus(job["status"]),
@@ -356,21 +454,24 @@ def _runs(
 
 def plan_collect(
     prepared: dict[str, Any],
-    jobs: list[dict[str, Any]],
     *,
     pipelines: Pipelines,
     deployment: Deployment,
     clients: AwsClients,
 ) -> dict[str, Any]:
-    """Collect's units of work, written where the Distributed Map reads its items; fails if no job produced output."""
+    """Collect's units of work, written where the Distributed Map reads its items. Fails by name when a job's
+    execution stopped waiting (deadline, poll bound, an error), and with each job's reason when none produced
+    output."""
     pipeline = pipelines.get(prepared["pipeline"])
+    jobs = run_jobs(clients, deployment, prepared)
+    raise_if_a_job_ended_early(jobs)
     ended = [job for job in jobs if job["status"] in ("FAILED", "STOPPED")]
     if len(ended) == len(jobs):
         reasons = "; ".join(
             f"{pipeline.provider} {job_end_reason(job['jobId'], job['rawStatus'], job.get('message'))}" for job in ended
         )
         raise JobFailed(reasons)
-    runs = _runs(prepared, jobs, pipelines, deployment)
+    runs = _runs(prepared, jobs, run_chunks(clients, prepared), pipelines, deployment)
     units = plan_units(
         clients.s3,
         adapter_for(pipeline, clients),
@@ -390,7 +491,6 @@ def plan_collect(
 
 def collect_one_unit(
     prepared: dict[str, Any],
-    jobs: list[dict[str, Any]],
     unit: dict[str, Any],
     *,
     pipelines: Pipelines,
@@ -400,7 +500,10 @@ def collect_one_unit(
     """One Distributed Map child: a job's output, or one byte range of an output object, to CSV rows."""
     pipeline = pipelines.get(prepared["pipeline"])
     work = CollectUnit.from_json(unit)
-    run, job = _runs(prepared, [jobs[work.job]], pipelines, deployment)[0]
+    layout = deployment.layout(pipeline.name, prepared["runId"])
+    with open_object(clients.s3, layout.job_state(work.job)) as body:
+        job_look = json.load(body)
+    run, job = _runs(prepared, [job_look], run_chunks(clients, prepared), pipelines, deployment)[0]
     summary = collect_unit(
         clients.s3,
         adapter_for(pipeline, clients),
@@ -417,7 +520,6 @@ def collect_one_unit(
 
 def assemble_output(
     prepared: dict[str, Any],
-    jobs: list[dict[str, Any]],
     plan: dict[str, Any],
     *,
     pipelines: Pipelines,
@@ -429,7 +531,7 @@ def assemble_output(
     return assemble(
         clients.s3,
         adapter_for(pipeline, clients),
-        _runs(prepared, jobs, pipelines, deployment),
+        _runs(prepared, run_jobs(clients, deployment, prepared), run_chunks(clients, prepared), pipelines, deployment),
         plan["units"],
         source_name=_source_name(prepared["input"]),
     )
@@ -449,7 +551,6 @@ def _merge_errors(clients: AwsClients, sources: list[S3Location], target: S3Loca
 
 def finalize_run(
     prepared: dict[str, Any],
-    jobs: list[dict[str, Any]],
     collected: dict[str, Any],
     *,
     pipelines: Pipelines,
@@ -484,7 +585,7 @@ def finalize_run(
         provider=prepared["provider"],
         runtime=deployment.runtime,
         input_object=prepared["input"],
-        jobs=[_job_summary(job) for job in jobs],
+        jobs=[_job_summary(job) for job in run_jobs(clients, deployment, prepared)],
         counts=counts,
         outputs=outputs,
         timings=_timings(prepared["startedAt"]),
@@ -509,7 +610,7 @@ def report_failure(
         provider = pipeline.provider
     except UnknownPipeline:
         pipeline = None
-    if pipeline is not None and prepared and prepared.get("chunks"):
+    if pipeline is not None and prepared and prepared.get("jobsFile"):
         jobs = _stop_jobs(pipeline, prepared, pipelines, deployment, clients, error)
     has_errors = _merge_errors(clients, [layout.rejected], layout.errors)
     # A Prepare that failed carries no counts in the state: read what it left.
@@ -549,7 +650,13 @@ def _stop_jobs(
     """Stop every job of the run that still runs (names are deterministic, so none is missed)."""
     adapter: BatchAdapter = adapter_for(pipeline, clients)
     jobs, stopped, problems = [], [], []
-    for chunk in prepared["chunks"]:
+    try:
+        chunks = run_chunks(clients, prepared)
+    except Exception as exc:  # noqa: BLE001 - the failure event must still go out, saying why
+        error["stopError"] = f"could not read the run's jobs to stop them: {exc}"
+        return []
+    polls = _poll_counts(clients, deployment, prepared)
+    for chunk in chunks:
         run = _run_context(prepared, chunk, pipelines, deployment)
         name = adapter.job_id(run)
         try:
@@ -568,12 +675,25 @@ def _stop_jobs(
             except Exception as exc:  # noqa: BLE001
                 # The failure event must still go out; it says the stop did not happen and why.
                 problems.append(f"could not stop job {name}: {exc}")
-        jobs.append({**_state_summary(state), "pollCount": None})
+        jobs.append({**_state_summary(state), "pollCount": polls.get(chunk["index"])})
     if stopped:
         error["jobStopped"] = ", ".join(stopped)
     if problems:
         error["stopError"] = "; ".join(problems)
     return jobs
+
+
+def _poll_counts(clients: AwsClients, deployment: Deployment, prepared: dict[str, Any]) -> dict[int, int | None]:
+    """Each job's polls so far, from the looks its execution recorded (none when it recorded none)."""
+    layout = deployment.layout(prepared["pipeline"], prepared["runId"])
+    counts: dict[int, int | None] = {}
+    for index in range(int(prepared.get("jobCount") or 0)):
+        try:
+            with open_object(clients.s3, layout.job_state(index)) as body:
+                counts[index] = json.load(body).get("pollCount")
+        except Exception:  # noqa: BLE001 - a job that never recorded a look has no count
+            counts[index] = None
+    return counts
 
 
 def _counts_left(clients: AwsClients, layout: RunLayout) -> dict[str, int]:

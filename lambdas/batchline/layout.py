@@ -8,6 +8,8 @@ work bucket:    <pipeline>/<run-id>/input/part-00000.<ext>   staged provider inp
                 <pipeline>/<run-id>/output/job-00000/...     raw service output (kept)
                 <pipeline>/<run-id>/collect/units.json       Collect's plan: one item per unit of work
                 <pipeline>/<run-id>/collect/unit-00000.*     each unit's rows (.csv), failures, keys, summary
+                <pipeline>/<run-id>/state/jobs.json          the run's jobs, one item each (RunJobs reads it)
+                <pipeline>/<run-id>/state/job-00000.json     each job's last look (its own execution writes it)
                 <pipeline>/<run-id>/rejected.csv             rows Prepare refused
                 <pipeline>/<run-id>/failed.csv               records the service did not predict
 results bucket: <pipeline>/<run-id>/predictions.csv, errors.csv, manifest.json
@@ -72,6 +74,15 @@ class RunLayout:
 
     def prepare_file(self, name: str) -> S3Location:
         return S3Location(self.work_bucket, f"{self._prefix}prepare/{name}")
+
+    @property
+    def jobs_file(self) -> S3Location:
+        """The run's jobs: what RunJobs' Distributed Map reads, one child execution per item."""
+        return S3Location(self.work_bucket, self._prefix + "state/jobs.json")
+
+    def job_state(self, job_index: int) -> S3Location:
+        """A job's last look (status, polls, how it ended), written by its child execution's every step."""
+        return S3Location(self.work_bucket, f"{self._prefix}state/job-{job_index:05d}.json")
 
     @property
     def collect_plan(self) -> S3Location:

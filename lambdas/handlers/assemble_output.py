@@ -19,7 +19,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event["run"]["runId"], pipeline=event["run"]["pipeline"])
     collected = assemble_output(
         event["run"],
-        event["jobs"],
         event["plan"],
         pipelines=pipelines_from_env(),
         deployment=Deployment.from_env(),

@@ -19,7 +19,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event["run"]["runId"], pipeline=event["run"]["pipeline"], unit=event["unit"]["unit"])
     summary = collect_one_unit(
         event["run"],
-        event["jobs"],
         event["unit"],
         pipelines=pipelines_from_env(),
         deployment=Deployment.from_env(),

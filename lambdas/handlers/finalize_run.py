@@ -23,7 +23,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=run["runId"], pipeline=run["pipeline"])
     result = finalize_run(
         run,
-        event["jobs"],
         event["collected"],
         pipelines=pipelines_from_env(),
         deployment=Deployment.from_env(),

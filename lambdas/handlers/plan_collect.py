@@ -17,8 +17,6 @@ clients = AwsClients()
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event["run"]["runId"], pipeline=event["run"]["pipeline"])
-    plan = plan_collect(
-        event["run"], event["jobs"], pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients
-    )
+    plan = plan_collect(event["run"], pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients)
     logger.info("collect planned", extra={"units": plan["units"]})
     return plan

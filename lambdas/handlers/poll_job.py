@@ -1,4 +1,8 @@
-"""Poll step: the job's normalised status and how long to wait before the next look."""
+"""Poll step: the job's normalised status and how long to wait before the next look.
+
+The same function records a job whose execution caught an error it cannot handle (``"step": "jobError"``),
+so the run's later steps find every job's end in S3.
+"""
 
 from typing import Any
 
@@ -6,7 +10,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
-from batchline.flow import Deployment, poll_job, utc_now
+from batchline.flow import Deployment, poll_job, record_job_error, utc_now
 from batchline.metrics import poll_measures, publish
 
 logger = Logger()
@@ -21,6 +25,12 @@ clients = AwsClients()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = event["run"]
     logger.append_keys(run_id=run["runId"], pipeline=run["pipeline"], chunk=event["chunk"]["index"])
+    if event.get("step") == "jobError":
+        recorded = record_job_error(
+            run, event["chunk"], event["error"], deployment=Deployment.from_env(), clients=clients
+        )
+        logger.warning("job step failed", extra={"job": recorded, "error": event["error"]})
+        return recorded
     job = poll_job(
         run,
         event["chunk"],

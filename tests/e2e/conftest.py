@@ -48,3 +48,13 @@ def read_s3_csv(runtime: LocalRuntime, uri: str) -> list[dict[str, str]]:
 def read_s3_json(runtime: LocalRuntime, uri: str) -> dict[str, Any]:
     bucket, key = uri[5:].split("/", 1)
     return dict(json.loads(runtime.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()))
+
+
+def step_inputs(runtime: LocalRuntime, step: str, run_id: str) -> list[dict[str, Any]]:
+    """What a run's step was invoked with, in order: a job's steps run in their own child executions, whose
+    histories are not the run's, so this reads the runtime's record of invocations."""
+    return [
+        payload
+        for name, payload in runtime.invocations
+        if name.endswith(step) and isinstance(payload, dict) and payload.get("run", {}).get("runId") == run_id
+    ]

@@ -10,7 +10,7 @@ import pytest
 from batchline.csvsafe import format_row
 
 from batchline_local.runtime import LocalRuntime, load_pipeline_context
-from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, read_s3_json, write_csv
+from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, read_s3_json, step_inputs, write_csv
 
 pytestmark = pytest.mark.timeout(120)
 HEADER = ["id", "age", "plan", "monthly_spend"]
@@ -114,7 +114,7 @@ def test_closed_service_says_so_in_the_failure_event(
 
 def test_duplicate_submit_reuses_the_data_source_and_prediction_ids(runtime: LocalRuntime, tmp_path: Path) -> None:
     result = runtime.run_file(write_csv(tmp_path / "d.csv", HEADER, ROWS), "demo-amazonml")
-    (submit_input,) = runtime.state_inputs(result, "SubmitJob")
+    (submit_input,) = step_inputs(runtime, "SubmitJob", result.run_id)
     creates = runtime.amazonml.create_calls
 
     again = runtime.invoke("SubmitJob", submit_input)

@@ -14,7 +14,7 @@ from batchline.csvsafe import format_row, neutralise
 
 from batchline_local.emulators.bedrock import emulated_text
 from batchline_local.runtime import LocalRuntime, load_pipeline_context
-from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, read_s3_json, write_csv
+from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, read_s3_json, step_inputs, write_csv
 
 pytestmark = pytest.mark.timeout(120)
 ROLE = "arn:aws:iam::123456789012:role/bedrock-batch"
@@ -148,7 +148,7 @@ def test_a_failed_job_reports_the_service_message(runtime: LocalRuntime, validat
 
 def test_duplicate_submit_returns_the_same_job_through_the_client_token(runtime: LocalRuntime, tmp_path: Path) -> None:
     result = runtime.run_file(texts(tmp_path, "dup.csv", ["a", "b"]), "b-split")
-    (submit_input,) = runtime.state_inputs(result, "SubmitJob")
+    (submit_input,) = step_inputs(runtime, "SubmitJob", result.run_id)
     creates, tokens = runtime.bedrock.create_calls, len(runtime.bedrock.tokens_seen)
 
     again = runtime.invoke("SubmitJob", submit_input)

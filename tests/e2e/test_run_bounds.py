@@ -11,7 +11,7 @@ import pytest
 from batchline.naming import job_name_for
 
 from batchline_local.runtime import LocalRuntime
-from tests.e2e.conftest import check_every_event, write_csv
+from tests.e2e.conftest import check_every_event, step_inputs, write_csv
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -69,12 +69,7 @@ def test_poll_bound_ends_the_run(slow_runtime: LocalRuntime, validate_event: Any
     assert result.event["detail"]["error"]["error"] == "PollLimitReached"
     assert "was polled 3 times (maxPolls)" in result.event["detail"]["error"]["cause"]
     assert result.event["detail"]["error"]["jobStopped"] == result.event["detail"]["jobs"][0]["jobId"]
-    polls = [
-        e
-        for e in result.history
-        if e["type"] == "TaskStateEntered" and e["stateEnteredEventDetails"]["name"] == "PollJob"
-    ]
-    assert len(polls) == 3
+    assert len(step_inputs(slow_runtime, "PollJob", result.run_id)) == 3
 
 
 def test_waiting_for_a_job_slot_ends_at_the_deadline(slow_runtime: LocalRuntime, tmp_path: Path) -> None:

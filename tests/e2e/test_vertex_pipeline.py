@@ -10,7 +10,7 @@ import pytest
 from batchline.csvsafe import neutralise
 
 from batchline_local.runtime import LocalRuntime, load_pipeline_context
-from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, write_csv
+from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, step_inputs, write_csv
 
 pytestmark = pytest.mark.timeout(120)
 BASE = load_pipeline_context()["demo-vertex"]
@@ -129,7 +129,7 @@ def test_results_streamed_then_checked_on_disk_fail_the_instances_vertex_left_ou
 
 def test_duplicate_submit_finds_the_job_by_its_label(runtime: LocalRuntime, tmp_path: Path) -> None:
     result = runtime.run_file(write_csv(tmp_path / "d.csv", HEADER, [["a", 1, 2, 3, 4]]), "demo-vertex")
-    (submit_input,) = runtime.state_inputs(result, "SubmitJob")
+    (submit_input,) = step_inputs(runtime, "SubmitJob", result.run_id)
     creates = runtime.google.create_calls
 
     again = runtime.invoke("SubmitJob", submit_input)

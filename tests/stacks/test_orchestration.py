@@ -74,7 +74,12 @@ def test_distributed_maps_may_start_and_stop_only_their_own_children_and_read_on
     reads = [s for s in statements if "s3:GetObject" in as_list(s["Action"])]
     assert len(reads) == 1 and as_list(reads[0]["Action"]) == ["s3:GetObject"]
     suffixes = sorted(str(resource["Fn::Join"][1][1]) for resource in as_list(reads[0]["Resource"]))
-    assert suffixes == ["/*/collect/units.json", "/*/prepare/redo.json", "/*/prepare/shards.json"]
+    assert suffixes == [
+        "/*/collect/units.json",
+        "/*/prepare/redo.json",
+        "/*/prepare/shards.json",
+        "/*/state/jobs.json",
+    ]
 
 
 def test_the_asl_collects_through_a_distributed_map_reading_its_plan_from_s3() -> None:

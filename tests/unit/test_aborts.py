@@ -7,7 +7,7 @@ from typing import Any
 
 from batchline.aborts import _cause, read_history, report_ended_execution
 
-CHUNKS = [{"index": 0, "inputPrefix": "s3://w/p/r/input/", "outputPrefix": "s3://w/p/r/output/0/", "records": 9}]
+JOBS = {"bucket": "w", "key": "p/r/state/jobs.json"}
 
 
 def exited(name: str, output: dict[str, Any]) -> dict[str, Any]:
@@ -26,17 +26,17 @@ def test_a_cut_upload_takes_its_jobs_from_merge_shards_not_from_prepare_input() 
     history = newest_first(
         exited("PrepareInput", {"prepared": {"runId": "r", "fanOut": {"shards": 3}}}),
         exited("MergeShards", {"prepared": {"runId": "r", "fanOut": {"shards": 3, "redo": 1}}}),  # another round
-        exited("MergeShards", {"prepared": {"runId": "r", "chunks": CHUNKS}}),
+        exited("MergeShards", {"prepared": {"runId": "r", "jobsFile": JOBS}}),
         entered("RunJobs"),
     )
     ended = read_history(history)
-    assert ended.prepared is not None and ended.prepared["chunks"] == CHUNKS
+    assert ended.prepared is not None and ended.prepared["jobsFile"] == JOBS
     assert not ended.reported
 
 
 def test_a_failure_no_catch_handles_is_reported_with_its_error_and_cause() -> None:
     history = newest_first(
-        exited("PrepareInput", {"prepared": {"runId": "r", "chunks": CHUNKS}}),
+        exited("PrepareInput", {"prepared": {"runId": "r", "jobsFile": JOBS}}),
         entered("RunJobs"),
         {
             "type": "ExecutionFailed",
@@ -74,7 +74,7 @@ class Clients:
 def test_a_failed_execution_that_reported_itself_is_left_alone() -> None:
     # GIVEN an execution that failed at its own RunFailed state after ReportFailure published the failure event
     history = newest_first(
-        exited("PrepareInput", {"prepared": {"runId": "r", "chunks": CHUNKS}}),
+        exited("PrepareInput", {"prepared": {"runId": "r", "jobsFile": JOBS}}),
         entered("ReportFailure"),
         entered("PublishFailure"),
         {"type": "ExecutionFailed", "executionFailedEventDetails": {"error": "JobFailed", "cause": "x"}},

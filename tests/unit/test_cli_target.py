@@ -209,31 +209,27 @@ def exited(number: int, name: str, output: dict[str, Any]) -> dict[str, Any]:
     return event(number, "TaskStateExited", stateExitedEventDetails={"name": name, "output": json.dumps(output)})
 
 
-def poll_output(status: str, counts: dict[str, int]) -> dict[str, Any]:
-    return {"job": {"chunk": 0, "jobId": "job-1", "status": status, "rawStatus": status.title(), "counts": counts}}
-
-
-def test_history_tracks_state_jobs_prepared_counts_and_outcome() -> None:
+def test_history_tracks_state_prepared_counts_and_outcome() -> None:
     history = History()
     history.add(
         [
             entered(2, "PrepareInput"),
-            exited(3, "PrepareInput", {"prepared": {"counts": {"input": 3, "sent": 2, "rejected": 1}, "chunks": [{}]}}),
-            entered(4, "SubmitJob"),
-            exited(5, "SubmitJob", poll_output("PENDING", {})),
-            entered(6, "PollJob"),
-            exited(7, "PollJob", poll_output("RUNNING", {"processed": 1, "total": 2})),
+            exited(3, "PrepareInput", {"prepared": {"counts": {"input": 3, "sent": 2, "rejected": 1}, "jobCount": 1}}),
+            event(4, "MapRunStarted"),  # the jobs run in child executions of their own: not in this history
         ]
     )
-    assert history.state == "PollJob" and history.prepared == {
+    assert history.state == "PrepareInput" and history.prepared == {
         "counts": {"input": 3, "sent": 2, "rejected": 1},
         "jobs": 1,
     }
-    assert history.jobs[0]["status"] == "RUNNING" and history.jobs[0]["counts"] == {"processed": 1, "total": 2}
-
-    history.add([exited(7, "PollJob", poll_output("FAILED", {})), entered(8, "FinalizeRun")])  # 7 seen already
-    history.add([exited(9, "FinalizeRun", {"outcome": {"detail": {"status": "PARTIALLY_SUCCEEDED"}}})])
-    assert history.jobs[0]["status"] == "RUNNING" and history.state == "FinalizeRun"
+    history.add([entered(5, "PlanCollect"), entered(5, "FinalizeRun")])  # 5 seen already
+    history.add(
+        [
+            entered(8, "FinalizeRun"),
+            exited(9, "FinalizeRun", {"outcome": {"detail": {"status": "PARTIALLY_SUCCEEDED"}}}),
+        ]
+    )
+    assert history.state == "FinalizeRun"
     assert history.outcome == {"status": "PARTIALLY_SUCCEEDED"}
 
 
@@ -247,16 +243,16 @@ def test_history_is_read_newest_first_and_only_until_known_events() -> None:
     with Stubber(stepfunctions) as stub:
         stub.add_response(
             "get_execution_history",
-            {"events": [entered(6, "PollJob"), exited(5, "SubmitJob", poll_output("PENDING", {}))], "nextToken": "t"},
+            {"events": [entered(6, "PlanCollect"), event(5, "MapRunSucceeded")], "nextToken": "t"},
             first,
         )
         stub.add_response(
             "get_execution_history",
-            {"events": [entered(4, "SubmitJob"), event(3, "LambdaFunctionScheduled")], "nextToken": "u"},
+            {"events": [entered(4, "RunJobs"), event(3, "LambdaFunctionScheduled")], "nextToken": "u"},
             {**first, "nextToken": "t"},
         )
         # WHEN it reads on
         read_history(stepfunctions, arn, history)
         # THEN it stopped at the page reaching event 3 (no third call) and took 4-6 in order
         stub.assert_no_pending_responses()
-    assert history.last_id == 6 and history.state == "PollJob" and history.jobs[0]["status"] == "PENDING"
+    assert history.last_id == 6 and history.state == "PlanCollect"

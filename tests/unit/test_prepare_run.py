@@ -6,6 +6,7 @@ sent to the model a second time.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -60,10 +61,12 @@ def prepare(s3: Any, body: bytes) -> tuple[dict[str, Any], Clients]:
 
 
 def work_objects(s3: Any) -> dict[str, bytes]:
+    """What Prepare staged (the run's jobs file aside: it names the parts by prefix)."""
     listed = s3.list_objects_v2(Bucket="work", Prefix="p/r1/").get("Contents", [])
     return {
         item["Key"].removeprefix("p/r1/"): s3.get_object(Bucket="work", Key=item["Key"])["Body"].read()
         for item in listed
+        if not item["Key"].endswith("/state/jobs.json")
     }
 
 
@@ -71,6 +74,17 @@ def test_a_clean_upload_is_read_once_and_staged(s3: Any) -> None:
     prepared, clients = prepare(s3, b"id,x\nk1,1\nk2,2\nk3,3\n")
     assert clients.reads == 1
     assert prepared["counts"] == {"input": 3, "sent": 3, "rejected": 0}
+    # The state names the jobs file instead of carrying the jobs: it stays small at any number of jobs.
+    assert prepared["jobCount"] == 1 and "chunks" not in prepared
+    jobs = s3.get_object(Bucket="work", Key=prepared["jobsFile"]["key"])["Body"].read()
+    assert json.loads(jobs) == [
+        {
+            "index": 0,
+            "inputPrefix": "s3://work/p/r1/input/",
+            "outputPrefix": "s3://work/p/r1/output/job-00000/",
+            "records": 3,
+        }
+    ]
     assert work_objects(s3) == {
         "input/part-00000.csv": b"k1,1\nk2,2\n",
         "input/part-00001.csv": b"k3,3\n",
