@@ -33,6 +33,7 @@ from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, parse_pipeli
 from batchline.metrics import NAMESPACE, SERVICE
 
 from batchline_local.emulators.base import ServiceEmulator
+from batchline_local.environment import function_environment, thread_environment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS_DIR = REPO_ROOT / "lambdas"
@@ -239,6 +240,9 @@ class LocalRuntime:
             if name.upper().startswith("AWS_") or name.lower() in _PROXY_VARIABLES:
                 del os.environ[name]
         os.environ.update(ISOLATED_ENVIRONMENT)
+        # From here on the process's environment no longer changes while the runtime lives: each handler call
+        # reads its function's variables from its own copy (see batchline_local/environment.py).
+        self._stack.enter_context(thread_environment())
         from moto import mock_aws
 
         self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
@@ -420,8 +424,10 @@ class LocalRuntime:
     def _invoke_handler(
         self, function_name: str, handler_path: str, environment: dict[str, str], event: Any
     ) -> tuple[str, bool, str]:
-        # Environment and imported modules are process-wide: one invocation at a time.
-        with self._working(), self._invoke_lock, mock.patch.dict(os.environ, environment):
+        # Each invocation reads its function's environment in its own thread (function_environment); handler
+        # modules and their module-level state (Powertools Metrics, the patched clients) are process-wide, so
+        # invocations still run one at a time.
+        with self._working(), self._invoke_lock, function_environment(environment):
             self.invocations.append((function_name, event))
             module_name, function = handler_path.rsplit(".", 1)
             module = importlib.import_module(module_name)
