@@ -113,13 +113,13 @@ def thread_environment() -> Iterator[ThreadEnvironment]:
             thread.run = run_with_overlay  # type: ignore[method-assign]
         start(thread)
 
-    os.environ = environment  # type: ignore[assignment]
-    threading.Thread.start = start_inheriting  # type: ignore[method-assign]
+    os.environ = environment  # type: ignore[assignment]  # noqa: B003 (replacing the object is the point)
+    threading.Thread.start = start_inheriting  # type: ignore[method-assign,assignment]
     try:
         yield environment
     finally:
         threading.Thread.start = start  # type: ignore[method-assign]
-        os.environ = original
+        os.environ = original  # noqa: B003
 
 
 @contextmanager

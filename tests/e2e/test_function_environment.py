@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from batchline_local.runtime import LocalRuntime, REGION, load_pipeline_context
+from batchline_local.runtime import REGION, LocalRuntime, load_pipeline_context
 from tests.e2e.conftest import write_csv
 
 pytestmark = pytest.mark.timeout(240)
