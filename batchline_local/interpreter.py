@@ -140,7 +140,14 @@ def _failure(env: Any, error: str, cause: str) -> Exception:
         "States.DataLimitExceeded": StatesErrorNameType.StatesStatesDataLimitExceeded,
         "States.Runtime": StatesErrorNameType.StatesRuntime,
     }[error]
-    return FailureEventException(
+
+    class TerminalFailure(FailureEventException):
+        def get_execution_failed_event_details(self) -> Any:
+            # The execution fails with this error and cause as they are (moto prefixes a States.Runtime cause
+            # with the state's name; AWS's history-limit cause has no prefix).
+            return ExecutionFailedEventDetails(error=error, cause=cause)
+
+    return TerminalFailure(
         failure_event=FailureEvent(
             env=env,
             error_name=StatesErrorName(typ=typ),
@@ -370,9 +377,18 @@ class InterpreterPatches:
 
             return verify_size
 
+        def lambda_result_checked(state: Any, env: Any, value: Any) -> None:
+            # A Task on a function's ARN gets the invocation's response; its result is only the Payload.
+            check(
+                env,
+                state.name,
+                value.get("Payload") if isinstance(value, dict) else value,
+                "returned a result",
+            )
+
         self._patch(CommonStateField, "_verify_size_quota", verify("has an output"))
-        for result_task in (StateTaskLambda, StateTaskService):
-            self._patch(result_task, "_verify_size_quota", verify("returned a result"))
+        self._patch(StateTaskService, "_verify_size_quota", verify("returned a result"))
+        self._patch(StateTaskLambda, "_verify_size_quota", lambda_result_checked)
 
         for task in (StateTask, StateTaskLambda, StateTaskActivity):
             original_parameters = task.__dict__["_eval_parameters"]
