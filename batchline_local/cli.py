@@ -451,9 +451,9 @@ def describe_orchestration(figures: dict[str, Any], path: Path) -> str:
     """One line: what Step Functions did for the run (orchestration.json has the same figures)."""
     if not figures:
         return f"orchestration: none recorded -> {path}"
-    history = figures["historyEvents"]
+    history, children = figures["historyEvents"], figures["childExecutions"]
     return (
-        f"orchestration: {figures['executions']} executions ({figures['childExecutions']} children), "
+        f"orchestration: {figures['executions']} executions ({children} child{'' if children == 1 else 'ren'}), "
         f"{figures['stateTransitions']} state transitions, largest state {figures['largestStateBytes']} bytes, "
         f"history events {history['run']} (run) / {history['largestChild']} (largest child) -> {path}"
     )
