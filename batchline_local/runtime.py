@@ -2,9 +2,14 @@
 
 What is real: the state machine definition (statemachine/*.asl.json, executed by moto's Step Functions
 interpreter), every Lambda handler and the batchline package, S3, EventBridge and Step Functions calls.
-What is emulated: the batch services (see emulators/), Lambda's container (handlers run in-process),
-and time (Wait states and retry back-offs are shortened). The metrics the handlers write as embedded metric
-format are kept in ``metrics`` (CloudWatch would read them from the log); verbose runs also print them.
+What is emulated: the batch services (see emulators/), Lambda's container (handlers run in-process, each
+call with its function's environment in its own thread: environment.py), and time (Wait states and retry
+back-offs are shortened). The metrics the handlers write as embedded metric format are kept in ``metrics``
+(CloudWatch would read them from the log); verbose runs also print them.
+
+As strict as AWS: Step Functions' 256 KiB state and 25,000-event history limits fail an execution as they do
+on AWS, past Retry and Catch. Every change to moto's interpreter is in interpreter.py, which also keeps each
+run's figures (``RunResult.orchestration``, written as orchestration.json by ``batchline local run``).
 """
 
 from __future__ import annotations
