@@ -21,8 +21,8 @@ behave as AWS does where moto differs, and keep the figures of ``orchestration.j
    https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
 6. History length (25,000 events): when an execution reaches the limit and the last event would not be
    ExecutionSucceeded, that event is ExecutionFailed with States.Runtime and "The execution reached the maximum
-   number of history events (25000).", and the execution fails at its next state (``EventManager.add_event``,
-   ``CommonStateField._eval_state_input``). https://docs.aws.amazon.com/step-functions/latest/dg/bp-history-limit.html
+   number of history events (25000).", and the execution fails at its next state, or instead of ending
+   (``EventManager.add_event``, ``CommonStateField._eval_state_input``, ``Program.eval``). https://docs.aws.amazon.com/step-functions/latest/dg/bp-history-limit.html
 7. Accounting for orchestration.json: history events per execution, state transitions as AWS bills them (each
    state entered, and each retry: https://aws.amazon.com/step-functions/pricing/), the largest state in bytes.
 """
@@ -333,6 +333,22 @@ class InterpreterPatches:
             eval_state_input(state, env)
             self._check(env, state.name, env.stack[-1], "has an input")
 
+        from moto.stepfunctions.parser.asl.component.program.program import Program
+        from moto.stepfunctions.parser.asl.eval.program_state import ProgramEnded
+
+        program_eval = Program.eval
+
+        def program_fails_when_exhausted(program: Any, env: Any) -> None:
+            program_eval(program, env)
+            # An execution whose history closed at the limit does not succeed, even with no state left to run
+            # (its last state's exit was the limit's ExecutionFailed; moto would then report it SUCCEEDED).
+            record: ExecutionRecord | None = getattr(env.event_manager, "batchline_record", None)
+            if record is not None and record.exhausted is not None and isinstance(env.program_state(), ProgramEnded):
+                from moto.stepfunctions.parser.api import ExecutionFailedEventDetails
+
+                env.set_error(ExecutionFailedEventDetails(**record.exhausted))  # type: ignore[typeddict-item]
+
+        self._patch(Program, "eval", program_fails_when_exhausted)
         self._patch(Environment, "__init__", env_init_recorded)
         self._patch(EventManager, "add_event", add_event_limited)
         self._patch(ExecutionState, "_handle_retry", retry_counted)

@@ -68,3 +68,16 @@ def test_a_run_past_a_lowered_state_limit_fails_with_data_limit_exceeded_without
     assert described["error"] == "States.DataLimitExceeded"
     assert "ReportFailure" not in entered(result.history)
     assert result.event is None  # nothing published: on AWS only an EventBridge rule on FAILED would notice
+
+
+@pytest.mark.parametrize(("limit", "status"), [(4, "SUCCEEDED"), (3, "FAILED")])
+def test_the_last_event_allowed_is_execution_succeeded_or_else_execution_failed(limit: int, status: str) -> None:
+    # GIVEN one Pass state: ExecutionStarted, PassStateEntered, PassStateExited, ExecutionSucceeded (4 events)
+    states = {"Only": {"Type": "Pass", "End": True}}
+    with LocalRuntime(limits=Limits(history_events=limit)) as runtime:
+        done = execute(runtime, f"one-pass-{limit}", states, "Only", {})
+
+    # THEN at 4 the execution ends with ExecutionSucceeded as event 4; at 3, event 3 is ExecutionFailed
+    assert done["status"] == status
+    assert len(done["history"]) == limit
+    assert done["history"][-1]["type"] == ("ExecutionSucceeded" if status == "SUCCEEDED" else "ExecutionFailed")
