@@ -324,7 +324,8 @@ def output_folder_problem(out: Path) -> str | None:
         return f"cannot make --out {out} the output folder: {exc.strerror or exc}"
     if not os.access(out, os.W_OK | os.X_OK):
         return f"cannot write in --out {out}: permission denied"
-    taken = [name for name in (*(f for _, f in OUTPUT_FILES), "event.json") if (out / name).is_dir()]
+    written = (*(f for _, f in OUTPUT_FILES), "event.json", "orchestration.json")
+    taken = [name for name in written if (out / name).is_dir()]
     if taken:
         return f"--out {out} holds a folder named {taken[0]}, where the run writes that file; name another folder"
     return None
@@ -398,20 +399,35 @@ def _run_locally(
                 target.unlink(missing_ok=True)  # never leave an older run's file beside this run's
                 downloaded[name] = runtime.download(outputs.get(name), target)
             (out / "event.json").write_text(json.dumps(event, indent=2) + "\n")
+        orchestration_file = out / "orchestration.json"
+        orchestration_file.write_text(json.dumps(result.orchestration, indent=2) + "\n")
     elapsed = time.monotonic() - started
 
     if event is None:
         message = f"run {result.run_id}: execution {result.status}, but no completion event was published"
         print(message, file=sys.stderr)
         if as_json:
-            print(json.dumps({"runId": result.run_id, "executionStatus": result.status, "error": message}))
+            print(
+                json.dumps(
+                    {
+                        "runId": result.run_id,
+                        "executionStatus": result.status,
+                        "error": message,
+                        "orchestration": result.orchestration,
+                    }
+                )
+            )
+        else:
+            print(describe_orchestration(result.orchestration, orchestration_file))
         return EXIT_RUN_FAILED
     detail = event["detail"]
     code = EXIT_OK if detail["status"] == "SUCCEEDED" else EXIT_RUN_FAILED
     if as_json:
         files = {name: str(path) if path else None for name, path in downloaded.items()}
         files["event"] = str(out / "event.json")
-        print(json.dumps({"runId": result.run_id, "executionStatus": result.status, "files": files, "event": event}))
+        files["orchestration"] = str(orchestration_file)
+        document = {"runId": result.run_id, "executionStatus": result.status, "files": files, "event": event}
+        print(json.dumps(document | {"orchestration": result.orchestration}))
         return code
     print(f"pipeline:    {pipeline} ({detail.get('provider')})")
     print(f"run:         {result.run_id}")
@@ -425,9 +441,22 @@ def _run_locally(
         print(f"manifest:    {downloaded['manifest']}")
     if detail.get("error"):
         print(f"error:       {detail['error'].get('error')}: {detail['error'].get('cause')}")
+    print(describe_orchestration(result.orchestration, orchestration_file))
     print(f"event:       {out / 'event.json'} ({event['detail-type']})")
     print(json.dumps(event, separators=(",", ":")))
     return code
+
+
+def describe_orchestration(figures: dict[str, Any], path: Path) -> str:
+    """One line: what Step Functions did for the run (orchestration.json has the same figures)."""
+    if not figures:
+        return f"orchestration: none recorded -> {path}"
+    history, children = figures["historyEvents"], figures["childExecutions"]
+    return (
+        f"orchestration: {figures['executions']} executions ({children} child{'' if children == 1 else 'ren'}), "
+        f"{figures['stateTransitions']} state transitions, largest state {figures['largestStateBytes']} bytes, "
+        f"history events {history['run']} (run) / {history['largestChild']} (largest child) -> {path}"
+    )
 
 
 def _print_file(label: str, path: Path | None, rows: int) -> None:

@@ -2,9 +2,14 @@
 
 What is real: the state machine definition (statemachine/*.asl.json, executed by moto's Step Functions
 interpreter), every Lambda handler and the batchline package, S3, EventBridge and Step Functions calls.
-What is emulated: the batch services (see emulators/), Lambda's container (handlers run in-process),
-and time (Wait states and retry back-offs are shortened). The metrics the handlers write as embedded metric
-format are kept in ``metrics`` (CloudWatch would read them from the log); verbose runs also print them.
+What is emulated: the batch services (see emulators/), Lambda's container (handlers run in-process, each
+call with its function's environment in its own thread: environment.py), and time (Wait states and retry
+back-offs are shortened). The metrics the handlers write as embedded metric format are kept in ``metrics``
+(CloudWatch would read them from the log); verbose runs also print them.
+
+As strict as AWS: Step Functions' 256 KiB state and 25,000-event history limits fail an execution as they do
+on AWS, past Retry and Catch. Every change to moto's interpreter is in interpreter.py, which also keeps each
+run's figures (``RunResult.orchestration``, written as orchestration.json by ``batchline local run``).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import traceback
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -33,6 +38,8 @@ from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, parse_pipeli
 from batchline.metrics import NAMESPACE, SERVICE
 
 from batchline_local.emulators.base import ServiceEmulator
+from batchline_local.environment import function_environment, thread_environment
+from batchline_local.interpreter import InterpreterPatches, Ledger, Limits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS_DIR = REPO_ROOT / "lambdas"
@@ -112,6 +119,8 @@ class RunResult:
     status: str
     event: dict[str, Any] | None
     history: list[dict[str, Any]]
+    # executions, stateTransitions, largestStateBytes, historyEvents {run, largestChild}: see orchestration()
+    orchestration: dict[str, Any] = field(default_factory=dict)
 
 
 class LocalRuntime:
@@ -126,12 +135,15 @@ class LocalRuntime:
         time_scale: float = 0.0,
         service_polls_until_done: int = 2,
         quiet: bool = True,
+        limits: Limits | None = None,
     ) -> None:
         self._raw_pipelines = dict(pipelines if pipelines is not None else load_pipeline_context())
         self.pipelines = parse_pipelines(self._raw_pipelines)  # fail early on a bad config
         self.time_scale = time_scale
         self.service_polls_until_done = service_polls_until_done
         self.quiet = quiet
+        self.limits = limits or Limits()  # Step Functions' 256 KiB and 25,000 events; tests lower them
+        self.ledger = Ledger()  # the figures of orchestration.json, per run
         self._stack = ExitStack()
         self._invoke_lock = threading.Lock()
         self._fresh_modules: set[str] = set()
@@ -160,9 +172,14 @@ class LocalRuntime:
             sys.path.insert(0, str(LAMBDAS_DIR))
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         self._set_handler_log_level()
-        self._patch_time()
-        self._patch_distributed_map()
-        self._count_history_events()
+        InterpreterPatches(
+            self._stack,
+            limits=self.limits,
+            ledger=self.ledger,
+            working=self._working,
+            on_event=self._note_progress,
+            time_scale=self.time_scale,
+        ).install()
         self._patch_lambda_invoke()
         self._capture_metrics()
         from batchline_local.emulators.sagemaker import SageMakerEmulator
@@ -239,6 +256,9 @@ class LocalRuntime:
             if name.upper().startswith("AWS_") or name.lower() in _PROXY_VARIABLES:
                 del os.environ[name]
         os.environ.update(ISOLATED_ENVIRONMENT)
+        # From here on the process's environment no longer changes while the runtime lives: each handler call
+        # reads its function's variables from its own copy (see batchline_local/environment.py).
+        self._stack.enter_context(thread_environment())
         from moto import mock_aws
 
         self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
@@ -293,96 +313,17 @@ class LocalRuntime:
                 self._busy -= 1
                 self._progress += 1
 
-    def _count_history_events(self) -> None:
+    def _note_progress(self) -> None:
         """Each event the interpreter adds to an execution's history (a state entered or left, a Map item
         done) is progress too, for the stretches where no handler runs."""
-        from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
-
-        add_event = EventManager.add_event
-
-        def add_event_counted(manager: Any, *args: Any, **kwargs: Any) -> Any:
-            with self._progress_lock:
-                self._progress += 1
-            return add_event(manager, *args, **kwargs)
-
-        self._stack.enter_context(mock.patch.object(EventManager, "add_event", add_event_counted))
+        with self._progress_lock:
+            self._progress += 1
 
     def _signs_of_life(self) -> tuple[bool, int]:
         with self._progress_lock:
             return self._busy > 0, self._progress
 
     # --- patches ---------------------------------------------------------------------------------
-
-    def _patch_time(self) -> None:
-        """Wait states and Retry back-offs sleep ``time_scale`` of their real time (0 = not at all)."""
-        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
-            WaitFunction,
-        )
-
-        scale = self.time_scale
-
-        def short_wait(_self: Any, env: Any, wait_seconds: float) -> None:
-            if wait_seconds > 0 and scale > 0:
-                with self._working():
-                    env.program_state_event.wait(wait_seconds * scale)
-
-        def short_sleep(seconds: float) -> None:
-            with self._working():
-                time.sleep(seconds * scale)
-
-        self._stack.enter_context(mock.patch.object(WaitFunction, "_wait_interval", short_wait))
-        fake_time = SimpleNamespace(**{name: getattr(time, name) for name in ("time", "monotonic")})
-        fake_time.sleep = short_sleep
-        self._stack.enter_context(mock.patch.object(retrier_decl, "time", fake_time))
-
-    def _patch_distributed_map(self) -> None:
-        """A failed Distributed Map child fails the Map, as on AWS.
-
-        moto 5.2.5 counts a failed child and lets the Map succeed (the child's output is null), so the real
-        error surfaced later as a missing summary. AWS fails the Map Run when failed children exceed
-        ToleratedFailureCount or ToleratedFailurePercentage (0 when not set), and the Map state fails with
-        States.ExceedToleratedFailureThreshold. The cause here also names the first failed child and its error
-        (on AWS that is in the child execution's history), so the run's failure event says what went wrong.
-        https://docs.aws.amazon.com/step-functions/latest/dg/maprun-fail-threshold.html
-        """
-        from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (  # noqa: E501
-            DistributedIterationComponent,
-        )
-        from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor.distributed_item_processor_worker import (  # noqa: E501
-            DistributedItemProcessorWorker,
-        )
-        from moto.stepfunctions.parser.asl.eval.program_state import ProgramError, ProgramTimedOut
-
-        eval_job, map_run = DistributedItemProcessorWorker._eval_job, DistributedIterationComponent._map_run
-
-        def eval_job_noting_failures(worker: Any, env: Any, job: Any) -> None:
-            eval_job(worker, env, job)
-            state = env.program_state()
-            if isinstance(state, ProgramError):
-                failure = dict(state.error or {})
-            elif isinstance(state, ProgramTimedOut):
-                failure = {"error": "States.Timeout", "cause": "the child execution timed out"}
-            else:
-                return
-            # Workers run in threads; list.append is atomic.
-            vars(worker._map_run_record).setdefault("local_failures", []).append((job.job_index, failure))
-
-        def map_run_within_tolerance(component: Any, env: Any, eval_input: Any) -> None:
-            items = len(env.stack[-1])  # the items map_run takes from the stack
-            map_run(component, env, eval_input)
-            failures = sorted(vars(eval_input.map_run_record).get("local_failures", []), key=lambda f: f[0])
-            count, percentage = eval_input.tolerated_failure_count, eval_input.tolerated_failure_percentage
-            # Not set, both are 0 and any failure fails the Map; one set, the other (0) is exceeded anyway.
-            if failures and len(failures) > count and len(failures) * 100 > percentage * items:
-                raise _tolerated_failure_exceeded(env, failures, items)
-
-        self._stack.enter_context(
-            mock.patch.object(DistributedItemProcessorWorker, "_eval_job", eval_job_noting_failures)
-        )
-        self._stack.enter_context(
-            mock.patch.object(DistributedIterationComponent, "_map_run", map_run_within_tolerance)
-        )
 
     def _patch_lambda_invoke(self) -> None:
         """Run the real handler in-process instead of in a container."""
@@ -420,8 +361,10 @@ class LocalRuntime:
     def _invoke_handler(
         self, function_name: str, handler_path: str, environment: dict[str, str], event: Any
     ) -> tuple[str, bool, str]:
-        # Environment and imported modules are process-wide: one invocation at a time.
-        with self._working(), self._invoke_lock, mock.patch.dict(os.environ, environment):
+        # Each invocation reads its function's environment in its own thread (function_environment); handler
+        # modules and their module-level state (Powertools Metrics, the patched clients) are process-wide, so
+        # invocations still run one at a time.
+        with self._working(), self._invoke_lock, function_environment(environment):
             self.invocations.append((function_name, event))
             module_name, function = handler_path.rsplit(".", 1)
             module = importlib.import_module(module_name)
@@ -669,7 +612,14 @@ class LocalRuntime:
         status = sfn.describe_execution(executionArn=arn)["status"]
         history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
         events = [e for e in self.published_events() if e["detail"].get("runId") == run_id]
-        return RunResult(run_id, arn, status, events[-1] if events else None, history)
+        return RunResult(run_id, arn, status, events[-1] if events else None, history, self.orchestration(run_id))
+
+    def orchestration(self, run_id: str) -> dict[str, Any]:
+        """What Step Functions did for a run: ``executions`` (the run's and each Distributed Map child's),
+        ``stateTransitions`` (what Step Functions bills: every state entered, and every retry),
+        ``largestStateBytes`` (the largest input, output, result or child input, as UTF-8 JSON) and
+        ``historyEvents`` (``run``: the run's own execution; ``largestChild``: its longest child history)."""
+        return self.ledger.orchestration(self.execution_arn(run_id), self.limits)
 
     def published_events(self) -> list[dict[str, Any]]:
         """Every event the pipeline has published so far, in order (drained from the capture queue)."""
@@ -716,41 +666,6 @@ class EmulatedAwsClients(AwsClients):
             if emulator.handles(client):
                 emulator.attach(client)
         return client
-
-
-def _tolerated_failure_exceeded(env: Any, failures: list[tuple[int, dict[str, Any]]], items: int) -> Exception:
-    """The failure moto raises for a Map state, carrying AWS's error name for an exceeded failure threshold."""
-    from moto.stepfunctions.parser.api import HistoryEventType, MapRunFailedEventDetails
-    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
-        FailureEvent,
-        FailureEventException,
-    )
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
-        StatesErrorNameType,
-    )
-    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-
-    index, first = failures[0]
-    error, cause = first.get("error") or "States.Runtime", first.get("cause") or ""
-    with suppress(ValueError, TypeError, AttributeError):  # a Lambda's cause is its error payload, as JSON
-        cause = json.loads(cause).get("errorMessage", cause)
-    name = StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold)
-    details = MapRunFailedEventDetails(
-        error=name.error_name,
-        cause=(
-            f"The specified tolerated failure threshold was exceeded: {len(failures)} of {items} child "
-            f"executions failed; the first, item {index}, with {error}: {cause}"
-        )[:32768],
-    )
-    return FailureEventException(
-        FailureEvent(
-            env=env,
-            error_name=name,
-            event_type=HistoryEventType.MapRunFailed,
-            event_details=EventDetails(mapRunFailedEventDetails=details),  # type: ignore[typeddict-item]
-        )
-    )
 
 
 def isolated_session() -> Any:

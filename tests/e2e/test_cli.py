@@ -33,7 +33,12 @@ def test_successful_run_writes_outputs_and_prints_the_event_last(
     assert code == 0
     event = json.loads(out[-1])
     assert event["detail-type"] == "Batch Prediction Succeeded"
-    assert {p.name for p in tmp_path.iterdir()} == {"predictions.csv", "manifest.json", "event.json"}
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "predictions.csv",
+        "manifest.json",
+        "event.json",
+        "orchestration.json",
+    }
     assert (tmp_path / "predictions.csv").read_text().startswith("id,churn_probability\ncust-0001,")
     assert "EMULATED" in out[0]
 
@@ -84,7 +89,9 @@ def test_json_output_is_one_document_with_the_event_and_files(
         "errors": None,
         "manifest": str(tmp_path / "manifest.json"),
         "event": str(tmp_path / "event.json"),
+        "orchestration": str(tmp_path / "orchestration.json"),
     }
+    assert document["orchestration"]["executions"] >= 1
     assert "EMULATED" in captured.err
 
 
