@@ -25,6 +25,10 @@ behave as AWS does where moto differs, and keep the figures of ``orchestration.j
    (``EventManager.add_event``, ``CommonStateField._eval_state_input``, ``Program.eval``). https://docs.aws.amazon.com/step-functions/latest/dg/bp-history-limit.html
 7. Accounting for orchestration.json: history events per execution, state transitions as AWS bills them (each
    state entered, and each retry: https://aws.amazon.com/step-functions/pricing/), the largest state in bytes.
+8. Service integration errors: a ``events:putEvents`` or ``sqs:sendMessage`` task whose call fails with a service
+   error fails with ``<Service>.<ErrorCode>`` (``EventBridge.InternalException``), which Retry and Catch match as
+   on AWS; moto reported every such error as States.Runtime, which (5.) nothing may catch.
+   https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html (error names)
 """
 
 from __future__ import annotations
@@ -185,6 +189,7 @@ class InterpreterPatches:
         self._patch_history()
         self._patch_sizes()
         self._patch_terminal_errors()
+        self._patch_service_errors()
 
     def _patch(self, owner: Any, name: str, replacement: Any) -> None:
         self.stack.enter_context(mock.patch.object(owner, name, replacement))
@@ -457,6 +462,45 @@ class InterpreterPatches:
             eval_body(decl, env)
 
         self._patch(ErrorEqualsDecl, "_eval_body", states_all_not_terminal)
+
+    # --- 8. service integration errors ------------------------------------------------------------
+
+    def _patch_service_errors(self) -> None:
+        from botocore.exceptions import ClientError
+        from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+        from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+        from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+            state_task_service_events,
+            state_task_service_sqs,
+        )
+        from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+        for owner, service in (
+            (state_task_service_events.StateTaskServiceEvents, "EventBridge"),
+            (state_task_service_sqs.StateTaskServiceSqs, "SQS"),
+        ):
+            original = owner._from_error
+
+            def named(task: Any, env: Any, ex: Exception, original: Any = original, service: str = service) -> Any:
+                if not isinstance(ex, ClientError):
+                    return original(task, env, ex)
+                error = f"{service}.{ex.response['Error'].get('Code') or 'Exception'}"
+                return FailureEvent(
+                    env=env,
+                    error_name=CustomErrorName(error_name=error),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(
+                        taskFailedEventDetails=TaskFailedEventDetails(
+                            error=error,
+                            cause=str(ex),
+                            resource=task._get_sfn_resource(),
+                            resourceType=task._get_sfn_resource_type(),
+                        )
+                    ),
+                )
+
+            self._patch(owner, "_from_error", named)
 
 
 def _child_started(env: Any, child_input: Any) -> None:

@@ -112,6 +112,10 @@ class RunStillRunning(TimeoutError):
         self.run_id = run_id
 
 
+# Execution ends the stack's ExecutionEnded rule matches (stacks/notifications.py), besides ABORTED (stop_by_hand).
+ENDED_BY_RULE = ("FAILED", "TIMED_OUT")
+
+
 @dataclass
 class RunResult:
     run_id: str
@@ -562,7 +566,14 @@ class LocalRuntime:
         deadline = time.monotonic() + 30
         while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
             time.sleep(0.02)
-        described = sfn.describe_execution(executionArn=arn)
+        # AWS reports a stopped execution as ABORTED; moto 5.2.5's interpreter ends it FAILED (States.Runtime
+        # inside its stop path), so the event says what AWS would send.
+        return self.execution_ended(run_id, "ABORTED")
+
+    def execution_ended(self, run_id: str, status: str) -> dict[str, Any]:
+        """What the stack's rule on "Step Functions Execution Status Change" does (moto's rules send nothing to
+        Lambda): the event for ``status`` goes to the real ExecutionEnded function."""
+        described = self.client("stepfunctions").describe_execution(executionArn=self.execution_arn(run_id))
         event = {
             "version": "0",
             "id": f"local-{time.time_ns()}",
@@ -570,14 +581,12 @@ class LocalRuntime:
             "account": ACCOUNT,
             "region": REGION,
             "detail-type": "Step Functions Execution Status Change",
-            "resources": [arn],
+            "resources": [described["executionArn"]],
             "detail": {
-                "executionArn": arn,
+                "executionArn": described["executionArn"],
                 "stateMachineArn": self.state_machine_arn,
                 "name": run_id,
-                # AWS reports a stopped execution as ABORTED; moto 5.2.5's interpreter ends it FAILED
-                # (States.Runtime inside its stop path), so the event says what AWS would send.
-                "status": "ABORTED",
+                "status": status,
                 "input": described["input"],
             },
         }
@@ -610,6 +619,8 @@ class LocalRuntime:
                 )
             time.sleep(0.02)
         status = sfn.describe_execution(executionArn=arn)["status"]
+        if status in ENDED_BY_RULE:
+            self.execution_ended(run_id, status)  # it leaves alone a run that reported itself
         history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
         events = [e for e in self.published_events() if e["detail"].get("runId") == run_id]
         return RunResult(run_id, arn, status, events[-1] if events else None, history, self.orchestration(run_id))

@@ -3,8 +3,8 @@
 
 An EventBridge rule on "Step Functions Execution Status Change" brings them here: the service jobs the run
 started are stopped (their names are deterministic), rejected rows are kept, and the failure event is
-published, so every run ends in exactly one clear event. A FAILED execution that went through ReportFailure
-(or published its outcome) already said so: it is left alone.
+published, so every run ends in exactly one clear event. A FAILED execution that published its outcome itself
+(through ReportFailure, or the bare failure event when that failed) is left alone.
 """
 
 from __future__ import annotations
@@ -22,8 +22,15 @@ from batchline.flow import Deployment, report_failure
 ENDED = {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOut", "FAILED": "ExecutionFailed"}
 # The steps that hold the run's jobs when they exit: PrepareInput for a whole-file read, MergeShards for a cut one.
 _PREPARING = ("PrepareInput", "MergeShards")
-# Entering one of these means the run's outcome was (or is being) published by the state machine itself.
-_REPORTING = ("ReportFailure", "PublishOutcome")
+# Leaving one of these means the state machine published the run's outcome itself (or kept it in the queue of
+# events EventBridge refused).
+_REPORTED = (
+    "PublishOutcome",
+    "PublishFailure",
+    "PublishBareFailure",
+    "KeepUndeliveredOutcome",
+    "KeepUndeliveredFailure",
+)
 
 
 @dataclass
@@ -31,7 +38,7 @@ class EndedRun:
     """What the execution's history says about how the run got where it ended."""
 
     prepared: dict[str, Any] | None = None  # the last run facts naming its jobs file ("jobsFile")
-    reported: bool = False  # the state machine reached its own reporting steps
+    reported: bool = False  # the state machine published the outcome itself
     failure: dict[str, Any] | None = None  # the ExecutionFailed event's error and cause
 
 
@@ -42,10 +49,9 @@ def read_history(events: Iterable[dict[str, Any]]) -> EndedRun:
         kind = event["type"]
         if kind == "ExecutionFailed" and run.failure is None:
             run.failure = dict(event.get("executionFailedEventDetails") or {})
-        entered = event.get("stateEnteredEventDetails")
-        if entered and entered.get("name") in _REPORTING:
-            run.reported = True
         exited = event.get("stateExitedEventDetails")
+        if exited and exited.get("name") in _REPORTED:
+            run.reported = True
         if run.prepared is None and exited and exited.get("name") in _PREPARING:
             prepared = json.loads(exited.get("output") or "{}").get("prepared")
             if prepared and prepared.get("jobsFile"):  # MergeShards may ask for another round instead

@@ -9,6 +9,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from moto.core.exceptions import JsonRESTError
 from moto.events.models import EventsBackend
 
 from batchline_local.runtime import LocalRuntime
@@ -32,7 +33,9 @@ def test_an_event_eventbridge_refuses_is_kept_in_the_dead_letter_queue(
     def refuse(*args: Any, **kwargs: Any) -> Any:
         nonlocal refused
         refused += 1
-        raise RuntimeError("emulated EventBridge outage")
+        # What an outage looks like to the state machine: a service error (retried and caught by name), not a
+        # fault of the interpreter itself (States.Runtime, which no Retry or Catch handles on AWS)
+        raise JsonRESTError("InternalException", "emulated EventBridge outage")
 
     with mock.patch.object(EventsBackend, "put_events", refuse):
         result = runtime.run_file(path, "demo-sagemaker")

@@ -48,13 +48,14 @@ def test_a_run_past_a_lowered_history_limit_fails_without_its_catch() -> None:
         result = runtime.run_file(SAMPLES / "demo-sagemaker.csv", "demo-sagemaker")
         described = runtime.client("stepfunctions").describe_execution(executionArn=result.execution_arn)
 
-    # THEN the run's execution failed with States.Runtime; ReportFailure (its Catch) never ran
+    # THEN the run's execution failed with States.Runtime; ReportFailure (its Catch) never ran, ExecutionEnded did
     assert result.status == "FAILED"
     assert described["error"] == "States.Runtime"
     assert "maximum number of history events (30)" in described["cause"]
     assert len(result.history) == 30
     assert "ReportFailure" not in entered(result.history)
     assert not any(name.endswith("ReportFailure") for name, _ in runtime.invocations)
+    assert result.event is not None and "maximum number of history events" in result.event["detail"]["error"]["cause"]
 
 
 def test_a_run_past_a_lowered_state_limit_fails_with_data_limit_exceeded_without_its_catch() -> None:
@@ -67,7 +68,10 @@ def test_a_run_past_a_lowered_state_limit_fails_with_data_limit_exceeded_without
     assert result.status == "FAILED"
     assert described["error"] == "States.DataLimitExceeded"
     assert "ReportFailure" not in entered(result.history)
-    assert result.event is None  # nothing published: on AWS only an EventBridge rule on FAILED would notice
+    # AND the stack's rule on FAILED executions brought it to ExecutionEnded: one failure event that says why
+    assert result.event is not None and result.event["detail"]["status"] == "FAILED"
+    error = result.event["detail"]["error"]
+    assert error["error"] == "ExecutionFailed" and "States.DataLimitExceeded" in error["cause"]
 
 
 @pytest.mark.parametrize(("limit", "status"), [(4, "SUCCEEDED"), (3, "FAILED")])

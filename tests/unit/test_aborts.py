@@ -71,12 +71,23 @@ class Clients:
         self.stepfunctions = History(events)
 
 
+def test_a_run_that_failed_while_publishing_its_outcome_is_reported_by_the_rule() -> None:
+    # GIVEN an outcome too large to publish: PublishOutcome was entered, but never left
+    history = newest_first(
+        exited("FinalizeRun", {}),
+        entered("PublishOutcome"),
+        {"type": "ExecutionFailed", "executionFailedEventDetails": {"error": "States.DataLimitExceeded"}},
+    )
+    assert not read_history(history).reported
+
+
 def test_a_failed_execution_that_reported_itself_is_left_alone() -> None:
     # GIVEN an execution that failed at its own RunFailed state after ReportFailure published the failure event
     history = newest_first(
         exited("PrepareInput", {"prepared": {"runId": "r", "jobsFile": JOBS}}),
         entered("ReportFailure"),
-        entered("PublishFailure"),
+        exited("ReportFailure", {}),
+        exited("PublishFailure", {}),
         {"type": "ExecutionFailed", "executionFailedEventDetails": {"error": "JobFailed", "cause": "x"}},
     )
     event = {"detail": {"status": "FAILED", "executionArn": "arn", "name": "r", "input": "{}"}}
