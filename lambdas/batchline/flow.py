@@ -47,6 +47,7 @@ from batchline.prepare import (
 from batchline.prepare_shards import SourceFile, merge_shards, plan_shards, prepare_shard
 from batchline.s3io import concatenate_csv, csv_rows, object_exists, open_object, put_bytes, upload_file
 from batchline.staging import StagedInput, discard_parts, stage_jobs
+from batchline.state import CollectPlan, Counts, FanOut, JobLook, RunFacts, S3Pointer, UploadedObject
 
 logger = logging.getLogger(__name__)
 
@@ -178,12 +179,12 @@ def _source_file(input_object: dict[str, Any]) -> SourceFile:
 
 def _fan_out(layout: RunLayout, plan: str, shards: int, round_: int, concurrency: int) -> dict[str, Any]:
     location = layout.prepare_file(plan)
-    return {
-        "plan": {"bucket": location.bucket, "key": location.key},
-        "shards": shards,
-        "round": round_,
-        "maxConcurrency": concurrency,
-    }
+    return FanOut(
+        plan=S3Pointer(bucket=location.bucket, key=location.key),
+        shards=shards,
+        round=round_,
+        max_concurrency=concurrency,
+    ).dump()
 
 
 def _prepared(
@@ -215,17 +216,21 @@ def _prepared(
     jobs = [chunk.to_json() for chunk in chunks]
     put_bytes(clients.s3, layout.jobs_file, json.dumps(jobs).encode(), "application/json")
     started_at = _parse_time(run["startedAt"])
-    return {
-        **{key: run[key] for key in ("runId", "pipeline", "provider", "input", "startedAt")},
-        "deadline": iso(started_at + timedelta(hours=pipeline.max_run_hours)),
-        "maxPolls": pipeline.max_polls,
-        "maxConcurrentJobs": pipeline.max_concurrent_jobs,
-        "counts": counts,
-        "staging": {**staging, "parts": len(parts)},
-        "jobsFile": {"bucket": layout.jobs_file.bucket, "key": layout.jobs_file.key},
-        "jobCount": len(jobs),
-        "rejectedUri": layout.rejected.uri if rejected else None,
-    }
+    return RunFacts(
+        run_id=run["runId"],
+        pipeline=run["pipeline"],
+        provider=run["provider"],
+        input=UploadedObject.model_validate(run["input"]),
+        started_at=run["startedAt"],
+        deadline=iso(started_at + timedelta(hours=pipeline.max_run_hours)),
+        max_polls=pipeline.max_polls,
+        max_concurrent_jobs=pipeline.max_concurrent_jobs,
+        counts=Counts.model_validate(counts),
+        staging={**staging, "parts": len(parts)},
+        jobs_file=S3Pointer(bucket=layout.jobs_file.bucket, key=layout.jobs_file.key),
+        job_count=len(jobs),
+        rejected_uri=layout.rejected.uri if rejected else None,
+    ).dump()
 
 
 def run_chunks(clients: AwsClients, prepared: dict[str, Any]) -> list[dict[str, Any]]:
@@ -302,26 +307,28 @@ def _job_payload(
     pipeline = pipelines.get(prepared["pipeline"])
     now = utc_now()
     elapsed = (now - _parse_time(prepared["startedAt"])).total_seconds()
-    payload = {
-        "chunk": chunk["index"],
-        **_state_summary(state),
-        "pollCount": poll_count,
-        "checkedAt": iso(now),
-        "waitSeconds": next_wait_seconds(elapsed, minimum=pipeline.min_poll_seconds, maximum=pipeline.max_poll_seconds),
-    }
+    look = JobLook(
+        chunk=chunk["index"],
+        job_id=state.job_id,
+        status=state.status.value,
+        raw_status=state.raw_status,
+        message=state.message,
+        counts=state.counts,
+        poll_count=poll_count,
+        checked_at=iso(now),
+        wait_seconds=next_wait_seconds(elapsed, minimum=pipeline.min_poll_seconds, maximum=pipeline.max_poll_seconds),
+    )
     if not state.status.is_terminal:
         if now > _parse_time(prepared["deadline"]):
-            payload["ended"] = RunDeadlineExceeded.__name__
-            payload["cause"] = (
+            look.ended = RunDeadlineExceeded.__name__
+            look.cause = (
                 f"the run passed its deadline {prepared['deadline']} while job {state.job_id} was still "
                 f"{state.raw_status}"
             )
         elif poll_count >= int(prepared["maxPolls"]):
-            payload["ended"] = PollLimitReached.__name__
-            payload["cause"] = (
-                f"job {state.job_id} was polled {poll_count} times (maxPolls) and is still {state.raw_status}"
-            )
-    return payload
+            look.ended = PollLimitReached.__name__
+            look.cause = f"job {state.job_id} was polled {poll_count} times (maxPolls) and is still {state.raw_status}"
+    return look.dump()
 
 
 def _record_job(clients: AwsClients, deployment: Deployment, prepared: dict[str, Any], job: dict[str, Any]) -> None:
@@ -347,15 +354,15 @@ def submit_job(
         # The state machine retries QuotaFull to wait for a slot; past the deadline, waiting stops.
         if utc_now() <= _parse_time(prepared["deadline"]):
             raise
-        job = {
-            "chunk": chunk["index"],
-            "jobId": None,
-            "status": JobStatus.PENDING.value,
-            "rawStatus": "NotSubmitted",
-            "pollCount": 0,
-            "ended": RunDeadlineExceeded.__name__,
-            "cause": f"the run passed its deadline {prepared['deadline']} while waiting for a job slot: {exc}",
-        }
+        job = JobLook(
+            chunk=chunk["index"],
+            job_id=None,
+            status=JobStatus.PENDING.value,
+            raw_status="NotSubmitted",
+            poll_count=0,
+            ended=RunDeadlineExceeded.__name__,
+            cause=f"the run passed its deadline {prepared['deadline']} while waiting for a job slot: {exc}",
+        ).dump()
     else:
         job = _job_payload(state, prepared, chunk, 0, pipelines)
     _record_job(clients, deployment, prepared, job)
@@ -389,15 +396,14 @@ def record_job_error(
 ) -> dict[str, Any]:
     """A job's execution caught an error it cannot handle (after its retries): recorded for PlanCollect to raise."""
     described = _describe_error(error)
-    job = {
-        "chunk": chunk["index"],
-        "jobId": None,
-        "status": JobStatus.PENDING.value,
-        "rawStatus": "Unknown",
-        "pollCount": None,
-        "ended": described["error"],
-        "cause": described["cause"],
-    }
+    job = JobLook(
+        chunk=chunk["index"],
+        job_id=None,
+        status=JobStatus.PENDING.value,
+        raw_status="Unknown",
+        ended=described["error"],
+        cause=described["cause"],
+    ).dump()
     _record_job(clients, deployment, prepared, job)
     return {"chunk": chunk["index"], "ended": described["error"]}
 
@@ -410,7 +416,7 @@ def run_jobs(clients: AwsClients, deployment: Deployment, prepared: dict[str, An
         location = layout.job_state(index)
         try:
             with open_object(clients.s3, location) as body:
-                jobs.append(dict(json.load(body)))
+                jobs.append(JobLook.model_validate(json.load(body)).dump())
         except clients.s3.exceptions.NoSuchKey as exc:
             raise JobStepFailed(f"job {index} left no state at {location.uri}") from exc
     return jobs
@@ -481,12 +487,9 @@ def plan_collect(
     )
     plan = deployment.layout(pipeline.name, prepared["runId"]).collect_plan
     put_bytes(clients.s3, plan, json.dumps([unit.to_json() for unit in units]).encode(), "application/json")
-    return {
-        "units": len(units),
-        "bucket": plan.bucket,
-        "key": plan.key,
-        "maxConcurrency": pipeline.max_concurrent_collectors,
-    }
+    return CollectPlan(
+        units=len(units), bucket=plan.bucket, key=plan.key, max_concurrency=pipeline.max_concurrent_collectors
+    ).dump()
 
 
 def collect_one_unit(

@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
 from batchline.flow import Deployment, assemble_output
+from batchline.state import CollectPlan, RunFacts
 
 logger = Logger()
 tracer = Tracer()
@@ -16,10 +17,11 @@ clients = AwsClients()
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(run_id=event["run"]["runId"], pipeline=event["run"]["pipeline"])
+    run = RunFacts.model_validate(event["run"]).dump()
+    logger.append_keys(run_id=run["runId"], pipeline=run["pipeline"])
     collected = assemble_output(
-        event["run"],
-        event["plan"],
+        run,
+        CollectPlan.model_validate(event["plan"]).dump(),
         pipelines=pipelines_from_env(),
         deployment=Deployment.from_env(),
         clients=clients,

@@ -8,6 +8,7 @@ from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
 from batchline.flow import Deployment, finalize_run
 from batchline.metrics import outcome_measures, publish
+from batchline.state import RunFacts
 
 logger = Logger()
 tracer = Tracer()
@@ -19,7 +20,7 @@ clients = AwsClients()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = event["run"]
+    run = RunFacts.model_validate(event["run"]).dump()
     logger.append_keys(run_id=run["runId"], pipeline=run["pipeline"])
     result = finalize_run(
         run,

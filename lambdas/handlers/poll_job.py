@@ -12,6 +12,7 @@ from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
 from batchline.flow import Deployment, poll_job, record_job_error, utc_now
 from batchline.metrics import poll_measures, publish
+from batchline.state import JobExecutionState
 
 logger = Logger()
 tracer = Tracer()
@@ -23,18 +24,20 @@ clients = AwsClients()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = event["run"]
-    logger.append_keys(run_id=run["runId"], pipeline=run["pipeline"], chunk=event["chunk"]["index"])
-    if event.get("step") == "jobError":
-        recorded = record_job_error(
-            run, event["chunk"], event["error"], deployment=Deployment.from_env(), clients=clients
-        )
-        logger.warning("job step failed", extra={"job": recorded, "error": event["error"]})
+    step = JobExecutionState.model_validate(event)  # the job's child execution, as the state machine gives it
+    run, chunk = step.run.dump(), step.chunk.dump()
+    logger.append_keys(run_id=run["runId"], pipeline=run["pipeline"], chunk=chunk["index"])
+    if event.get("step") == "jobError" and step.error is not None:
+        error = step.error.dump()
+        recorded = record_job_error(run, chunk, error, deployment=Deployment.from_env(), clients=clients)
+        logger.warning("job step failed", extra={"job": recorded, "error": error})
         return recorded
+    if step.job is None:
+        raise ValueError("PollJob needs the job's last look ($.job)")
     job = poll_job(
         run,
-        event["chunk"],
-        event["job"],
+        chunk,
+        step.job.dump(),
         pipelines=pipelines_from_env(),
         deployment=Deployment.from_env(),
         clients=clients,

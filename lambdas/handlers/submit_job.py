@@ -8,6 +8,7 @@ from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
 from batchline.flow import Deployment, submit_job, utc_now
 from batchline.metrics import publish, run_age
+from batchline.state import JobExecutionState
 
 logger = Logger()
 tracer = Tracer()
@@ -19,13 +20,14 @@ clients = AwsClients()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = event["run"]
-    logger.append_keys(run_id=run["runId"], pipeline=run["pipeline"], chunk=event["chunk"]["index"])
+    step = JobExecutionState.model_validate(event)  # the job's child execution, as the state machine gives it
+    run, chunk = step.run.dump(), step.chunk.dump()
+    logger.append_keys(run_id=run["runId"], pipeline=run["pipeline"], chunk=chunk["index"])
     # Before the call: a run waiting for a job slot (QuotaFull, retried for hours) still reports its age.
     publish(metrics, pipeline=run["pipeline"], run_id=run["runId"], measures=run_age(run, utc_now()))
     job = submit_job(
         run,
-        event["chunk"],
+        chunk,
         pipelines=pipelines_from_env(),
         deployment=Deployment.from_env(),
         clients=clients,
