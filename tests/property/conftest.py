@@ -1,4 +1,4 @@
-"""The property tier: one local runtime (moto, the service emulators, the test pipelines) per module."""
+"""The property tier: one local runtime (moto, the service emulators, the test pipelines) for the whole tier."""
 
 from __future__ import annotations
 
@@ -27,12 +27,12 @@ settings.register_profile("triage", parent=settings.get_profile("ci"), phases=[P
 settings.load_profile(os.environ.get("BATCHLINE_HYPOTHESIS_PROFILE", "ci"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def runtime() -> Iterator[LocalRuntime]:
     with LocalRuntime(pipelines()) as local:
         yield local
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def driver(runtime: LocalRuntime) -> FlowDriver:
     return FlowDriver(runtime)

@@ -85,7 +85,7 @@ class FlowDriver:
                 state["prepared"] = flow.merge_prepared_shards(
                     {"step": "merge", "run": state["prepared"]}, **self._common()
                 )
-            staged = self._staged(pipeline, run_id)
+            staged = self.staged(pipeline, run_id)
             step = "RunJobs"
             state["jobs"] = [self._run_job(state["prepared"], chunk) for chunk in state["prepared"]["chunks"]]
             step = "PlanCollect"
@@ -118,7 +118,8 @@ class FlowDriver:
                 ].read()
         return result
 
-    def _staged(self, pipeline: str, run_id: str) -> dict[str, bytes]:
+    def staged(self, pipeline: str, run_id: str) -> dict[str, bytes]:
+        """The run's staged parts (input/), as the service read them."""
         s3 = self.clients.s3
         prefix = RunLayout(pipeline, run_id, BUCKETS["work"], BUCKETS["results"]).input_prefix
         listed = s3.list_objects_v2(Bucket=prefix.bucket, Prefix=prefix.key).get("Contents", [])
