@@ -73,14 +73,21 @@ def pipeline_name(provider: str, *, cut: bool) -> str:
 
 
 def pipelines() -> dict[str, Any]:
-    common = {"collectShardBytes": 1024, "collectUnitRecords": 2, "maxConcurrentJobs": 2}
+    common = {"collectUnitRecords": 2, "maxConcurrentJobs": 2}
     raw: dict[str, Any] = {}
     for provider, service in SERVICES.items():
         key = SHAPES[provider].key
-        raw[pipeline_name(provider, cut=False)] = {"keyColumn": key, **common, "service": service}
+        # Whole reads draw 140 KB cells: 1 KiB collect shards would make hundreds of units of one output line.
+        raw[pipeline_name(provider, cut=False)] = {
+            "keyColumn": key,
+            **common,
+            "collectShardBytes": 64 * 1024,
+            "service": service,
+        }
         raw[pipeline_name(provider, cut=True)] = {
             "keyColumn": key,
             **common,
+            "collectShardBytes": 1024,
             "prepareShardBytes": CUT_SHARD_BYTES,
             "service": service,
         }

@@ -8,15 +8,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from batchline_local.runtime import LocalRuntime
 from tests.property.checks import check_run
 from tests.property.flow_driver import FlowDriver, Outcome
 from tests.property.hostile import HostileFile
+from tests.property.profiles import examples
 from tests.property.services import PROVIDERS, pipeline_name
-from tests.property.test_hostile_records import examples, uploads
+from tests.property.test_hostile_records import uploads
 
 pytestmark = pytest.mark.timeout(300)
 LOCAL_RUN_EXAMPLES = 2  # each is a full execution: seconds, not tenths
@@ -43,7 +44,7 @@ def run_locally(runtime: LocalRuntime, driver: FlowDriver, pipeline: str, upload
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_local_run_keeps_every_record_once(runtime: LocalRuntime, driver: FlowDriver, provider: str) -> None:
-    @settings(max_examples=examples(LOCAL_RUN_EXAMPLES))
+    @examples(LOCAL_RUN_EXAMPLES)
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
         cut = data.draw(st.booleans(), label="cut")

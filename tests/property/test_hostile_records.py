@@ -8,26 +8,24 @@ asserts promises 1 and 2 of the issue on each run. Kinds a service is known to b
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.property.checks import check_run
 from tests.property.flow_driver import FlowDriver
 from tests.property.hostile import HostileFile, Hostility, csv_files, jsonl_files
 from tests.property.known_broken import KNOWN_BROKEN
+from tests.property.profiles import SCALE, examples
 from tests.property.services import CUT_MIN_BYTES, PROVIDERS, SHAPES, pipeline_name
 
-# Examples per test in `make test`; BATCHLINE_PROPERTY_SCALE multiplies them (10 for a long local hunt).
-SCALE = float(os.environ.get("BATCHLINE_PROPERTY_SCALE", "1"))
-WHOLE_EXAMPLES = 8
-CUT_EXAMPLES = 3  # each cut upload is a Prepare fan-out of several shards: slower
+# Examples per test in `make test` (profiles.py: BATCHLINE_PROPERTY_SCALE multiplies them).
+WHOLE_EXAMPLES = 10
+CUT_EXAMPLES = 4  # each cut upload is a Prepare fan-out of several shards: slower
 
 
-def examples(count: int) -> int:
-    return max(1, int(count * SCALE))
+# Scaled runs take longer: the timeout grows with them.
+pytestmark = pytest.mark.timeout(int(300 * max(SCALE, 1)))
 
 
 def hostility(provider: str, *, cut: bool) -> Hostility:
@@ -43,7 +41,7 @@ def uploads(provider: str, *, cut: bool) -> st.SearchStrategy[HostileFile]:
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_whole_file_every_record_is_predicted_or_in_errors_once(driver: FlowDriver, provider: str) -> None:
-    @settings(max_examples=examples(WHOLE_EXAMPLES))
+    @examples(WHOLE_EXAMPLES)
     @given(upload=uploads(provider, cut=False))
     def run(upload: HostileFile) -> None:
         check_run(upload, driver.run(pipeline_name(provider, cut=False), upload.name, upload.body), provider=provider)
@@ -53,7 +51,7 @@ def test_whole_file_every_record_is_predicted_or_in_errors_once(driver: FlowDriv
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_cut_upload_every_record_is_predicted_or_in_errors_once(driver: FlowDriver, provider: str) -> None:
-    @settings(max_examples=examples(CUT_EXAMPLES))
+    @examples(CUT_EXAMPLES)
     @given(upload=uploads(provider, cut=True))
     def run(upload: HostileFile) -> None:
         check_run(upload, driver.run(pipeline_name(provider, cut=True), upload.name, upload.body), provider=provider)

@@ -7,6 +7,7 @@ while writing the property tests.
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pytest
@@ -210,3 +211,15 @@ def test_a_collect_unit_whose_only_key_holds_crlf_is_read_back(driver: FlowDrive
     # The anchor and two plain keys, then the CRLF key last: the last collect unit's keys file holds only it.
     shape = SHAPES[provider]
     run_records(driver, provider, [plain_record(shape, key) for key in ["k1", "k2", "'\r\n"]])
+
+
+@xfail("a truncated gzip fails with a bare EOFError (no file, no line) and leaves staged parts (prepare.open_text)")
+def test_a_truncated_gzip_fails_in_words_and_leaves_nothing_staged(driver: FlowDriver) -> None:
+    rows = "".join(f"k{n},plain words\n" for n in range(2000))
+    body = gzip.compress(("id,prompt\n" + rows).encode())
+    outcome = driver.run(pipeline_name("bedrock", cut=False), "upload.csv.gz", body[: len(body) // 2])
+    cause = outcome.detail.get("error", {}).get("cause", "")
+    assert outcome.status == "FAILED" and "upload.csv.gz" in cause and "line" in cause, outcome.detail
+    assert "EOFError" not in cause and "Compressed file ended" not in cause, cause
+    run_id = outcome.detail["runId"]
+    assert driver.staged(pipeline_name("bedrock", cut=False), run_id) == {}
