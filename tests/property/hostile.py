@@ -98,7 +98,7 @@ def hostile_text(kinds: frozenset[str], *, min_size: int = 1) -> st.SearchStrate
     fragment = st.sampled_from(small).flatmap(lambda kind: _fragment(kind, excluded))
     text = st.lists(fragment, min_size=min_size, max_size=4).map("".join)
     if "huge" in kinds:
-        text = st.one_of(text, st.tuples(text, st.just("h" * HUGE_CHARS)).map("".join)) if min_size else text
+        text = st.one_of(text, st.tuples(text, st.just("h" * HUGE_CHARS)).map("".join))
     return text
 
 
