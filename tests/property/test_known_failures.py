@@ -23,8 +23,8 @@ def run_records(
 ) -> None:
     """GIVEN a plain anchor record and the records given, WHEN the file runs, THEN promises 1 and 2 hold."""
     shape = SHAPES[provider]
-    drawn = [Record(r.key, r.values, anchor=r.anchor) for r in [plain_record(shape, "anchor"), *records]]
-    drawn[0] = Record("anchor", drawn[0].values, anchor=True)
+    anchor = plain_record(shape, "anchor")
+    drawn = [Record(anchor.key, anchor.values, anchor=True), *records]
     upload = render_jsonl(shape, drawn) if jsonl else render_csv(shape, drawn)
     outcome = driver.run(pipeline_name(provider, cut=False), upload.name, upload.body)
     check_run(upload, outcome, provider=provider, **checks)
