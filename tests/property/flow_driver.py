@@ -1,0 +1,137 @@
+"""The state machine's path through the flow functions, called directly (no Step Functions interpreter).
+
+It follows statemachine/batch_prediction.asl.json state by state: PrepareInput, the PrepareShards Map and
+MergeShards while the result says ``fanOut``, one SubmitJob/PollJob loop per chunk, PlanCollect, one
+CollectUnit per planned unit, AssembleOutput, FinalizeRun; any exception goes where the ASL's Catch sends it
+(ReportFailure with ``$.error``). The batch services are the local runtime's emulators, so each step sees what
+it sees in ``batchline local run``, at a fraction of the time a full execution takes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchline import flow
+from batchline.layout import RunLayout
+
+from batchline_local.runtime import BUCKETS, EVENT_BUS, RUNTIME_LABEL, EmulatedAwsClients, LocalRuntime
+
+TERMINAL = ("SUCCEEDED", "PARTIAL", "FAILED", "STOPPED")
+# Polls per job before the driver gives up (the emulators finish in a few).
+MAX_POLLS = 25
+
+
+@dataclass
+class Outcome:
+    """What a run left for its user: the event detail, and the bytes of each CSV Batchline wrote."""
+
+    detail: dict[str, Any]
+    failed_step: str | None = None
+    error: dict[str, Any] | None = None
+    report_error: str | None = None
+    csvs: dict[str, bytes] = field(default_factory=dict)  # name -> bytes (predictions.csv, errors.csv)
+    staged: dict[str, bytes] = field(default_factory=dict)  # staged part name -> bytes, as the service reads them
+
+    @property
+    def status(self) -> str:
+        return str(self.detail.get("status"))
+
+
+class FlowDriver:
+    """Runs uploads through the flow functions inside one LocalRuntime (its moto, emulators and pipelines)."""
+
+    def __init__(self, runtime: LocalRuntime) -> None:
+        self.runtime = runtime
+        self.clients = EmulatedAwsClients(runtime.emulators)
+        self.deployment = flow.Deployment(
+            BUCKETS["inbox"], BUCKETS["work"], BUCKETS["results"], EVENT_BUS, RUNTIME_LABEL
+        )
+        self._runs = 0
+
+    def _common(self) -> dict[str, Any]:
+        return {"pipelines": self.runtime.pipelines, "deployment": self.deployment, "clients": self.clients}
+
+    def run(self, pipeline: str, name: str, body: bytes) -> Outcome:
+        s3 = self.clients.s3
+        key = f"{pipeline}/{name}"
+        version = s3.put_object(Bucket=BUCKETS["inbox"], Key=key, Body=body)["VersionId"]
+        self._runs += 1
+        run_id = f"prop-{self._runs:06d}-{time.time_ns() % 10**9:09d}"
+        state: dict[str, Any] = {
+            "runId": run_id,
+            "pipeline": pipeline,
+            "input": {"bucket": BUCKETS["inbox"], "key": key, "versionId": version, "size": len(body)},
+            "startedAt": flow.iso(flow.utc_now()),
+        }
+        step = "PrepareInput"
+        staged: dict[str, bytes] = {}
+        try:
+            state["prepared"] = flow.prepare_run({**state}, **self._common(), time_left=lambda: 900.0)
+            while "fanOut" in state["prepared"]:
+                step = "PrepareShards"
+                plan = state["prepared"]["fanOut"]["plan"]
+                items = json.loads(s3.get_object(Bucket=plan["bucket"], Key=plan["key"])["Body"].read())
+                for item in items:
+                    flow.prepare_one_shard(
+                        {"step": "shard", "run": state["prepared"], "shard": item},
+                        **self._common(),
+                        time_left=lambda: 900.0,
+                    )
+                step = "MergeShards"
+                state["prepared"] = flow.merge_prepared_shards(
+                    {"step": "merge", "run": state["prepared"]}, **self._common()
+                )
+            staged = self.staged(pipeline, run_id)
+            step = "RunJobs"
+            state["jobs"] = [self._run_job(state["prepared"], chunk) for chunk in state["prepared"]["chunks"]]
+            step = "PlanCollect"
+            plan = flow.plan_collect(state["prepared"], state["jobs"], **self._common())
+            step = "CollectUnits"
+            units = json.loads(s3.get_object(Bucket=plan["bucket"], Key=plan["key"])["Body"].read())
+            for unit in units:
+                flow.collect_one_unit(state["prepared"], state["jobs"], unit, **self._common())
+            step = "AssembleOutput"
+            collected = flow.assemble_output(state["prepared"], state["jobs"], plan, **self._common())
+            step = "FinalizeRun"
+            outcome = flow.finalize_run(state["prepared"], state["jobs"], collected, **self._common())
+            result = Outcome(outcome["detail"])
+        except Exception as exc:  # the ASL catches States.ALL on every step and goes to ReportFailure
+            cause = json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)})
+            error = {"Error": type(exc).__name__, "Cause": cause}
+            try:
+                outcome = flow.report_failure({**state, "error": error}, **self._common())
+                result = Outcome(outcome["detail"], step, error)
+            except Exception as report_exc:  # PublishBareFailure: an event without counts or outputs
+                result = Outcome(
+                    {"status": "FAILED", "runId": run_id}, step, error, f"{type(report_exc).__name__}: {report_exc}"
+                )
+        result.staged = staged
+        layout = RunLayout(pipeline, run_id, BUCKETS["work"], BUCKETS["results"])
+        for location in (layout.predictions, layout.errors):
+            with contextlib.suppress(s3.exceptions.NoSuchKey):
+                result.csvs[location.key.rsplit("/", 1)[-1]] = s3.get_object(Bucket=location.bucket, Key=location.key)[
+                    "Body"
+                ].read()
+        return result
+
+    def staged(self, pipeline: str, run_id: str) -> dict[str, bytes]:
+        """The run's staged parts (input/), as the service read them."""
+        s3 = self.clients.s3
+        prefix = RunLayout(pipeline, run_id, BUCKETS["work"], BUCKETS["results"]).input_prefix
+        listed = s3.list_objects_v2(Bucket=prefix.bucket, Prefix=prefix.key).get("Contents", [])
+        return {
+            item["Key"].rsplit("/", 1)[-1]: s3.get_object(Bucket=prefix.bucket, Key=item["Key"])["Body"].read()
+            for item in listed
+        }
+
+    def _run_job(self, prepared: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
+        job = flow.submit_job(prepared, chunk, **self._common())
+        for _ in range(MAX_POLLS):  # SubmitJob -> WaitBeforePoll -> PollJob -> IsJobDone
+            job = flow.poll_job(prepared, chunk, job, **self._common())
+            if job["status"] in TERMINAL:
+                return job
+        raise AssertionError(f"job {job['jobId']} still {job['status']} after {MAX_POLLS} polls")
