@@ -159,7 +159,12 @@ class AmazonMLEmulator(ServiceEmulator):
                     continue
                 signal = sum(float(record[name] or 0) for name in numeric) / 100
                 signal += int(hashlib.sha256(record.get("plan", "").encode()).hexdigest()[:2], 16) / 256
-                score = 1 / (1 + math.exp(-(signal - 1)))
+                # The logistic written so no input overflows it: math.exp of a large argument raises OverflowError.
+                score = (
+                    1 / (1 + math.exp(-(signal - 1)))
+                    if signal >= 1
+                    else math.exp(signal - 1) / (1 + math.exp(signal - 1))
+                )
                 row = [record[row_id]] if row_id else []
                 if model_type == "BINARY":
                     row += [str(int(score > 0.5)), _scientific(score)]

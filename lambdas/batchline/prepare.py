@@ -598,15 +598,18 @@ _NOT_UTF8 = "the file is not UTF-8 text"
 
 
 def _check_encoding(head: bytes, source_name: str) -> None:
-    """Refuse, by name, the encodings a spreadsheet or an editor commonly saves instead of UTF-8."""
+    """Refuse, by name, the encodings a spreadsheet or an editor commonly saves instead of UTF-8 (UTF-16, with or
+    without its byte order mark). A NUL here and there is a character of a record, not a sign of UTF-16."""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputRejected(
             f"{source_name}: line 1: {_NOT_UTF8}: it starts with a UTF-16 byte order mark; save it as UTF-8"
         )
-    if b"\x00" in head:
-        even, odd = head[0::2].count(0), head[1::2].count(0)
-        looks = " (it looks like UTF-16 without a byte order mark)" if max(even, odd) >= len(head) // 4 else ""
-        raise InputRejected(f"{source_name}: line 1: {_NOT_UTF8}: it holds NUL bytes{looks}; save it as UTF-8")
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    if len(head) >= 8 and max(even, odd) >= len(head) // 4:
+        raise InputRejected(
+            f"{source_name}: line 1: {_NOT_UTF8}: every other byte is NUL, so it looks like UTF-16 without a byte "
+            "order mark; save it as UTF-8"
+        )
 
 
 def read_header(source: BinaryIO, source_name: str) -> list[str]:

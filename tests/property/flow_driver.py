@@ -1,7 +1,8 @@
 """The state machine's path through the flow functions, called directly (no Step Functions interpreter).
 
 It follows statemachine/batch_prediction.asl.json state by state: PrepareInput, the PrepareShards Map and
-MergeShards while the result says ``fanOut``, one SubmitJob/PollJob loop per chunk, PlanCollect, one
+MergeShards while the result says ``fanOut``, one SubmitJob/PollJob loop per job of the jobs file (each job's
+child execution of RunJobs), PlanCollect, one
 CollectUnit per planned unit, AssembleOutput, FinalizeRun; any exception goes where the ASL's Catch sends it
 (ReportFailure with ``$.error``). The batch services are the local runtime's emulators, so each step sees what
 it sees in ``batchline local run``, at a fraction of the time a full execution takes.
@@ -46,7 +47,7 @@ class FlowDriver:
 
     def __init__(self, runtime: LocalRuntime) -> None:
         self.runtime = runtime
-        self.clients = EmulatedAwsClients(runtime.emulators)
+        self.clients = EmulatedAwsClients(runtime.emulators, runtime.session)
         self.deployment = flow.Deployment(
             BUCKETS["inbox"], BUCKETS["work"], BUCKETS["results"], EVENT_BUS, RUNTIME_LABEL
         )
@@ -87,17 +88,18 @@ class FlowDriver:
                 )
             staged = self.staged(pipeline, run_id)
             step = "RunJobs"
-            state["jobs"] = [self._run_job(state["prepared"], chunk) for chunk in state["prepared"]["chunks"]]
+            for chunk in flow.run_chunks(self.clients, state["prepared"]):
+                self._run_job(state["prepared"], chunk)
             step = "PlanCollect"
-            plan = flow.plan_collect(state["prepared"], state["jobs"], **self._common())
+            plan = flow.plan_collect(state["prepared"], **self._common())
             step = "CollectUnits"
             units = json.loads(s3.get_object(Bucket=plan["bucket"], Key=plan["key"])["Body"].read())
             for unit in units:
-                flow.collect_one_unit(state["prepared"], state["jobs"], unit, **self._common())
+                flow.collect_one_unit(state["prepared"], unit, **self._common())
             step = "AssembleOutput"
-            collected = flow.assemble_output(state["prepared"], state["jobs"], plan, **self._common())
+            collected = flow.assemble_output(state["prepared"], plan, **self._common())
             step = "FinalizeRun"
-            outcome = flow.finalize_run(state["prepared"], state["jobs"], collected, **self._common())
+            outcome = flow.finalize_run(state["prepared"], collected, **self._common())
             result = Outcome(outcome["detail"])
         except Exception as exc:  # the ASL catches States.ALL on every step and goes to ReportFailure
             cause = json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)})
@@ -130,8 +132,8 @@ class FlowDriver:
 
     def _run_job(self, prepared: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
         job = flow.submit_job(prepared, chunk, **self._common())
-        for _ in range(MAX_POLLS):  # SubmitJob -> WaitBeforePoll -> PollJob -> IsJobDone
-            job = flow.poll_job(prepared, chunk, job, **self._common())
-            if job["status"] in TERMINAL:
+        for _ in range(MAX_POLLS):  # SubmitJob -> IsJobDone -> WaitBeforePoll -> PollJob -> IsJobDone
+            if job["status"] in TERMINAL or job.get("ended"):
                 return job
+            job = flow.poll_job(prepared, chunk, job, **self._common())
         raise AssertionError(f"job {job['jobId']} still {job['status']} after {MAX_POLLS} polls")

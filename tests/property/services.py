@@ -19,6 +19,7 @@ SERVICES: dict[str, dict[str, Any]] = {
         "provider": "sagemaker",
         "modelName": "batchline-demo-churn",
         "predictionColumns": ["score"],
+        "numericFeatures": True,  # as the demo: a bad value is one errors.csv row, not a failed file
         "recordsPerFile": 3,
     },
     "personalize": {

@@ -1,8 +1,6 @@
-"""The smallest file of each kind the property tests leave out (known_broken.py), as a plain test.
-
-Each is a strict xfail: it fails today for the reason given and flips to a pass (so the suite fails, and the
-mark and the known_broken entry must go) when the fix lands. The tests that pass today are guards found
-while writing the property tests.
+"""The smallest file of each kind the property tests found breaking a run, losing a record or writing a CSV that
+does not read back (issue 13), as a plain test: each failed before its fix (as a strict xfail) and passes since.
+A kind that breaks again goes in known_broken.py, with its test marked xfail(strict=True) until it is fixed.
 """
 
 from __future__ import annotations
@@ -30,10 +28,6 @@ def run_records(
     check_run(upload, outcome, provider=provider, **checks)
 
 
-def xfail(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)
-
-
 LONE_CR = (
     "lone CR in a key: prepare.PartWriter writes the staged index with csv.writer, which leaves a bare CR unquoted"
 )
@@ -42,10 +36,10 @@ LONE_CR = (
 @pytest.mark.parametrize(
     "provider",
     [
-        pytest.param("personalize", marks=xfail(LONE_CR + "; keyed.reconcile (DuckDB) fails the run")),
-        pytest.param("vertex", marks=xfail(LONE_CR + "; keyed.reconcile (DuckDB) fails the run")),
-        pytest.param("bedrock", marks=xfail(LONE_CR + "; collect.staged_records splits the index row")),
-        pytest.param("amazonml", marks=xfail(LONE_CR + "; collect.staged_records splits the index row")),
+        "personalize",
+        "vertex",
+        "bedrock",
+        "amazonml",
         "sagemaker",  # refused in Prepare (a line break SageMaker's line split cannot carry): one errors.csv row
     ],
 )
@@ -53,44 +47,40 @@ def test_a_key_with_a_lone_cr_is_one_record(driver: FlowDriver, provider: str) -
     run_records(driver, provider, [plain_record(SHAPES[provider], "u\rv")])
 
 
-@xfail("CRLF inside a quoted key: keyed.reconcile cannot read the staged index back (DuckDB CSV error)")
 def test_a_personalize_key_with_crlf_is_one_record(driver: FlowDriver) -> None:
     run_records(driver, "personalize", [plain_record(SHAPES["personalize"], "a\r\nb")])
 
 
-@xfail("errors.csv's record column leaves line breaks unquoted (prepare._row_text), so the row does not read back")
 def test_the_record_column_of_a_rejected_row_with_a_line_break_reads_back(driver: FlowDriver) -> None:
     # SageMaker refuses any cell with a line break in Prepare: the row goes to errors.csv with its record.
     run_records(driver, "sagemaker", [plain_record(SHAPES["sagemaker"], "a\nb")], record_line_breaks=True)
 
 
-@xfail("LF in a key: adapters/amazonml._result_rows reads the result CSV line by line (OutputInvalid rowId 'a\\n')")
 def test_an_amazonml_key_with_lf_is_one_record(driver: FlowDriver) -> None:
     run_records(driver, "amazonml", [plain_record(SHAPES["amazonml"], "a\nb")])
-
-
-SPLITLINES = "the emulator splits input lines with str.splitlines(), the run fails"
 
 
 @pytest.mark.parametrize("character", ["\u2028", "\x85"], ids=["U+2028", "U+0085"])
 @pytest.mark.parametrize(
     ("provider", "column"),
     [
-        pytest.param("personalize", "userId", marks=xfail(SPLITLINES + " (emulators/personalize, JSONDecodeError)")),
-        pytest.param("bedrock", "prompt", marks=xfail(SPLITLINES + " (emulators/bedrock, JSONDecodeError)")),
-        pytest.param("vertex", "id", marks=xfail(SPLITLINES + " (emulators/google_cloud drops the connection)")),
-        pytest.param("vertex", "note", marks=xfail(SPLITLINES + " (emulators/google_cloud drops the connection)")),
+        ("personalize", "userId"),
+        ("bedrock", "prompt"),
+        ("vertex", "id"),
+        ("vertex", "note"),
     ],
 )
 def test_unicode_line_separators_stay_inside_their_record(
     driver: FlowDriver, provider: str, column: str, character: str
 ) -> None:
     shape = SHAPES[provider]
-    key = f"k{character}x" if column == shape.key else "k1"
-    run_records(driver, provider, [plain_record(shape, key, **{column: f"a{character}b"})])
+    if column == shape.key:
+        record = plain_record(shape, f"k{character}x")
+    else:
+        record = plain_record(shape, "k1", **{column: f"a{character}b"})
+    run_records(driver, provider, [record])
 
 
-@xfail("Bedrock: a key equal to a generated record ID (R + sequence) collides; Collect raises OutputInvalid")
 def test_bedrock_keys_shaped_like_record_ids_stay_distinct(driver: FlowDriver) -> None:
     shape = SHAPES["bedrock"]
     # The anchor is record 0 (its own ID): "a-0" is sent second and gets R00000000001, the next key's own ID.
@@ -122,12 +112,10 @@ def test_service_failures_write_the_key_spreadsheet_safe(
     run_records(driver, provider, records)
 
 
-@xfail("a non-numeric feature fails its file and the job; flow.plan_collect raises JobFailed: the whole run fails")
 def test_sagemaker_bad_feature_fails_only_its_record(driver: FlowDriver) -> None:
     run_records(driver, "sagemaker", [plain_record(SHAPES["sagemaker"], "k1", f1="abc")])
 
 
-@xfail("a repeated key discards staged parts; emulators/sagemaker._keys lists delete-marked keys (AttributeError)")
 def test_sagemaker_repeated_key_is_one_errors_row(driver: FlowDriver) -> None:
     # Seven records make three parts on the first read; the second stages one and deletes the other two, whose
     # delete markers the emulator then reads (ReportFailure dies on them too: the event has no counts).
@@ -137,12 +125,10 @@ def test_sagemaker_repeated_key_is_one_errors_row(driver: FlowDriver) -> None:
 
 
 @pytest.mark.parametrize("value", ["NaN", "inf", "1e400", "-Infinity"])
-@xfail("Vertex numeric features NaN/inf/1e400 are staged as NaN/Infinity (adapters/vertex encode): not JSON")
 def test_vertex_non_finite_numbers_are_not_staged_as_invalid_json(driver: FlowDriver, value: str) -> None:
     run_records(driver, "vertex", [plain_record(SHAPES["vertex"], "k1", f1=value)])
 
 
-@xfail("the Amazon ML emulator's model overflows (math.exp in emulators/amazonml._predict): OverflowError, run fails")
 def test_amazonml_large_negative_feature_does_not_fail_the_run(driver: FlowDriver) -> None:
     run_records(driver, "amazonml", [plain_record(SHAPES["amazonml"], "k1", monthly_spend="-1e6")])
 
@@ -159,7 +145,6 @@ def _jsonl_run(driver: FlowDriver, lines: list[str]) -> tuple[dict, list[list[st
     return outcome.detail["counts"], predictions, errors
 
 
-@xfail('a JSON object with a repeated field ({"id":"b","id":"c"}) is keyed by the last one, not refused')
 def test_a_json_object_with_a_repeated_field_is_refused(driver: FlowDriver) -> None:
     counts, predictions, errors = _jsonl_run(
         driver, ['{"id":"a","prompt":"p"}\n', '{"id":"b","id":"c","prompt":"p"}\n']
@@ -168,20 +153,17 @@ def test_a_json_object_with_a_repeated_field_is_refused(driver: FlowDriver) -> N
     assert [row[1] for row in errors] == ["2"]
 
 
-@xfail("a CR used as JSON whitespace splits one object into two rejected records (prepare._jsonl_records)")
 def test_a_cr_between_json_tokens_does_not_split_the_record(driver: FlowDriver) -> None:
     counts, predictions, _ = _jsonl_run(driver, ['{"id":"a","prompt":"p"}\n', '{"id":"b",\r"prompt":"p"}\n'])
     assert counts["input"] == 2
     assert sorted(row[0] for row in predictions) == ["a", "b"]
 
 
-@xfail("field names with surrounding spaces are refused on every line, though CSV headers are stripped")
 def test_json_field_names_are_stripped_like_csv_headers(driver: FlowDriver) -> None:
     counts, predictions, _ = _jsonl_run(driver, ['{" id ":"a","prompt":"p"}\n', '{" id ":"b","prompt":"p"}\n'])
     assert sorted(row[0] for row in predictions) == ["a", "b"]
 
 
-@xfail("errors.csv's record column holds a bad JSON line quoted twice (prepare._row_text re-quotes the raw line)")
 def test_the_record_column_of_a_bad_json_line_is_the_line(driver: FlowDriver) -> None:
     bad = '{"id":"b","prompt":"p",}'
     _, _, errors = _jsonl_run(driver, ['{"id":"a","prompt":"p"}\n', bad + "\n"])
@@ -199,12 +181,8 @@ def test_a_json_record_with_a_blank_key_is_one_errors_row(driver: FlowDriver) ->
 @pytest.mark.parametrize(
     "provider",
     [
-        pytest.param(
-            "vertex", marks=xfail("a keys file holding only a CRLF key: DuckDB sniffs CRLF lines (keyed.reconcile)")
-        ),
-        pytest.param(
-            "personalize", marks=xfail("same: keyed.reconcile reads the unit's keys file with a sniffed line end")
-        ),
+        "vertex",
+        "personalize",
     ],
 )
 def test_a_collect_unit_whose_only_key_holds_crlf_is_read_back(driver: FlowDriver, provider: str) -> None:
@@ -213,7 +191,6 @@ def test_a_collect_unit_whose_only_key_holds_crlf_is_read_back(driver: FlowDrive
     run_records(driver, provider, [plain_record(shape, key) for key in ["k1", "k2", "'\r\n"]])
 
 
-@xfail("a truncated gzip fails with a bare EOFError (no file, no line) and leaves staged parts (prepare.open_text)")
 def test_a_truncated_gzip_fails_in_words_and_leaves_nothing_staged(driver: FlowDriver) -> None:
     rows = "".join(f"k{n},plain words\n" for n in range(2000))
     body = gzip.compress(("id,prompt\n" + rows).encode())
@@ -226,7 +203,6 @@ def test_a_truncated_gzip_fails_in_words_and_leaves_nothing_staged(driver: FlowD
 
 
 @pytest.mark.parametrize("value", ["1_0", "\u0661\u0662"], ids=["underscore", "arabic-indic-digits"])
-@xfail("Vertex numeric columns take what Python's float() takes: '1_0' is sent as 10.0 (adapters/vertex encode)")
 def test_vertex_numbers_python_reads_but_csv_does_not_are_refused(driver: FlowDriver, value: str) -> None:
     shape = SHAPES["vertex"]
     upload = render_csv(shape, [plain_record(shape, "anchor"), plain_record(shape, "k1", f1=value)])

@@ -199,3 +199,8 @@ def test_any_count_at_or_over_the_minimum_is_split_into_jobs_within_bounds(
     assert all(count <= per_file for count in parts.records)
     for group in groups:
         assert minimum <= sum(parts.records[i] for i in group) <= per_job
+
+
+def test_a_nul_inside_a_record_is_a_character_of_that_record_not_a_sign_of_utf16(tmp_path: Path) -> None:
+    out = run_prepare(b"id,x\nn\x00ul,1\nok,2\n", tmp_path)
+    assert [row[0] for row in out.staged] == ["n\x00ul", "ok"]
