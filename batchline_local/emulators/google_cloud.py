@@ -157,158 +157,162 @@ class InstancesInvalid(Exception):
     """Input Vertex cannot read at all: the job fails (INVALID_ARGUMENT) rather than erroring instances."""
 
 
-def _handler_for(fake: GoogleCloudFake) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _Handler(BaseHTTPRequestHandler):
+    """The fake's HTTP routes; ``fake`` is set on the subclass each server gets (_handler_for)."""
 
-        def log_message(self, *args: Any) -> None:  # quiet
-            return
+    fake: GoogleCloudFake
+    protocol_version = "HTTP/1.1"
 
-        def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-            data = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_response(status)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def log_message(self, *args: Any) -> None:  # quiet
+        return
 
-        def _body(self) -> bytes:
-            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        data = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
-        def _authorised(self, token: str) -> bool:
-            if self.headers.get("Authorization") != f"Bearer {token}":
-                self._send(401, {"error": {"code": 401, "message": "emulated: missing or wrong access token"}})
-                return False
-            return True
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-        def do_POST(self) -> None:  # noqa: N802
-            url = urlparse(self.path)
-            body = self._body()
-            with fake._lock:
-                if url.path == "/v1/token":
-                    return self._token(body)
-                if url.path.endswith(":generateAccessToken"):
-                    if self._authorised(STS_TOKEN):
-                        self._send(200, {"accessToken": ACCESS_TOKEN, "expireTime": "2099-01-01T00:00:00Z"})
-                    return None
-                if not self._authorised(ACCESS_TOKEN):
-                    return None
-                if url.path.startswith("/upload/storage/v1/b/"):
-                    bucket = url.path.split("/")[5]
-                    name = parse_qs(url.query)["name"][0]
-                    session = hashlib.sha256(f"{bucket}/{name}/{len(fake.uploads)}".encode()).hexdigest()[:16]
-                    fake.uploads[session] = {"bucket": bucket, "name": name, "data": bytearray()}
-                    return self._send(200, {}, {"Location": f"{fake.url}/upload-session/{session}"})
-                if url.path.endswith("/batchPredictionJobs"):
-                    job = json.loads(body)
-                    fake.create_calls += 1
-                    name = f"{url.path.removeprefix('/v1/')}/{1000 + len(fake.jobs)}"
-                    fake.jobs[name] = {**job, "name": name, "state": "JOB_STATE_QUEUED", "_polls": 0}
-                    return self._send(200, fake.public(fake.jobs[name]))
-                if url.path.endswith(":cancel"):
-                    job = fake.jobs.get(url.path.removeprefix("/v1/").removesuffix(":cancel"))
-                    if job is None:
-                        return self._send(404, {"error": {"code": 404, "message": "no such job"}})
-                    if job["state"] in _PROGRESSION:
-                        job["state"] = "JOB_STATE_CANCELLING"
-                    return self._send(200, {})
-            return self._send(404, {"error": {"code": 404, "message": f"emulated: no route {url.path}"}})
+    def _authorised(self, token: str) -> bool:
+        if self.headers.get("Authorization") != f"Bearer {token}":
+            self._send(401, {"error": {"code": 401, "message": "emulated: missing or wrong access token"}})
+            return False
+        return True
 
-        def _token(self, body: bytes) -> None:
-            form = {key: values[0] for key, values in parse_qs(body.decode()).items()}
-            fake.token_exchanges += 1
-            if "reject" in form.get("audience", ""):
-                return self._send(
-                    400,
-                    {
-                        "error": "invalid_grant",
-                        "error_description": "emulated: this AWS role is not allowed by the provider",
-                    },
-                )
-            subject = json.loads(unquote(form.get("subject_token", "{}")))
-            signed = any(
-                h.get("key") == "Authorization" and "AWS4-HMAC-SHA256" in h.get("value", "")
-                for h in subject.get("headers", [])
-            )
-            if not signed:
-                return self._send(400, {"error": "invalid_request", "error_description": "subject token not signed"})
-            return self._send(
-                200,
-                {
-                    "access_token": STS_TOKEN,
-                    "token_type": "Bearer",
-                    "expires_in": 3600,
-                    "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
-                },
-            )
-
-        def do_PUT(self) -> None:  # noqa: N802
-            url = urlparse(self.path)
-            body = self._body()
-            with fake._lock:
-                if not self._authorised(ACCESS_TOKEN):
-                    return None
-                upload = fake.uploads.get(url.path.rsplit("/", 1)[-1])
-                if upload is None:
-                    return self._send(404, {"error": {"code": 404, "message": "no such upload session"}})
-                upload["data"].extend(body)
-                total = re.search(r"/(\d+|\*)$", self.headers.get("Content-Range", ""))
-                if total and total.group(1) != "*" and int(total.group(1)) == len(upload["data"]):
-                    fake.objects[(upload["bucket"], upload["name"])] = bytes(upload["data"])
-                    return self._send(200, {"name": upload["name"], "size": str(len(upload["data"]))})
-                return self._send(308, None, {"Range": f"bytes=0-{len(upload['data']) - 1}"})
-
-        def do_GET(self) -> None:  # noqa: N802
-            url = urlparse(self.path)
-            query = {key: values[0] for key, values in parse_qs(url.query).items()}
-            with fake._lock:
-                if not self._authorised(ACCESS_TOKEN):
-                    return None
-                if url.path.startswith("/storage/v1/b/"):
-                    return self._storage_get(url.path, query)
-                if url.path.endswith("/batchPredictionJobs"):
-                    match = re.match(r'labels\.([\w-]+)="([^"]*)"', query.get("filter", ""))
-                    jobs = [
-                        fake.public(job)
-                        for job in fake.jobs.values()
-                        if not match or job.get("labels", {}).get(match.group(1)) == match.group(2)
-                    ]
-                    return self._send(200, {"batchPredictionJobs": jobs} if jobs else {})
-                job = fake.jobs.get(url.path.removeprefix("/v1/"))
+    def do_POST(self) -> None:  # noqa: N802
+        url = urlparse(self.path)
+        body = self._body()
+        with self.fake._lock:
+            if url.path == "/v1/token":
+                return self._token(body)
+            if url.path.endswith(":generateAccessToken"):
+                if self._authorised(STS_TOKEN):
+                    self._send(200, {"accessToken": ACCESS_TOKEN, "expireTime": "2099-01-01T00:00:00Z"})
+                return None
+            if not self._authorised(ACCESS_TOKEN):
+                return None
+            if url.path.startswith("/upload/storage/v1/b/"):
+                bucket = url.path.split("/")[5]
+                name = parse_qs(url.query)["name"][0]
+                session = hashlib.sha256(f"{bucket}/{name}/{len(self.fake.uploads)}".encode()).hexdigest()[:16]
+                self.fake.uploads[session] = {"bucket": bucket, "name": name, "data": bytearray()}
+                return self._send(200, {}, {"Location": f"{self.fake.url}/upload-session/{session}"})
+            if url.path.endswith("/batchPredictionJobs"):
+                job = json.loads(body)
+                self.fake.create_calls += 1
+                name = f"{url.path.removeprefix('/v1/')}/{1000 + len(self.fake.jobs)}"
+                self.fake.jobs[name] = {**job, "name": name, "state": "JOB_STATE_QUEUED", "_polls": 0}
+                return self._send(200, self.fake.public(self.fake.jobs[name]))
+            if url.path.endswith(":cancel"):
+                job = self.fake.jobs.get(url.path.removeprefix("/v1/").removesuffix(":cancel"))
                 if job is None:
                     return self._send(404, {"error": {"code": 404, "message": "no such job"}})
-                fake.advance(job)
-                return self._send(200, fake.public(job))
+                if job["state"] in _PROGRESSION:
+                    job["state"] = "JOB_STATE_CANCELLING"
+                return self._send(200, {})
+        return self._send(404, {"error": {"code": 404, "message": f"emulated: no route {url.path}"}})
 
-        def _storage_get(self, path: str, query: dict[str, str]) -> None:
-            parts = path.split("/")
-            bucket = parts[4]
-            if len(parts) == 6 and parts[5] == "o":
-                names = sorted(
-                    name for (b, name) in fake.objects if b == bucket and name.startswith(query.get("prefix", ""))
-                )
-                start = int(query.get("pageToken", "0"))
-                page = names[start : start + 2]  # small pages, so callers must follow nextPageToken
-                body: dict[str, Any] = {"items": [{"name": name} for name in page]} if page else {}
-                if start + 2 < len(names):
-                    body["nextPageToken"] = str(start + 2)
-                return self._send(200, body)
-            name = unquote(parts[6])
-            data = fake.objects.get((bucket, name))
-            if data is None:
-                return self._send(404, {"error": {"code": 404, "message": f"no object {name}"}})
-            if query.get("alt") == "media":
-                return self._send(200, data, {"Content-Type": "application/octet-stream"})
-            return self._send(200, {"name": name, "size": str(len(data))})
+    def _token(self, body: bytes) -> None:
+        form = {key: values[0] for key, values in parse_qs(body.decode()).items()}
+        self.fake.token_exchanges += 1
+        if "reject" in form.get("audience", ""):
+            return self._send(
+                400,
+                {
+                    "error": "invalid_grant",
+                    "error_description": "emulated: this AWS role is not allowed by the provider",
+                },
+            )
+        subject = json.loads(unquote(form.get("subject_token", "{}")))
+        signed = any(
+            h.get("key") == "Authorization" and "AWS4-HMAC-SHA256" in h.get("value", "")
+            for h in subject.get("headers", [])
+        )
+        if not signed:
+            return self._send(400, {"error": "invalid_request", "error_description": "subject token not signed"})
+        return self._send(
+            200,
+            {
+                "access_token": STS_TOKEN,
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            },
+        )
 
-        def do_DELETE(self) -> None:  # noqa: N802
-            url = urlparse(self.path)
-            with fake._lock:
-                if not self._authorised(ACCESS_TOKEN):
-                    return None
-                parts = url.path.split("/")
-                fake.objects.pop((parts[4], unquote(parts[6])), None)
-                return self._send(204)
+    def do_PUT(self) -> None:  # noqa: N802
+        url = urlparse(self.path)
+        body = self._body()
+        with self.fake._lock:
+            if not self._authorised(ACCESS_TOKEN):
+                return None
+            upload = self.fake.uploads.get(url.path.rsplit("/", 1)[-1])
+            if upload is None:
+                return self._send(404, {"error": {"code": 404, "message": "no such upload session"}})
+            upload["data"].extend(body)
+            total = re.search(r"/(\d+|\*)$", self.headers.get("Content-Range", ""))
+            if total and total.group(1) != "*" and int(total.group(1)) == len(upload["data"]):
+                self.fake.objects[(upload["bucket"], upload["name"])] = bytes(upload["data"])
+                return self._send(200, {"name": upload["name"], "size": str(len(upload["data"]))})
+            return self._send(308, None, {"Range": f"bytes=0-{len(upload['data']) - 1}"})
 
-    return Handler
+    def do_GET(self) -> None:  # noqa: N802
+        url = urlparse(self.path)
+        query = {key: values[0] for key, values in parse_qs(url.query).items()}
+        with self.fake._lock:
+            if not self._authorised(ACCESS_TOKEN):
+                return None
+            if url.path.startswith("/storage/v1/b/"):
+                return self._storage_get(url.path, query)
+            if url.path.endswith("/batchPredictionJobs"):
+                match = re.match(r'labels\.([\w-]+)="([^"]*)"', query.get("filter", ""))
+                jobs = [
+                    self.fake.public(job)
+                    for job in self.fake.jobs.values()
+                    if not match or job.get("labels", {}).get(match.group(1)) == match.group(2)
+                ]
+                return self._send(200, {"batchPredictionJobs": jobs} if jobs else {})
+            job = self.fake.jobs.get(url.path.removeprefix("/v1/"))
+            if job is None:
+                return self._send(404, {"error": {"code": 404, "message": "no such job"}})
+            self.fake.advance(job)
+            return self._send(200, self.fake.public(job))
+
+    def _storage_get(self, path: str, query: dict[str, str]) -> None:
+        parts = path.split("/")
+        bucket = parts[4]
+        if len(parts) == 6 and parts[5] == "o":
+            names = sorted(
+                name for (b, name) in self.fake.objects if b == bucket and name.startswith(query.get("prefix", ""))
+            )
+            start = int(query.get("pageToken", "0"))
+            page = names[start : start + 2]  # small pages, so callers must follow nextPageToken
+            body: dict[str, Any] = {"items": [{"name": name} for name in page]} if page else {}
+            if start + 2 < len(names):
+                body["nextPageToken"] = str(start + 2)
+            return self._send(200, body)
+        name = unquote(parts[6])
+        data = self.fake.objects.get((bucket, name))
+        if data is None:
+            return self._send(404, {"error": {"code": 404, "message": f"no object {name}"}})
+        if query.get("alt") == "media":
+            return self._send(200, data, {"Content-Type": "application/octet-stream"})
+        return self._send(200, {"name": name, "size": str(len(data))})
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        url = urlparse(self.path)
+        with self.fake._lock:
+            if not self._authorised(ACCESS_TOKEN):
+                return None
+            parts = url.path.split("/")
+            self.fake.objects.pop((parts[4], unquote(parts[6])), None)
+            return self._send(204)
+
+
+def _handler_for(fake: GoogleCloudFake) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (_Handler,), {"fake": fake})
