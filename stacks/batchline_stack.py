@@ -26,7 +26,7 @@ from stacks.notifications import EventBus, ExecutionEndWatcher, UploadTrigger
 from stacks.orchestration import Orchestration
 from stacks.provider_permissions import job_permissions, model_lookup_permissions
 from stacks.service_roles import ServiceRoles
-from stacks.storage import Storage, grant_discard_staged_parts, grant_objects
+from stacks.storage import Storage, grant_discard_staged_parts, grant_job_state, grant_objects
 from stacks.subscriptions import Subscriptions
 
 # Functions that call Google APIs for Vertex pipelines (staging, job create/poll/cancel, reading results).
@@ -107,6 +107,7 @@ class BatchlineStack(Stack):
             jobs.apply_to(functions[name])
         for name in ("SubmitJob", "PollJob"):
             grant_objects(functions[name], storage.work, read=True)
+            grant_job_state(functions[name], storage.work)  # each job's execution records its looks in S3
         # Collect: raw output and the staged index in, units' parts and summaries out (work bucket); Assemble
         # copies the parts into predictions.csv (results bucket) and aborts a multipart upload it cannot finish.
         for name in ("PlanCollect", "CollectUnit", "AssembleOutput"):

@@ -145,6 +145,21 @@ def grant_objects(function: lambda_.Function, bucket: s3.IBucket, *, read: bool 
     )
 
 
+def grant_job_state(function: lambda_.Function, bucket: s3.IBucket) -> None:
+    """PutObject on the job looks only (``<pipeline>/<run-id>/state/job-*``): each job's child execution records
+    its last look there for the run's later steps (SubmitJob, PollJob)."""
+    function.add_to_role_policy(
+        iam.PolicyStatement(actions=["s3:PutObject"], resources=[bucket.arn_for_objects("*/state/job-*")])
+    )
+    stack = Stack.of(bucket)
+    logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
+    acknowledge(
+        function.role,  # type: ignore[arg-type]
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*/state/job-*]",
+        "Each job's last look, one object per job under <pipeline>/<run-id>/state/.",
+    )
+
+
 def grant_discard_staged_parts(function: lambda_.Function, bucket: s3.Bucket) -> None:
     """DeleteObject on staged parts and their indexes only (``<pipeline>/<run-id>/{input,index}/part-*``).
 

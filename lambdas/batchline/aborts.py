@@ -18,6 +18,7 @@ from batchline.clients import AwsClients
 from batchline.config import Pipelines
 from batchline.events import put_outcome
 from batchline.flow import Deployment, report_failure
+from batchline.s3io import object_exists, put_bytes
 
 ENDED = {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOut", "FAILED": "ExecutionFailed"}
 # The steps that hold the run's jobs when they exit: PrepareInput for a whole-file read, MergeShards for a cut one.
@@ -87,6 +88,9 @@ def report_ended_execution(
     if ended.reported:
         return {"handled": False, "status": status, "reason": "the state machine reported this run itself"}, None
     execution_input = json.loads(detail.get("input") or "{}")
+    marker = deployment.layout(execution_input["pipeline"], execution_input["runId"]).ended_report
+    if object_exists(clients.s3, marker):
+        return {"handled": False, "status": status, "reason": "already reported (a repeated delivery)"}, None
     state = {
         **execution_input,
         "prepared": ended.prepared,
@@ -94,6 +98,7 @@ def report_ended_execution(
     }
     failure = report_failure(state, pipelines=pipelines, deployment=deployment, clients=clients)
     put_outcome(clients.events, deployment.event_bus_name, failure)
+    put_bytes(clients.s3, marker, json.dumps({"status": status}).encode(), "application/json")
     summary = {"handled": True, "runId": execution_input.get("runId"), "error": failure["detail"]["error"]}
     return summary, failure["detail"]
 

@@ -85,6 +85,12 @@ class RunLayout:
         return S3Location(self.work_bucket, f"{self._prefix}state/job-{job_index:05d}.json")
 
     @property
+    def ended_report(self) -> S3Location:
+        """Written once ExecutionEnded has published the run's failure: a second delivery of the same status
+        change (EventBridge delivers at least once) publishes nothing more."""
+        return S3Location(self.work_bucket, self._prefix + "state/ended.json")
+
+    @property
     def collect_plan(self) -> S3Location:
         return S3Location(self.work_bucket, self._prefix + "collect/units.json")
 

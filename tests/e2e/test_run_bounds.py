@@ -109,8 +109,11 @@ def test_stopping_an_execution_by_hand_stops_its_job_and_publishes_a_failure(
     assert job_name in slow_runtime.sagemaker.jobs, "the run never submitted its job"
 
     handled = slow_runtime.stop_by_hand(decision["runId"])
+    # EventBridge delivers at least once: the same status change may come again
+    again = slow_runtime.execution_ended(decision["runId"], "ABORTED")
 
     assert handled["handled"] is True, handled
+    assert again["handled"] is False and "already reported" in again["reason"]
     events = [e for e in slow_runtime.published_events() if e["detail"]["runId"] == decision["runId"]]
     assert len(events) == 1
     validate_event(events[0])

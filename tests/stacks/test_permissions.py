@@ -84,8 +84,8 @@ def test_no_role_carries_a_managed_policy(template: Template) -> None:
     [
         ("StartRun", {"states:StartExecution", "events:PutEvents", "s3:GetObjectVersion"}, {"s3:PutObject"}),
         ("PrepareInput", {"s3:GetObject", "s3:PutObject"}, {"states:StartExecution", "events:PutEvents"}),
-        ("SubmitJob", {"sagemaker:CreateTransformJob", "iam:PassRole"}, {"s3:PutObject"}),
-        ("PollJob", {"sagemaker:DescribeTransformJob"}, {"s3:PutObject"}),
+        ("SubmitJob", {"sagemaker:CreateTransformJob", "iam:PassRole"}, {"s3:DeleteObject", "events:PutEvents"}),
+        ("PollJob", {"sagemaker:DescribeTransformJob"}, {"s3:DeleteObject", "events:PutEvents"}),
         ("PlanCollect", {"s3:GetObject", "s3:PutObject"}, {"sagemaker:CreateTransformJob", "events:PutEvents"}),
         ("CollectUnit", {"s3:GetObject", "s3:PutObject"}, {"sagemaker:CreateTransformJob", "events:PutEvents"}),
         ("AssembleOutput", {"s3:PutObject", "s3:AbortMultipartUpload"}, {"sagemaker:CreateTransformJob"}),
@@ -100,6 +100,16 @@ def test_each_function_may_do_its_step_and_not_others(
     actions = actions_of(function_statements(template, function))
     assert may <= actions, may - actions
     assert not may_not & actions, may_not & actions
+
+
+@pytest.mark.parametrize("function", ["SubmitJob", "PollJob"])
+def test_the_job_steps_write_only_their_jobs_looks(template: Template, function: str) -> None:
+    work = logical_id(template, "AWS::S3::Bucket", "StorageWork")
+    writes = [s for s in function_statements(template, function) if "s3:PutObject" in as_list(s["Action"])]
+    assert [as_list(s["Action"]) for s in writes] == [["s3:PutObject"]]
+    assert [r["Fn::Join"][1] for r in as_list(writes[0]["Resource"])] == [
+        [{"Fn::GetAtt": [work, "Arn"]}, "/*/state/job-*"]
+    ]
 
 
 def test_only_start_run_and_prepare_input_read_the_inbox_and_nothing_writes_it(template: Template) -> None:
