@@ -192,8 +192,8 @@ class LocalRuntime:
         from batchline_local.emulators.bedrock import BedrockEmulator
         from batchline_local.emulators.personalize import PersonalizeEmulator
 
-        self.personalize = PersonalizeEmulator(self.service_polls_until_done)
-        self.bedrock = BedrockEmulator(self.service_polls_until_done, REGION, ACCOUNT)
+        self.personalize = PersonalizeEmulator(self.service_polls_until_done, services=self.pipeline_service)
+        self.bedrock = BedrockEmulator(self.service_polls_until_done, REGION, ACCOUNT, services=self.pipeline_service)
         from batchline_local.emulators.amazonml import AmazonMLEmulator
 
         self.amazonml = AmazonMLEmulator(self.service_polls_until_done)
@@ -553,6 +553,11 @@ class LocalRuntime:
             for event in result.history
             if event["type"].endswith("StateEntered") and event["stateEnteredEventDetails"]["name"] == state
         ]
+
+    def pipeline_service(self, name: str | None) -> Any:
+        """The service settings of one of this runtime's pipelines (what the emulators enforce), or None."""
+        pipeline = self.pipelines.pipelines.get(name) if name else None
+        return pipeline.service if pipeline is not None else None
 
     def execution_arn(self, run_id: str) -> str:
         return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{run_id}"

@@ -136,16 +136,12 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def pipeline_service(name: str | None) -> Any | None:
-    """The service settings of a pipeline of the local runtime running in this process, if any.
+# A pipeline's service settings by name (the local runtime's configuration), or None. Some limits are the
+# account's, not the API's (Bedrock's records per job vary by model and account): the pipeline config states
+# them, so the emulators enforce what the config says the account allows. The runtime passes this in.
+PipelineServices = Callable[[str | None], Any]
 
-    Some limits are the account's, not the API's (Bedrock's records per job vary by model and account);
-    the pipeline config states them, so the emulator enforces what the config says the account allows.
-    """
-    if not name:
-        return None
-    from batchline_local.runtime import LocalRuntime  # late: the runtime imports this module
 
-    runtime = LocalRuntime.active()
-    pipeline = runtime.pipelines.pipelines.get(name) if runtime is not None else None
-    return pipeline.service if pipeline is not None else None
+def no_pipelines(name: str | None) -> Any:
+    """No configuration known: the emulators apply the services' documented defaults."""
+    return None

@@ -29,9 +29,10 @@ from typing import Any
 from batchline_local.emulators.base import (
     EmulatedError,
     MalformedLine,
+    PipelineServices,
     ServiceEmulator,
     list_keys,
-    pipeline_service,
+    no_pipelines,
     s3_client,
     service_lines,
     split_s3_uri,
@@ -69,9 +70,10 @@ class BedrockEmulator(ServiceEmulator):
         region: str = "us-east-1",
         account: str = "123456789012",
         quotas: Callable[[dict[str, Any]], BedrockQuotas] | None = None,
+        services: PipelineServices = no_pipelines,
     ):
         self.polls_until_done = polls_until_done
-        self._quotas = quotas or quotas_from_pipeline_config
+        self._quotas = quotas or (lambda job: quotas_from_pipeline_config(job, services))
         self.region, self.account = region, account
         self.jobs: dict[str, dict[str, Any]] = {}
         self.create_calls = 0
@@ -254,10 +256,10 @@ class BedrockQuotas:
     max_bytes_per_job: int = 5 * 1024**3
 
 
-def quotas_from_pipeline_config(job: dict[str, Any]) -> BedrockQuotas:
+def quotas_from_pipeline_config(job: dict[str, Any], services: PipelineServices = no_pipelines) -> BedrockQuotas:
     """The quotas the job's pipeline config states (its ``batchline:pipeline`` tag), else the defaults."""
     name = next((tag["value"] for tag in job.get("tags", []) if tag.get("key") == "batchline:pipeline"), None)
-    service = pipeline_service(name)
+    service = services(name)
     if service is None or getattr(service, "provider", None) != "bedrock":
         return BedrockQuotas()
     return BedrockQuotas(

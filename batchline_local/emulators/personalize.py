@@ -24,9 +24,10 @@ from typing import Any
 from batchline_local.emulators.base import (
     EmulatedError,
     MalformedLine,
+    PipelineServices,
     ServiceEmulator,
     list_keys,
-    pipeline_service,
+    no_pipelines,
     s3_client,
     service_lines,
     split_s3_uri,
@@ -45,8 +46,11 @@ def _ranked(query: str, candidates: list[str], count: int) -> list[tuple[str, fl
 class PersonalizeEmulator(ServiceEmulator):
     service = "personalize"
 
-    def __init__(self, polls_until_done: int = 2, concurrent_jobs: int = 5) -> None:
+    def __init__(
+        self, polls_until_done: int = 2, concurrent_jobs: int = 5, services: PipelineServices = no_pipelines
+    ) -> None:
         self.polls_until_done = polls_until_done
+        self._services = services
         self.concurrent_jobs = concurrent_jobs
         self.jobs: dict[str, dict[str, Any]] = {}
         self.create_calls = 0
@@ -132,7 +136,7 @@ class PersonalizeEmulator(ServiceEmulator):
             return "the input path holds no file"
         if len(keys) > MAX_INPUT_FILES:
             return f"the input path holds {len(keys)} files, over the {MAX_INPUT_FILES} allowed"
-        fields = _query_fields(job)
+        fields = _query_fields(job, self._services)
         files, total_bytes = [], 0
         for key in keys:
             data = s3.get_object(Bucket=in_bucket, Key=key)["Body"].read()
@@ -191,11 +195,11 @@ RECIPE_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 
 
-def _query_fields(job: dict[str, Any]) -> list[tuple[frozenset[str], frozenset[str]]]:
+def _query_fields(job: dict[str, Any], services: PipelineServices) -> list[tuple[frozenset[str], frozenset[str]]]:
     """The line shapes the job's solution accepts: its recipe's, known from the pipeline config (the real
     service knows it from the solution version); unknown, any shape of the job's kind."""
     name = next((t["tagValue"] for t in job.get("tags", []) if t.get("tagKey") == "batchline:pipeline"), None)
-    service = pipeline_service(name)
+    service = services(name)
     if service is not None and getattr(service, "recipe", None) in RECIPE_FIELDS:
         return [RECIPE_FIELDS[service.recipe]]
     if job["kind"] == "batch-segment-job":
