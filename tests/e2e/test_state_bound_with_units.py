@@ -1,0 +1,54 @@
+"""Issue 14 asks for a state bounded at any size: "the largest state of a 1,000-job run stays within 32 KiB". The
+outcome event lists at most 25 jobs, so past 25 jobs nothing in the run's state should grow with its jobs or its
+Collect units. Its own module: it starts its own runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from batchline_local.runtime import LocalRuntime, RunResult
+from tests.e2e.conftest import write_csv
+
+pytestmark = pytest.mark.timeout(300)
+PIPELINES = {
+    "two-a-job": {
+        "keyColumn": "id",
+        "maxConcurrentJobs": 40,
+        "service": {
+            "provider": "bedrock",
+            "modelId": "amazon.nova-lite-v1:0",
+            "roleArn": "arn:aws:iam::123456789012:role/bedrock-batch",
+            "promptColumn": "text",
+            "minRecordsPerJob": 1,
+            "maxRecordsPerJob": 2,
+            "recordsPerFile": 2,
+        },
+    }
+}
+
+
+def run_with_jobs(runtime: LocalRuntime, tmp_path: Path, jobs: int) -> RunResult:
+    rows = [[f"k{n}", f"prompt {n}"] for n in range(2 * jobs)]
+    result = runtime.run_file(write_csv(tmp_path / f"jobs-{jobs}.csv", ["id", "text"], rows), "two-a-job")
+    assert result.status == "SUCCEEDED" and result.event is not None
+    assert result.event["detail"]["jobCount"] == jobs
+    return result
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="CollectUnits (a Distributed Map with no ResultWriter) gathers every CollectUnit's return value "
+    '({"unit", "predicted", "failed", "rows"}, about 46 bytes) into its result, which the runtime checks against '
+    "256 KiB as Step Functions does: 46.9 KB at 1,000 jobs, past 256 KiB (States.DataLimitExceeded, uncaught) at "
+    'about 5,700 units. RunJobs\' result grows too ({"chunk": n} a job, about 13 bytes)',
+)
+def test_the_largest_state_does_not_grow_with_the_number_of_collect_units(tmp_path: Path) -> None:
+    # GIVEN runs of 30 and 200 jobs (one Collect unit a job): both past the 25 jobs the outcome event lists
+    with LocalRuntime(PIPELINES) as runtime:
+        thirty, two_hundred = run_with_jobs(runtime, tmp_path, 30), run_with_jobs(runtime, tmp_path, 200)
+
+    # THEN the largest state is the same but for a few digits (job numbers, timings)
+    grown = two_hundred.orchestration["largestStateBytes"] - thirty.orchestration["largestStateBytes"]
+    assert grown < 512, f"the largest state grew by {grown} bytes from 30 to 200 jobs"
