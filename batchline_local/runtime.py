@@ -483,6 +483,7 @@ class LocalRuntime:
                 **{f"{name}FunctionArn": arn for name, arn in arns.items()},
                 "EventBusName": EVENT_BUS,
                 "EventDeadLetterQueueUrl": self.undelivered_queue_url,
+                "WorkBucketName": BUCKETS["work"],
             },
         )
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(

@@ -31,7 +31,7 @@ FUNCTION_PLACEHOLDERS = {
     "FinalizeRunFunctionArn": "FinalizeRun",
     "ReportFailureFunctionArn": "ReportFailure",
 }
-SUBSTITUTION_KEYS = frozenset({*FUNCTION_PLACEHOLDERS, "EventBusName", "EventDeadLetterQueueUrl"})
+SUBSTITUTION_KEYS = frozenset({*FUNCTION_PLACEHOLDERS, "EventBusName", "EventDeadLetterQueueUrl", "WorkBucketName"})
 
 
 def placeholders_in(asl_text: str) -> set[str]:
@@ -61,6 +61,7 @@ class Orchestration(Construct):
         substitutions = {key: functions[name].function_arn for key, name in FUNCTION_PLACEHOLDERS.items()}
         substitutions["EventBusName"] = bus.event_bus_name
         substitutions["EventDeadLetterQueueUrl"] = undelivered.queue_url
+        substitutions["WorkBucketName"] = work.bucket_name  # the Distributed Maps' ResultWriter
         self.log_group = log_group = logs.LogGroup(
             self,
             "ExecutionLogs",
@@ -122,7 +123,19 @@ class Orchestration(Construct):
                 actions=["s3:GetObject"], resources=[work.arn_for_objects(f"*/{plan}") for plan in plans]
             )
         )
+        # Their children's results go to S3 (ResultWriter) under map-runs/, so no Map's result grows the state.
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
+                resources=[work.arn_for_objects("map-runs/*")],
+            )
+        )
         work_arn = stack.resolve(work.bucket_arn)["Fn::GetAtt"][0]
+        acknowledge(
+            self.state_machine,
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{work_arn}.Arn>/map-runs/*]",
+            "The Distributed Maps' ResultWriter writes one folder per Map Run, named by Step Functions.",
+        )
         for plan, what in plans.items():
             acknowledge(
                 self.state_machine,

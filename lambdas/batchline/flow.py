@@ -34,7 +34,7 @@ from batchline.errors import (
     RunDeadlineExceeded,
     UnknownPipeline,
 )
-from batchline.events import build_detail, outcome, outcome_status
+from batchline.events import EVENT_JOBS, build_detail, outcome, outcome_status
 from batchline.layout import RunLayout, S3Location
 from batchline.prepare import (
     ERROR_HEADER,
@@ -680,7 +680,10 @@ def _stop_jobs(
                 problems.append(f"could not stop job {name}: {exc}")
         jobs.append({**_state_summary(state), "pollCount": polls.get(chunk["index"])})
     if stopped:
-        error["jobStopped"] = ", ".join(stopped)
+        # Named in full up to the event's 25 jobs: the event stays small at any number of jobs.
+        shown = ", ".join(stopped[:EVENT_JOBS])
+        more = len(stopped) - EVENT_JOBS
+        error["jobStopped"] = shown + (f" and {more} more (manifest.json lists every job)" if more > 0 else "")
     if problems:
         error["stopError"] = "; ".join(problems)
     return jobs

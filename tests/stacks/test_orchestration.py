@@ -62,7 +62,7 @@ def test_state_machine_may_invoke_exactly_its_functions_publish_events_and_keep_
     assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": [queue, "Arn"]}]
 
 
-def test_distributed_maps_may_start_and_stop_only_their_own_children_and_read_only_their_plans(
+def test_distributed_maps_may_start_and_stop_only_their_own_children_read_their_plans_and_write_results(
     template: Template,
 ) -> None:
     name = machine(template)["StateMachineName"]
@@ -71,8 +71,8 @@ def test_distributed_maps_may_start_and_stop_only_their_own_children_and_read_on
     assert len(starts) == 1 and name in str(starts[0]["Resource"]) and ":stateMachine:" in str(starts[0]["Resource"])
     children = [s for s in statements if "states:StopExecution" in as_list(s["Action"])]
     assert len(children) == 1 and f"execution:{name}/*" in str(children[0]["Resource"])
-    reads = [s for s in statements if "s3:GetObject" in as_list(s["Action"])]
-    assert len(reads) == 1 and as_list(reads[0]["Action"]) == ["s3:GetObject"]
+    reads = [s for s in statements if as_list(s["Action"]) == ["s3:GetObject"]]
+    assert len(reads) == 1
     suffixes = sorted(str(resource["Fn::Join"][1][1]) for resource in as_list(reads[0]["Resource"]))
     assert suffixes == [
         "/*/collect/units.json",
@@ -80,6 +80,9 @@ def test_distributed_maps_may_start_and_stop_only_their_own_children_and_read_on
         "/*/prepare/shards.json",
         "/*/state/jobs.json",
     ]
+    # ResultWriter: the children's results in S3, under map-runs/ only
+    writes = [s for s in statements if "s3:PutObject" in as_list(s["Action"])]
+    assert len(writes) == 1 and [str(r["Fn::Join"][1][1]) for r in as_list(writes[0]["Resource"])] == ["/map-runs/*"]
 
 
 def test_the_asl_collects_through_a_distributed_map_reading_its_plan_from_s3() -> None:

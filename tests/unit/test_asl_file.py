@@ -56,4 +56,5 @@ def test_placeholders_are_the_ones_the_stack_and_local_runtime_fill() -> None:
         "ReportFailureFunctionArn",
         "EventBusName",
         "EventDeadLetterQueueUrl",
+        "WorkBucketName",
     }
