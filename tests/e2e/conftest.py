@@ -58,3 +58,21 @@ def step_inputs(runtime: LocalRuntime, step: str, run_id: str) -> list[dict[str,
         for name, payload in runtime.invocations
         if name.endswith(step) and isinstance(payload, dict) and payload.get("run", {}).get("runId") == run_id
     ]
+
+
+def bedrock_pipeline(*, records_per_job: int, min_records: int = 1, **settings: Any) -> dict[str, Any]:
+    """A Bedrock pipeline on prompts in a ``text`` column, keyed by ``id``, with jobs of ``records_per_job``
+    records (``settings`` adds pipeline-level fields such as ``maxConcurrentJobs``)."""
+    return {
+        "keyColumn": "id",
+        **settings,
+        "service": {
+            "provider": "bedrock",
+            "modelId": "amazon.nova-lite-v1:0",
+            "roleArn": "arn:aws:iam::123456789012:role/bedrock-batch",
+            "promptColumn": "text",
+            "minRecordsPerJob": min_records,
+            "maxRecordsPerJob": records_per_job,
+            "recordsPerFile": records_per_job,
+        },
+    }

@@ -14,7 +14,7 @@ import pytest
 from batchline.naming import job_name_for
 
 from batchline_local.runtime import LocalRuntime, load_pipeline_context
-from tests.e2e.conftest import check_every_event, write_csv
+from tests.e2e.conftest import bedrock_pipeline, check_every_event, write_csv
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -35,21 +35,9 @@ PIPELINES = {
     },
     "vertex-slow": {**VERTEX, "minPollSeconds": 1},
     # Two records a job: six records make three Bedrock jobs, all running at once.
-    "bedrock-deadline": {
-        "keyColumn": "id",
-        "maxConcurrentJobs": 3,
-        "minPollSeconds": 1,
-        "maxRunHours": DEADLINE_HOURS,
-        "service": {
-            "provider": "bedrock",
-            "modelId": "amazon.nova-lite-v1:0",
-            "roleArn": "arn:aws:iam::123456789012:role/bedrock-batch",
-            "promptColumn": "text",
-            "minRecordsPerJob": 1,
-            "maxRecordsPerJob": 2,
-            "recordsPerFile": 2,
-        },
-    },
+    "bedrock-deadline": bedrock_pipeline(
+        records_per_job=2, maxConcurrentJobs=3, minPollSeconds=1, maxRunHours=DEADLINE_HOURS
+    ),
 }
 
 

@@ -10,24 +10,12 @@ from typing import Any
 import pytest
 
 from batchline_local.runtime import LocalRuntime, RunResult, load_pipeline_context
-from tests.e2e.conftest import check_every_event, write_csv
+from tests.e2e.conftest import bedrock_pipeline, check_every_event, write_csv
 
 pytestmark = pytest.mark.timeout(180)
 PIPELINES = {
     **load_pipeline_context(),
-    "many-jobs": {
-        "keyColumn": "id",
-        "maxConcurrentJobs": 40,
-        "service": {
-            "provider": "bedrock",
-            "modelId": "amazon.nova-lite-v1:0",
-            "roleArn": "arn:aws:iam::123456789012:role/bedrock-batch",
-            "promptColumn": "text",
-            "minRecordsPerJob": 1,
-            "maxRecordsPerJob": 2,
-            "recordsPerFile": 2,
-        },
-    },
+    "many-jobs": bedrock_pipeline(records_per_job=2, maxConcurrentJobs=40),
 }
 
 

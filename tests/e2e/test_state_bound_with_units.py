@@ -10,24 +10,10 @@ from pathlib import Path
 import pytest
 
 from batchline_local.runtime import LocalRuntime, RunResult
-from tests.e2e.conftest import write_csv
+from tests.e2e.conftest import bedrock_pipeline, write_csv
 
 pytestmark = pytest.mark.timeout(300)
-PIPELINES = {
-    "two-a-job": {
-        "keyColumn": "id",
-        "maxConcurrentJobs": 40,
-        "service": {
-            "provider": "bedrock",
-            "modelId": "amazon.nova-lite-v1:0",
-            "roleArn": "arn:aws:iam::123456789012:role/bedrock-batch",
-            "promptColumn": "text",
-            "minRecordsPerJob": 1,
-            "maxRecordsPerJob": 2,
-            "recordsPerFile": 2,
-        },
-    }
-}
+PIPELINES = {"two-a-job": bedrock_pipeline(records_per_job=2, maxConcurrentJobs=40)}
 
 
 def run_with_jobs(runtime: LocalRuntime, tmp_path: Path, jobs: int) -> RunResult:
