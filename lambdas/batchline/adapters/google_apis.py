@@ -13,54 +13,17 @@ from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-import boto3
 import requests
-from google.auth import aws
 from google.auth.exceptions import GoogleAuthError, TransportError
 from google.auth.transport.requests import AuthorizedSession
 
 from batchline.config import VertexSettings
 from batchline.errors import ServiceRequestFailed, ServiceThrottled, ServiceUnavailable
 
-SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 # Resumable uploads move this much per request (a multiple of 256 KiB, as the API requires).
 UPLOAD_CHUNK = 8 * 1024 * 1024
 # Result files are read in blocks of this size and split at LF.
 LINE_READ_CHUNK = 1024 * 1024
-
-
-class BotoCredentialsSupplier(aws.AwsSecurityCredentialsSupplier):
-    """Hands google-auth the credentials of the Lambda's own role, as boto3 resolves them."""
-
-    def __init__(self, session: boto3.session.Session) -> None:
-        self._session = session
-
-    def get_aws_security_credentials(self, context: Any, request: Any) -> aws.AwsSecurityCredentials:
-        credentials = self._session.get_credentials()
-        if credentials is None:
-            raise ServiceUnavailable("no AWS credentials to exchange for a Google token")
-        frozen = credentials.get_frozen_credentials()
-        return aws.AwsSecurityCredentials(frozen.access_key, frozen.secret_key, frozen.token)
-
-    def get_aws_region(self, context: Any, request: Any) -> str:
-        return str(self._session.region_name or "us-east-1")
-
-
-def google_session(settings: VertexSettings, session: boto3.session.Session) -> AuthorizedSession:
-    federation = settings.federation
-    endpoints = settings.endpoints
-    credentials = aws.Credentials(
-        audience=federation.audience,
-        subject_token_type="urn:ietf:params:aws:token-type:aws4_request",
-        token_url=f"{endpoints.sts}/v1/token",
-        aws_security_credentials_supplier=BotoCredentialsSupplier(session),
-        service_account_impersonation_url=(
-            f"{endpoints.iam_credentials}/v1/projects/-/serviceAccounts/"
-            f"{federation.service_account_email}:generateAccessToken"
-        ),
-        scopes=SCOPES,
-    )
-    return AuthorizedSession(credentials)
 
 
 def call(http: AuthorizedSession, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
