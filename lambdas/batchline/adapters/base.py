@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from botocore.exceptions import ClientError
 
@@ -191,6 +191,57 @@ class BatchAdapter(Protocol):
 
         ``staged`` yields the chunk's records part by part in staging order (see StagedRecord).
         """
+        ...
+
+
+# --- How each adapter's output is collected: an adapter implements the one its service's output allows. ----------
+
+
+@runtime_checkable
+class KeyedOutput(Protocol):
+    """An adapter whose output lines each name their record: rows need no join while they are written; the
+    keys seen are checked against the staged index afterwards (``keyed.reconcile``, in AssembleOutput)."""
+
+    def missing_reason(self, run: RunContext, job: JobState) -> str:
+        """Why a staged record no output line names failed; ``{part}`` stands for its staged file's name."""
+        ...
+
+
+@runtime_checkable
+class ShardedOutput(KeyedOutput, Protocol):
+    """Keyed output in S3 objects: byte ranges of one object are collected apart (one Map child each)."""
+
+    def output_objects(self, run: RunContext) -> list[tuple[str, int]]:
+        """(key, size) of each output object of the chunk, checked against the staged parts."""
+        ...
+
+    def collect_shard(self, run: RunContext, source_path: str, *, workdir: str, files: UnitFiles) -> dict[str, int]:
+        """A shard's lines (a local file) -> ``files``. Returns counts."""
+        ...
+
+
+@runtime_checkable
+class StreamedKeyedOutput(KeyedOutput, Protocol):
+    """Keyed output in files of the service's choosing, read whole (Vertex AI results in Cloud Storage)."""
+
+    def result_files(self, job: JobState) -> list[str]:
+        """The job's result files, in order."""
+        ...
+
+    def collect_keyed(
+        self, run: RunContext, job: JobState, files: UnitFiles, uris: tuple[str, ...] | None = None
+    ) -> dict[str, int]:
+        """Like ShardedOutput.collect_shard, for a whole job's output or the result files named."""
+        ...
+
+
+@runtime_checkable
+class PartOrderedOutput(Protocol):
+    """An adapter whose output is one file per staged part, in the part's order (read_results walks the staged
+    records given, part by part): a unit may take any run of consecutive parts."""
+
+    def check_outputs(self, run: RunContext) -> None:
+        """OutputInvalid when an output file matches no staged part of the chunk."""
         ...
 
 

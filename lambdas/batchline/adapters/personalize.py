@@ -187,7 +187,7 @@ class PersonalizeAdapter:
             return ["rank", "item_id", "score"]
         return ["item_ids", "scores"]
 
-    # --- Sharded collect (collect.ShardedOutput): every .out line echoes its key, so byte ranges of one
+    # --- Sharded collect (base.ShardedOutput): every .out line echoes its key, so byte ranges of one
     # output object can be turned into rows apart, by DuckDB (see personalize_duckdb for the measurements).
 
     def output_objects(self, run: RunContext) -> list[tuple[str, int]]:

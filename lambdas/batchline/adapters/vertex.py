@@ -223,7 +223,7 @@ class VertexAdapter:
             yield FailedRecord(record.key, record.line, self.missing_reason(run, job))
         self._delete_staged(run, job)
 
-    # --- Keyed collect (collect.StreamedKeyedOutput): results come unordered, each naming its key, so rows are
+    # --- Keyed collect (base.StreamedKeyedOutput): results come unordered, each naming its key, so rows are
     # written as they come and the keys are checked against the staged index afterwards, on disk.
 
     def missing_reason(self, run: RunContext, job: JobState) -> str:
