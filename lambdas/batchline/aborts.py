@@ -17,7 +17,8 @@ from typing import Any
 from batchline.clients import AwsClients
 from batchline.config import Pipelines
 from batchline.events import put_outcome
-from batchline.flow import Deployment, report_failure
+from batchline.finalize import report_failure
+from batchline.flow import Deployment
 from batchline.s3io import object_exists, put_bytes
 
 ENDED = {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOut", "FAILED": "ExecutionFailed"}

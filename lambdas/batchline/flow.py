@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from batchline import errors as errors_module
 from batchline.adapters import adapter_for
-from batchline.adapters.base import BatchAdapter, Chunk, InputEncoder, JobState, JobStatus, RunContext
+from batchline.adapters.base import Chunk, InputEncoder, JobState, JobStatus, RunContext
 from batchline.backoff import next_wait_seconds
 from batchline.clients import AwsClients
 from batchline.collect import CollectUnit, assemble, collect_unit, job_end_reason, plan_units
@@ -28,16 +26,12 @@ from batchline.errors import (
     InputRejected,
     JobFailed,
     JobStepFailed,
-    OutputInvalid,
     PollLimitReached,
     QuotaFull,
     RunDeadlineExceeded,
-    UnknownPipeline,
 )
-from batchline.events import EVENT_JOBS, build_detail, outcome, outcome_status
 from batchline.layout import RunLayout, S3Location
 from batchline.prepare import (
-    ERROR_HEADER,
     RejectWriter,
     StagedPart,
     group_parts,
@@ -45,7 +39,7 @@ from batchline.prepare import (
     temp_workdir,
 )
 from batchline.prepare_shards import SourceFile, merge_shards, plan_shards, prepare_shard
-from batchline.s3io import concatenate_csv, csv_rows, object_exists, open_object, put_bytes, upload_file
+from batchline.s3io import open_object, put_bytes, upload_file
 from batchline.staging import StagedInput, discard_parts, stage_jobs
 from batchline.state import CollectPlan, Counts, FanOut, JobLook, RunFacts, S3Pointer, UploadedObject
 
@@ -85,11 +79,11 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _parse_time(text: str) -> datetime:
+def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _run_context(
+def run_context(
     prepared: dict[str, Any], chunk: dict[str, Any], pipelines: Pipelines, deployment: Deployment
 ) -> RunContext:
     pipeline = pipelines.get(prepared["pipeline"])
@@ -127,7 +121,7 @@ def prepare_run(
     pipeline = pipelines.get(event["pipeline"])
     layout = deployment.layout(pipeline.name, run_id)
     source = _source_file(input_object)
-    started_at = _parse_time(event["startedAt"])
+    started_at = parse_time(event["startedAt"])
     if source.size > pipeline.max_input_bytes:
         raise InputRejected(
             f"{source.name}: the file is {source.size} bytes, over this pipeline's maxInputBytes "
@@ -208,14 +202,14 @@ def _prepared(
         groups = group_parts(parts, encoder.limits, source)
     except InputRejected:
         # The file was read whole: the failure event counts its records, and nothing stays staged.
-        put_bytes(clients.s3, layout.prepare_file(_FAILED_COUNTS), json.dumps(counts).encode(), "application/json")
+        put_bytes(clients.s3, layout.refused_counts, json.dumps(counts).encode(), "application/json")
         discard_parts(clients.s3, layout, [part.name for part in parts])
         raise
     chunks = stage_jobs(clients.s3, layout, parts, groups)
     # The jobs live in S3, not in the state: RunJobs reads them, so the state stays small at any number of jobs.
     jobs = [chunk.to_json() for chunk in chunks]
     put_bytes(clients.s3, layout.jobs_file, json.dumps(jobs).encode(), "application/json")
-    started_at = _parse_time(run["startedAt"])
+    started_at = parse_time(run["startedAt"])
     return RunFacts(
         run_id=run["runId"],
         pipeline=run["pipeline"],
@@ -237,10 +231,6 @@ def run_chunks(clients: AwsClients, prepared: dict[str, Any]) -> list[dict[str, 
     """The run's jobs as Prepare split them (one chunk of the input each), from the jobs file."""
     with open_object(clients.s3, S3Location(**prepared["jobsFile"])) as body:
         return list(json.load(body))
-
-
-# Counts of a file Prepare read whole but refused (too few records for a job...), for the failure event.
-_FAILED_COUNTS = "refused-counts.json"
 
 
 def prepare_one_shard(
@@ -290,7 +280,7 @@ def merge_prepared_shards(
 # --- Submit and poll -----------------------------------------------------------------------------
 
 
-def _state_summary(state: JobState) -> dict[str, Any]:
+def state_summary(state: JobState) -> dict[str, Any]:
     """The JSON form of one look at a job, as the payload, events and manifests carry it."""
     return {
         "jobId": state.job_id,
@@ -306,7 +296,7 @@ def _job_payload(
 ) -> dict[str, Any]:
     pipeline = pipelines.get(prepared["pipeline"])
     now = utc_now()
-    elapsed = (now - _parse_time(prepared["startedAt"])).total_seconds()
+    elapsed = (now - parse_time(prepared["startedAt"])).total_seconds()
     look = JobLook(
         chunk=chunk["index"],
         job_id=state.job_id,
@@ -319,7 +309,7 @@ def _job_payload(
         wait_seconds=next_wait_seconds(elapsed, minimum=pipeline.min_poll_seconds, maximum=pipeline.max_poll_seconds),
     )
     if not state.status.is_terminal:
-        if now > _parse_time(prepared["deadline"]):
+        if now > parse_time(prepared["deadline"]):
             look.ended = RunDeadlineExceeded.__name__
             look.cause = (
                 f"the run passed its deadline {prepared['deadline']} while job {state.job_id} was still "
@@ -347,12 +337,12 @@ def submit_job(
 ) -> dict[str, Any]:
     """Create (or find) the chunk's job. Past the deadline while waiting for a quota slot, the job's execution
     ends with ``ended`` set instead of failing, so the run can stop every other job and say why."""
-    run = _run_context(prepared, chunk, pipelines, deployment)
+    run = run_context(prepared, chunk, pipelines, deployment)
     try:
         state = adapter_for(run.pipeline, clients).submit(run)
     except QuotaFull as exc:
         # The state machine retries QuotaFull to wait for a slot; past the deadline, waiting stops.
-        if utc_now() <= _parse_time(prepared["deadline"]):
+        if utc_now() <= parse_time(prepared["deadline"]):
             raise
         job = JobLook(
             chunk=chunk["index"],
@@ -379,7 +369,7 @@ def poll_job(
     clients: AwsClients,
 ) -> dict[str, Any]:
     """One look at the job; ``ended`` says the run's deadline or poll bound stopped the waiting."""
-    run = _run_context(prepared, chunk, pipelines, deployment)
+    run = run_context(prepared, chunk, pipelines, deployment)
     state = adapter_for(run.pipeline, clients).describe(run, job["jobId"])
     looked = _job_payload(state, prepared, chunk, int(job.get("pollCount", 0)) + 1, pipelines)
     _record_job(clients, deployment, prepared, looked)
@@ -395,7 +385,7 @@ def record_job_error(
     clients: AwsClients,
 ) -> dict[str, Any]:
     """A job's execution caught an error it cannot handle (after its retries): recorded for PlanCollect to raise."""
-    described = _describe_error(error)
+    described = describe_error(error)
     job = JobLook(
         chunk=chunk["index"],
         job_id=None,
@@ -445,7 +435,7 @@ def _runs(
 ) -> list[tuple[RunContext, JobState]]:
     return [
         (
-            _run_context(prepared, chunks[job["chunk"]], pipelines, deployment),
+            run_context(prepared, chunks[job["chunk"]], pipelines, deployment),
             JobState(
                 job["jobId"],
                 JobStatus(job["status"]),
@@ -540,191 +530,7 @@ def assemble_output(
     )
 
 
-# --- Finalize and failure ------------------------------------------------------------------------
-
-
-def _merge_errors(clients: AwsClients, sources: list[S3Location], target: S3Location) -> bool:
-    """Concatenate error CSVs (one header) into the results bucket; False when there is nothing to write."""
-    existing = [location for location in sources if object_exists(clients.s3, location)]
-    if not existing:
-        return False
-    concatenate_csv(clients.s3, existing, target, ERROR_HEADER)
-    return True
-
-
-def finalize_run(
-    prepared: dict[str, Any],
-    collected: dict[str, Any],
-    *,
-    pipelines: Pipelines,
-    deployment: Deployment,
-    clients: AwsClients,
-) -> dict[str, Any]:
-    """Reconcile counts, write errors.csv and manifest.json, and return the event to publish."""
-    layout = deployment.layout(prepared["pipeline"], prepared["runId"])
-    counts = {**prepared["counts"], **collected["counts"]}
-    if counts["input"] != counts["predicted"] + counts["failed"] + counts["rejected"]:
-        raise OutputInvalid(
-            "counts do not reconcile: input {input} != predicted {predicted} + failed {failed} + "
-            "rejected {rejected}".format(**counts)
-        )
-    has_errors = _merge_errors(clients, [layout.rejected, layout.failed], layout.errors)
-    outputs = {
-        "predictions": collected["predictions"]["uri"] if collected["predictions"] else None,
-        "errors": layout.errors.uri if has_errors else None,
-        "manifest": layout.manifest.uri,
-    }
-    status = outcome_status(counts)
-    error = None
-    if status == "FAILED":
-        error = {
-            "error": "NoPredictions",
-            "cause": "the job returned no prediction for any record (see errors.csv)",
-        }
-    detail = build_detail(
-        status=status,
-        run_id=prepared["runId"],
-        pipeline=prepared["pipeline"],
-        provider=prepared["provider"],
-        runtime=deployment.runtime,
-        input_object=prepared["input"],
-        jobs=[_job_summary(job) for job in run_jobs(clients, deployment, prepared)],
-        counts=counts,
-        outputs=outputs,
-        timings=_timings(prepared["startedAt"]),
-        error=error,
-    )
-    _write_manifest(clients, layout, detail, parts=_parts(clients, collected["predictions"]))
-    return outcome(detail)
-
-
-def report_failure(
-    state: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment, clients: AwsClients
-) -> dict[str, Any]:
-    """The failure path: stop jobs still running, keep rejected rows, write the manifest, build the event."""
-    run_id, pipeline_name = state["runId"], state["pipeline"]
-    error = _describe_error(state.get("error") or {})
-    prepared = state.get("prepared")
-    layout = deployment.layout(pipeline_name, run_id)
-    provider: str | None = None
-    jobs: list[dict[str, Any]] = []
-    try:
-        pipeline = pipelines.get(pipeline_name)
-        provider = pipeline.provider
-    except UnknownPipeline:
-        pipeline = None
-    if pipeline is not None and prepared and prepared.get("jobsFile"):
-        jobs = _stop_jobs(pipeline, prepared, pipelines, deployment, clients, error)
-    has_errors = _merge_errors(clients, [layout.rejected], layout.errors)
-    # A Prepare that failed carries no counts in the state: read what it left.
-    counts = dict(prepared["counts"]) if prepared and "counts" in prepared else _counts_left(clients, layout)
-    counts.setdefault("sent", 0)
-    counts["predicted"] = 0
-    counts["failed"] = counts["sent"]
-    detail = build_detail(
-        status="FAILED",
-        run_id=run_id,
-        pipeline=pipeline_name,
-        provider=provider,
-        runtime=deployment.runtime,
-        input_object=state["input"],
-        jobs=jobs,
-        counts=counts,
-        outputs={
-            "predictions": None,
-            "errors": layout.errors.uri if has_errors else None,
-            "manifest": layout.manifest.uri,
-        },
-        timings=_timings(state.get("startedAt") or (prepared or {}).get("startedAt")),
-        error=error,
-    )
-    _write_manifest(clients, layout, detail, parts=[])
-    return outcome(detail)
-
-
-def _stop_jobs(
-    pipeline: Any,
-    prepared: dict[str, Any],
-    pipelines: Pipelines,
-    deployment: Deployment,
-    clients: AwsClients,
-    error: dict[str, Any],
-) -> list[dict[str, Any]]:
-    """Stop every job of the run that still runs (names are deterministic, so none is missed)."""
-    adapter: BatchAdapter = adapter_for(pipeline, clients)
-    jobs, stopped, problems = [], [], []
-    try:
-        chunks = run_chunks(clients, prepared)
-    except Exception as exc:  # noqa: BLE001 - the failure event must still go out, saying why
-        error["stopError"] = f"could not read the run's jobs to stop them: {exc}"
-        return []
-    polls = _poll_counts(clients, deployment, prepared)
-    for chunk in chunks:
-        run = _run_context(prepared, chunk, pipelines, deployment)
-        name = adapter.job_id(run)
-        try:
-            state = adapter.describe(run, name)
-        except (BatchlineError, ClientError):
-            continue  # never created: nothing to stop
-        except Exception as exc:  # noqa: BLE001 - the failure event must still go out, saying why
-            problems.append(f"could not look up job {name}: {exc}")
-            continue
-        if not state.status.is_terminal:
-            try:
-                if adapter.stop(run, name):
-                    stopped.append(state.job_id)
-                else:
-                    problems.append(f"{pipeline.provider} cannot stop job {name}; it runs to completion")
-            except Exception as exc:  # noqa: BLE001
-                # The failure event must still go out; it says the stop did not happen and why.
-                problems.append(f"could not stop job {name}: {exc}")
-        jobs.append({**_state_summary(state), "pollCount": polls.get(chunk["index"])})
-    if stopped:
-        # Named in full up to the event's 25 jobs: the event stays small at any number of jobs.
-        shown = ", ".join(stopped[:EVENT_JOBS])
-        more = len(stopped) - EVENT_JOBS
-        error["jobStopped"] = shown + (f" and {more} more (manifest.json lists every job)" if more > 0 else "")
-    if problems:
-        error["stopError"] = "; ".join(problems)
-    return jobs
-
-
-def _poll_counts(clients: AwsClients, deployment: Deployment, prepared: dict[str, Any]) -> dict[int, int | None]:
-    """Each job's polls so far, from the looks its execution recorded (none when it recorded none)."""
-    layout = deployment.layout(prepared["pipeline"], prepared["runId"])
-    counts: dict[int, int | None] = {}
-    for index in range(int(prepared.get("jobCount") or 0)):
-        try:
-            with open_object(clients.s3, layout.job_state(index)) as body:
-                counts[index] = json.load(body).get("pollCount")
-        except Exception:  # noqa: BLE001 - a job that never recorded a look has no count
-            counts[index] = None
-    return counts
-
-
-def _counts_left(clients: AwsClients, layout: RunLayout) -> dict[str, int]:
-    """Prepare failed before returning counts: those of a file it read whole and refused, or else the rows it
-    rejected before reading stopped (the rest of the file was never read, so it has no count)."""
-    refused = layout.prepare_file(_FAILED_COUNTS)
-    try:
-        if object_exists(clients.s3, refused):
-            with open_object(clients.s3, refused) as body:
-                counts = json.load(body)
-            return {name: int(counts[name]) for name in ("input", "sent", "rejected")}
-        return _counts_from_rejected(clients, layout)
-    except Exception:  # noqa: BLE001 - the failure event goes out whatever is wrong with the counts
-        logger.exception("could not count the failed run's records")
-        return {"input": 0, "sent": 0, "rejected": 0}
-
-
-def _counts_from_rejected(clients: AwsClients, layout: RunLayout) -> dict[str, int]:
-    if not object_exists(clients.s3, layout.rejected):
-        return {"input": 0, "sent": 0, "rejected": 0}
-    rejected = sum(1 for _ in csv_rows(clients.s3, layout.rejected)) - 1  # less the header
-    return {"input": rejected, "sent": 0, "rejected": rejected}
-
-
-def _describe_error(raw: dict[str, Any]) -> dict[str, Any]:
+def describe_error(raw: dict[str, Any]) -> dict[str, Any]:
     """Step Functions' {Error, Cause}; a Lambda's Cause is JSON carrying errorMessage."""
     name = str(raw.get("Error") or "UnknownError")
     cause = str(raw.get("Cause") or "")
@@ -735,30 +541,3 @@ def _describe_error(raw: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         pass
     return {"error": name, "cause": cause}
-
-
-def _job_summary(job: dict[str, Any]) -> dict[str, Any]:
-    return {k: job.get(k) for k in ("jobId", "status", "rawStatus", "message", "pollCount", "counts")}
-
-
-def _timings(started_at: str | None) -> dict[str, Any]:
-    finished = utc_now()
-    timings: dict[str, Any] = {"startedAt": started_at, "finishedAt": iso(finished), "durationSeconds": None}
-    if started_at:
-        timings["durationSeconds"] = round((finished - _parse_time(started_at)).total_seconds(), 3)
-    return timings
-
-
-def _parts(clients: AwsClients, predictions: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Rows, bytes and SHA-256 of each part of predictions.csv, as Assemble recorded them."""
-    if not predictions:
-        return []
-    with open_object(clients.s3, S3Location.parse(predictions["partsUri"])) as body:
-        return list(json.load(body))
-
-
-def _write_manifest(
-    clients: AwsClients, layout: RunLayout, detail: dict[str, Any], parts: list[dict[str, Any]]
-) -> None:
-    manifest = {**detail, "parts": parts}
-    put_bytes(clients.s3, layout.manifest, json.dumps(manifest, indent=2).encode(), "application/json")

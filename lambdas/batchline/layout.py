@@ -91,6 +91,11 @@ class RunLayout:
         return S3Location(self.work_bucket, self._prefix + "state/ended.json")
 
     @property
+    def refused_counts(self) -> S3Location:
+        """The counts of a file Prepare read whole but refused (too few records for a job...), for its failure event."""
+        return S3Location(self.work_bucket, self._prefix + "prepare/refused-counts.json")
+
+    @property
     def collect_plan(self) -> S3Location:
         return S3Location(self.work_bucket, self._prefix + "collect/units.json")
 

@@ -6,7 +6,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
-from batchline.flow import Deployment, finalize_run
+from batchline.finalize import finalize_run
+from batchline.flow import Deployment
 from batchline.metrics import outcome_measures, publish
 from batchline.state import RunFacts
 

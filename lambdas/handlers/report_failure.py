@@ -6,7 +6,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
 from batchline.config import pipelines_from_env
-from batchline.flow import Deployment, report_failure
+from batchline.finalize import report_failure
+from batchline.flow import Deployment
 from batchline.metrics import outcome_measures, publish
 
 logger = Logger()

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchline import flow
+from batchline import finalize, flow
 from batchline.layout import RunLayout
 
 from batchline_local.runtime import BUCKETS, EVENT_BUS, RUNTIME_LABEL, EmulatedAwsClients, LocalRuntime
@@ -99,13 +99,13 @@ class FlowDriver:
             step = "AssembleOutput"
             collected = flow.assemble_output(state["prepared"], plan, **self._common())
             step = "FinalizeRun"
-            outcome = flow.finalize_run(state["prepared"], collected, **self._common())
+            outcome = finalize.finalize_run(state["prepared"], collected, **self._common())
             result = Outcome(outcome["detail"])
         except Exception as exc:  # the ASL catches States.ALL on every step and goes to ReportFailure
             cause = json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)})
             error = {"Error": type(exc).__name__, "Cause": cause}
             try:
-                outcome = flow.report_failure({**state, "error": error}, **self._common())
+                outcome = finalize.report_failure({**state, "error": error}, **self._common())
                 result = Outcome(outcome["detail"], step, error)
             except Exception as report_exc:  # PublishBareFailure: an event without counts or outputs
                 result = Outcome(

@@ -1,0 +1,242 @@
+"""The run's outcome: FinalizeRun and ReportFailure write ``manifest.json`` and ``errors.csv`` in the results
+bucket and build the event the state machine publishes; ReportFailure (and ExecutionEnded, through it) also
+stops the service jobs still running."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from batchline.adapters import adapter_for
+from batchline.adapters.base import BatchAdapter
+from batchline.clients import AwsClients
+from batchline.config import Pipelines
+from batchline.errors import BatchlineError, OutputInvalid, UnknownPipeline
+from batchline.events import EVENT_JOBS, build_detail, outcome, outcome_status
+from batchline.flow import (
+    Deployment,
+    describe_error,
+    iso,
+    parse_time,
+    run_chunks,
+    run_context,
+    run_jobs,
+    state_summary,
+    utc_now,
+)
+from batchline.layout import RunLayout, S3Location
+from batchline.prepare import ERROR_HEADER
+from batchline.s3io import concatenate_csv, csv_rows, object_exists, open_object, put_bytes
+
+logger = logging.getLogger(__name__)
+
+
+def _merge_errors(clients: AwsClients, sources: list[S3Location], target: S3Location) -> bool:
+    """Concatenate error CSVs (one header) into the results bucket; False when there is nothing to write."""
+    existing = [location for location in sources if object_exists(clients.s3, location)]
+    if not existing:
+        return False
+    concatenate_csv(clients.s3, existing, target, ERROR_HEADER)
+    return True
+
+
+def finalize_run(
+    prepared: dict[str, Any],
+    collected: dict[str, Any],
+    *,
+    pipelines: Pipelines,
+    deployment: Deployment,
+    clients: AwsClients,
+) -> dict[str, Any]:
+    """Reconcile counts, write errors.csv and manifest.json, and return the event to publish."""
+    layout = deployment.layout(prepared["pipeline"], prepared["runId"])
+    counts = {**prepared["counts"], **collected["counts"]}
+    if counts["input"] != counts["predicted"] + counts["failed"] + counts["rejected"]:
+        raise OutputInvalid(
+            "counts do not reconcile: input {input} != predicted {predicted} + failed {failed} + "
+            "rejected {rejected}".format(**counts)
+        )
+    has_errors = _merge_errors(clients, [layout.rejected, layout.failed], layout.errors)
+    outputs = {
+        "predictions": collected["predictions"]["uri"] if collected["predictions"] else None,
+        "errors": layout.errors.uri if has_errors else None,
+        "manifest": layout.manifest.uri,
+    }
+    status = outcome_status(counts)
+    error = None
+    if status == "FAILED":
+        error = {
+            "error": "NoPredictions",
+            "cause": "the job returned no prediction for any record (see errors.csv)",
+        }
+    detail = build_detail(
+        status=status,
+        run_id=prepared["runId"],
+        pipeline=prepared["pipeline"],
+        provider=prepared["provider"],
+        runtime=deployment.runtime,
+        input_object=prepared["input"],
+        jobs=[_job_summary(job) for job in run_jobs(clients, deployment, prepared)],
+        counts=counts,
+        outputs=outputs,
+        timings=_timings(prepared["startedAt"]),
+        error=error,
+    )
+    _write_manifest(clients, layout, detail, parts=_parts(clients, collected["predictions"]))
+    return outcome(detail)
+
+
+def report_failure(
+    state: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment, clients: AwsClients
+) -> dict[str, Any]:
+    """The failure path: stop jobs still running, keep rejected rows, write the manifest, build the event."""
+    run_id, pipeline_name = state["runId"], state["pipeline"]
+    error = describe_error(state.get("error") or {})
+    prepared = state.get("prepared")
+    layout = deployment.layout(pipeline_name, run_id)
+    provider: str | None = None
+    jobs: list[dict[str, Any]] = []
+    try:
+        pipeline = pipelines.get(pipeline_name)
+        provider = pipeline.provider
+    except UnknownPipeline:
+        pipeline = None
+    if pipeline is not None and prepared and prepared.get("jobsFile"):
+        jobs = _stop_jobs(pipeline, prepared, pipelines, deployment, clients, error)
+    has_errors = _merge_errors(clients, [layout.rejected], layout.errors)
+    # A Prepare that failed carries no counts in the state: read what it left.
+    counts = dict(prepared["counts"]) if prepared and "counts" in prepared else _counts_left(clients, layout)
+    counts.setdefault("sent", 0)
+    counts["predicted"] = 0
+    counts["failed"] = counts["sent"]
+    detail = build_detail(
+        status="FAILED",
+        run_id=run_id,
+        pipeline=pipeline_name,
+        provider=provider,
+        runtime=deployment.runtime,
+        input_object=state["input"],
+        jobs=jobs,
+        counts=counts,
+        outputs={
+            "predictions": None,
+            "errors": layout.errors.uri if has_errors else None,
+            "manifest": layout.manifest.uri,
+        },
+        timings=_timings(state.get("startedAt") or (prepared or {}).get("startedAt")),
+        error=error,
+    )
+    _write_manifest(clients, layout, detail, parts=[])
+    return outcome(detail)
+
+
+def _stop_jobs(
+    pipeline: Any,
+    prepared: dict[str, Any],
+    pipelines: Pipelines,
+    deployment: Deployment,
+    clients: AwsClients,
+    error: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Stop every job of the run that still runs (names are deterministic, so none is missed)."""
+    adapter: BatchAdapter = adapter_for(pipeline, clients)
+    jobs, stopped, problems = [], [], []
+    try:
+        chunks = run_chunks(clients, prepared)
+    except Exception as exc:  # noqa: BLE001 - the failure event must still go out, saying why
+        error["stopError"] = f"could not read the run's jobs to stop them: {exc}"
+        return []
+    polls = _poll_counts(clients, deployment, prepared)
+    for chunk in chunks:
+        run = run_context(prepared, chunk, pipelines, deployment)
+        name = adapter.job_id(run)
+        try:
+            state = adapter.describe(run, name)
+        except (BatchlineError, ClientError):
+            continue  # never created: nothing to stop
+        except Exception as exc:  # noqa: BLE001 - the failure event must still go out, saying why
+            problems.append(f"could not look up job {name}: {exc}")
+            continue
+        if not state.status.is_terminal:
+            try:
+                if adapter.stop(run, name):
+                    stopped.append(state.job_id)
+                else:
+                    problems.append(f"{pipeline.provider} cannot stop job {name}; it runs to completion")
+            except Exception as exc:  # noqa: BLE001
+                # The failure event must still go out; it says the stop did not happen and why.
+                problems.append(f"could not stop job {name}: {exc}")
+        jobs.append({**state_summary(state), "pollCount": polls.get(chunk["index"])})
+    if stopped:
+        # Named in full up to the event's 25 jobs: the event stays small at any number of jobs.
+        shown = ", ".join(stopped[:EVENT_JOBS])
+        more = len(stopped) - EVENT_JOBS
+        error["jobStopped"] = shown + (f" and {more} more (manifest.json lists every job)" if more > 0 else "")
+    if problems:
+        error["stopError"] = "; ".join(problems)
+    return jobs
+
+
+def _poll_counts(clients: AwsClients, deployment: Deployment, prepared: dict[str, Any]) -> dict[int, int | None]:
+    """Each job's polls so far, from the looks its execution recorded (none when it recorded none)."""
+    layout = deployment.layout(prepared["pipeline"], prepared["runId"])
+    counts: dict[int, int | None] = {}
+    for index in range(int(prepared.get("jobCount") or 0)):
+        try:
+            with open_object(clients.s3, layout.job_state(index)) as body:
+                counts[index] = json.load(body).get("pollCount")
+        except Exception:  # noqa: BLE001 - a job that never recorded a look has no count
+            counts[index] = None
+    return counts
+
+
+def _counts_left(clients: AwsClients, layout: RunLayout) -> dict[str, int]:
+    """Prepare failed before returning counts: those of a file it read whole and refused, or else the rows it
+    rejected before reading stopped (the rest of the file was never read, so it has no count)."""
+    refused = layout.refused_counts
+    try:
+        if object_exists(clients.s3, refused):
+            with open_object(clients.s3, refused) as body:
+                counts = json.load(body)
+            return {name: int(counts[name]) for name in ("input", "sent", "rejected")}
+        return _counts_from_rejected(clients, layout)
+    except Exception:  # noqa: BLE001 - the failure event goes out whatever is wrong with the counts
+        logger.exception("could not count the failed run's records")
+        return {"input": 0, "sent": 0, "rejected": 0}
+
+
+def _counts_from_rejected(clients: AwsClients, layout: RunLayout) -> dict[str, int]:
+    if not object_exists(clients.s3, layout.rejected):
+        return {"input": 0, "sent": 0, "rejected": 0}
+    rejected = sum(1 for _ in csv_rows(clients.s3, layout.rejected)) - 1  # less the header
+    return {"input": rejected, "sent": 0, "rejected": rejected}
+
+
+def _job_summary(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: job.get(k) for k in ("jobId", "status", "rawStatus", "message", "pollCount", "counts")}
+
+
+def _timings(started_at: str | None) -> dict[str, Any]:
+    finished = utc_now()
+    timings: dict[str, Any] = {"startedAt": started_at, "finishedAt": iso(finished), "durationSeconds": None}
+    if started_at:
+        timings["durationSeconds"] = round((finished - parse_time(started_at)).total_seconds(), 3)
+    return timings
+
+
+def _parts(clients: AwsClients, predictions: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Rows, bytes and SHA-256 of each part of predictions.csv, as Assemble recorded them."""
+    if not predictions:
+        return []
+    with open_object(clients.s3, S3Location.parse(predictions["partsUri"])) as body:
+        return list(json.load(body))
+
+
+def _write_manifest(
+    clients: AwsClients, layout: RunLayout, detail: dict[str, Any], parts: list[dict[str, Any]]
+) -> None:
+    manifest = {**detail, "parts": parts}
+    put_bytes(clients.s3, layout.manifest, json.dumps(manifest, indent=2).encode(), "application/json")
