@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from batchline import state
 from botocore.exceptions import ClientError
 
 from batchline_local.target import Target, TargetError, pipeline_of
@@ -191,19 +192,8 @@ _JOB_FIELDS = ("chunk", "jobId", "status", "rawStatus", "message", "counts", "po
 
 def read_job_looks(target: Target, pipeline: str, run_id: str, jobs: int) -> dict[int, dict[str, Any]]:
     """Each job's last look, as its own execution recorded it (a job not submitted yet has none)."""
-    layout = target.layout(pipeline, run_id)
-    s3 = target.client("s3")
-    looks: dict[int, dict[str, Any]] = {}
-    for index in range(jobs):
-        location = layout.job_state(index)
-        try:
-            job = json.loads(s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read())
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                continue
-            raise
-        looks[index] = {key: job.get(key) for key in _JOB_FIELDS}
-    return looks
+    looks = state.read_job_looks(target.client("s3"), target.layout(pipeline, run_id), jobs)
+    return {index: {key: look.get(key) for key in _JOB_FIELDS} for index, look in looks.items()}
 
 
 def read_manifest(target: Target, pipeline: str, run_id: str) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ from batchline.flow import (
 from batchline.layout import RunLayout, S3Location
 from batchline.prepare import ERROR_HEADER
 from batchline.s3io import concatenate_csv, csv_rows, object_exists, open_object, put_bytes
+from batchline.state import read_job_looks
 
 logger = logging.getLogger(__name__)
 
@@ -183,14 +184,12 @@ def _stop_jobs(
 def _poll_counts(clients: AwsClients, deployment: Deployment, prepared: dict[str, Any]) -> dict[int, int | None]:
     """Each job's polls so far, from the looks its execution recorded (none when it recorded none)."""
     layout = deployment.layout(prepared["pipeline"], prepared["runId"])
-    counts: dict[int, int | None] = {}
-    for index in range(int(prepared.get("jobCount") or 0)):
-        try:
-            with open_object(clients.s3, layout.job_state(index)) as body:
-                counts[index] = json.load(body).get("pollCount")
-        except Exception:  # noqa: BLE001 - a job that never recorded a look has no count
-            counts[index] = None
-    return counts
+    try:
+        looks = read_job_looks(clients.s3, layout, int(prepared.get("jobCount") or 0))
+    except Exception:  # noqa: BLE001 - the failure event goes out without poll counts
+        logger.exception("could not read the jobs' looks")
+        return {}
+    return {index: look.get("pollCount") for index, look in looks.items()}
 
 
 def _counts_left(clients: AwsClients, layout: RunLayout) -> dict[str, int]:

@@ -41,7 +41,16 @@ from batchline.prepare import (
 from batchline.prepare_shards import SourceFile, merge_shards, plan_shards, prepare_shard
 from batchline.s3io import open_object, put_bytes, upload_file
 from batchline.staging import StagedInput, discard_parts, stage_jobs
-from batchline.state import CollectPlan, Counts, FanOut, JobLook, RunFacts, S3Pointer, UploadedObject
+from batchline.state import (
+    CollectPlan,
+    Counts,
+    FanOut,
+    JobLook,
+    RunFacts,
+    S3Pointer,
+    UploadedObject,
+    read_job_looks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -401,15 +410,12 @@ def record_job_error(
 def run_jobs(clients: AwsClients, deployment: Deployment, prepared: dict[str, Any]) -> list[dict[str, Any]]:
     """Every job's last look, in chunk order (JobStepFailed when a job's execution left none)."""
     layout = deployment.layout(prepared["pipeline"], prepared["runId"])
-    jobs = []
-    for index in range(int(prepared["jobCount"])):
-        location = layout.job_state(index)
-        try:
-            with open_object(clients.s3, location) as body:
-                jobs.append(JobLook.model_validate(json.load(body)).dump())
-        except clients.s3.exceptions.NoSuchKey as exc:
-            raise JobStepFailed(f"job {index} left no state at {location.uri}") from exc
-    return jobs
+    count = int(prepared["jobCount"])
+    looks = read_job_looks(clients.s3, layout, count)
+    for index in range(count):
+        if index not in looks:
+            raise JobStepFailed(f"job {index} left no state at {layout.job_state(index).uri}")
+    return [looks[index] for index in range(count)]
 
 
 def raise_if_a_job_ended_early(jobs: list[dict[str, Any]]) -> None:

@@ -11,10 +11,15 @@ run's prefix, and the state carries where it is and how many there are.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from batchline.layout import RunLayout
+from batchline.s3io import open_object
 
 
 class _State(BaseModel):
@@ -117,6 +122,20 @@ class JobLook(_State):
     # Set when the job's execution stopped waiting: the error PlanCollect fails the run with, and why.
     ended: str | None = None
     cause: str | None = None
+
+
+def read_job_looks(s3: Any, layout: RunLayout, jobs: int) -> dict[int, dict[str, Any]]:
+    """Each job's last look, by chunk, as its child execution recorded it (``state/job-NNNNN.json``); a job that
+    recorded none yet (not submitted, or its execution never started) is left out."""
+    looks: dict[int, dict[str, Any]] = {}
+    for index in range(jobs):
+        try:
+            with open_object(s3, layout.job_state(index)) as body:
+                looks[index] = JobLook.model_validate(json.load(body)).dump()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("NoSuchKey", "404"):
+                raise
+    return looks
 
 
 class StepError(_State):
