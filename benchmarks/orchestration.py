@@ -173,39 +173,27 @@ def report(after: list[dict[str, Any]], before: list[dict[str, Any]] | str | Non
         "state transitions",
         "wall time",
     ]
+
+    def cells(row: dict[str, Any], code: str, source: str) -> list[str]:
+        return [
+            f"{row['jobs']:,}",
+            code,
+            source,
+            _status(row),
+            _kib(row["largestStateBytes"]),
+            f"{row['runEvents']:g}",
+            f"{row['childEvents']:g}",
+            _executions(row),
+            f"{row['stateTransitions']:g}",
+            _seconds(row["seconds"]),
+        ]
+
     rows = []
     for row in after:
         runs = f"real run, median of {row['runs']}" if row["runs"] > 1 else "real run"
-        rows.append(
-            [
-                f"{row['jobs']:,}",
-                "now",
-                runs + (f" (varied: {', '.join(row['varied'])})" if row["varied"] else ""),
-                _status(row),
-                _kib(row["largestStateBytes"]),
-                f"{row['runEvents']:g}",
-                f"{row['childEvents']:g}",
-                _executions(row),
-                f"{row['stateTransitions']:g}",
-                _seconds(row["seconds"]),
-            ]
-        )
+        rows.append(cells(row, "now", runs + (f" (varied: {', '.join(row['varied'])})" if row["varied"] else "")))
     if isinstance(before, list):
-        for row in before:
-            rows.append(
-                [
-                    f"{row['jobs']:,}",
-                    f"before ({BEFORE_CODE})",
-                    "real run",
-                    _status(row),
-                    _kib(row["largestStateBytes"]),
-                    f"{row['runEvents']:g}",
-                    f"{row['childEvents']:g}",
-                    _executions(row),
-                    f"{row['stateTransitions']:g}",
-                    _seconds(row["seconds"]),
-                ]
-            )
+        rows += [cells(row, f"before ({BEFORE_CODE})", "real run") for row in before]
     targets = "targets: largest state <= 32 KiB at 1,000 jobs, run history <= 2,000 events; limits 256 KiB, 25,000"
     table(
         f"Orchestration per run, Bedrock at {RECORDS_PER_JOB} records a job, each job polled "
