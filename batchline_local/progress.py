@@ -96,7 +96,7 @@ class RunProgress:
         table.add_row("run", f"{view.run_id} ({view.pipeline})")
         state = view.history.state or "starting"
         table.add_row("state", Spinner("dots", text=state) if view.running else f"{state}: {view.status}")
-        planned = view.history.prepared.get("jobs")
+        planned = view.history.job_count
         jobs = view.jobs
         for index, job in enumerate(jobs):
             table.add_row("job", describe_job(index, job))

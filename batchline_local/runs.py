@@ -10,79 +10,16 @@ by hand (written by the ExecutionEnded function, which the history does not show
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from batchline import state
+from batchline.history import RunHistory, read_history
 from botocore.exceptions import ClientError
 
 from batchline_local.target import Target, TargetError, pipeline_of
-
-PREPARE_STEPS = ("PrepareInput", "MergeShards")  # their output's ``prepared`` carries the counts once staged
-OUTCOME_STEPS = ("FinalizeRun", "ReportFailure")  # their output's ``outcome.detail`` is the completion event
-ENDED_EVENTS = {
-    "ExecutionFailed": "executionFailedEventDetails",
-    "ExecutionAborted": "executionAbortedEventDetails",
-    "ExecutionTimedOut": "executionTimedOutEventDetails",
-}
-
-
-@dataclass
-class History:
-    """What an execution's history says so far; ``add`` takes each event once, in any order."""
-
-    last_id: int = 0
-    state: str | None = None
-    jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
-    prepared: dict[str, Any] = field(default_factory=dict)
-    outcome: dict[str, Any] | None = None
-    ended: dict[str, Any] | None = None
-
-    def add(self, events: Iterable[dict[str, Any]]) -> None:
-        for event in sorted(events, key=lambda e: int(e["id"])):
-            if event["id"] <= self.last_id:
-                continue
-            self.last_id = event["id"]
-            kind = event["type"]
-            if kind.endswith("StateEntered"):
-                self.state = event["stateEnteredEventDetails"]["name"]
-            elif kind.endswith("StateExited"):
-                self._exited(event["stateExitedEventDetails"])
-            elif kind in ENDED_EVENTS:
-                details = event.get(ENDED_EVENTS[kind]) or {}
-                self.ended = {"error": details.get("error") or kind, "cause": details.get("cause") or ""}
-
-    def _exited(self, details: dict[str, Any]) -> None:
-        name = details["name"]
-        if name not in (*PREPARE_STEPS, *OUTCOME_STEPS):
-            return
-        try:
-            output = json.loads(details.get("output") or "{}")
-        except ValueError:  # a truncated output: the next look will do
-            return
-        if name in PREPARE_STEPS and output.get("prepared") and "counts" in output["prepared"]:
-            prepared = output["prepared"]  # a Prepare that fanned out has counts only after MergeShards
-            self.prepared = {"counts": prepared.get("counts") or {}, "jobs": prepared.get("jobCount")}
-        elif name in OUTCOME_STEPS and isinstance(output.get("outcome"), dict):
-            self.outcome = output["outcome"].get("detail")
-
-
-def read_history(stepfunctions: Any, execution_arn: str, history: History) -> None:
-    """Add the events not seen yet: newest first, stopping at a page that reaches known ones (one call while
-    following a run, however long its history; an execution has at most 25,000 events)."""
-    fresh: list[dict[str, Any]] = []
-    request: dict[str, Any] = {"executionArn": execution_arn, "reverseOrder": True, "maxResults": 1000}
-    while True:
-        page = stepfunctions.get_execution_history(**request)
-        events = page["events"]
-        new = [event for event in events if event["id"] > history.last_id]
-        fresh.extend(new)
-        if len(new) < len(events) or not page.get("nextToken"):
-            break
-        request["nextToken"] = page["nextToken"]
-    history.add(fresh)
 
 
 @dataclass
@@ -95,8 +32,9 @@ class RunView:
     started: datetime | None
     stopped: datetime | None
     input: dict[str, Any] = field(default_factory=dict)
-    history: History = field(default_factory=History)
+    history: RunHistory = field(default_factory=RunHistory)
     manifest: dict[str, Any] | None = None
+    looks: dict[int, dict[str, Any]] = field(default_factory=dict)  # each job's last look, while running
 
     @property
     def running(self) -> bool:
@@ -115,14 +53,14 @@ class RunView:
     def jobs(self) -> list[dict[str, Any]]:
         if self.manifest and self.manifest.get("jobs"):
             return list(self.manifest["jobs"])
-        return [self.history.jobs[index] for index in sorted(self.history.jobs)]
+        return [self.looks[index] for index in sorted(self.looks)]
 
     @property
     def counts(self) -> dict[str, Any]:
         detail = self.manifest or self.history.outcome
         if detail and detail.get("counts"):
             return dict(detail["counts"])
-        return dict(self.history.prepared.get("counts") or {})
+        return self.history.counts
 
     @property
     def outputs(self) -> dict[str, str | None]:
@@ -134,7 +72,8 @@ class RunView:
         detail = self.manifest or self.history.outcome
         if detail and detail.get("error"):
             return dict(detail["error"])
-        return self.history.ended if not self.running and self.status == "FAILED" else None
+        ending = self.history.ending
+        return ending.to_json() if ending and not self.running and self.status == "FAILED" else None
 
     def elapsed_seconds(self, now: datetime | None = None) -> float | None:
         if self.started is None:
@@ -153,7 +92,7 @@ class RunView:
             "stoppedAt": _iso(self.stopped),
             "elapsedSeconds": _rounded(self.elapsed_seconds()),
             "input": self.input,
-            "plannedJobs": self.history.prepared.get("jobs"),
+            "plannedJobs": self.history.job_count,
             "jobs": self.jobs,
             "counts": self.counts,
             "outputs": self.outputs,
@@ -169,8 +108,7 @@ def describe_run(target: Target, run_id: str, view: RunView | None = None) -> Ru
     except stepfunctions.exceptions.ExecutionDoesNotExist as exc:
         raise TargetError(f"no run {run_id!r} in {target.label}; list runs with `batchline runs`") from exc
     execution_input = json.loads(described.get("input") or "{}")
-    history = view.history if view is not None else History()
-    read_history(stepfunctions, described["executionArn"], history)
+    history = read_history(stepfunctions, described["executionArn"], view.history if view is not None else None)
     current = RunView(
         run_id=run_id,
         pipeline=str(execution_input.get("pipeline") or pipeline_of(run_id)),
@@ -182,8 +120,8 @@ def describe_run(target: Target, run_id: str, view: RunView | None = None) -> Ru
     )
     if not current.running:
         current.manifest = read_manifest(target, current.pipeline, run_id)
-    elif history.prepared.get("jobs"):
-        history.jobs = read_job_looks(target, current.pipeline, run_id, int(history.prepared["jobs"]))
+    elif history.job_count:
+        current.looks = read_job_looks(target, current.pipeline, run_id, history.job_count)
     return current
 
 
@@ -193,7 +131,10 @@ _JOB_FIELDS = ("chunk", "jobId", "status", "rawStatus", "message", "counts", "po
 def read_job_looks(target: Target, pipeline: str, run_id: str, jobs: int) -> dict[int, dict[str, Any]]:
     """Each job's last look, as its own execution recorded it (a job not submitted yet has none)."""
     looks = state.read_job_looks(target.client("s3"), target.layout(pipeline, run_id), jobs)
-    return {index: {key: look.get(key) for key in _JOB_FIELDS} for index, look in looks.items()}
+    return {
+        index: {key: value for key, value in look.model_dump(by_alias=True, mode="json").items() if key in _JOB_FIELDS}
+        for index, look in looks.items()
+    }
 
 
 def read_manifest(target: Target, pipeline: str, run_id: str) -> dict[str, Any] | None:

@@ -329,13 +329,13 @@ class RunWriter:
 
     def jobs(self, encoder: Any, input_line: Callable[[int], str]) -> list[list[tuple[str, range]]]:
         """Parts of recordsPerFile grouped into jobs by Prepare's own grouping: [[(part name, records)]]."""
-        from batchline.prepare import StagedPart, group_parts
+        from batchline.prepare import StagedPart, chunk_parts
 
         per_file, line_bytes = encoder.max_records_per_file, len(input_line(0).encode())
         ranges = [range(lo, min(lo + per_file, self.records)) for lo in range(0, self.records, per_file)]
         names = [f"part-{index:05d}{encoder.suffix}" for index in range(len(ranges))]
         parts = [StagedPart(name, "", "", len(r), len(r) * line_bytes) for name, r in zip(names, ranges, strict=True)]
-        groups = group_parts(parts, encoder.limits, "bench.csv")
+        groups = chunk_parts(parts, encoder.limits, "bench.csv")
         return [[(names[i], ranges[i]) for i in group] for group in groups]
 
     def stage(

@@ -1,6 +1,6 @@
 """Prepare throughput and peak memory per provider format, at two input sizes (is memory flat?).
 
-Runs the real Prepare step (flow.prepare_run: one read with the duplicate check on disk, encoding, parts, index
+Runs the real Prepare step (steps.prepare.prepare_run: one read with the duplicate check on disk, encoding, parts, index
 sidecars, rejected.csv, job grouping) over generated local inputs, with a local-file stand-in for S3: reads come
 from the generated file and "uploads" are hard links into a temp folder. The keys are unique, so the reads column
 must say 1 (only a file that repeats a key is read twice). Each run is its own process, so its peak RSS
@@ -147,8 +147,9 @@ class _Clients:
 
 def measure(name: str, source: Path, records: int) -> dict[str, Any]:
     """One Prepare run in this process (main calls it in a child process)."""
-    from batchline.config import parse_pipelines
-    from batchline.flow import Deployment, prepare_run
+    from batchline.config import Deployment, parse_pipelines
+    from batchline.state import RunStart
+    from batchline.steps.prepare import prepare_run
 
     kind, service = FORMATS[name]
     # The whole file in one function: the fan-out over shards is measured by benchmarks/prepare_fanout.py.
@@ -164,7 +165,9 @@ def measure(name: str, source: Path, records: int) -> dict[str, Any]:
         }
         s3 = _FileS3(source, Path(uploads))
         began = time.perf_counter()
-        prepared = prepare_run(event, pipelines=pipelines, deployment=deployment, clients=_Clients(s3))
+        prepared = prepare_run(
+            RunStart.model_validate(event), pipelines=pipelines, deployment=deployment, clients=_Clients(s3)
+        ).dump()
         seconds = time.perf_counter() - began
     if prepared["counts"] != {"input": records, "sent": records, "rejected": 0}:
         raise SystemExit(f"{name}: unexpected counts {prepared['counts']}")

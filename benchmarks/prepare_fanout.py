@@ -1,6 +1,6 @@
 """Prepare's fan-out, measured step by step: the plan's scan, each shard, the merge; then what 100M records cost.
 
-Runs the real steps (flow.prepare_run planning the cuts, flow.prepare_one_shard per shard, flow.merge_prepared_shards)
+Runs the real steps (steps.prepare: prepare_run planning the cuts, prepare_one_shard per shard, merge_prepared_shards)
 on a generated Amazon ML input with a local-folder stand-in for S3 that honours ranged GETs. Each step runs in its
 own process, so each peak RSS is one function's. One key in 50,000 is repeated in a later shard, so the merge
 finds repeats across shards and the shards holding them are read a second time, as in a real run.
@@ -106,8 +106,9 @@ def _with_repeats(path: Path, records: int) -> int:
 
 def step(name: str, folder: Path, source: Path, shard_bytes: int, argument: str) -> dict[str, Any]:
     """One step in this process; the run's state travels in ``folder/state.json`` between processes."""
-    from batchline.config import parse_pipelines
-    from batchline.flow import Deployment, merge_prepared_shards, prepare_one_shard, prepare_run
+    from batchline.config import Deployment, parse_pipelines
+    from batchline.state import PreparingRun, RunStart
+    from batchline.steps.prepare import merge_prepared_shards, prepare_one_shard, prepare_run
 
     from benchmarks.prepare import _Clients
 
@@ -135,7 +136,9 @@ def step(name: str, folder: Path, source: Path, shard_bytes: int, argument: str)
             },
             "startedAt": "2026-01-01T00:00:00Z",
         }
-        result = prepare_run(event, pipelines=pipelines, deployment=deployment, clients=clients)
+        result = prepare_run(
+            RunStart.model_validate(event), pipelines=pipelines, deployment=deployment, clients=clients
+        ).dump()
         if name == "plan":
             state_path.write_text(json.dumps(result))
         else:
@@ -144,13 +147,13 @@ def step(name: str, folder: Path, source: Path, shard_bytes: int, argument: str)
         run = json.loads(state_path.read_text())
         item = json.loads(argument)
         result = prepare_one_shard(
-            {"step": "shard", "run": run, "shard": item}, pipelines=pipelines, deployment=deployment, clients=clients
+            PreparingRun.model_validate(run), item, pipelines=pipelines, deployment=deployment, clients=clients
         )
     else:
         run = json.loads(state_path.read_text())
         result = merge_prepared_shards(
-            {"step": "merge", "run": run}, pipelines=pipelines, deployment=deployment, clients=clients
-        )
+            PreparingRun.model_validate(run), pipelines=pipelines, deployment=deployment, clients=clients
+        ).dump()
         state_path.write_text(json.dumps(result))
     return {"seconds": time.perf_counter() - began, "peak_mb": peak_mb(), "startup_mb": startup, "result": result}
 

@@ -40,9 +40,9 @@ from batchline.assembly import Part, concatenate
 from batchline.csvsafe import CsvWriter
 from batchline.errors import BatchlineError, OutputInvalid
 from batchline.layout import RunLayout, S3Location
+from batchline.line_ranges import copy_lines, split_ranges
 from batchline.prepare import ERROR_HEADER, temp_workdir
 from batchline.s3io import append_object, csv_rows, list_keys, put_bytes, sha256_of, upload_file
-from batchline.shards import copy_lines, split_ranges
 
 # Errors a unit records in its summary instead of raising: they are about the output, so retrying the
 # unit cannot help, and Assemble raises them by name for a clear failure event.

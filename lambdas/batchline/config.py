@@ -11,12 +11,14 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from batchline.errors import ConfigError, UnknownPipeline
+from batchline.layout import RunLayout
 
 # The pipelines' JSON is a file (Lambda environments cap at 4 KB): the stack ships it in a config layer.
 PIPELINES_FILE_ENV = "BATCHLINE_PIPELINES_FILE"
@@ -619,3 +621,27 @@ def require_role(role_arn: str | None, service: str) -> str:
     if not role_arn:
         raise ConfigError(f"no {service} role ARN in the pipeline config: set roleArn or deploy with the stack")
     return role_arn
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Names the stack hands every function through its environment."""
+
+    inbox_bucket: str
+    work_bucket: str
+    results_bucket: str
+    event_bus_name: str
+    runtime: str
+
+    @classmethod
+    def from_env(cls) -> Deployment:
+        return cls(
+            inbox_bucket=require_env("INBOX_BUCKET"),
+            work_bucket=require_env("WORK_BUCKET"),
+            results_bucket=require_env("RESULTS_BUCKET"),
+            event_bus_name=require_env("EVENT_BUS_NAME"),
+            runtime=require_env("BATCHLINE_RUNTIME"),
+        )
+
+    def layout(self, pipeline: str, run_id: str) -> RunLayout:
+        return RunLayout(pipeline, run_id, self.work_bucket, self.results_bucket)

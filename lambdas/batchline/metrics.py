@@ -78,15 +78,15 @@ def outcome_measures(detail: dict[str, Any]) -> list[Measure]:
     return measures
 
 
-def run_age(run: dict[str, Any], now: datetime) -> list[Measure]:
-    """How long the run has been going (``run`` is what Prepare returned, with ``startedAt``)."""
-    started = datetime.fromisoformat(run["startedAt"].replace("Z", "+00:00"))
+def run_age(started_at: str, now: datetime) -> list[Measure]:
+    """How long the run has been going since ``started_at`` (the run facts' ``startedAt``)."""
+    started = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
     return [Measure(RUN_AGE, max(0.0, (now - started).total_seconds()), SECONDS)]
 
 
-def poll_measures(run: dict[str, Any], now: datetime) -> list[Measure]:
+def poll_measures(started_at: str, now: datetime) -> list[Measure]:
     """One status poll of one job, and the run's age at that moment."""
-    return [Measure(POLLS, 1, COUNT), *run_age(run, now)]
+    return [Measure(POLLS, 1, COUNT), *run_age(started_at, now)]
 
 
 def publish(sink: MetricsSink, *, pipeline: str, run_id: str, measures: Sequence[Measure]) -> None:

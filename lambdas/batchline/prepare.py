@@ -303,7 +303,7 @@ class PartWriter:
 
     def _even_out(self) -> None:
         """The last part is under the minimum: merge it into the one before, or move records across so both
-        hold about half, within the per-file bounds; when neither fits, group_parts says why."""
+        hold about half, within the per-file bounds; when neither fits, chunk_parts says why."""
         (first, first_sizes), (last, last_sizes) = self._held
         sizes = first_sizes + last_sizes
         records, total = len(sizes), first.bytes + last.bytes
@@ -336,7 +336,7 @@ class PartWriter:
         ]
 
 
-def group_parts(parts: list[StagedPart], limits: JobLimits, source_name: str) -> list[list[int]]:
+def chunk_parts(parts: list[StagedPart], limits: JobLimits, source_name: str) -> list[list[int]]:
     """Split staged parts into jobs that respect the service's per-job minimum and maxima.
 
     Parts are small next to a job, so spreading them evenly over the fewest jobs that fit keeps every

@@ -124,14 +124,14 @@ class JobLook(_State):
     cause: str | None = None
 
 
-def read_job_looks(s3: Any, layout: RunLayout, jobs: int) -> dict[int, dict[str, Any]]:
+def read_job_looks(s3: Any, layout: RunLayout, jobs: int) -> dict[int, JobLook]:
     """Each job's last look, by chunk, as its child execution recorded it (``state/job-NNNNN.json``); a job that
     recorded none yet (not submitted, or its execution never started) is left out."""
-    looks: dict[int, dict[str, Any]] = {}
+    looks: dict[int, JobLook] = {}
     for index in range(jobs):
         try:
             with open_object(s3, layout.job_state(index)) as body:
-                looks[index] = JobLook.model_validate(json.load(body)).dump()
+                looks[index] = JobLook.model_validate(json.load(body))
         except ClientError as exc:
             if exc.response["Error"]["Code"] not in ("NoSuchKey", "404"):
                 raise

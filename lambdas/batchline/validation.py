@@ -11,7 +11,7 @@ from typing import Any
 from batchline.adapters.base import InputEncoder
 from batchline.config import PipelineConfig
 from batchline.errors import InputRejected
-from batchline.prepare import RejectWriter, StagedPart, group_parts, prepare_records, temp_workdir
+from batchline.prepare import RejectWriter, StagedPart, chunk_parts, prepare_records, temp_workdir
 
 SHOWN_REJECTIONS = 20
 
@@ -49,7 +49,7 @@ def validate_file(path: Path, pipeline: PipelineConfig, encoder: InputEncoder) -
                 )
                 report.update(records=result.input_records, sent=result.sent, rejected=result.rejected)
                 if result.sent:
-                    report["jobs"] = len(group_parts(result.parts, encoder.limits, str(path)))
+                    report["jobs"] = len(chunk_parts(result.parts, encoder.limits, str(path)))
             except InputRejected as exc:
                 report["error"] = str(exc)
         with open(rejected_path, encoding="utf-8", newline="") as rejected:

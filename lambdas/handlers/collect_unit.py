@@ -5,9 +5,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
-from batchline.config import pipelines_from_env
-from batchline.flow import Deployment, collect_one_unit
+from batchline.config import Deployment, pipelines_from_env
 from batchline.state import RunFacts
+from batchline.steps.collect import collect_one_unit
 
 logger = Logger()
 tracer = Tracer()
@@ -17,8 +17,8 @@ clients = AwsClients()
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = RunFacts.model_validate(event["run"]).dump()
-    logger.append_keys(run_id=run["runId"], pipeline=run["pipeline"], unit=event["unit"]["unit"])
+    run = RunFacts.model_validate(event["run"])
+    logger.append_keys(run_id=run.run_id, pipeline=run.pipeline, unit=event["unit"]["unit"])
     summary = collect_one_unit(
         run,
         event["unit"],

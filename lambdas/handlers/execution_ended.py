@@ -4,11 +4,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from batchline.aborts import ended_run_keys, report_ended_execution
 from batchline.clients import AwsClients
-from batchline.config import pipelines_from_env
-from batchline.flow import Deployment
+from batchline.config import Deployment, pipelines_from_env
 from batchline.metrics import outcome_measures, publish
+from batchline.steps.ended import ended_run_keys, report_ended_execution
 
 logger = Logger()
 tracer = Tracer()

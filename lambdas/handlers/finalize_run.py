@@ -5,11 +5,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
-from batchline.config import pipelines_from_env
-from batchline.finalize import finalize_run
-from batchline.flow import Deployment
+from batchline.config import Deployment, pipelines_from_env
 from batchline.metrics import outcome_measures, publish
 from batchline.state import RunFacts
+from batchline.steps.finalize import finalize_run
 
 logger = Logger()
 tracer = Tracer()
@@ -21,8 +20,8 @@ clients = AwsClients()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = RunFacts.model_validate(event["run"]).dump()
-    logger.append_keys(run_id=run["runId"], pipeline=run["pipeline"])
+    run = RunFacts.model_validate(event["run"])
+    logger.append_keys(run_id=run.run_id, pipeline=run.pipeline)
     result = finalize_run(
         run,
         event["collected"],
@@ -31,6 +30,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         clients=clients,
     )
     detail = result["detail"]
-    publish(metrics, pipeline=run["pipeline"], run_id=run["runId"], measures=outcome_measures(detail))
+    publish(metrics, pipeline=run.pipeline, run_id=run.run_id, measures=outcome_measures(detail))
     logger.info("run finalized", extra={"status": detail["status"], "counts": detail["counts"]})
     return result

@@ -9,10 +9,11 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
-from batchline.config import pipelines_from_env
-from batchline.flow import Deployment, poll_job, record_job_error, utc_now
+from batchline.clock import utc_now
+from batchline.config import Deployment, pipelines_from_env
 from batchline.metrics import poll_measures, publish
 from batchline.state import JobExecutionState
+from batchline.steps.jobs import poll_job, record_job_error
 
 logger = Logger()
 tracer = Tracer()
@@ -25,23 +26,22 @@ clients = AwsClients()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = JobExecutionState.model_validate(event)  # the job's child execution, as the state machine gives it
-    run, chunk = step.run.dump(), step.chunk.dump()
-    logger.append_keys(run_id=run["runId"], pipeline=run["pipeline"], chunk=chunk["index"])
+    run, chunk = step.run, step.chunk
+    logger.append_keys(run_id=run.run_id, pipeline=run.pipeline, chunk=chunk.index)
     if event.get("step") == "jobError" and step.error is not None:
-        error = step.error.dump()
-        recorded = record_job_error(run, chunk, error, deployment=Deployment.from_env(), clients=clients)
-        logger.warning("job step failed", extra={"job": recorded, "error": error})
+        recorded = record_job_error(run, chunk, step.error, deployment=Deployment.from_env(), clients=clients)
+        logger.warning("job step failed", extra={"job": recorded, "error": step.error.dump()})
         return recorded
     if step.job is None:
         raise ValueError("PollJob needs the job's last look ($.job)")
     job = poll_job(
         run,
         chunk,
-        step.job.dump(),
+        step.job,
         pipelines=pipelines_from_env(),
         deployment=Deployment.from_env(),
         clients=clients,
-    )
-    publish(metrics, pipeline=run["pipeline"], run_id=run["runId"], measures=poll_measures(run, utc_now()))
+    ).dump()
+    publish(metrics, pipeline=run.pipeline, run_id=run.run_id, measures=poll_measures(run.started_at, utc_now()))
     logger.info("job polled", extra={"job": job})
     return job

@@ -10,8 +10,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
-from batchline.config import pipelines_from_env
-from batchline.flow import Deployment, merge_prepared_shards, prepare_one_shard, prepare_run
+from batchline.config import Deployment, pipelines_from_env
+from batchline.state import PreparingRun, RunFacts, RunStart
+from batchline.steps.prepare import merge_prepared_shards, prepare_one_shard, prepare_run
 
 logger = Logger()
 tracer = Tracer()
@@ -34,13 +35,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return context.get_remaining_time_in_millis() / 1000
 
     if step == "shard":
-        result = prepare_one_shard(event, **common, time_left=time_left)
-    elif step == "merge":
-        result = merge_prepared_shards(event, **common)
+        summary = prepare_one_shard(PreparingRun.model_validate(run), event["shard"], **common, time_left=time_left)
+        logger.info("shard prepared", extra={"summary": summary})
+        return summary
+    if step == "merge":
+        facts = merge_prepared_shards(PreparingRun.model_validate(run), **common)
     else:
-        result = prepare_run(event, **common, time_left=time_left)
-    if "counts" in result and "staging" in result:
-        logger.info("input staged", extra={"counts": result["counts"], "parts": result["staging"]["parts"]})
+        facts = prepare_run(RunStart.model_validate(event), **common, time_left=time_left)
+    if isinstance(facts, RunFacts):
+        logger.info("input staged", extra={"counts": facts.counts.dump(), "parts": facts.staging["parts"]})
     else:
-        logger.info("prepare step done", extra={"result": result})
-    return result
+        logger.info("input cut into shards", extra={"fanOut": facts.fan_out.dump()})
+    return facts.dump()

@@ -5,10 +5,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
-from batchline.config import pipelines_from_env
-from batchline.finalize import report_failure
-from batchline.flow import Deployment
+from batchline.config import Deployment, pipelines_from_env
 from batchline.metrics import outcome_measures, publish
+from batchline.steps.finalize import report_failure
 
 logger = Logger()
 tracer = Tracer()

@@ -5,9 +5,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
-from batchline.config import pipelines_from_env, require_env
-from batchline.flow import Deployment
-from batchline.starter import pipeline_of, start_run
+from batchline.config import Deployment, pipelines_from_env, require_env
+from batchline.steps.start import pipeline_of, start_run
 
 logger = Logger()
 tracer = Tracer()

@@ -74,7 +74,7 @@ def test_assemble_dying_mid_way_is_retried_into_one_predictions_object(runtime: 
 def test_finalize_dying_between_errors_and_manifest_rewrites_the_same_files(
     runtime: LocalRuntime, tmp_path: Path
 ) -> None:
-    runtime.crash_once("FinalizeRun", target="batchline.finalize.put_bytes", on_call=1)  # manifest write
+    runtime.crash_once("FinalizeRun", target="batchline.steps.finalize.put_bytes", on_call=1)  # manifest write
     result = runtime.run_file(write_csv(tmp_path / "finalize.csv", HEADER, ROWS), "demo-sagemaker")
 
     assert result.status == "SUCCEEDED"

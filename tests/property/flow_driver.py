@@ -1,11 +1,12 @@
-"""The state machine's path through the flow functions, called directly (no Step Functions interpreter).
+"""The state machine's path through the step functions, called directly (no Step Functions interpreter).
 
 It follows statemachine/batch_prediction.asl.json state by state: PrepareInput, the PrepareShards Map and
 MergeShards while the result says ``fanOut``, one SubmitJob/PollJob loop per job of the jobs file (each job's
 child execution of RunJobs), PlanCollect, one
 CollectUnit per planned unit, AssembleOutput, FinalizeRun; any exception goes where the ASL's Catch sends it
 (ReportFailure with ``$.error``). The batch services are the local runtime's emulators, so each step sees what
-it sees in ``batchline local run``, at a fraction of the time a full execution takes.
+it sees in ``batchline local run``, at a fraction of the time a full execution takes. The state passes between
+steps as the JSON Step Functions would pass, parsed by each step's model as its handler parses it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchline import finalize, flow
+from batchline.clock import iso, utc_now
+from batchline.config import Deployment
 from batchline.layout import RunLayout
+from batchline.state import ChunkItem, CollectPlan, JobLook, PreparingRun, RunFacts, RunStart
+from batchline.steps import collect, finalize, jobs, prepare
+from batchline.steps.run import run_chunks
 
 from batchline_local.runtime import BUCKETS, EVENT_BUS, RUNTIME_LABEL, EmulatedAwsClients, LocalRuntime
 
@@ -48,9 +53,7 @@ class FlowDriver:
     def __init__(self, runtime: LocalRuntime) -> None:
         self.runtime = runtime
         self.clients = EmulatedAwsClients(runtime.emulators, runtime.session)
-        self.deployment = flow.Deployment(
-            BUCKETS["inbox"], BUCKETS["work"], BUCKETS["results"], EVENT_BUS, RUNTIME_LABEL
-        )
+        self.deployment = Deployment(BUCKETS["inbox"], BUCKETS["work"], BUCKETS["results"], EVENT_BUS, RUNTIME_LABEL)
         self._runs = 0
 
     def _common(self) -> dict[str, Any]:
@@ -66,40 +69,40 @@ class FlowDriver:
             "runId": run_id,
             "pipeline": pipeline,
             "input": {"bucket": BUCKETS["inbox"], "key": key, "versionId": version, "size": len(body)},
-            "startedAt": flow.iso(flow.utc_now()),
+            "startedAt": iso(utc_now()),
         }
         step = "PrepareInput"
         staged: dict[str, bytes] = {}
         try:
-            state["prepared"] = flow.prepare_run({**state}, **self._common(), time_left=lambda: 900.0)
+            facts = prepare.prepare_run(RunStart.model_validate(state), **self._common(), time_left=lambda: 900.0)
+            state["prepared"] = facts.dump()
             while "fanOut" in state["prepared"]:
                 step = "PrepareShards"
                 plan = state["prepared"]["fanOut"]["plan"]
                 items = json.loads(s3.get_object(Bucket=plan["bucket"], Key=plan["key"])["Body"].read())
                 for item in items:
-                    flow.prepare_one_shard(
-                        {"step": "shard", "run": state["prepared"], "shard": item},
-                        **self._common(),
-                        time_left=lambda: 900.0,
+                    prepare.prepare_one_shard(
+                        PreparingRun.model_validate(state["prepared"]), item, **self._common(), time_left=lambda: 900.0
                     )
                 step = "MergeShards"
-                state["prepared"] = flow.merge_prepared_shards(
-                    {"step": "merge", "run": state["prepared"]}, **self._common()
-                )
+                merged = prepare.merge_prepared_shards(PreparingRun.model_validate(state["prepared"]), **self._common())
+                state["prepared"] = merged.dump()
             staged = self.staged(pipeline, run_id)
             step = "RunJobs"
-            for chunk in flow.run_chunks(self.clients, state["prepared"]):
-                self._run_job(state["prepared"], chunk)
+            for chunk in run_chunks(self.clients, RunFacts.model_validate(state["prepared"])):
+                self._run_job(state["prepared"], chunk.dump())
             step = "PlanCollect"
-            plan = flow.plan_collect(state["prepared"], **self._common())
+            plan = collect.plan_collect(RunFacts.model_validate(state["prepared"]), **self._common()).dump()
             step = "CollectUnits"
             units = json.loads(s3.get_object(Bucket=plan["bucket"], Key=plan["key"])["Body"].read())
             for unit in units:
-                flow.collect_one_unit(state["prepared"], unit, **self._common())
+                collect.collect_one_unit(RunFacts.model_validate(state["prepared"]), unit, **self._common())
             step = "AssembleOutput"
-            collected = flow.assemble_output(state["prepared"], plan, **self._common())
+            collected = collect.assemble_output(
+                RunFacts.model_validate(state["prepared"]), CollectPlan.model_validate(plan), **self._common()
+            )
             step = "FinalizeRun"
-            outcome = finalize.finalize_run(state["prepared"], collected, **self._common())
+            outcome = finalize.finalize_run(RunFacts.model_validate(state["prepared"]), collected, **self._common())
             result = Outcome(outcome["detail"])
         except Exception as exc:  # the ASL catches States.ALL on every step and goes to ReportFailure
             cause = json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)})
@@ -131,9 +134,10 @@ class FlowDriver:
         }
 
     def _run_job(self, prepared: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
-        job = flow.submit_job(prepared, chunk, **self._common())
+        run, item = RunFacts.model_validate(prepared), ChunkItem.model_validate(chunk)
+        job = jobs.submit_job(run, item, **self._common()).dump()
         for _ in range(MAX_POLLS):  # SubmitJob -> IsJobDone -> WaitBeforePoll -> PollJob -> IsJobDone
             if job["status"] in TERMINAL or job.get("ended"):
                 return job
-            job = flow.poll_job(prepared, chunk, job, **self._common())
+            job = jobs.poll_job(run, item, JobLook.model_validate(job), **self._common()).dump()
         raise AssertionError(f"job {job['jobId']} still {job['status']} after {MAX_POLLS} polls")

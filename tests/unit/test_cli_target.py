@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from botocore.stub import Stubber
 from moto import mock_aws
 
 from batchline_local.cli import main
-from batchline_local.runs import History, read_history
 from batchline_local.target import (
     TargetError,
     aws_session,
@@ -195,64 +191,3 @@ def test_run_ids_and_execution_arns_are_accepted_and_anything_else_refused() -> 
     for bad in ("latest", "demo-sagemaker-123", RUN_ID.upper()):
         with pytest.raises(TargetError, match="is not a run ID"):
             run_id_of(bad)
-
-
-def event(number: int, kind: str, **details: Any) -> dict[str, Any]:
-    return {"id": number, "type": kind, "timestamp": datetime(2025, 1, 1, tzinfo=UTC), **details}
-
-
-def entered(number: int, name: str) -> dict[str, Any]:
-    return event(number, "TaskStateEntered", stateEnteredEventDetails={"name": name})
-
-
-def exited(number: int, name: str, output: dict[str, Any]) -> dict[str, Any]:
-    return event(number, "TaskStateExited", stateExitedEventDetails={"name": name, "output": json.dumps(output)})
-
-
-def test_history_tracks_state_prepared_counts_and_outcome() -> None:
-    history = History()
-    history.add(
-        [
-            entered(2, "PrepareInput"),
-            exited(3, "PrepareInput", {"prepared": {"counts": {"input": 3, "sent": 2, "rejected": 1}, "jobCount": 1}}),
-            event(4, "MapRunStarted"),  # the jobs run in child executions of their own: not in this history
-        ]
-    )
-    assert history.state == "PrepareInput" and history.prepared == {
-        "counts": {"input": 3, "sent": 2, "rejected": 1},
-        "jobs": 1,
-    }
-    history.add([entered(5, "PlanCollect"), entered(5, "FinalizeRun")])  # 5 seen already
-    history.add(
-        [
-            entered(8, "FinalizeRun"),
-            exited(9, "FinalizeRun", {"outcome": {"detail": {"status": "PARTIALLY_SUCCEEDED"}}}),
-        ]
-    )
-    assert history.state == "FinalizeRun"
-    assert history.outcome == {"status": "PARTIALLY_SUCCEEDED"}
-
-
-def test_history_is_read_newest_first_and_only_until_known_events() -> None:
-    # GIVEN a follower that has seen events 1-3, and a history of 6 events returned newest first in pages of 2
-    stepfunctions = boto3.client("stepfunctions", region_name=REGION)
-    arn = f"arn:aws:states:{REGION}:123456789012:execution:Batchline-Orchestration:{RUN_ID}"
-    history = History()
-    history.add([event(1, "ExecutionStarted"), entered(2, "PrepareInput"), event(3, "LambdaFunctionScheduled")])
-    first = {"executionArn": arn, "reverseOrder": True, "maxResults": 1000}
-    with Stubber(stepfunctions) as stub:
-        stub.add_response(
-            "get_execution_history",
-            {"events": [entered(6, "PlanCollect"), event(5, "MapRunSucceeded")], "nextToken": "t"},
-            first,
-        )
-        stub.add_response(
-            "get_execution_history",
-            {"events": [entered(4, "RunJobs"), event(3, "LambdaFunctionScheduled")], "nextToken": "u"},
-            {**first, "nextToken": "t"},
-        )
-        # WHEN it reads on
-        read_history(stepfunctions, arn, history)
-        # THEN it stopped at the page reaching event 3 (no third call) and took 4-6 in order
-        stub.assert_no_pending_responses()
-    assert history.last_id == 6 and history.state == "PlanCollect"

@@ -18,7 +18,7 @@ import pytest
 from batchline.adapters.bedrock import BedrockJsonEncoder
 from batchline.config import BedrockSettings
 from batchline.errors import InputRejected
-from batchline.prepare import RejectWriter, StagedPart, group_parts, prepare_records
+from batchline.prepare import RejectWriter, StagedPart, chunk_parts, prepare_records
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -165,7 +165,7 @@ def stage(encoder: BedrockJsonEncoder, records: int, tmp_path: Path) -> tuple[Pa
     )
     assert result.sent == records
     staged = [StagedPart(f"p{n}", "", "", count, 0) for n, count in enumerate(parts.records)]
-    return parts, group_parts(staged, encoder.limits, "s3://inbox/p/prompts.csv")
+    return parts, chunk_parts(staged, encoder.limits, "s3://inbox/p/prompts.csv")
 
 
 def test_50050_bedrock_records_are_split_into_two_jobs_over_the_minimum(tmp_path: Path) -> None:

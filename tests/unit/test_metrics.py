@@ -81,10 +81,10 @@ def test_an_upload_under_an_unknown_prefix_reports_nothing_so_uploaders_cannot_m
 
 
 def test_run_age_and_a_poll_count_from_the_runs_start() -> None:
-    run = {"startedAt": "2026-11-25T10:00:00Z"}
+    started_at = "2026-11-25T10:00:00Z"
     now = datetime(2026, 11, 25, 13, 30, tzinfo=UTC)
-    assert run_age(run, now) == [Measure("RunAge", 12600.0, "Seconds")]
-    assert poll_measures(run, now) == [Measure("Polls", 1, "Count"), Measure("RunAge", 12600.0, "Seconds")]
+    assert run_age(started_at, now) == [Measure("RunAge", 12600.0, "Seconds")]
+    assert poll_measures(started_at, now) == [Measure("Polls", 1, "Count"), Measure("RunAge", 12600.0, "Seconds")]
 
 
 def test_published_measures_become_one_emf_document_per_pipeline_and_for_all_pipelines(

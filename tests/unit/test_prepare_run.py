@@ -11,10 +11,11 @@ from typing import Any
 
 import boto3
 import pytest
-from batchline.config import parse_pipelines
+from batchline.config import Deployment, parse_pipelines
 from batchline.errors import InputRejected, ServiceRequestFailed
-from batchline.flow import Deployment, prepare_run
 from batchline.s3io import delete_objects
+from batchline.state import RunStart
+from batchline.steps.prepare import prepare_run
 from botocore.stub import Stubber
 
 PIPELINES = parse_pipelines(
@@ -57,7 +58,8 @@ def prepare(s3: Any, body: bytes) -> tuple[dict[str, Any], Clients]:
         "startedAt": "2026-01-01T00:00:00Z",
     }
     clients = Clients(s3)
-    return prepare_run(event, pipelines=PIPELINES, deployment=DEPLOYMENT, clients=clients), clients  # type: ignore[arg-type]
+    facts = prepare_run(RunStart.model_validate(event), pipelines=PIPELINES, deployment=DEPLOYMENT, clients=clients)  # type: ignore[arg-type]
+    return facts.dump(), clients
 
 
 def work_objects(s3: Any) -> dict[str, bytes]:

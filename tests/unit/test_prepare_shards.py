@@ -6,9 +6,10 @@ import gzip
 from typing import Any
 
 import pytest
-from batchline.config import parse_pipelines
+from batchline.config import Deployment, parse_pipelines
 from batchline.errors import InputRejected, InputTooLarge
-from batchline.flow import Deployment, merge_prepared_shards, prepare_one_shard, prepare_run
+from batchline.state import PreparingRun, RunStart
+from batchline.steps.prepare import merge_prepared_shards, prepare_one_shard, prepare_run
 
 from tests.unit.test_prepare_run import Clients, work_objects
 
@@ -39,7 +40,8 @@ def plan(s3: Any, body: bytes, name: str = "upload.csv") -> tuple[dict[str, Any]
         "startedAt": "2026-01-01T00:00:00Z",
     }
     clients = Clients(s3)
-    return prepare_run(event, pipelines=PIPELINES, deployment=DEPLOYMENT, clients=clients), clients  # type: ignore[arg-type]
+    facts = prepare_run(RunStart.model_validate(event), pipelines=PIPELINES, deployment=DEPLOYMENT, clients=clients)  # type: ignore[arg-type]
+    return facts.dump(), clients
 
 
 def shard_items(s3: Any, run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -54,13 +56,17 @@ def shard_items(s3: Any, run: dict[str, Any]) -> list[dict[str, Any]]:
 
 def run_shards(s3: Any, run: dict[str, Any], items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     common: dict[str, Any] = {"pipelines": PIPELINES, "deployment": DEPLOYMENT, "clients": Clients(s3)}
-    return [prepare_one_shard({"step": "shard", "run": run, "shard": item}, **common) for item in items]
+    return [prepare_one_shard(PreparingRun.model_validate(run), item, **common) for item in items]
 
 
 def merge(s3: Any, run: dict[str, Any]) -> dict[str, Any]:
-    return merge_prepared_shards(
-        {"step": "merge", "run": run}, pipelines=PIPELINES, deployment=DEPLOYMENT, clients=Clients(s3)
-    )  # type: ignore[arg-type]
+    merged = merge_prepared_shards(
+        PreparingRun.model_validate(run),
+        pipelines=PIPELINES,
+        deployment=DEPLOYMENT,
+        clients=Clients(s3),  # type: ignore[arg-type]
+    )
+    return merged.dump()
 
 
 def test_an_upload_over_the_shard_size_is_only_planned_by_prepare_input(s3: Any) -> None:
@@ -104,7 +110,7 @@ def test_a_shard_out_of_time_fails_the_run_as_input_too_large(s3: Any, monkeypat
     run, _ = plan(s3, b"id,x\n" + ROWS)
     items = shard_items(s3, run)
     common: dict[str, Any] = {"pipelines": PIPELINES, "deployment": DEPLOYMENT, "clients": Clients(s3)}
-    prepare_one_shard({"step": "shard", "run": run, "shard": items[0]}, **common, time_left=lambda: 5.0)
+    prepare_one_shard(PreparingRun.model_validate(run), items[0], **common, time_left=lambda: 5.0)
     run_shards(s3, run, items[1:])
     with pytest.raises(InputTooLarge, match="too large to prepare in one function"):
         merge(s3, run)

@@ -9,10 +9,10 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import ClientError
 
 from batchline.clients import AwsClients
-from batchline.config import Pipelines
+from batchline.clock import iso, utc_now
+from batchline.config import Deployment, Pipelines
 from batchline.errors import InputRejected, UnknownPipeline
 from batchline.events import build_detail, outcome, put_outcome
-from batchline.flow import Deployment, iso, utc_now
 from batchline.naming import run_id_for
 
 

@@ -1,4 +1,4 @@
-"""Byte-range shards partition an object's lines exactly, whatever the line lengths and block size."""
+"""Line-aligned byte ranges partition an object's lines exactly, whatever the line lengths and block size."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from batchline import shards
+from batchline import line_ranges
 from batchline.layout import S3Location
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,11 +29,11 @@ class RangedS3:
         return {"Body": body}
 
 
-def collect(data: bytes, shard_bytes: int) -> list[bytes]:
+def collect(data: bytes, range_bytes: int) -> list[bytes]:
     pieces = []
-    for start, end in shards.split_ranges(len(data), shard_bytes):
+    for start, end in line_ranges.split_ranges(len(data), range_bytes):
         target = io.BytesIO()
-        written = shards.copy_lines(RangedS3(data), LOCATION, start, end, target)
+        written = line_ranges.copy_lines(RangedS3(data), LOCATION, start, end, target)
         assert written == len(target.getvalue())
         pieces.append(target.getvalue())
     return pieces
@@ -43,15 +43,15 @@ def collect(data: bytes, shard_bytes: int) -> list[bytes]:
 @given(
     lines=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"x")), max_size=30),
     trailing_newline=st.booleans(),
-    shard_bytes=st.integers(min_value=1, max_value=120),
+    range_bytes=st.integers(min_value=1, max_value=120),
     block=st.sampled_from([1, 3, 7, 64, 1024 * 1024]),
 )
-def test_shards_concatenate_to_the_object_and_each_holds_whole_lines(
-    lines: list[bytes], trailing_newline: bool, shard_bytes: int, block: int
+def test_ranges_concatenate_to_the_object_and_each_holds_whole_lines(
+    lines: list[bytes], trailing_newline: bool, range_bytes: int, block: int
 ) -> None:
     data = b"\n".join(lines) + (b"\n" if trailing_newline and lines else b"")
-    with mock.patch.object(shards, "_BLOCK", block):  # tiny blocks put line ends at every block position
-        pieces = collect(data, shard_bytes)
+    with mock.patch.object(line_ranges, "_BLOCK", block):  # tiny blocks put line ends at every block position
+        pieces = collect(data, range_bytes)
     assert b"".join(pieces) == data
     seen = b""
     for piece in pieces:
@@ -59,20 +59,20 @@ def test_shards_concatenate_to_the_object_and_each_holds_whole_lines(
         assert piece == b"" or piece.endswith(b"\n") or seen == data  # only the object's own end is unterminated
 
 
-def test_a_line_longer_than_several_shards_belongs_to_the_shard_where_it_starts() -> None:
+def test_a_line_longer_than_several_ranges_belongs_to_the_range_where_it_starts() -> None:
     data = b"a\n" + b"x" * 50 + b"\nb\n"
     pieces = collect(data, 10)
     assert pieces[0] == b"a\n" + b"x" * 50 + b"\n"
     assert pieces[1:5] == [b"", b"", b"", b""] and pieces[5] == b"b\n"
 
 
-def test_each_shard_reads_from_one_byte_before_its_start() -> None:
+def test_each_range_reads_from_one_byte_before_its_start() -> None:
     s3 = RangedS3(b"one\ntwo\nthree\n")
-    shards.copy_lines(s3, LOCATION, 4, 8, io.BytesIO())
+    line_ranges.copy_lines(s3, LOCATION, 4, 8, io.BytesIO())
     assert s3.ranges == ["bytes=3-"]
 
 
-def test_an_empty_object_has_no_shards_and_sizes_must_be_positive() -> None:
-    assert shards.split_ranges(0, 10) == []
+def test_an_empty_object_has_no_ranges_and_sizes_must_be_positive() -> None:
+    assert line_ranges.split_ranges(0, 10) == []
     with pytest.raises(ValueError):
-        shards.split_ranges(10, 0)
+        line_ranges.split_ranges(10, 0)

@@ -1,7 +1,7 @@
-"""Byte-range shards of large line-oriented objects, split on line boundaries.
+"""Line-aligned byte ranges of large line-oriented objects: how Collect cuts one output object into units.
 
-A shard ``[start, end)`` owns every line whose first byte lies inside it: it skips the tail of a line
-that began before ``start`` and reads past ``end`` to finish its own last line. Shards of one object
+A range ``[start, end)`` owns every line whose first byte lies inside it: it skips the tail of a line
+that began before ``start`` and reads past ``end`` to finish its own last line. The ranges of one object
 therefore partition its lines exactly, whatever the line lengths, and each is read with one ranged GET.
 """
 
@@ -14,15 +14,15 @@ from batchline.layout import S3Location
 _BLOCK = 1024 * 1024
 
 
-def split_ranges(size: int, shard_bytes: int) -> list[tuple[int, int]]:
-    """``[start, end)`` ranges covering ``size`` bytes, each at most ``shard_bytes`` (an empty object: none)."""
-    if shard_bytes < 1:
-        raise ValueError("shard_bytes must be positive")
-    return [(start, min(start + shard_bytes, size)) for start in range(0, size, shard_bytes)]
+def split_ranges(size: int, range_bytes: int) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges covering ``size`` bytes, each at most ``range_bytes`` (an empty object: none)."""
+    if range_bytes < 1:
+        raise ValueError("range_bytes must be positive")
+    return [(start, min(start + range_bytes, size)) for start in range(0, size, range_bytes)]
 
 
 def copy_lines(s3: Any, location: S3Location, start: int, end: int, target: BinaryIO) -> int:
-    """Writes the lines the shard owns to ``target``; returns the bytes written."""
+    """Writes the lines the range owns to ``target``; returns the bytes written."""
     first = max(start - 1, 0)  # one byte early: is ``start`` itself the beginning of a line?
     body = s3.get_object(Bucket=location.bucket, Key=location.key, Range=f"bytes={first}-")["Body"]
     try:

@@ -13,24 +13,16 @@ from botocore.exceptions import ClientError
 from batchline.adapters import adapter_for
 from batchline.adapters.base import BatchAdapter
 from batchline.clients import AwsClients
-from batchline.config import Pipelines
+from batchline.clock import iso, parse_time, utc_now
+from batchline.config import Deployment, PipelineConfig, Pipelines
 from batchline.errors import BatchlineError, OutputInvalid, UnknownPipeline
 from batchline.events import EVENT_JOBS, build_detail, outcome, outcome_status
-from batchline.flow import (
-    Deployment,
-    describe_error,
-    iso,
-    parse_time,
-    run_chunks,
-    run_context,
-    run_jobs,
-    state_summary,
-    utc_now,
-)
 from batchline.layout import RunLayout, S3Location
 from batchline.prepare import ERROR_HEADER
 from batchline.s3io import concatenate_csv, csv_rows, object_exists, open_object, put_bytes
-from batchline.state import read_job_looks
+from batchline.state import JobLook, RunFacts, read_job_looks
+from batchline.steps.jobs import state_summary
+from batchline.steps.run import describe_error, run_chunks, run_context, run_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +37,7 @@ def _merge_errors(clients: AwsClients, sources: list[S3Location], target: S3Loca
 
 
 def finalize_run(
-    prepared: dict[str, Any],
+    run: RunFacts,
     collected: dict[str, Any],
     *,
     pipelines: Pipelines,
@@ -53,8 +45,8 @@ def finalize_run(
     clients: AwsClients,
 ) -> dict[str, Any]:
     """Reconcile counts, write errors.csv and manifest.json, and return the event to publish."""
-    layout = deployment.layout(prepared["pipeline"], prepared["runId"])
-    counts = {**prepared["counts"], **collected["counts"]}
+    layout = deployment.layout(run.pipeline, run.run_id)
+    counts = {**run.counts.dump(), **collected["counts"]}
     if counts["input"] != counts["predicted"] + counts["failed"] + counts["rejected"]:
         raise OutputInvalid(
             "counts do not reconcile: input {input} != predicted {predicted} + failed {failed} + "
@@ -75,15 +67,15 @@ def finalize_run(
         }
     detail = build_detail(
         status=status,
-        run_id=prepared["runId"],
-        pipeline=prepared["pipeline"],
-        provider=prepared["provider"],
+        run_id=run.run_id,
+        pipeline=run.pipeline,
+        provider=run.provider,
         runtime=deployment.runtime,
-        input_object=prepared["input"],
-        jobs=[_job_summary(job) for job in run_jobs(clients, deployment, prepared)],
+        input_object=run.input.dump(),
+        jobs=[_job_summary(job) for job in run_jobs(clients, deployment, run)],
         counts=counts,
         outputs=outputs,
-        timings=_timings(prepared["startedAt"]),
+        timings=_timings(run.started_at),
         error=error,
     )
     _write_manifest(clients, layout, detail, parts=_parts(clients, collected["predictions"]))
@@ -93,7 +85,10 @@ def finalize_run(
 def report_failure(
     state: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment, clients: AwsClients
 ) -> dict[str, Any]:
-    """The failure path: stop jobs still running, keep rejected rows, write the manifest, build the event."""
+    """The failure path: stop jobs still running, keep rejected rows, write the manifest, build the event.
+
+    ``state`` is the run's execution state wherever it failed, read as plain JSON: a model would refuse a
+    half-built state, and the failure event must go out whatever the run got to."""
     run_id, pipeline_name = state["runId"], state["pipeline"]
     error = describe_error(state.get("error") or {})
     prepared = state.get("prepared")
@@ -135,7 +130,7 @@ def report_failure(
 
 
 def _stop_jobs(
-    pipeline: Any,
+    pipeline: PipelineConfig,
     prepared: dict[str, Any],
     pipelines: Pipelines,
     deployment: Deployment,
@@ -146,13 +141,14 @@ def _stop_jobs(
     adapter: BatchAdapter = adapter_for(pipeline, clients)
     jobs, stopped, problems = [], [], []
     try:
-        chunks = run_chunks(clients, prepared)
+        facts = RunFacts.model_validate(prepared)
+        chunks = run_chunks(clients, facts)
     except Exception as exc:  # noqa: BLE001 - the failure event must still go out, saying why
         error["stopError"] = f"could not read the run's jobs to stop them: {exc}"
         return []
-    polls = _poll_counts(clients, deployment, prepared)
+    polls = _poll_counts(clients, deployment, facts)
     for chunk in chunks:
-        run = run_context(prepared, chunk, pipelines, deployment)
+        run = run_context(facts, chunk, pipelines, deployment)
         name = adapter.job_id(run)
         try:
             state = adapter.describe(run, name)
@@ -170,7 +166,7 @@ def _stop_jobs(
             except Exception as exc:  # noqa: BLE001
                 # The failure event must still go out; it says the stop did not happen and why.
                 problems.append(f"could not stop job {name}: {exc}")
-        jobs.append({**state_summary(state), "pollCount": polls.get(chunk["index"])})
+        jobs.append({**state_summary(state), "pollCount": polls.get(chunk.index)})
     if stopped:
         # Named in full up to the event's 25 jobs: the event stays small at any number of jobs.
         shown = ", ".join(stopped[:EVENT_JOBS])
@@ -181,15 +177,15 @@ def _stop_jobs(
     return jobs
 
 
-def _poll_counts(clients: AwsClients, deployment: Deployment, prepared: dict[str, Any]) -> dict[int, int | None]:
+def _poll_counts(clients: AwsClients, deployment: Deployment, facts: RunFacts) -> dict[int, int | None]:
     """Each job's polls so far, from the looks its execution recorded (none when it recorded none)."""
-    layout = deployment.layout(prepared["pipeline"], prepared["runId"])
+    layout = deployment.layout(facts.pipeline, facts.run_id)
     try:
-        looks = read_job_looks(clients.s3, layout, int(prepared.get("jobCount") or 0))
+        looks = read_job_looks(clients.s3, layout, facts.job_count)
     except Exception:  # noqa: BLE001 - the failure event goes out without poll counts
         logger.exception("could not read the jobs' looks")
         return {}
-    return {index: look.get("pollCount") for index, look in looks.items()}
+    return {index: look.poll_count for index, look in looks.items()}
 
 
 def _counts_left(clients: AwsClients, layout: RunLayout) -> dict[str, int]:
@@ -214,8 +210,9 @@ def _counts_from_rejected(clients: AwsClients, layout: RunLayout) -> dict[str, i
     return {"input": rejected, "sent": 0, "rejected": rejected}
 
 
-def _job_summary(job: dict[str, Any]) -> dict[str, Any]:
-    return {k: job.get(k) for k in ("jobId", "status", "rawStatus", "message", "pollCount", "counts")}
+def _job_summary(job: JobLook) -> dict[str, Any]:
+    look = job.model_dump(by_alias=True, mode="json")
+    return {k: look.get(k) for k in ("jobId", "status", "rawStatus", "message", "pollCount", "counts")}
 
 
 def _timings(started_at: str | None) -> dict[str, Any]:

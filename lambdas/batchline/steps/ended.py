@@ -10,61 +10,16 @@ published, so every run ends in exactly one clear event. A FAILED execution that
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from batchline.clients import AwsClients
-from batchline.config import Pipelines
+from batchline.config import Deployment, Pipelines
 from batchline.events import put_outcome
-from batchline.finalize import report_failure
-from batchline.flow import Deployment
+from batchline.history import Ending, read_history
 from batchline.s3io import object_exists, put_bytes
+from batchline.steps.finalize import report_failure
 
 ENDED = {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOut", "FAILED": "ExecutionFailed"}
-# The steps that hold the run's jobs when they exit: PrepareInput for a whole-file read, MergeShards for a cut one.
-_PREPARING = ("PrepareInput", "MergeShards")
-# Leaving one of these means the state machine published the run's outcome itself (or kept it in the queue of
-# events EventBridge refused).
-_REPORTED = (
-    "PublishOutcome",
-    "PublishFailure",
-    "PublishBareFailure",
-    "KeepUndeliveredOutcome",
-    "KeepUndeliveredFailure",
-)
-
-
-@dataclass
-class EndedRun:
-    """What the execution's history says about how the run got where it ended."""
-
-    prepared: dict[str, Any] | None = None  # the last run facts naming its jobs file ("jobsFile")
-    reported: bool = False  # the state machine published the outcome itself
-    failure: dict[str, Any] | None = None  # the ExecutionFailed event's error and cause
-
-
-def read_history(events: Iterable[dict[str, Any]]) -> EndedRun:
-    """One pass over the history, newest event first."""
-    run = EndedRun()
-    for event in events:
-        kind = event["type"]
-        if kind == "ExecutionFailed" and run.failure is None:
-            run.failure = dict(event.get("executionFailedEventDetails") or {})
-        exited = event.get("stateExitedEventDetails")
-        if exited and exited.get("name") in _REPORTED:
-            run.reported = True
-        if run.prepared is None and exited and exited.get("name") in _PREPARING:
-            prepared = json.loads(exited.get("output") or "{}").get("prepared")
-            if prepared and prepared.get("jobsFile"):  # MergeShards may ask for another round instead
-                run.prepared = dict(prepared)
-    return run
-
-
-def history_of(stepfunctions: Any, execution_arn: str) -> Iterable[dict[str, Any]]:
-    paginator = stepfunctions.get_paginator("get_execution_history")
-    for page in paginator.paginate(executionArn=execution_arn, reverseOrder=True):
-        yield from page["events"]
 
 
 def ended_run_keys(event: dict[str, Any]) -> dict[str, Any]:
@@ -85,8 +40,8 @@ def report_ended_execution(
     status = detail["status"]
     if status not in ENDED:
         return {"handled": False, "status": status}, None
-    ended = read_history(history_of(clients.stepfunctions, detail["executionArn"]))
-    if ended.reported:
+    history = read_history(clients.stepfunctions, detail["executionArn"])
+    if history.reported:
         return {"handled": False, "status": status, "reason": "the state machine reported this run itself"}, None
     execution_input = json.loads(detail.get("input") or "{}")
     marker = deployment.layout(execution_input["pipeline"], execution_input["runId"]).ended_report
@@ -94,8 +49,8 @@ def report_ended_execution(
         return {"handled": False, "status": status, "reason": "already reported (a repeated delivery)"}, None
     state = {
         **execution_input,
-        "prepared": ended.prepared,
-        "error": {"Error": ENDED[status], "Cause": _cause(detail["name"], status, ended.failure)},
+        "prepared": history.prepared,
+        "error": {"Error": ENDED[status], "Cause": _cause(detail["name"], status, history.ending)},
     }
     failure = report_failure(state, pipelines=pipelines, deployment=deployment, clients=clients)
     put_outcome(clients.events, deployment.event_bus_name, failure)
@@ -104,11 +59,11 @@ def report_ended_execution(
     return summary, failure["detail"]
 
 
-def _cause(name: str, status: str, failure: dict[str, Any] | None) -> str:
+def _cause(name: str, status: str, ending: Ending | None) -> str:
     if status == "ABORTED":
         return f"execution {name} was stopped by hand (status ABORTED)"
     if status == "TIMED_OUT":
         return f"execution {name} timed out (status TIMED_OUT)"
-    error = (failure or {}).get("error") or "an unknown error"
-    cause = (failure or {}).get("cause") or "no cause given"
+    error = (ending.error if ending else None) or "an unknown error"
+    cause = (ending.cause if ending else None) or "no cause given"
     return f"execution {name} failed with {error}, which the state machine cannot catch: {cause}"
