@@ -4,7 +4,7 @@ call, and a grant taken away turns into the denial AWS would answer, naming prin
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -30,7 +30,7 @@ def evaluator() -> Iterator[Evaluator]:
     shared.close()
 
 
-def checker(template: dict[str, Any], evaluator: Evaluator, **kwargs: Any) -> PermissionChecker:
+def checker(template: Mapping[str, Any], evaluator: Evaluator, **kwargs: Any) -> PermissionChecker:
     built, _, _ = checker_for_template(template, NAMES, account=ACCOUNT, region=REGION, evaluator=evaluator, **kwargs)
     return built
 

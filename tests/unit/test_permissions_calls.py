@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
 
 
-def requests(service: str, operation: str, **params: object) -> list[tuple[str, str, dict[str, object]]]:
+def requests(service: str, operation: str, **params: object) -> list[tuple[str, str, dict[str, Any]]]:
     return [
         (r.action, r.resource, r.context)
         for r in iam_requests(service, operation, params, account=ACCOUNT, region=REGION)
@@ -148,7 +149,7 @@ def test_every_operation_the_functions_call_is_mapped() -> None:
 
     session = botocore.session.get_session()
     services = ["s3", "sagemaker", "personalize", "bedrock", "machinelearning", "events", "stepfunctions"]
-    methods = {}
+    methods: dict[str, list[tuple[str, str]]] = {}
     for service in services:
         for operation in session.get_service_model(service).operation_names:
             methods.setdefault(xform_name(operation), []).append((service, operation))
