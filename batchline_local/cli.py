@@ -324,7 +324,7 @@ def output_folder_problem(out: Path) -> str | None:
         return f"cannot make --out {out} the output folder: {exc.strerror or exc}"
     if not os.access(out, os.W_OK | os.X_OK):
         return f"cannot write in --out {out}: permission denied"
-    written = (*(f for _, f in OUTPUT_FILES), "event.json", "orchestration.json")
+    written = (*(f for _, f in OUTPUT_FILES), "event.json", "orchestration.json", "permissions.json")
     taken = [name for name in written if (out / name).is_dir()]
     if taken:
         return f"--out {out} holds a folder named {taken[0]}, where the run writes that file; name another folder"
@@ -401,6 +401,8 @@ def _run_locally(
             (out / "event.json").write_text(json.dumps(event, indent=2) + "\n")
         orchestration_file = out / "orchestration.json"
         orchestration_file.write_text(json.dumps(result.orchestration, indent=2) + "\n")
+        permissions_file = out / "permissions.json"
+        permissions_file.write_text(json.dumps(result.permissions, indent=2) + "\n")
     elapsed = time.monotonic() - started
 
     if event is None:
@@ -414,11 +416,13 @@ def _run_locally(
                         "executionStatus": result.status,
                         "error": message,
                         "orchestration": result.orchestration,
+                        "permissions": result.permissions,
                     }
                 )
             )
         else:
             print(describe_orchestration(result.orchestration, orchestration_file))
+            print(describe_permissions(result.permissions, permissions_file))
         return EXIT_RUN_FAILED
     detail = event["detail"]
     code = EXIT_OK if detail["status"] == "SUCCEEDED" else EXIT_RUN_FAILED
@@ -426,8 +430,9 @@ def _run_locally(
         files = {name: str(path) if path else None for name, path in downloaded.items()}
         files["event"] = str(out / "event.json")
         files["orchestration"] = str(orchestration_file)
+        files["permissions"] = str(permissions_file)
         document = {"runId": result.run_id, "executionStatus": result.status, "files": files, "event": event}
-        print(json.dumps(document | {"orchestration": result.orchestration}))
+        print(json.dumps(document | {"orchestration": result.orchestration, "permissions": result.permissions}))
         return code
     print(f"pipeline:    {pipeline} ({detail.get('provider')})")
     print(f"run:         {result.run_id}")
@@ -442,6 +447,7 @@ def _run_locally(
     if detail.get("error"):
         print(f"error:       {detail['error'].get('error')}: {detail['error'].get('cause')}")
     print(describe_orchestration(result.orchestration, orchestration_file))
+    print(describe_permissions(result.permissions, permissions_file))
     print(f"event:       {out / 'event.json'} ({event['detail-type']})")
     print(json.dumps(event, separators=(",", ":")))
     return code
@@ -457,6 +463,19 @@ def describe_orchestration(figures: dict[str, Any], path: Path) -> str:
         f"{figures['stateTransitions']} state transitions, largest state {figures['largestStateBytes']} bytes, "
         f"history events {history['run']} (run) / {history['largestChild']} (largest child) -> {path}"
     )
+
+
+def describe_permissions(figures: dict[str, Any], path: Path) -> str:
+    """One line: the calls checked against the stack's policies, and any denied (permissions.json has each)."""
+    if not figures:
+        return f"permissions: not checked -> {path}"
+    denied = figures["denied"]
+    verdict = "none denied"
+    if denied:
+        first = denied[0]
+        verdict = f"{len(denied)} DENIED, first: {first['principal']} {first['action']} on {first['resource']}"
+    checked = f"{figures['checked']} calls checked for {len(figures['principals'])} principals"
+    return f"permissions: {checked}, {verdict} -> {path}"
 
 
 def _print_file(label: str, path: Path | None, rows: int) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -94,15 +94,19 @@ class ThreadEnvironment(MutableMapping[str, str]):
 
 
 @contextmanager
-def thread_environment() -> Iterator[ThreadEnvironment]:
-    """Make ``os.environ`` a ThreadEnvironment until the block ends (then the original object is back)."""
+def thread_environment(inherits: Callable[[threading.Thread], bool] | None = None) -> Iterator[ThreadEnvironment]:
+    """Make ``os.environ`` a ThreadEnvironment until the block ends (then the original object is back).
+
+    ``inherits`` says whether a thread a handler starts runs in the handler's environment (by default every
+    one does); a thread that is not the handler's own, such as the execution a StartExecution call sets going
+    in the emulated Step Functions, answers False and runs in the process's environment, as it would on AWS."""
     original = os.environ
     environment = ThreadEnvironment(original)
     start = threading.Thread.start
 
     def start_inheriting(thread: threading.Thread) -> None:
         # A thread started by a handler (a pool worker) runs in the handler's environment, as in a Lambda.
-        inherited = _overlay()
+        inherited = _overlay() if inherits is None or inherits(thread) else None
         if inherited is not None:
             run = thread.run
 
@@ -120,6 +124,12 @@ def thread_environment() -> Iterator[ThreadEnvironment]:
     finally:
         threading.Thread.start = start  # type: ignore[method-assign]
         os.environ = original  # noqa: B003
+
+
+def invocation_variable(name: str) -> str | None:
+    """``name`` in the environment of the invocation running in this thread; None outside any invocation."""
+    overlay = _overlay()
+    return overlay.get(name) if overlay is not None else None
 
 
 @contextmanager

@@ -38,7 +38,7 @@ from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, parse_pipeli
 from batchline.metrics import NAMESPACE, SERVICE
 
 from batchline_local.emulators.base import ServiceEmulator
-from batchline_local.environment import function_environment, thread_environment
+from batchline_local.environment import function_environment, invocation_variable, thread_environment
 from batchline_local.interpreter import InterpreterPatches, Ledger, Limits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +70,9 @@ FUNCTIONS = {
     "ReportFailure": "handlers.report_failure.handler",
     "ExecutionEnded": "handlers.execution_ended.handler",
 }
+FUNCTION_PREFIX = "batchline-local-"
+STATE_MACHINE = "batchline-local"
+UNDELIVERED_QUEUE = "batchline-local-undelivered-events"
 BUCKETS = {
     "inbox": "batchline-local-inbox",
     "work": "batchline-local-work",
@@ -96,6 +99,21 @@ ISOLATED_ENVIRONMENT = {
     "no_proxy": "*",
 }
 _PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+
+
+# Set on the threads moto's Step Functions interpreter starts: what they call, the state machine calls.
+_INTERPRETER_THREAD = "batchline_interpreter"
+
+
+def _not_the_interpreters(thread: threading.Thread) -> bool:
+    """A thread a handler starts runs in its environment, unless it is the emulated Step Functions' (a
+    StartExecution's execution, a Map's children): moto lists those in TMP_THREADS before starting them."""
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
+    if any(started is thread for started in reversed(TMP_THREADS)):
+        setattr(thread, _INTERPRETER_THREAD, True)
+        return False
+    return True
 
 
 def load_pipeline_context(path: Path = CDK_JSON) -> dict[str, Any]:
@@ -125,6 +143,8 @@ class RunResult:
     history: list[dict[str, Any]]
     # executions, stateTransitions, largestStateBytes, historyEvents {run, largestChild}: see orchestration()
     orchestration: dict[str, Any] = field(default_factory=dict)
+    # checked, principals, denied: every call checked since the runtime started (permissions.json)
+    permissions: dict[str, Any] = field(default_factory=dict)
 
 
 class LocalRuntime:
@@ -140,6 +160,8 @@ class LocalRuntime:
         service_polls_until_done: int = 2,
         quiet: bool = True,
         limits: Limits | None = None,
+        check_permissions: bool = True,
+        stack_settings: dict[str, Any] | None = None,
     ) -> None:
         self._raw_pipelines = dict(pipelines if pipelines is not None else load_pipeline_context())
         self.pipelines = parse_pipelines(self._raw_pipelines)  # fail early on a bad config
@@ -147,6 +169,11 @@ class LocalRuntime:
         self.service_polls_until_done = service_polls_until_done
         self.quiet = quiet
         self.limits = limits or Limits()  # Step Functions' 256 KiB and 25,000 events; tests lower them
+        # Every AWS call a function makes is checked against its role in the synthesized stack (permissions/).
+        self.check_permissions = check_permissions
+        self.stack_settings = dict(stack_settings or {})  # cdk.json's other batchline settings, for the synth
+        self.permissions: Any = None  # the PermissionChecker, while the runtime lives
+        self.stack_policies: Any = None
         self.ledger = Ledger()  # the figures of orchestration.json, per run
         self._stack = ExitStack()
         self._invoke_lock = threading.Lock()
@@ -172,6 +199,8 @@ class LocalRuntime:
 
     def _start(self) -> LocalRuntime:
         self._isolate()
+        if self.check_permissions:
+            self._check_calls()
         if str(LAMBDAS_DIR) not in sys.path:
             sys.path.insert(0, str(LAMBDAS_DIR))
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
@@ -262,7 +291,7 @@ class LocalRuntime:
         os.environ.update(ISOLATED_ENVIRONMENT)
         # From here on the process's environment no longer changes while the runtime lives: each handler call
         # reads its function's variables from its own copy (see batchline_local/environment.py).
-        self._stack.enter_context(thread_environment())
+        self._stack.enter_context(thread_environment(inherits=_not_the_interpreters))
         from moto import mock_aws
 
         self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
@@ -272,6 +301,42 @@ class LocalRuntime:
 
     def client(self, service: str) -> Any:
         return self.session.client(service)
+
+    def _check_calls(self) -> None:
+        """Every call a function makes goes through the stack's policies first, as on AWS: the roles, bucket,
+        key, queue and bus policies of the template ``cdk deploy`` would deploy for these pipelines, evaluated
+        by a real IAM policy evaluator. Attached to the session before any client exists, so every client the
+        handlers make is checked; calls made outside a function (this runtime setting up) are not."""
+        from batchline_local.permissions import attach, checker_for_template, runtime_names
+        from batchline_local.permissions.synth import stack_template
+
+        names = runtime_names(
+            buckets=BUCKETS,
+            event_bus=EVENT_BUS,
+            state_machine=STATE_MACHINE,
+            functions=list(FUNCTIONS),
+            function_prefix=FUNCTION_PREFIX,
+            undelivered_queue=UNDELIVERED_QUEUE,
+        )
+        checker, self.stack_policies, _ = checker_for_template(
+            stack_template(self._raw_pipelines, self.stack_settings),
+            names,
+            account=ACCOUNT,
+            region=REGION,
+            pipelines=list(self._raw_pipelines),
+        )
+        self._stack.callback(checker.close)
+        self.permissions = checker
+        attach(self.session, checker, self._calling_function)
+
+    @staticmethod
+    def _calling_function() -> str | None:
+        """Who makes a call in this thread: the function whose invocation runs in it (or in the thread that
+        started it), else the state machine when the thread is its interpreter's; None for this runtime."""
+        name = invocation_variable("AWS_LAMBDA_FUNCTION_NAME")
+        if name:
+            return name.removeprefix(FUNCTION_PREFIX)
+        return "StateMachine" if getattr(threading.current_thread(), _INTERPRETER_THREAD, False) else None
 
     @property
     def _handler_log_level(self) -> str:
@@ -368,7 +433,9 @@ class LocalRuntime:
         # Each invocation reads its function's environment in its own thread (function_environment); handler
         # modules and their module-level state (Powertools Metrics, the patched clients) are process-wide, so
         # invocations still run one at a time.
-        with self._working(), self._invoke_lock, function_environment(environment):
+        # Lambda names the function in its environment; the permission checks read it from there.
+        variables = {**environment, "AWS_LAMBDA_FUNCTION_NAME": function_name}
+        with self._working(), self._invoke_lock, function_environment(variables):
             self.invocations.append((function_name, event))
             module_name, function = handler_path.rsplit(".", 1)
             module = importlib.import_module(module_name)
@@ -432,17 +499,14 @@ class LocalRuntime:
         # Capture what the pipeline publishes, as a subscriber would: a rule on the bus to a queue.
         sqs = self.client("sqs")
         self.capture_queue_url = sqs.create_queue(QueueName="batchline-local-captured-events")["QueueUrl"]
-        self.undelivered_queue_url = sqs.create_queue(QueueName="batchline-local-undelivered-events")["QueueUrl"]
+        self.undelivered_queue_url = sqs.create_queue(QueueName=UNDELIVERED_QUEUE)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.capture_queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
         events.put_rule(Name="capture-all", EventBusName=EVENT_BUS, EventPattern=json.dumps({"source": ["batchline"]}))
         events.put_targets(Rule="capture-all", EventBusName=EVENT_BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
 
-        role_arn = self.client("iam").create_role(
-            RoleName="batchline-local",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-        )["Role"]["Arn"]
+        role_arn, roles = self._create_roles()
         self.client("sagemaker").create_model(
             ModelName="batchline-local-placeholder",
             ExecutionRoleArn=role_arn,
@@ -454,7 +518,7 @@ class LocalRuntime:
             archive.writestr("README.txt", "handlers run in-process from the repository's lambdas/ folder")
         environment = {
             PIPELINES_FILE_ENV: self._write_pipelines_file(),
-            SERVICE_ROLES_ENV: "{}",
+            SERVICE_ROLES_ENV: json.dumps(self._created_service_roles()),
             "INBOX_BUCKET": BUCKETS["inbox"],
             "WORK_BUCKET": BUCKETS["work"],
             "RESULTS_BUCKET": BUCKETS["results"],
@@ -470,9 +534,9 @@ class LocalRuntime:
             if name == "StartRun":
                 continue
             arns[name] = lam.create_function(
-                FunctionName=f"batchline-local-{name}",
+                FunctionName=f"{FUNCTION_PREFIX}{name}",
                 Runtime="python3.13",
-                Role=role_arn,
+                Role=roles.get(name, role_arn),
                 Handler=handler,
                 Code={"ZipFile": code.getvalue()},
                 Environment={"Variables": environment},
@@ -487,16 +551,39 @@ class LocalRuntime:
             },
         )
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(
-            name="batchline-local", definition=definition, roleArn=role_arn, type="STANDARD"
+            name=STATE_MACHINE, definition=definition, roleArn=roles.get("StateMachine", role_arn), type="STANDARD"
         )["stateMachineArn"]
         lam.create_function(
-            FunctionName="batchline-local-StartRun",
+            FunctionName=f"{FUNCTION_PREFIX}StartRun",
             Runtime="python3.13",
-            Role=role_arn,
+            Role=roles.get("StartRun", role_arn),
             Handler=FUNCTIONS["StartRun"],
             Code={"ZipFile": code.getvalue()},
             Environment={"Variables": {**environment, "STATE_MACHINE_ARN": self.state_machine_arn}},
         )
+
+    def _create_roles(self) -> tuple[str, dict[str, str]]:
+        """The roles the stack creates, under the names the permission checks know them by (each function's,
+        the state machine's, the service roles of pipelines without ``roleArn``); and one general role for
+        what has none (the placeholder model, and every function when permissions are not checked)."""
+        iam = self.client("iam")
+        trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+        general = iam.create_role(RoleName=STATE_MACHINE, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        roles: dict[str, str] = {}
+        if self.stack_policies is not None:
+            for role in self.stack_policies.roles.values():
+                iam.create_role(RoleName=role.name, AssumeRolePolicyDocument=json.dumps(role.trust_policy))
+            for name in [*FUNCTIONS, "StateMachine"]:
+                with suppress(KeyError):
+                    roles[name] = self.stack_policies.role(name).arn
+        return general, roles
+
+    def _created_service_roles(self) -> dict[str, str]:
+        """Pipeline name -> the service role the stack creates for it (those without ``roleArn``), as the stack
+        hands them to every function."""
+        if self.stack_policies is None:
+            return {}
+        return {name: self.stack_policies.role(name).arn for name in self.stack_policies.service_roles}
 
     # --- driving a run ---------------------------------------------------------------------------
 
@@ -629,7 +716,10 @@ class LocalRuntime:
             self.execution_ended(run_id, status)  # it leaves alone a run that reported itself
         history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
         events = [e for e in self.published_events() if e["detail"].get("runId") == run_id]
-        return RunResult(run_id, arn, status, events[-1] if events else None, history, self.orchestration(run_id))
+        permissions = self.permissions.to_json() if self.permissions is not None else {}
+        return RunResult(
+            run_id, arn, status, events[-1] if events else None, history, self.orchestration(run_id), permissions
+        )
 
     def orchestration(self, run_id: str) -> dict[str, Any]:
         """What Step Functions did for a run: ``executions`` (the run's and each Distributed Map child's),

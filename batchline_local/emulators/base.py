@@ -62,7 +62,10 @@ class ServiceEmulator:
                 return _error(exc.status, exc.code, exc.message)
 
         client.meta.events.register(f"before-parameter-build.{service_id}", remember)
-        client.meta.events.register(f"before-call.{service_id}", answer)
+        # Last of the client's before-call handlers, on the event name they all share: botocore runs handlers of
+        # a more specific name first, and the local runtime's permission check must see the call before the
+        # emulator answers it (the client is this service's only, so nothing else reaches ``answer``).
+        client.meta.events.register_last("before-call", answer)
 
 
 def _error(status: int, code: str, message: str) -> tuple[_HttpResponse, dict[str, Any]]:
@@ -110,10 +113,12 @@ def strict_json(line: str, number: int) -> Any:
 def s3_client() -> Any:
     """An S3 client bound to the in-process emulation: the region, endpoint and credentials are given
     explicitly, so no ``AWS_ENDPOINT_URL[_S3]``, config-file endpoint, profile or credential process can
-    send an emulator's reads or writes anywhere else."""
+    send an emulator's reads or writes anywhere else. It comes from a session of its own: the service reads
+    and writes as itself, not as the function whose call it is answering (whose session checks that
+    function's permissions)."""
     import boto3
 
-    return boto3.client(
+    return boto3.session.Session().client(
         "s3",
         region_name="us-east-1",
         endpoint_url="https://s3.us-east-1.amazonaws.com",

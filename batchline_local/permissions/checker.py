@@ -309,4 +309,6 @@ def attach(target: Any, checker: PermissionChecker, principal: Callable[[], str 
     # The API parameters are seen at before-parameter-build; before-call (after validation, before the request)
     # sees only the serialised request, so the first hands them to the second through the call's context.
     events.register_last("before-parameter-build", keep_params, unique_id=f"batchline-permissions-{id(checker)}-p")
-    events.register_last("before-call", check, unique_id=f"batchline-permissions-{id(checker)}-c")
+    # First among before-call's handlers: an emulator answers a call there (for services moto lacks), and a
+    # call must be authorized before anything answers it.
+    events.register_first("before-call", check, unique_id=f"batchline-permissions-{id(checker)}-c")
