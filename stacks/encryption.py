@@ -7,10 +7,14 @@ SSE-S3: S3 server access logging cannot write to a KMS-encrypted bucket.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
+
+from stacks.nag import acknowledge
 
 
 class Encryption(Construct):
@@ -44,3 +48,14 @@ class Encryption(Construct):
         )
         # EventBridge and S3 (EventBridge notifications) deliver to encrypted targets through the key.
         self.key.grant_encrypt_decrypt(iam.ServicePrincipal("events.amazonaws.com"))
+
+    def grant_use(self, roles: Iterable[iam.IRole]) -> None:
+        """Encrypt and decrypt with the key (nothing when there is none): every role that reads or writes the
+        encrypted buckets, queues, bus, logs or state machine data."""
+        if self.key is None:
+            return
+        reason = "CDK's grant_encrypt_decrypt on this stack's one key: the wildcards are action variants."
+        for role in roles:
+            self.key.grant_encrypt_decrypt(role)
+            for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+                acknowledge(role, f"AwsSolutions::AwsSolutions-IAM5[Action::{action}]", reason)

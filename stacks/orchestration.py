@@ -15,22 +15,15 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
+from batchline.functions import placeholders
 from constructs import Construct
 
 from stacks.nag import acknowledge
 
 ASL_FILE = Path(__file__).resolve().parent.parent / "statemachine" / "batch_prediction.asl.json"
-# Placeholder -> the function whose ARN fills it (the other two: the bus name and the dead-letter queue URL).
-FUNCTION_PLACEHOLDERS = {
-    "PrepareInputFunctionArn": "PrepareInput",
-    "SubmitJobFunctionArn": "SubmitJob",
-    "PollJobFunctionArn": "PollJob",
-    "PlanCollectFunctionArn": "PlanCollect",
-    "CollectUnitFunctionArn": "CollectUnit",
-    "AssembleOutputFunctionArn": "AssembleOutput",
-    "FinalizeRunFunctionArn": "FinalizeRun",
-    "ReportFailureFunctionArn": "ReportFailure",
-}
+# Placeholder -> the function whose ARN fills it, from the catalogue (the others: the bus name, the dead-letter
+# queue URL and the work bucket).
+FUNCTION_PLACEHOLDERS = placeholders()
 SUBSTITUTION_KEYS = frozenset({*FUNCTION_PLACEHOLDERS, "EventBusName", "EventDeadLetterQueueUrl", "WorkBucketName"})
 
 

@@ -9,7 +9,7 @@ acknowledgments its own wildcards need, so the reason sits next to the grant tha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from batchline.config import (
     Pipelines,
     SageMakerSettings,
 )
+from batchline.functions import CATALOGUE
 
 from stacks.nag import acknowledge
 
@@ -171,6 +172,23 @@ PROVIDER_GRANTS: dict[str, Callable[[Stack, Sequence[Any]], Grant]] = {
     "bedrock": _bedrock,
     "amazonml": _amazonml,
 }
+
+
+def grant_service_calls(
+    functions: Mapping[str, lambda_.Function],
+    pipelines: Pipelines,
+    role_arns: dict[str, str],
+    passed_to: dict[str, str],
+) -> None:
+    """Each function may make the service calls its catalogue entry declares (``jobs``), on the configured
+    pipelines' services only."""
+    for spec in CATALOGUE:
+        function = functions[spec.name]
+        stack = Stack.of(function)
+        if "encode" in spec.jobs:
+            model_lookup_permissions(stack, pipelines).apply_to(function)
+        if spec.jobs - {"encode"}:
+            job_permissions(stack, pipelines, role_arns, passed_to).apply_to(function)
 
 
 def job_permissions(stack: Stack, pipelines: Pipelines, role_arns: dict[str, str], passed_to: dict[str, str]) -> Grant:

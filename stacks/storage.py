@@ -1,11 +1,13 @@
 """Buckets: inbox (uploads), work (staged input, raw service output), results (keyed CSVs), access logs.
 
-Attributes: ``inbox``, ``work``, ``results``, ``access_logs`` (all ``s3.Bucket``). ``grant_objects`` is how a
-function gets object access, with the cdk-nag acknowledgment its ``<bucket>/*`` resource needs;
-``grant_discard_staged_parts`` is the one delete any function gets.
+Attributes: ``inbox``, ``work``, ``results``, ``access_logs`` (all ``s3.Bucket``). ``grant_data_access`` gives
+a function the object access its catalogue entry declares (batchline.functions.DataAccess), with the cdk-nag
+acknowledgments its resources need; ``grant_discard_staged_parts`` is the one delete any function gets.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -13,6 +15,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from batchline.config import AmazonMLSettings, Pipelines, SageMakerSettings
+from batchline.functions import CATALOGUE, DataAccess
 from constructs import Construct
 
 from stacks.nag import acknowledge
@@ -56,6 +59,21 @@ class Storage(Construct):
         )
         self._allow_model_roles(pipelines)
         self._allow_amazon_ml(pipelines)
+
+    def grant_declared_access(self, functions: Mapping[str, lambda_.Function]) -> None:
+        """Each function the object access its catalogue entry declares (``data``), and nothing else."""
+        for spec in CATALOGUE:
+            self.grant_data_access(functions[spec.name], spec.data)
+
+    def grant_data_access(self, function: lambda_.Function, access: DataAccess) -> None:
+        """What ``access`` declares: reads, writes, the job looks, the discard of staged parts."""
+        for name, bucket in (("inbox", self.inbox), ("work", self.work), ("results", self.results)):
+            if name in access.read or name in access.write:
+                grant_objects(function, bucket, read=name in access.read, write=name in access.write)
+        if access.job_looks:
+            grant_job_state(function, self.work)  # each job's execution records its looks in S3
+        if access.discard_staged_parts:
+            grant_discard_staged_parts(function, self.work)  # a discarded read's parts
 
     def _bucket(self, construct_id: str, log_prefix: str, noncurrent_days: int | None = None) -> s3.Bucket:
         # Assemble's multipart uploads are aborted when it fails in Python; one killed mid-way (timeout) would

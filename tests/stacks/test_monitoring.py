@@ -9,10 +9,10 @@ import pytest
 from aws_cdk import App, Environment
 from aws_cdk.assertions import Template
 from batchline.config import StackSettings, parse_pipelines
+from batchline.functions import CATALOGUE
 
 from stacks.app_factory import ConfigError, build_app, cdk_json_context
 from stacks.batchline_stack import BatchlineStack
-from stacks.functions import SPECS
 from stacks.monitoring import stale_run_evaluation_hours
 from tests.stacks.conftest import logical_id, resources, synth_with_pipelines
 
@@ -61,7 +61,7 @@ def test_dashboard_shows_executions_lambda_errors_and_dead_letter_queue_depth(te
     executions = {line[1] for line in widget(body, "Executions")["metrics"]}
     assert {"ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut"} <= executions
     errors = widget(body, "Lambda errors")["metrics"]
-    assert len(errors) == len(SPECS) and {line[1] for line in errors} == {"Errors"}
+    assert len(errors) == len(CATALOGUE) and {line[1] for line in errors} == {"Errors"}
     depth = widget(body, "Dead-letter queues (messages waiting)")["metrics"]
     assert len(depth) == 2 and {line[1] for line in depth} == {"ApproximateNumberOfMessagesVisible"}
     assert len(widget(body, "Alarms")["alarms"]) == 4

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from aws_cdk.assertions import Template
+from batchline.functions import CATALOGUE
 
-from stacks.functions import SPECS
 from stacks.orchestration import ASL_FILE, FUNCTION_PLACEHOLDERS, SUBSTITUTION_KEYS, placeholders_in
 from tests.stacks.conftest import as_list, logical_id, policy_statements, resources
 
@@ -135,7 +135,7 @@ def _task_states(states: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def test_a_function_that_may_run_15_minutes_retries_a_timeout_once_not_six_times() -> None:
     # An attempt that timed out cost the function's whole timeout; six more would cost an hour and a half.
     definition = json.loads(ASL_FILE.read_text())
-    long_running = {name for name, spec in SPECS.items() if spec[1] >= 900}
+    long_running = {spec.name for spec in CATALOGUE if spec.timeout_seconds >= 900}
     checked = set()
     for state in _task_states(definition["States"]):
         placeholder = state["Resource"].removeprefix("${").removesuffix("}")
