@@ -166,6 +166,7 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         memory_mb=512,
         data=_READ_WRITE_BOTH,
         jobs=frozenset({"submit", "describe", "stop"}),
+        calls_google=True,  # cancels the Vertex jobs of the run
     ),
 )
 
