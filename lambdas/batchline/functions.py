@@ -92,7 +92,8 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         timeout_seconds=900,
         memory_mb=512,
         data=DataAccess(read=frozenset({"work"}), job_looks=True),
-        jobs=frozenset({"submit", "describe", "stop"}),
+        # submit() describes what it created, or the job an earlier attempt created.
+        jobs=frozenset({"submit", "describe"}),
         calls_google=True,
         placeholder=_placeholder("SubmitJob"),
     ),
@@ -102,7 +103,7 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         timeout_seconds=60,
         memory_mb=256,
         data=DataAccess(read=frozenset({"work"}), job_looks=True),
-        jobs=frozenset({"submit", "describe", "stop"}),
+        jobs=frozenset({"describe"}),
         calls_google=True,
         placeholder=_placeholder("PollJob"),
     ),
@@ -154,7 +155,8 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         timeout_seconds=120,
         memory_mb=512,
         data=_READ_WRITE_BOTH,
-        jobs=frozenset({"submit", "describe", "stop"}),
+        # Stops the run's jobs that still run: each is described first (never created: nothing to stop).
+        jobs=frozenset({"describe", "stop"}),
         calls_google=True,
         placeholder=_placeholder("ReportFailure"),
     ),
@@ -165,7 +167,8 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         timeout_seconds=300,
         memory_mb=512,
         data=_READ_WRITE_BOTH,
-        jobs=frozenset({"submit", "describe", "stop"}),
+        # Stops the run's jobs that still run: each is described first (never created: nothing to stop).
+        jobs=frozenset({"describe", "stop"}),
         calls_google=True,  # cancels the Vertex jobs of the run
     ),
 )

@@ -196,3 +196,50 @@ def test_functions_learn_the_created_roles_from_their_environment(created_role_t
     for function in resources(created_role_template, "AWS::Lambda::Function").values():
         roles = json.dumps(function["Properties"]["Environment"]["Variables"]["BATCHLINE_SERVICE_ROLES"])
         assert '\\"gen\\":' in roles and "Arn" in roles
+
+
+SERVICES = ("sagemaker:", "personalize:", "bedrock:", "machinelearning:", "iam:")
+DESCRIBE = {
+    "sagemaker:DescribeTransformJob",
+    "personalize:DescribeBatchInferenceJob",
+    "personalize:DescribeBatchSegmentJob",
+    "bedrock:GetModelInvocationJob",
+    "bedrock:ListModelInvocationJobs",  # describe() finds a Bedrock job by its name
+    "machinelearning:GetBatchPrediction",
+    "machinelearning:GetDataSource",  # before the batch prediction exists
+}
+STOP = {"sagemaker:StopTransformJob", "bedrock:StopModelInvocationJob"}  # Personalize and Amazon ML cannot stop
+SUBMIT = {
+    "sagemaker:CreateTransformJob",
+    "sagemaker:AddTags",
+    "personalize:CreateBatchInferenceJob",
+    "personalize:CreateBatchSegmentJob",
+    "personalize:TagResource",
+    "bedrock:CreateModelInvocationJob",
+    "bedrock:TagResource",
+    "machinelearning:CreateDataSourceFromS3",
+    "machinelearning:CreateBatchPrediction",
+    "iam:PassRole",
+}
+
+
+@pytest.mark.parametrize(
+    ("function", "expected"),
+    [
+        ("StartRun", set()),
+        ("PrepareInput", {"machinelearning:GetMLModel"}),  # the Amazon ML model's schema, for the staged input
+        ("SubmitJob", SUBMIT | DESCRIBE),
+        ("PollJob", DESCRIBE),
+        ("PlanCollect", set()),
+        ("CollectUnit", set()),
+        ("AssembleOutput", set()),
+        ("FinalizeRun", set()),
+        ("ReportFailure", DESCRIBE | STOP),
+        ("ExecutionEnded", DESCRIBE | STOP),
+    ],
+)
+def test_only_the_submitting_function_creates_jobs_or_passes_roles_the_others_describe_or_stop(
+    template: Template, function: str, expected: set[str]
+) -> None:
+    actions = {a for a in actions_of(function_statements(template, function)) if a.startswith(SERVICES)}
+    assert actions == expected, (actions - expected, expected - actions)
