@@ -137,15 +137,16 @@ def _personalize(stack: Stack, settings: Sequence[PersonalizeSettings]) -> Opera
 
 def _bedrock(stack: Stack, settings: Sequence[BedrockSettings]) -> OperationGrants:
     # CreateModelInvocationJob's resource types are model-invocation-job and the model (foundation-model or
-    # custom-model); an inference profile is not one of them, so a profile's job is also granted on the
-    # foundation model in every Region the profile routes to (bedrock_model_arns).
-    models = sorted({arn for s in settings for arn in bedrock_model_arns(stack, s.model_id)})
+    # custom-model); an inference profile is not one of them, so a profile's job is granted on the profile and
+    # on its foundation model in every Region the profile routes to (bedrock_model_grant).
+    granted = [bedrock_model_grant(stack, s.model_id) for s in settings]
+    models = sorted({arn for arns, _ in granted for arn in arns})
     jobs = f"arn:{stack.partition}:bedrock:{stack.region}:{stack.account}:model-invocation-job/*"
     acknowledged = {
         wildcard_finding(stack, "bedrock", "model-invocation-job/*"): (
             "Bedrock generates job IDs, so job ARNs are not known before creation."
         ),
-        **bedrock_model_acknowledgments(models),
+        **{finding: reason for _, findings in granted for finding, reason in findings.items()},
     }
     # ListModelInvocationJobs has no resource-level permissions: describe() finds a job by its name with it.
     lookup = iam.PolicyStatement(actions=["bedrock:ListModelInvocationJobs"], resources=["*"])
@@ -280,6 +281,21 @@ def model_lookup_grant(stack: Stack, settings: Sequence[AmazonMLSettings]) -> Gr
     )
 
 
+# A system-defined (cross-Region) inference profile's ID is a geography, a dot and the model ID
+# (us.anthropic.claude-...). It routes each request to one Region of its geography, and IAM checks InvokeModel
+# on the profile and on the foundation model in the Region that serves it ("Prerequisites for inference
+# profiles": https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-prereq.html, "you must
+# also specify the foundation model in each Region associated with it"). The Regions of a geography grow over
+# time, so they are matched by pattern; a geography whose Regions share no prefix (global, and the ones not
+# listed) gets every Region.
+PROFILE_REGIONS = {"us": "us-*", "us-gov": "us-gov-*", "eu": "eu-*", "apac": "ap-*"}
+PROFILE_GEOGRAPHIES = frozenset({*PROFILE_REGIONS, "global", "jp", "au", "ca"})
+_PROFILE_REASON = (
+    "The foundation model behind a cross-Region inference profile, in each Region of the profile's geography "
+    "(Bedrock routes each request to one of them); the model ID is fixed."
+)
+
+
 def bedrock_model_arn(stack: Stack, model_id: str) -> str:
     """A foundation model ID as an ARN; ARNs (inference profiles, provisioned models) are kept as given."""
     if model_id.startswith("arn:"):
@@ -287,11 +303,38 @@ def bedrock_model_arn(stack: Stack, model_id: str) -> str:
     return f"arn:{stack.partition}:bedrock:{stack.region}::foundation-model/{model_id}"
 
 
-def bedrock_model_arns(stack: Stack, model_id: str) -> list[str]:
-    """The ARNs a job of ``model_id`` is authorized against."""
-    return [bedrock_model_arn(stack, model_id)]
+def inference_profile(model_id: str) -> tuple[str, str] | None:
+    """(profile ID, foundation model ID) when ``model_id`` is a system-defined inference profile's ID or ARN."""
+    profile_id = model_id
+    if model_id.startswith("arn:"):
+        resource = model_id.split(":", 5)[-1]
+        if not resource.startswith("inference-profile/"):
+            return None  # an application inference profile or a provisioned model: its model is not in its ARN
+        profile_id = resource.removeprefix("inference-profile/")
+    geography, dot, model = profile_id.partition(".")
+    if not dot or geography not in PROFILE_GEOGRAPHIES:
+        return None
+    return profile_id, model
 
 
-def bedrock_model_acknowledgments(arns: Iterable[str]) -> dict[str, str]:
-    """cdk-nag findings of the model ARNs' wildcards, with the reason."""
-    return {}
+def bedrock_model_grant(stack: Stack, model_id: str) -> tuple[list[str], dict[str, str]]:
+    """The ARNs a job of ``model_id`` is authorized against, and the cdk-nag findings of their wildcards.
+
+    A foundation model: its ARN in the stack's Region. A system-defined inference profile: the profile's ARN
+    (``arn:<partition>:bedrock:<region>:<account>:inference-profile/<id>``; the ARN as given when the config
+    names one) and the foundation model's ARN in every Region the profile routes to.
+    """
+    profile = inference_profile(model_id)
+    if profile is None:
+        return [bedrock_model_arn(stack, model_id)], {}
+    profile_id, model = profile
+    profile_arn = (
+        model_id
+        if model_id.startswith("arn:")
+        else f"arn:{stack.partition}:bedrock:{stack.region}:{stack.account}:inference-profile/{profile_id}"
+    )
+    regions = PROFILE_REGIONS.get(profile_id.partition(".")[0], "*")
+    partition = model_id.split(":")[1] if model_id.startswith("arn:") else stack.partition
+    shown = "<AWS::Partition>" if Token.is_unresolved(partition) else partition
+    finding = f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:{shown}:bedrock:{regions}::foundation-model/{model}]"
+    return [profile_arn, f"arn:{partition}:bedrock:{regions}::foundation-model/{model}"], {finding: _PROFILE_REASON}
