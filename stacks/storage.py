@@ -14,7 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
-from batchline.config import AmazonMLSettings, Pipelines, SageMakerSettings
+from batchline.config import AmazonMLSettings, PersonalizeSettings, Pipelines, SageMakerSettings
 from batchline.functions import CATALOGUE, DataAccess
 from constructs import Construct
 
@@ -58,6 +58,7 @@ class Storage(Construct):
             event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True)
         )
         self._allow_model_roles(pipelines)
+        self._allow_personalize(pipelines)
         self._allow_amazon_ml(pipelines)
 
     def grant_declared_access(self, functions: Mapping[str, lambda_.Function]) -> None:
@@ -119,6 +120,38 @@ class Storage(Construct):
                         conditions={"StringLike": {"s3:prefix": [f"{name}/*"]}},
                     )
                 )
+
+    def _allow_personalize(self, pipelines: Pipelines) -> None:
+        """Personalize reads a batch job's input and writes its output as the role passed to it, and its guide
+        also asks for a bucket policy letting its service principal in ("Attaching an Amazon Personalize access
+        policy to your Amazon S3 bucket", https://docs.aws.amazon.com/personalize/latest/dg/granting-personalize-s3-access.html),
+        scoped against the confused deputy to this account's Personalize resources. Only made when a pipeline
+        uses Personalize, on those pipelines' prefixes only."""
+        names = [n for n, p in pipelines.pipelines.items() if isinstance(p.service, PersonalizeSettings)]
+        if not names:
+            return
+        stack = self.work.stack
+        principal = iam.ServicePrincipal("personalize.amazonaws.com")
+        confused_deputy = {
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:personalize:{stack.region}:{stack.account}:*"},
+        }
+        self.work.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[principal],
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[self.work.arn_for_objects(f"{name}/*") for name in names],
+                conditions=confused_deputy,
+            )
+        )
+        self.work.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[principal],
+                actions=["s3:ListBucket"],
+                resources=[self.work.bucket_arn],
+                conditions={**confused_deputy, "StringLike": {"s3:prefix": [f"{name}/*" for name in names]}},
+            )
+        )
 
     def _allow_amazon_ml(self, pipelines: Pipelines) -> None:
         """Amazon ML reads and writes as its service principal; only made when a pipeline uses it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aws_cdk.assertions import Template
 
@@ -117,5 +118,63 @@ def test_a_model_execution_role_may_use_its_pipelines_prefix_of_the_work_bucket_
     listing = next(s for s in granted if s["Action"] == "s3:ListBucket")
     assert listing["Resource"] == {"Fn::GetAtt": [work_id, "Arn"]}
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["churn/*"]}}
-    # Without an Amazon ML pipeline, its service principal gets nothing.
+    # Without an Amazon ML or Personalize pipeline, their service principals get nothing.
     assert "machinelearning.amazonaws.com" not in json.dumps(policy)
+    assert "personalize.amazonaws.com" not in json.dumps(policy)
+
+
+def work_bucket_statements(template: Template) -> list[dict[str, Any]]:
+    work_id = logical_id(template, "AWS::S3::Bucket", "StorageWork")
+    policy = next(
+        p
+        for p in resources(template, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": work_id}
+    )
+    return list(policy["Properties"]["PolicyDocument"]["Statement"])
+
+
+def test_personalize_may_read_input_and_write_output_under_its_pipelines_prefixes_from_this_account_only() -> None:
+    template = synth_with_pipelines(
+        {
+            "rec": {
+                "keyColumn": "userId",
+                "service": {
+                    "provider": "personalize",
+                    "recipe": "USER_PERSONALIZATION",
+                    "solutionVersionArn": "arn:aws:personalize:us-east-1:123456789012:solution/x/abc",
+                    "roleArn": "arn:aws:iam::123456789012:role/rec",
+                },
+            },
+            "churn": {"keyColumn": "id", "service": {"provider": "sagemaker", "modelName": "churn"}},
+        }
+    )
+    work_id = logical_id(template, "AWS::S3::Bucket", "StorageWork")
+    granted = [
+        s for s in work_bucket_statements(template) if s.get("Principal") == {"Service": "personalize.amazonaws.com"}
+    ]
+    conditions = {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {
+            "aws:SourceArn": {
+                "Fn::Join": [
+                    "",
+                    [
+                        "arn:",
+                        {"Ref": "AWS::Partition"},
+                        ":personalize:",
+                        {"Ref": "AWS::Region"},
+                        ":",
+                        {"Ref": "AWS::AccountId"},
+                        ":*",
+                    ],
+                ]
+            }
+        },
+    }
+    objects = next(s for s in granted if s["Action"] == ["s3:GetObject", "s3:PutObject"])
+    assert objects["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [work_id, "Arn"]}, "/rec/*"]]}
+    assert objects["Condition"] == conditions
+    listing = next(s for s in granted if s["Action"] == "s3:ListBucket")
+    assert listing["Resource"] == {"Fn::GetAtt": [work_id, "Arn"]}
+    assert listing["Condition"] == {**conditions, "StringLike": {"s3:prefix": ["rec/*"]}}
+    assert len(granted) == 2
