@@ -104,7 +104,9 @@ class BatchlineStack(Stack):
             bus=bus.bus,
             dead_letters=uploads.dead_letters,
         )
-        # Everything that reads or writes the encrypted buckets, queues and bus uses the key.
+        # Everything that reads or writes the encrypted buckets, queues and bus uses the key, and so do the roles
+        # and services outside the stack that read and write the work bucket for the pipelines.
+        encryption.grant_pipeline_principals(pipelines)
         encryption.grant_use(
             [
                 *(function.role for function in functions.by_name.values() if function.role),
