@@ -103,6 +103,7 @@ class BatchlineStack(Stack):
             functions=functions,
             bus=bus.bus,
             dead_letters=uploads.dead_letters,
+            failed_invocations=uploads.failed_invocations,
         )
         # Everything that reads or writes the encrypted buckets, queues and bus uses the key, and so do the roles
         # and services outside the stack that read and write the work bucket for the pipelines.
@@ -121,6 +122,10 @@ class BatchlineStack(Stack):
         dead_letter_queues = {
             "Undelivered outcome events": (bus.undelivered, bus.undelivered_alarm),
             "Unhandled uploads and execution ends": (uploads.dead_letters, uploads.dead_letters_alarm),
+            "Failed StartRun and ExecutionEnded invocations": (
+                uploads.failed_invocations,
+                uploads.failed_invocations_alarm,
+            ),
         }
         if subscriptions.dead_letters and subscriptions.dead_letters_alarm:
             dead_letter_queues["Subscribers' undelivered events"] = (
@@ -144,6 +149,7 @@ class BatchlineStack(Stack):
         CfnOutput(self, "StateMachineArn", value=state_machine.state_machine_arn)
         CfnOutput(self, "StartDeadLetterQueueUrl", value=uploads.dead_letters.queue_url)
         CfnOutput(self, "UndeliveredEventsQueueUrl", value=bus.undelivered.queue_url)
+        CfnOutput(self, "FailedInvocationsQueueUrl", value=uploads.failed_invocations.queue_url)
         # The `batchline` CLI checks a pipeline name against this before it uploads anything.
         CfnOutput(self, "PipelineNames", value=",".join(sorted(pipelines.pipelines)))
         CfnOutput(self, "DashboardName", value=monitoring.dashboard.dashboard_name)

@@ -9,6 +9,8 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -20,6 +22,19 @@ from stacks.nag import acknowledge
 # The functions these rules invoke (entries of batchline.functions.CATALOGUE).
 STARTER = "StartRun"
 ENDED_HANDLER = "ExecutionEnded"
+# EventBridge invokes both asynchronously: a function error is retried by Lambda this many times (2, the most
+# it allows: both are idempotent, StartRun by its deterministic execution name and ExecutionEnded by its report
+# marker), then the invocation record goes to the on-failure destination instead of being dropped.
+ASYNC_RETRIES = 2
+ASYNC_MAX_AGE = Duration.hours(6)
+
+
+def keep_failed_invocations(function: lambda_.IFunction, queue: sqs.IQueue) -> None:
+    """Lambda's on-failure destination: an event whose invocations all failed is kept in ``queue`` (with the
+    error), where the target's dead-letter queue only keeps events EventBridge could not deliver."""
+    function.configure_async_invoke(
+        on_failure=destinations.SqsDestination(queue), retry_attempts=ASYNC_RETRIES, max_event_age=ASYNC_MAX_AGE
+    )
 
 
 def dead_letter_queue(
@@ -61,7 +76,8 @@ class EventBus(Construct):
 
 
 class UploadTrigger(Construct):
-    """S3 "Object Created" in the inbox -> StartRun, with retries and a dead-letter queue for what fails.
+    """S3 "Object Created" in the inbox -> StartRun, with retries, a dead-letter queue for what EventBridge could
+    not deliver and a queue for what StartRun failed on (``failed_invocations``, also ExecutionEnded's).
 
     StartRun starts the state machine (its ARN in STATE_MACHINE_ARN, granted here) and publishes the failure
     event of an upload under an unknown prefix itself.
@@ -87,6 +103,13 @@ class UploadTrigger(Construct):
         self.dead_letters, self.dead_letters_alarm = dead_letter_queue(
             self, "StartDeadLetters", key, "upload or execution-end events no function could handle"
         )
+        self.failed_invocations, self.failed_invocations_alarm = dead_letter_queue(
+            self,
+            "FailedInvocations",
+            key,
+            "uploads or execution ends whose function (StartRun, ExecutionEnded) failed after its retries",
+        )
+        keep_failed_invocations(starter, self.failed_invocations)
         self.rule = events.Rule(
             self,
             "InboxUploads",
@@ -122,9 +145,11 @@ class ExecutionEndWatcher(Construct):
         functions: Functions,
         bus: events.IEventBus,
         dead_letters: sqs.IQueue,
+        failed_invocations: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         handler = functions[ENDED_HANDLER]
+        keep_failed_invocations(handler, failed_invocations)
         stack = Stack.of(self)
         handler.add_to_role_policy(
             iam.PolicyStatement(
