@@ -24,6 +24,7 @@ from stacks.monitoring import Monitoring
 from stacks.notifications import EventBus, ExecutionEndWatcher, UploadTrigger
 from stacks.orchestration import Orchestration
 from stacks.provider_permissions import grant_service_calls
+from stacks.service_regions import require_service_regions
 from stacks.service_roles import ServiceRoles
 from stacks.storage import Storage
 from stacks.subscriptions import Subscriptions
@@ -48,6 +49,7 @@ class BatchlineStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         settings = settings or StackSettings()
+        require_service_regions(self, pipelines)
         encryption = Encryption(self, "Encryption", customer_managed=settings.customer_managed_key)
         key = encryption.key
         self.storage = storage = Storage(self, "Storage", pipelines=pipelines, key=key)

@@ -154,18 +154,33 @@ class Storage(Construct):
         )
 
     def _allow_amazon_ml(self, pipelines: Pipelines) -> None:
-        """Amazon ML reads and writes as its service principal; only made when a pipeline uses it."""
+        """Amazon ML reads and writes as its service principal; only made when a pipeline uses it.
+
+        The policy of its guide ("Granting Amazon ML Permissions to Read Your Data from Amazon S3" and "... to
+        Output Predictions to Amazon S3", https://docs.aws.amazon.com/machine-learning/latest/dg/), on the Amazon
+        ML pipelines' prefixes, less s3:PutObjectAcl: it lets Amazon ML hand the objects it writes to the bucket
+        owner, which a bucket with ACLs disabled (BucketOwnerEnforced) already is, and refuses ACL calls.
+        The guide's aws:SourceAccount / aws:SourceArn conditions were added to a service closed since 2019 that
+        may not send them, so they apply when present (...IfExists): a request that carries another account's
+        source is refused, and one that carries none is not locked out.
+        """
         names = [n for n, p in pipelines.pipelines.items() if isinstance(p.service, AmazonMLSettings)]
         if not names:
             return
+        stack = self.work.stack
         principal = iam.ServicePrincipal("machinelearning.amazonaws.com")
-        account = {"StringEquals": {"aws:SourceAccount": self.work.stack.account}}
+        source = {
+            "StringEqualsIfExists": {"aws:SourceAccount": stack.account},
+            "ArnLikeIfExists": {
+                "aws:SourceArn": f"arn:{stack.partition}:machinelearning:{stack.region}:{stack.account}:*"
+            },
+        }
         self.work.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[principal],
-                actions=["s3:GetObject", "s3:PutObject", "s3:PutObjectAcl"],
+                actions=["s3:GetObject", "s3:PutObject"],
                 resources=[self.work.arn_for_objects(f"{name}/*") for name in names],
-                conditions=account,
+                conditions=source,
             )
         )
         self.work.add_to_resource_policy(
@@ -173,7 +188,7 @@ class Storage(Construct):
                 principals=[principal],
                 actions=["s3:ListBucket"],
                 resources=[self.work.bucket_arn],
-                conditions={**account, "StringLike": {"s3:prefix": [f"{name}/*" for name in names]}},
+                conditions={**source, "StringLike": {"s3:prefix": [f"{name}/*" for name in names]}},
             )
         )
 

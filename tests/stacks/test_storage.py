@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from aws_cdk import App, Environment
 from aws_cdk.assertions import Template
+from batchline.config import parse_pipelines
+from batchline.errors import ConfigError
 
-from tests.stacks.conftest import logical_id, resources, synth_with_pipelines
+from stacks.app_factory import cdk_json_context
+from stacks.batchline_stack import BatchlineStack
+from tests.stacks.conftest import as_list, logical_id, resources, synth_with_pipelines
 
 
 def test_every_bucket_is_encrypted_private_versioned_owner_enforced_and_retained(template: Template) -> None:
@@ -178,3 +184,49 @@ def test_personalize_may_read_input_and_write_output_under_its_pipelines_prefixe
     assert listing["Resource"] == {"Fn::GetAtt": [work_id, "Arn"]}
     assert listing["Condition"] == {**conditions, "StringLike": {"s3:prefix": ["rec/*"]}}
     assert len(granted) == 2
+
+
+AMAZON_ML = {
+    "legacy": {"keyColumn": "id", "service": {"provider": "amazonml", "mlModelId": "ml-1", "modelType": "BINARY"}}
+}
+
+
+def test_amazon_ml_gets_its_documented_bucket_policy_without_acl_calls_on_a_bucket_without_acls() -> None:
+    template = synth_with_pipelines(AMAZON_ML)
+    granted = [
+        s
+        for s in work_bucket_statements(template)
+        if s.get("Principal") == {"Service": "machinelearning.amazonaws.com"}
+    ]
+    actions = {action for s in granted for action in as_list(s["Action"])}
+    assert actions == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}  # no s3:PutObjectAcl
+    for statement in granted:
+        # Applied when Amazon ML sends them, which a service closed since 2019 may not.
+        assert set(statement["Condition"]) >= {"StringEqualsIfExists", "ArnLikeIfExists"}
+        assert statement["Condition"]["StringEqualsIfExists"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    listing = next(s for s in granted if s["Action"] == "s3:ListBucket")
+    assert listing["Condition"]["StringLike"] == {"s3:prefix": ["legacy/*"]}
+
+
+def _stack_in(region: str) -> BatchlineStack:
+    context = cdk_json_context()
+    context["batchline"] = {"pipelines": AMAZON_ML}
+    app = App(context=context)
+    return BatchlineStack(
+        app, "Regional", pipelines=parse_pipelines(AMAZON_ML), env=Environment(account="123456789012", region=region)
+    )
+
+
+def test_an_amazon_ml_pipeline_is_refused_at_synth_in_a_region_without_amazon_ml() -> None:
+    with pytest.raises(ConfigError, match=r"only in us-east-1 and eu-west-1; pipeline\(s\) legacy.*us-west-2"):
+        _stack_in("us-west-2")
+    assert _stack_in("eu-west-1")  # one of its two Regions
+
+
+def test_an_environment_agnostic_stack_with_amazon_ml_refuses_other_regions_at_deployment() -> None:
+    template = synth_with_pipelines(AMAZON_ML).to_json()
+    [assertion] = template["Rules"]["AmazonMLRegion"]["Assertions"]
+    assert assertion["Assert"] == {"Fn::Contains": [["us-east-1", "eu-west-1"], {"Ref": "AWS::Region"}]}
+    assert "legacy" in assertion["AssertDescription"]
+    other = synth_with_pipelines({"churn": {"keyColumn": "id", "service": {"provider": "sagemaker", "modelName": "m"}}})
+    assert "AmazonMLRegion" not in other.to_json().get("Rules", {})
