@@ -18,7 +18,9 @@ Bucket = Literal["inbox", "work", "results"]
 # "encode" is input_encoder() (Amazon ML reads the model's training schema when the config gives none).
 JobCall = Literal["encode", "submit", "describe", "stop"]
 
-# Lambda's default and largest /tmp, in MB.
+# Lambda's default and largest /tmp, in MB. A function that writes a file whose size grows with the upload gets
+# the largest: its worst case is an upload of maxInputBytes (10 GiB by default), so no smaller size is safe, and
+# /tmp above 512 MB costs little (billed per GB-second of the invocation). The others write nothing to /tmp.
 DEFAULT_EPHEMERAL_MB = 512
 MAX_EPHEMERAL_MB = 10240
 
@@ -140,6 +142,7 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         calls_google=True,
         placeholder=_placeholder("AssembleOutput"),
     ),
+    # Merges rejected.csv and failed.csv into errors.csv through /tmp.
     FunctionSpec(
         "FinalizeRun",
         "handlers.finalize_run.handler",
@@ -154,6 +157,8 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         "handlers.report_failure.handler",
         timeout_seconds=120,
         memory_mb=512,
+        # Merges rejected.csv (up to every row of the upload, with a reason each) into errors.csv through /tmp.
+        ephemeral_storage_mb=MAX_EPHEMERAL_MB,
         data=_READ_WRITE_BOTH,
         # Stops the run's jobs that still run: each is described first (never created: nothing to stop).
         jobs=frozenset({"describe", "stop"}),
@@ -166,6 +171,8 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         "handlers.execution_ended.handler",
         timeout_seconds=300,
         memory_mb=512,
+        # Like ReportFailure: rejected.csv is copied into errors.csv through /tmp.
+        ephemeral_storage_mb=MAX_EPHEMERAL_MB,
         data=_READ_WRITE_BOTH,
         # Stops the run's jobs that still run: each is described first (never created: nothing to stop).
         jobs=frozenset({"describe", "stop"}),

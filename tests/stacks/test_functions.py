@@ -53,8 +53,9 @@ def test_each_function_has_its_handler_timeout_memory_and_scratch_space(template
         "handlers.collect_unit.handler": (900, 2048, 10240),
         "handlers.assemble_output.handler": (900, 2048, 10240),
         "handlers.finalize_run.handler": (300, 1024, 10240),
-        "handlers.report_failure.handler": (120, 512, None),
-        "handlers.execution_ended.handler": (300, 512, None),
+        # Both merge rejected.csv (up to every row of an upload of maxInputBytes) into errors.csv through /tmp.
+        "handlers.report_failure.handler": (120, 512, 10240),
+        "handlers.execution_ended.handler": (300, 512, 10240),
     }
     for handler, (timeout, memory, scratch) in expected.items():
         props = functions[handler]
