@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from aws_cdk import CfnOutput, Fn, Stack
-from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, Pipelines, StackSettings, VertexSettings
+from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, Pipelines, VertexSettings
 from batchline.functions import CATALOGUE
 from constructs import Construct
 
@@ -26,6 +26,7 @@ from stacks.orchestration import Orchestration
 from stacks.provider_permissions import grant_service_calls
 from stacks.service_regions import require_service_regions
 from stacks.service_roles import ServiceRoles
+from stacks.settings import DeploymentSettings
 from stacks.storage import Storage
 from stacks.subscriptions import Subscriptions
 
@@ -44,15 +45,18 @@ class BatchlineStack(Stack):
         construct_id: str,
         *,
         pipelines: Pipelines,
-        settings: StackSettings | None = None,
+        settings: DeploymentSettings | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        settings = settings or StackSettings()
+        settings = settings or DeploymentSettings()
         require_service_regions(self, pipelines)
-        encryption = Encryption(self, "Encryption", customer_managed=settings.customer_managed_key)
+        sandbox = settings.remove_on_destroy
+        encryption = Encryption(
+            self, "Encryption", customer_managed=settings.customer_managed_key, remove_on_destroy=sandbox
+        )
         key = encryption.key
-        self.storage = storage = Storage(self, "Storage", pipelines=pipelines, key=key)
+        self.storage = storage = Storage(self, "Storage", pipelines=pipelines, key=key, remove_on_destroy=sandbox)
         self.bus = bus = EventBus(self, "Events", bus_name=f"{self.stack_name}-events", key=key)
         self.event_schema = event_schema = EventSchema(self, "EventSchema", registry_name=f"{self.stack_name}-events")
         self.roles = roles = ServiceRoles(self, "ServiceRoles", pipelines=pipelines, work=storage.work)
@@ -75,6 +79,8 @@ class BatchlineStack(Stack):
             size_estimates={SERVICE_ROLES_ENV: roles_json_size},
             pipelines_json=pipelines.to_env_json(),
             key=key,
+            reserved_concurrency=settings.reserved_concurrency,
+            remove_on_destroy=sandbox,
         )
         self.orchestration = orchestration = Orchestration(
             self,
@@ -84,6 +90,7 @@ class BatchlineStack(Stack):
             undelivered=bus.undelivered,
             work=storage.work,
             key=key,
+            remove_on_destroy=sandbox,
         )
         state_machine = orchestration.state_machine
         # Each construct grants the functions what their catalogue entries declare for its concern.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from batchline.config import AmazonMLSettings, BedrockSettings, PersonalizeSettings, Pipelines, SageMakerSettings
@@ -19,7 +19,9 @@ from stacks.nag import acknowledge
 
 
 class Encryption(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, customer_managed: bool) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, customer_managed: bool, remove_on_destroy: bool = False
+    ) -> None:
         super().__init__(scope, construct_id)
         self.key: kms.Key | None = None
         if not customer_managed:
@@ -30,7 +32,9 @@ class Encryption(Construct):
             "Key",
             description="Batchline data, queues, events and logs",
             enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
+            # A sandbox's key is scheduled for deletion with its data; otherwise it outlives the stack with it.
+            removal_policy=RemovalPolicy.DESTROY if remove_on_destroy else RemovalPolicy.RETAIN,
+            pending_window=Duration.days(7) if remove_on_destroy else None,
         )
         # CloudWatch Logs encrypts log groups with the key only when its service principal may use it.
         self.key.add_to_resource_policy(

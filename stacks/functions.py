@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jsii
-from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, Size
+from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -146,8 +146,11 @@ class Functions(Construct):
         pipelines_json: str,
         size_estimates: Mapping[str, int] | None = None,
         key: kms.IKey | None = None,
+        reserved_concurrency: Mapping[str, int] | None = None,
+        remove_on_destroy: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        reserved = dict(reserved_concurrency or {})
         self._environment = {**POWERTOOLS_ENVIRONMENT, **environment}
         self._estimates = dict(size_estimates or {})
         self._check_environment("every function", self._environment)
@@ -168,7 +171,13 @@ class Functions(Construct):
         self.log_groups: dict[str, logs.LogGroup] = {}
         for spec in CATALOGUE:
             name = spec.name
-            log_group = logs.LogGroup(self, f"{name}Logs", retention=logs.RetentionDays.ONE_MONTH, encryption_key=key)
+            log_group = logs.LogGroup(
+                self,
+                f"{name}Logs",
+                retention=logs.RetentionDays.ONE_MONTH,
+                encryption_key=key,
+                removal_policy=RemovalPolicy.DESTROY if remove_on_destroy else RemovalPolicy.RETAIN,
+            )
             role = iam.Role(
                 self,
                 f"{name}Role",
@@ -192,6 +201,8 @@ class Functions(Construct):
                     else None
                 ),
                 tracing=lambda_.Tracing.ACTIVE,
+                # Reserved for this function alone (context reservedConcurrency), else the account's pool.
+                reserved_concurrent_executions=reserved.get(name),
                 environment=self._environment,
                 environment_encryption=key,
                 log_group=log_group,

@@ -45,6 +45,7 @@ class Orchestration(Construct):
         undelivered: sqs.IQueue,
         work: s3.IBucket,
         key: kms.IKey | None = None,
+        remove_on_destroy: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -55,11 +56,14 @@ class Orchestration(Construct):
         substitutions["EventBusName"] = bus.event_bus_name
         substitutions["EventDeadLetterQueueUrl"] = undelivered.queue_url
         substitutions["WorkBucketName"] = work.bucket_name  # the Distributed Maps' ResultWriter
+        # Under /aws/vendedlogs/: CloudWatch Logs' resource policy for vended logs (the state machine's delivery)
+        # has a size limit, and log groups under this prefix are covered by one entry instead of one each.
         self.log_group = log_group = logs.LogGroup(
             self,
             "ExecutionLogs",
+            log_group_name=f"/aws/vendedlogs/states/{name}",
             retention=logs.RetentionDays.THREE_MONTHS,
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=RemovalPolicy.DESTROY if remove_on_destroy else RemovalPolicy.RETAIN,
             encryption_key=key,
         )
         self.state_machine = sfn.StateMachine(

@@ -22,13 +22,24 @@ from stacks.nag import acknowledge
 
 
 class Storage(Construct):
-    """Four private, versioned, TLS-only buckets kept on stack deletion: a run never loses its input or output."""
+    """Four private, versioned, TLS-only buckets kept on stack deletion (unless a sandbox's): a run never loses
+    its input or output."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, pipelines: Pipelines, key: kms.IKey | None = None
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipelines: Pipelines,
+        key: kms.IKey | None = None,
+        remove_on_destroy: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self._key = key
+        # Kept on stack deletion unless the stack is a sandbox (removeOnDestroy): then CDK's auto-delete custom
+        # resource empties each bucket (every version) so CloudFormation can delete it.
+        self._removal = RemovalPolicy.DESTROY if remove_on_destroy else RemovalPolicy.RETAIN
+        self._auto_delete = remove_on_destroy
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
@@ -41,7 +52,8 @@ class Storage(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(expiration=Duration.days(365), noncurrent_version_expiration=Duration.days(30))
             ],
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=self._removal,
+            auto_delete_objects=self._auto_delete,
         )
         acknowledge(
             self.access_logs,
@@ -96,7 +108,8 @@ class Storage(Construct):
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix=log_prefix,
             lifecycle_rules=rules,
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=self._removal,
+            auto_delete_objects=self._auto_delete,
         )
 
     def _allow_model_roles(self, pipelines: Pipelines) -> None:

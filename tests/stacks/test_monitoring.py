@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 from aws_cdk import App, Environment
 from aws_cdk.assertions import Template
-from batchline.config import StackSettings, parse_pipelines
+from batchline.config import parse_pipelines
 from batchline.functions import CATALOGUE
 
 from stacks.app_factory import ConfigError, build_app, cdk_json_context
 from stacks.batchline_stack import BatchlineStack
 from stacks.monitoring import stale_run_evaluation_hours
+from stacks.settings import DeploymentSettings
 from tests.stacks.conftest import logical_id, resources, synth_with_pipelines
 
 PIPELINES = cdk_json_context()["batchline"]["pipelines"]
@@ -129,7 +130,7 @@ def test_a_malformed_alarm_topic_fails_the_build_naming_the_field() -> None:
 
 
 def test_an_alarm_topic_in_another_region_is_refused_when_the_stack_region_is_known() -> None:
-    settings = StackSettings.model_validate({"alarmTopicArn": TOPIC.replace("us-east-1", "eu-west-1")})
+    settings = DeploymentSettings.model_validate({"alarmTopicArn": TOPIC.replace("us-east-1", "eu-west-1")})
     with pytest.raises(ConfigError, match="alarmTopicArn is in eu-west-1, but the stack deploys to us-east-1"):
         BatchlineStack(
             App(context={**cdk_json_context(), "aws:cdk:bundling-stacks": []}),

@@ -33,8 +33,10 @@ def test_state_machine_is_standard_logs_all_with_execution_data_and_traces(templ
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is True
     assert props["TracingConfiguration"] == {"Enabled": True}
     group = props["LoggingConfiguration"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
-    retention = resources(template, "AWS::Logs::LogGroup")[group["Fn::GetAtt"][0]]["Properties"]["RetentionInDays"]
-    assert retention > 0
+    log_group = resources(template, "AWS::Logs::LogGroup")[group["Fn::GetAtt"][0]]["Properties"]
+    assert log_group["RetentionInDays"] > 0
+    # Vended logs go to log groups under /aws/vendedlogs/, which CloudWatch Logs' resource policy covers at once.
+    assert log_group["LogGroupName"] == f"/aws/vendedlogs/states/{props['StateMachineName']}"
 
 
 def test_function_placeholders_are_filled_with_the_functions_arns(template: Template) -> None:
