@@ -149,3 +149,33 @@ def test_a_function_that_may_run_15_minutes_retries_a_timeout_once_not_six_times
             checked.add(function)
     assert checked == long_running & set(FUNCTION_PLACEHOLDERS.values())
     assert {"PrepareInput", "SubmitJob", "CollectUnit", "AssembleOutput"} <= checked
+
+
+def _backoff_seconds(rule: dict[str, Any]) -> float:
+    """The longest total wait of a retrier: every attempt's interval, capped at MaxDelaySeconds."""
+    interval, rate = rule.get("IntervalSeconds", 1), rule.get("BackoffRate", 2.0)
+    cap = rule.get("MaxDelaySeconds", float("inf"))
+    return sum(min(interval * rate**attempt, cap) for attempt in range(rule.get("MaxAttempts", 3)))
+
+
+def test_every_function_call_rides_out_lambda_throttling_for_longer_than_a_15_minute_function_runs() -> None:
+    # A Distributed Map fails when one child fails (ToleratedFailurePercentage 0): a child throttled by a low
+    # account concurrency must wait for the functions holding it, and CollectUnit may hold it for 15 minutes.
+    throttling = {
+        "Lambda.TooManyRequestsException",
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+    }
+    calls = [
+        s
+        for s in _task_states(json.loads(ASL_FILE.read_text())["States"])
+        if s["Resource"] != s["Resource"].lstrip("$")
+    ]
+    assert len(calls) >= 10
+    for state in calls:
+        for error in throttling:
+            rule = next(r for r in state["Retry"] if error in r["ErrorEquals"] or "States.ALL" in r["ErrorEquals"])
+            assert rule["JitterStrategy"] == "FULL", state["Resource"]  # children throttled together spread out
+            # Full jitter waits half of it on average: still more than 15 minutes.
+            assert _backoff_seconds(rule) / 2 > 15 * 60, (state["Resource"], error, _backoff_seconds(rule))
