@@ -19,11 +19,14 @@ from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from stacks.settings import DeploymentSettings
+
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 # (heading, model, where it sits in cdk.json)
 SECTIONS: list[tuple[str, type[BaseModel], str]] = [
-    ("Stack options", config.StackSettings, "`context.batchline`"),
+    # The stack's options: StackSettings plus the deployment-only ones (teardown, reserved concurrency).
+    ("Stack options", DeploymentSettings, "`context.batchline`"),
     ("Subscriptions", config.SubscriptionSettings, "`context.batchline.subscriptions`"),
     ("Pipeline", config.PipelineConfig, "`context.batchline.pipelines.<name>`"),
     ("SageMaker Batch Transform", config.SageMakerSettings, '`service` with `"provider": "sagemaker"`'),
@@ -52,7 +55,8 @@ def render() -> str:
     lines = [
         "# Configuration reference",
         "",
-        "Generated from `lambdas/batchline/config.py` by `python -m batchline_local.config_reference` "
+        "Generated from `lambdas/batchline/config.py` and `stacks/settings.py` by "
+        "`python -m batchline_local.config_reference` "
         "(a test fails when this file is stale). Everything lives in `cdk.json` under `context.batchline`; "
         "`cdk synth` validates it with these models and names the pipeline and field of any mistake, "
         "and every function validates the same JSON again when it starts. Unknown fields are errors.",

@@ -35,6 +35,7 @@ from unittest import mock
 
 from batchline.clients import AwsClients
 from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, parse_pipelines
+from batchline.functions import CATALOGUE
 from batchline.metrics import NAMESPACE, SERVICE
 
 from batchline_local.emulators.base import ServiceEmulator
@@ -57,19 +58,8 @@ LOCAL_FUNCTION_SECONDS = 900
 # moving: RUNNING with no handler running, no Wait or back-off sleeping and no new history event for this long
 # (moto's interpreter takes milliseconds between states).
 STALL_SECONDS = 120.0
-# Function name -> handler, as in the stack (stacks/functions.py); placeholder -> function name.
-FUNCTIONS = {
-    "StartRun": "handlers.start_run.handler",
-    "PrepareInput": "handlers.prepare_input.handler",
-    "SubmitJob": "handlers.submit_job.handler",
-    "PollJob": "handlers.poll_job.handler",
-    "PlanCollect": "handlers.plan_collect.handler",
-    "CollectUnit": "handlers.collect_unit.handler",
-    "AssembleOutput": "handlers.assemble_output.handler",
-    "FinalizeRun": "handlers.finalize_run.handler",
-    "ReportFailure": "handlers.report_failure.handler",
-    "ExecutionEnded": "handlers.execution_ended.handler",
-}
+# Function name -> handler, from the catalogue the stack builds its functions from.
+FUNCTIONS = {spec.name: spec.handler for spec in CATALOGUE}
 FUNCTION_PREFIX = "batchline-local-"
 STATE_MACHINE = "batchline-local"
 UNDELIVERED_QUEUE = "batchline-local-undelivered-events"

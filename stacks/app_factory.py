@@ -14,10 +14,11 @@ from cdk_nag import AwsSolutionsChecks
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lambdas"))  # the batchline package, as the Lambdas import it
 
-from batchline.config import parse_pipelines, parse_stack_settings  # noqa: E402
+from batchline.config import parse_pipelines  # noqa: E402
 from batchline.errors import ConfigError  # noqa: E402
 
 from stacks.batchline_stack import BatchlineStack  # noqa: E402
+from stacks.settings import parse_deployment_settings  # noqa: E402
 
 # How the cdk CLI hands the app its context (cdk.json, cdk.context.json, -c): inline, or in a file when large.
 CLI_CONTEXT_ENV = ("CDK_CONTEXT_JSON", "CONTEXT_OVERFLOW_LOCATION_ENV")
@@ -44,7 +45,7 @@ def build_app(context: dict[str, Any] | None = None, *, bundle: bool = True) -> 
     if not bundle:
         merged["aws:cdk:bundling-stacks"] = []  # no asset bundling (no pip download) in tests
     app = App(context=merged)
-    settings = parse_stack_settings(app.node.try_get_context("batchline") or {})
+    settings = parse_deployment_settings(app.node.try_get_context("batchline") or {})
     pipelines = parse_pipelines(settings.pipelines)
     stack = BatchlineStack(
         app,

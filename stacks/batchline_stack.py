@@ -13,26 +13,25 @@ import json
 from typing import Any
 
 from aws_cdk import CfnOutput, Fn, Stack
-from aws_cdk import aws_iam as iam
-from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, Pipelines, StackSettings, VertexSettings
+from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, Pipelines, VertexSettings
+from batchline.functions import CATALOGUE
 from constructs import Construct
 
 from stacks.encryption import Encryption
 from stacks.event_schema import EventSchema
 from stacks.functions import CONFIG_LAYER_DIR, Functions
 from stacks.monitoring import Monitoring
-from stacks.nag import acknowledge
 from stacks.notifications import EventBus, ExecutionEndWatcher, UploadTrigger
 from stacks.orchestration import Orchestration
-from stacks.provider_permissions import job_permissions, model_lookup_permissions
+from stacks.provider_permissions import grant_service_calls
+from stacks.service_regions import require_service_regions
 from stacks.service_roles import ServiceRoles
-from stacks.storage import Storage, grant_discard_staged_parts, grant_job_state, grant_objects
+from stacks.settings import DeploymentSettings
+from stacks.storage import Storage
 from stacks.subscriptions import Subscriptions
 
 # Functions that call Google APIs for Vertex pipelines (staging, job create/poll/cancel, reading results).
-GOOGLE_CALLERS = ("SubmitJob", "PollJob", "PlanCollect", "CollectUnit", "AssembleOutput", "ReportFailure")
-# Functions that create, poll or stop service jobs.
-JOB_CALLERS = ("SubmitJob", "PollJob", "ReportFailure", "ExecutionEnded")
+GOOGLE_CALLERS = tuple(spec.name for spec in CATALOGUE if spec.calls_google)
 # A role ARN the stack creates is at most this long (CloudFormation role names are capped at 64 characters).
 ROLE_ARN_MAX = len("arn:aws-us-gov:iam::123456789012:role/") + 64
 
@@ -46,13 +45,18 @@ class BatchlineStack(Stack):
         construct_id: str,
         *,
         pipelines: Pipelines,
-        settings: StackSettings | None = None,
+        settings: DeploymentSettings | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        settings = settings or StackSettings()
-        key = Encryption(self, "Encryption", customer_managed=settings.customer_managed_key).key
-        self.storage = storage = Storage(self, "Storage", pipelines=pipelines, key=key)
+        settings = settings or DeploymentSettings()
+        require_service_regions(self, pipelines)
+        sandbox = settings.remove_on_destroy
+        encryption = Encryption(
+            self, "Encryption", customer_managed=settings.customer_managed_key, remove_on_destroy=sandbox
+        )
+        key = encryption.key
+        self.storage = storage = Storage(self, "Storage", pipelines=pipelines, key=key, remove_on_destroy=sandbox)
         self.bus = bus = EventBus(self, "Events", bus_name=f"{self.stack_name}-events", key=key)
         self.event_schema = event_schema = EventSchema(self, "EventSchema", registry_name=f"{self.stack_name}-events")
         self.roles = roles = ServiceRoles(self, "ServiceRoles", pipelines=pipelines, work=storage.work)
@@ -75,6 +79,8 @@ class BatchlineStack(Stack):
             size_estimates={SERVICE_ROLES_ENV: roles_json_size},
             pipelines_json=pipelines.to_env_json(),
             key=key,
+            reserved_concurrency=settings.reserved_concurrency,
+            remove_on_destroy=sandbox,
         )
         self.orchestration = orchestration = Orchestration(
             self,
@@ -84,79 +90,40 @@ class BatchlineStack(Stack):
             undelivered=bus.undelivered,
             work=storage.work,
             key=key,
+            remove_on_destroy=sandbox,
         )
         state_machine = orchestration.state_machine
+        # Each construct grants the functions what their catalogue entries declare for its concern.
+        storage.grant_declared_access(functions.by_name)
+        grant_service_calls(functions.by_name, pipelines, roles.role_arns, roles.passed_to)
         self.uploads = uploads = UploadTrigger(
-            self, "Uploads", inbox=storage.inbox, starter=functions["StartRun"], key=key
+            self,
+            "Uploads",
+            inbox=storage.inbox,
+            functions=functions,
+            state_machine=state_machine,
+            bus=bus.bus,
+            key=key,
         )
-
-        # StartRun is outside the state machine, so it may depend on it (no cycle).
-        starter = functions["StartRun"]
-        functions.add_environment("StartRun", "STATE_MACHINE_ARN", state_machine.state_machine_arn)
-        state_machine.grant_start_execution(starter)
-        grant_objects(starter, storage.inbox, read=True)  # HEAD of the uploaded version (size, ETag, decoded key)
-        bus.bus.grant_put_events_to(starter)  # uploads under an unknown prefix still get a failure event
-
-        grant_objects(functions["PrepareInput"], storage.inbox, read=True)
-        grant_objects(functions["PrepareInput"], storage.work, read=True, write=True)
-        grant_discard_staged_parts(functions["PrepareInput"], storage.work)  # a discarded read's parts
-        model_lookup_permissions(self, pipelines).apply_to(functions["PrepareInput"])
-
-        jobs = job_permissions(self, pipelines, roles.role_arns, roles.passed_to)
-        for name in JOB_CALLERS:
-            jobs.apply_to(functions[name])
-        for name in ("SubmitJob", "PollJob"):
-            grant_objects(functions[name], storage.work, read=True)
-            grant_job_state(functions[name], storage.work)  # each job's execution records its looks in S3
-        # Collect: raw output and the staged index in, units' parts and summaries out (work bucket); Assemble
-        # copies the parts into predictions.csv (results bucket) and aborts a multipart upload it cannot finish.
-        for name in ("PlanCollect", "CollectUnit", "AssembleOutput"):
-            grant_objects(functions[name], storage.work, read=True, write=True)
-        grant_objects(functions["AssembleOutput"], storage.results, write=True)
-        functions["AssembleOutput"].add_to_role_policy(
-            iam.PolicyStatement(actions=["s3:AbortMultipartUpload"], resources=[storage.results.arn_for_objects("*")])
-        )
-        for name in ("FinalizeRun", "ReportFailure", "ExecutionEnded"):
-            grant_objects(functions[name], storage.work, read=True, write=True)
-            grant_objects(functions[name], storage.results, read=True, write=True)
-
-        ended = functions["ExecutionEnded"]
         ExecutionEndWatcher(
             self,
             "ExecutionEnds",
-            state_machine_arn=state_machine.state_machine_arn,
-            handler=ended,
+            state_machine=state_machine,
+            functions=functions,
+            bus=bus.bus,
             dead_letters=uploads.dead_letters,
+            failed_invocations=uploads.failed_invocations,
         )
-        ended.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["states:GetExecutionHistory"],
-                resources=[
-                    f"arn:{self.partition}:states:{self.region}:{self.account}:execution:"
-                    f"{state_machine.state_machine_name}:*"
-                ],
-            )
-        )
-        acknowledge(
-            ended.role,  # type: ignore[arg-type]  # always set: Functions gives every function a role
-            "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
-            f"execution:<{self._logical(state_machine)}.Name>:*]",
-            "History of this state machine's executions only; execution names are the run IDs, known at run time.",
-        )
-        bus.bus.grant_put_events_to(ended)
-
-        if key is not None:
-            # Everything that reads or writes the encrypted buckets, queues and bus uses the key.
-            kms_reason = "CDK's grant_encrypt_decrypt on this stack's one key: the wildcards are action variants."
-            holders: list[iam.IRole] = [
+        # Everything that reads or writes the encrypted buckets, queues and bus uses the key, and so do the roles
+        # and services outside the stack that read and write the work bucket for the pipelines.
+        encryption.grant_pipeline_principals(pipelines)
+        encryption.grant_use(
+            [
                 *(function.role for function in functions.by_name.values() if function.role),
                 state_machine.role,
                 *roles.created_roles,
             ]
-            for role in holders:
-                key.grant_encrypt_decrypt(role)
-                for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
-                    acknowledge(role, f"AwsSolutions::AwsSolutions-IAM5[Action::{action}]", kms_reason)
+        )
 
         self.subscriptions = subscriptions = Subscriptions(
             self, "Subscriptions", bus=bus.bus, settings=settings.subscriptions, key=key
@@ -164,6 +131,10 @@ class BatchlineStack(Stack):
         dead_letter_queues = {
             "Undelivered outcome events": (bus.undelivered, bus.undelivered_alarm),
             "Unhandled uploads and execution ends": (uploads.dead_letters, uploads.dead_letters_alarm),
+            "Failed StartRun and ExecutionEnded invocations": (
+                uploads.failed_invocations,
+                uploads.failed_invocations_alarm,
+            ),
         }
         if subscriptions.dead_letters and subscriptions.dead_letters_alarm:
             dead_letter_queues["Subscribers' undelivered events"] = (
@@ -187,6 +158,7 @@ class BatchlineStack(Stack):
         CfnOutput(self, "StateMachineArn", value=state_machine.state_machine_arn)
         CfnOutput(self, "StartDeadLetterQueueUrl", value=uploads.dead_letters.queue_url)
         CfnOutput(self, "UndeliveredEventsQueueUrl", value=bus.undelivered.queue_url)
+        CfnOutput(self, "FailedInvocationsQueueUrl", value=uploads.failed_invocations.queue_url)
         # The `batchline` CLI checks a pipeline name against this before it uploads anything.
         CfnOutput(self, "PipelineNames", value=",".join(sorted(pipelines.pipelines)))
         CfnOutput(self, "DashboardName", value=monitoring.dashboard.dashboard_name)
@@ -200,6 +172,3 @@ class BatchlineStack(Stack):
             # The roles that exchange AWS credentials for Google tokens: bind these in the GCP provider.
             google_callers = [functions[name].role.role_arn for name in GOOGLE_CALLERS]  # type: ignore[union-attr]
             CfnOutput(self, "GoogleFederatedRoleArns", value=Fn.join(",", google_callers))
-
-    def _logical(self, construct: Any) -> str:
-        return str(self.resolve(self.get_logical_id(construct.node.default_child)))

@@ -1,8 +1,11 @@
-"""The Lambda functions: one code asset (lambdas/), one dependency layer built without Docker.
+"""The Lambda functions of the catalogue (batchline.functions): one code asset (lambdas/), dependency layers
+built without Docker.
 
 Each function has its own role that may write only to its own log group (no AWSLambdaBasicExecutionRole,
-whose logs grant covers every log group), and the environment every function shares; the stack adds each
-function's data and service grants next to the step that needs them.
+whose logs grant covers every log group), and the environment every function shares. Each other construct
+grants the functions what their catalogue entries declare for its concern (storage: buckets; provider
+permissions: the services; encryption: the key), and the constructs that own a function's trigger grant it
+what that trigger needs (notifications).
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import jsii
-from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, Size
+from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from batchline.functions import CATALOGUE, DEFAULT_EPHEMERAL_MB
 from batchline.metrics import NAMESPACE, SERVICE
 from constructs import Construct
 
@@ -32,9 +36,8 @@ LAMBDAS_DIR = ROOT / "lambdas"
 # (Lambda environments cap at 4 KB, which a few pipelines would exceed).
 CONFIG_LAYER_DIR = "batchline-config"
 LAYER_DIR = LAMBDAS_DIR / "layer"
-# DuckDB for Collect (a ~22 MB wheel): only the functions in ENGINE_USERS get it.
+# DuckDB for Collect (a ~22 MB wheel): only the functions whose catalogue entry has engine_layer get it.
 COLLECT_LAYER_DIR = LAMBDAS_DIR / "collect_layer"
-ENGINE_USERS = frozenset({"CollectUnit", "AssembleOutput"})
 # Lambda caps the environment of a function at 4 KB: every key plus every value.
 ENVIRONMENT_LIMIT = 4096
 # A value known only at deploy time (bucket or bus name, ARN) counts as this many bytes: longer than any
@@ -130,26 +133,9 @@ def _dependency_layer(scope: Construct, construct_id: str, directory: Path, desc
     )
 
 
-# name -> (handler, timeout seconds, memory MB, needs large /tmp)
-SPECS = {
-    "StartRun": ("handlers.start_run.handler", 30, 256, False),
-    "PrepareInput": ("handlers.prepare_input.handler", 900, 2048, True),
-    # Vertex pipelines stream the staged input from S3 to Cloud Storage in this step.
-    "SubmitJob": ("handlers.submit_job.handler", 900, 512, False),
-    "PollJob": ("handlers.poll_job.handler", 60, 256, False),
-    "PlanCollect": ("handlers.plan_collect.handler", 300, 512, False),
-    # One unit of Collect (a Distributed Map child): a whole job, or one byte range of a large output object.
-    "CollectUnit": ("handlers.collect_unit.handler", 900, 2048, True),
-    "AssembleOutput": ("handlers.assemble_output.handler", 900, 2048, True),
-    "FinalizeRun": ("handlers.finalize_run.handler", 300, 1024, True),
-    "ReportFailure": ("handlers.report_failure.handler", 120, 512, False),
-    # Executions stopped by hand or timed out: stops their jobs and publishes the failure event.
-    "ExecutionEnded": ("handlers.execution_ended.handler", 300, 512, False),
-}
-
-
 class Functions(Construct):
-    """The eight functions, by name (``functions["StartRun"]``), sharing one code asset and two layers."""
+    """The catalogue's functions (batchline.functions), by name (``functions["StartRun"]``), sharing one code
+    asset and two layers."""
 
     def __init__(
         self,
@@ -160,8 +146,11 @@ class Functions(Construct):
         pipelines_json: str,
         size_estimates: Mapping[str, int] | None = None,
         key: kms.IKey | None = None,
+        reserved_concurrency: Mapping[str, int] | None = None,
+        remove_on_destroy: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        reserved = dict(reserved_concurrency or {})
         self._environment = {**POWERTOOLS_ENVIRONMENT, **environment}
         self._estimates = dict(size_estimates or {})
         self._check_environment("every function", self._environment)
@@ -180,8 +169,15 @@ class Functions(Construct):
         )
         self.by_name: dict[str, lambda_.Function] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
-        for name, (handler, timeout, memory, large_tmp) in SPECS.items():
-            log_group = logs.LogGroup(self, f"{name}Logs", retention=logs.RetentionDays.ONE_MONTH, encryption_key=key)
+        for spec in CATALOGUE:
+            name = spec.name
+            log_group = logs.LogGroup(
+                self,
+                f"{name}Logs",
+                retention=logs.RetentionDays.ONE_MONTH,
+                encryption_key=key,
+                removal_policy=RemovalPolicy.DESTROY if remove_on_destroy else RemovalPolicy.RETAIN,
+            )
             role = iam.Role(
                 self,
                 f"{name}Role",
@@ -194,13 +190,19 @@ class Functions(Construct):
                 name,
                 runtime=lambda_.Runtime.PYTHON_3_13,
                 architecture=lambda_.Architecture.ARM_64,
-                handler=handler,
+                handler=spec.handler,
                 code=code,
-                layers=[layer, engine, config] if name in ENGINE_USERS else [layer, config],
-                timeout=Duration.seconds(timeout),
-                memory_size=memory,
-                ephemeral_storage_size=Size.gibibytes(10) if large_tmp else None,
+                layers=[layer, engine, config] if spec.engine_layer else [layer, config],
+                timeout=Duration.seconds(spec.timeout_seconds),
+                memory_size=spec.memory_mb,
+                ephemeral_storage_size=(
+                    Size.mebibytes(spec.ephemeral_storage_mb)
+                    if spec.ephemeral_storage_mb != DEFAULT_EPHEMERAL_MB
+                    else None
+                ),
                 tracing=lambda_.Tracing.ACTIVE,
+                # Reserved for this function alone (context reservedConcurrency), else the account's pool.
+                reserved_concurrent_executions=reserved.get(name),
                 environment=self._environment,
                 environment_encryption=key,
                 log_group=log_group,

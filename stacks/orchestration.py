@@ -15,22 +15,15 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
+from batchline.functions import placeholders
 from constructs import Construct
 
 from stacks.nag import acknowledge
 
 ASL_FILE = Path(__file__).resolve().parent.parent / "statemachine" / "batch_prediction.asl.json"
-# Placeholder -> the function whose ARN fills it (the other two: the bus name and the dead-letter queue URL).
-FUNCTION_PLACEHOLDERS = {
-    "PrepareInputFunctionArn": "PrepareInput",
-    "SubmitJobFunctionArn": "SubmitJob",
-    "PollJobFunctionArn": "PollJob",
-    "PlanCollectFunctionArn": "PlanCollect",
-    "CollectUnitFunctionArn": "CollectUnit",
-    "AssembleOutputFunctionArn": "AssembleOutput",
-    "FinalizeRunFunctionArn": "FinalizeRun",
-    "ReportFailureFunctionArn": "ReportFailure",
-}
+# Placeholder -> the function whose ARN fills it, from the catalogue (the others: the bus name, the dead-letter
+# queue URL and the work bucket).
+FUNCTION_PLACEHOLDERS = placeholders()
 SUBSTITUTION_KEYS = frozenset({*FUNCTION_PLACEHOLDERS, "EventBusName", "EventDeadLetterQueueUrl", "WorkBucketName"})
 
 
@@ -52,6 +45,7 @@ class Orchestration(Construct):
         undelivered: sqs.IQueue,
         work: s3.IBucket,
         key: kms.IKey | None = None,
+        remove_on_destroy: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -62,11 +56,14 @@ class Orchestration(Construct):
         substitutions["EventBusName"] = bus.event_bus_name
         substitutions["EventDeadLetterQueueUrl"] = undelivered.queue_url
         substitutions["WorkBucketName"] = work.bucket_name  # the Distributed Maps' ResultWriter
+        # Under /aws/vendedlogs/: CloudWatch Logs' resource policy for vended logs (the state machine's delivery)
+        # has a size limit, and log groups under this prefix are covered by one entry instead of one each.
         self.log_group = log_group = logs.LogGroup(
             self,
             "ExecutionLogs",
+            log_group_name=f"/aws/vendedlogs/states/{name}",
             retention=logs.RetentionDays.THREE_MONTHS,
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=RemovalPolicy.DESTROY if remove_on_destroy else RemovalPolicy.RETAIN,
             encryption_key=key,
         )
         self.state_machine = sfn.StateMachine(

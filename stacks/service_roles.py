@@ -9,7 +9,7 @@ from batchline.config import BedrockSettings, PersonalizeSettings, Pipelines
 from constructs import Construct
 
 from stacks.nag import acknowledge
-from stacks.provider_permissions import bedrock_model_arn
+from stacks.provider_permissions import bedrock_model_grant
 
 
 class ServiceRoles(Construct):
@@ -65,12 +65,12 @@ class ServiceRoles(Construct):
                 )
             )
             if isinstance(settings, BedrockSettings):
-                role.add_to_policy(
-                    iam.PolicyStatement(
-                        actions=["bedrock:InvokeModel"],
-                        resources=[bedrock_model_arn(stack, settings.model_id)],
-                    )
-                )
+                # A job invokes the model as this role: through an inference profile, on the profile and on the
+                # foundation model in each Region the profile routes to.
+                models, findings = bedrock_model_grant(stack, settings.model_id)
+                role.add_to_policy(iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=models))
+                for finding, reason in findings.items():
+                    acknowledge(role, finding, reason)
             work_id = stack.resolve(stack.get_logical_id(work.node.default_child))  # type: ignore[arg-type]
             acknowledge(
                 role,

@@ -1,31 +1,45 @@
 """Buckets: inbox (uploads), work (staged input, raw service output), results (keyed CSVs), access logs.
 
-Attributes: ``inbox``, ``work``, ``results``, ``access_logs`` (all ``s3.Bucket``). ``grant_objects`` is how a
-function gets object access, with the cdk-nag acknowledgment its ``<bucket>/*`` resource needs;
-``grant_discard_staged_parts`` is the one delete any function gets.
+Attributes: ``inbox``, ``work``, ``results``, ``access_logs`` (all ``s3.Bucket``). ``grant_data_access`` gives
+a function the object access its catalogue entry declares (batchline.functions.DataAccess), with the cdk-nag
+acknowledgments its resources need; ``grant_discard_staged_parts`` is the one delete any function gets.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
-from batchline.config import AmazonMLSettings, Pipelines, SageMakerSettings
+from batchline.config import AmazonMLSettings, PersonalizeSettings, Pipelines, SageMakerSettings
+from batchline.functions import CATALOGUE, DataAccess
 from constructs import Construct
 
 from stacks.nag import acknowledge
 
 
 class Storage(Construct):
-    """Four private, versioned, TLS-only buckets kept on stack deletion: a run never loses its input or output."""
+    """Four private, versioned, TLS-only buckets kept on stack deletion (unless a sandbox's): a run never loses
+    its input or output."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, pipelines: Pipelines, key: kms.IKey | None = None
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipelines: Pipelines,
+        key: kms.IKey | None = None,
+        remove_on_destroy: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self._key = key
+        # Kept on stack deletion unless the stack is a sandbox (removeOnDestroy): then CDK's auto-delete custom
+        # resource empties each bucket (every version) so CloudFormation can delete it.
+        self._removal = RemovalPolicy.DESTROY if remove_on_destroy else RemovalPolicy.RETAIN
+        self._auto_delete = remove_on_destroy
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
@@ -38,7 +52,8 @@ class Storage(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(expiration=Duration.days(365), noncurrent_version_expiration=Duration.days(30))
             ],
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=self._removal,
+            auto_delete_objects=self._auto_delete,
         )
         acknowledge(
             self.access_logs,
@@ -55,7 +70,23 @@ class Storage(Construct):
             event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True)
         )
         self._allow_model_roles(pipelines)
+        self._allow_personalize(pipelines)
         self._allow_amazon_ml(pipelines)
+
+    def grant_declared_access(self, functions: Mapping[str, lambda_.Function]) -> None:
+        """Each function the object access its catalogue entry declares (``data``), and nothing else."""
+        for spec in CATALOGUE:
+            self.grant_data_access(functions[spec.name], spec.data)
+
+    def grant_data_access(self, function: lambda_.Function, access: DataAccess) -> None:
+        """What ``access`` declares: reads, writes, the job looks, the discard of staged parts."""
+        for name, bucket in (("inbox", self.inbox), ("work", self.work), ("results", self.results)):
+            if name in access.read or name in access.write:
+                grant_objects(function, bucket, read=name in access.read, write=name in access.write)
+        if access.job_looks:
+            grant_job_state(function, self.work)  # each job's execution records its looks in S3
+        if access.discard_staged_parts:
+            grant_discard_staged_parts(function, self.work)  # a discarded read's parts
 
     def _bucket(self, construct_id: str, log_prefix: str, noncurrent_days: int | None = None) -> s3.Bucket:
         # Assemble's multipart uploads are aborted when it fails in Python; one killed mid-way (timeout) would
@@ -77,7 +108,8 @@ class Storage(Construct):
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix=log_prefix,
             lifecycle_rules=rules,
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=self._removal,
+            auto_delete_objects=self._auto_delete,
         )
 
     def _allow_model_roles(self, pipelines: Pipelines) -> None:
@@ -102,19 +134,27 @@ class Storage(Construct):
                     )
                 )
 
-    def _allow_amazon_ml(self, pipelines: Pipelines) -> None:
-        """Amazon ML reads and writes as its service principal; only made when a pipeline uses it."""
-        names = [n for n, p in pipelines.pipelines.items() if isinstance(p.service, AmazonMLSettings)]
+    def _allow_personalize(self, pipelines: Pipelines) -> None:
+        """Personalize reads a batch job's input and writes its output as the role passed to it, and its guide
+        also asks for a bucket policy letting its service principal in ("Attaching an Amazon Personalize access
+        policy to your Amazon S3 bucket", https://docs.aws.amazon.com/personalize/latest/dg/granting-personalize-s3-access.html),
+        scoped against the confused deputy to this account's Personalize resources. Only made when a pipeline
+        uses Personalize, on those pipelines' prefixes only."""
+        names = [n for n, p in pipelines.pipelines.items() if isinstance(p.service, PersonalizeSettings)]
         if not names:
             return
-        principal = iam.ServicePrincipal("machinelearning.amazonaws.com")
-        account = {"StringEquals": {"aws:SourceAccount": self.work.stack.account}}
+        stack = self.work.stack
+        principal = iam.ServicePrincipal("personalize.amazonaws.com")
+        confused_deputy = {
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:personalize:{stack.region}:{stack.account}:*"},
+        }
         self.work.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[principal],
-                actions=["s3:GetObject", "s3:PutObject", "s3:PutObjectAcl"],
+                actions=["s3:GetObject", "s3:PutObject"],
                 resources=[self.work.arn_for_objects(f"{name}/*") for name in names],
-                conditions=account,
+                conditions=confused_deputy,
             )
         )
         self.work.add_to_resource_policy(
@@ -122,7 +162,46 @@ class Storage(Construct):
                 principals=[principal],
                 actions=["s3:ListBucket"],
                 resources=[self.work.bucket_arn],
-                conditions={**account, "StringLike": {"s3:prefix": [f"{name}/*" for name in names]}},
+                conditions={**confused_deputy, "StringLike": {"s3:prefix": [f"{name}/*" for name in names]}},
+            )
+        )
+
+    def _allow_amazon_ml(self, pipelines: Pipelines) -> None:
+        """Amazon ML reads and writes as its service principal; only made when a pipeline uses it.
+
+        The policy of its guide ("Granting Amazon ML Permissions to Read Your Data from Amazon S3" and "... to
+        Output Predictions to Amazon S3", https://docs.aws.amazon.com/machine-learning/latest/dg/), on the Amazon
+        ML pipelines' prefixes, less s3:PutObjectAcl: it lets Amazon ML hand the objects it writes to the bucket
+        owner, which a bucket with ACLs disabled (BucketOwnerEnforced) already is, and refuses ACL calls.
+        The guide's aws:SourceAccount / aws:SourceArn conditions were added to a service closed since 2019 that
+        may not send them, so they apply when present (...IfExists): a request that carries another account's
+        source is refused, and one that carries none is not locked out.
+        """
+        names = [n for n, p in pipelines.pipelines.items() if isinstance(p.service, AmazonMLSettings)]
+        if not names:
+            return
+        stack = self.work.stack
+        principal = iam.ServicePrincipal("machinelearning.amazonaws.com")
+        source = {
+            "StringEqualsIfExists": {"aws:SourceAccount": stack.account},
+            "ArnLikeIfExists": {
+                "aws:SourceArn": f"arn:{stack.partition}:machinelearning:{stack.region}:{stack.account}:*"
+            },
+        }
+        self.work.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[principal],
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[self.work.arn_for_objects(f"{name}/*") for name in names],
+                conditions=source,
+            )
+        )
+        self.work.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[principal],
+                actions=["s3:ListBucket"],
+                resources=[self.work.bucket_arn],
+                conditions={**source, "StringLike": {"s3:prefix": [f"{name}/*" for name in names]}},
             )
         )
 

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from aws_cdk.assertions import Match, Template
+from batchline.functions import CATALOGUE
 
 from stacks.app_factory import ROOT, ConfigError, build_app, cdk_json_context
 from stacks.batchline_stack import BatchlineStack
@@ -72,6 +73,22 @@ def test_vertex_pipelines_export_the_roles_to_bind_in_google_cloud(template: Tem
     outputs = template.find_outputs("GoogleFederatedRoleArns")
     assert outputs, "cdk.json has a Vertex pipeline, so the federated role ARNs are an output"
     assert "Fn::Join" in outputs["GoogleFederatedRoleArns"]["Value"]
+
+
+def test_every_function_that_calls_vertex_is_among_the_roles_to_bind_in_google_cloud(template: Template) -> None:
+    # ExecutionEnded stops a stopped run's Vertex jobs: unbound, its token exchange is refused and the job runs on.
+    joined = template.find_outputs("GoogleFederatedRoleArns")["GoogleFederatedRoleArns"]["Value"]["Fn::Join"]
+    bound = {role["Fn::GetAtt"][0].removeprefix("Functions").split("Role")[0] for role in joined[1]}
+    assert bound == {
+        "SubmitJob",  # stages the input to Cloud Storage, creates the job
+        "PollJob",
+        "PlanCollect",  # lists the job's result files
+        "CollectUnit",
+        "AssembleOutput",  # deletes the staged input
+        "ReportFailure",  # cancels the jobs of a failed run
+        "ExecutionEnded",  # cancels the jobs of a run stopped, timed out or failed uncaught
+    }
+    assert {spec.name for spec in CATALOGUE if spec.jobs - {"encode"}} <= bound
 
 
 def test_every_cdk_nag_acknowledgment_names_a_rule_and_gives_a_reason(stack: BatchlineStack) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from aws_cdk.assertions import Match, Template
 
 from tests.conftest import EVENT_SCHEMA
-from tests.stacks.conftest import logical_id, resources
+from tests.stacks.conftest import as_list, function_statements, logical_id, resources
 
 
 def test_inbox_uploads_reach_start_run_with_retries_and_a_dead_letter_queue(template: Template) -> None:
@@ -39,7 +40,7 @@ def test_inbox_uploads_reach_start_run_with_retries_and_a_dead_letter_queue(temp
 
 def test_dead_letter_queues_are_encrypted_tls_only_and_alarmed(template: Template) -> None:
     queues = resources(template, "AWS::SQS::Queue")
-    assert len(queues) == 2
+    assert len(queues) == 3  # undelivered outcome events, undeliverable triggers, failed async invocations
     for queue in queues.values():
         assert queue["Properties"].get("SqsManagedSseEnabled") or queue["Properties"].get("KmsMasterKeyId")
     for policy in resources(template, "AWS::SQS::QueuePolicy").values():
@@ -54,6 +55,36 @@ def test_dead_letter_queues_are_encrypted_tls_only_and_alarmed(template: Templat
     ]
     for name in queues:
         assert sum(name in dimensions for dimensions in watched) == 1, name  # one alarm each, not duplicated
+
+
+@pytest.mark.parametrize("function", ["StartRun", "ExecutionEnded"])
+def test_an_asynchronous_function_that_fails_after_its_retries_keeps_the_event_in_an_alarmed_queue(
+    template: Template, function: str
+) -> None:
+    # A rule's dead-letter queue catches delivery failures only: a function error is retried, then dropped
+    # unless the function has an on-failure destination.
+    target = logical_id(template, "AWS::Lambda::Function", f"Functions{function}")
+    queue = logical_id(template, "AWS::SQS::Queue", "FailedInvocations")
+    configs = [
+        c["Properties"]
+        for c in resources(template, "AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": target}
+    ]
+    assert configs == [
+        {
+            "FunctionName": {"Ref": target},
+            "Qualifier": "$LATEST",
+            "MaximumRetryAttempts": 2,
+            "MaximumEventAgeInSeconds": 21600,
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [queue, "Arn"]}}},
+        }
+    ]
+    sends = [
+        s
+        for s in function_statements(template, function)
+        if "sqs:SendMessage" in as_list(s["Action"]) and s["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+    ]
+    assert sends
 
 
 def test_project_bus_is_named_after_the_stack(template: Template) -> None:

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Template
+from batchline.functions import CATALOGUE
 
 from stacks.app_factory import build_app, cdk_json_context
-from stacks.functions import LAYER_DIR, SPECS, PipInstallForArm64, environment_size
+from stacks.functions import LAYER_DIR, PipInstallForArm64, environment_size
 from tests.stacks.conftest import as_list, function_statements, logical_id, resources
 
 SHARED_VARIABLES = (
@@ -33,7 +34,7 @@ def by_handler(template: Template) -> dict[str, dict[str, Any]]:
 
 def test_every_function_runs_python_313_on_arm64_with_active_tracing(template: Template) -> None:
     functions = resources(template, "AWS::Lambda::Function")
-    assert len(functions) == len(SPECS) == 10
+    assert len(functions) == len(CATALOGUE) == 10
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"] == "python3.13" and props["Architectures"] == ["arm64"]
@@ -42,7 +43,7 @@ def test_every_function_runs_python_313_on_arm64_with_active_tracing(template: T
 
 def test_each_function_has_its_handler_timeout_memory_and_scratch_space(template: Template) -> None:
     functions = by_handler(template)
-    assert set(functions) == {handler for handler, *_ in SPECS.values()}
+    assert set(functions) == {spec.handler for spec in CATALOGUE}
     expected = {
         "handlers.start_run.handler": (30, 256, None),
         "handlers.prepare_input.handler": (900, 2048, 10240),
@@ -52,8 +53,9 @@ def test_each_function_has_its_handler_timeout_memory_and_scratch_space(template
         "handlers.collect_unit.handler": (900, 2048, 10240),
         "handlers.assemble_output.handler": (900, 2048, 10240),
         "handlers.finalize_run.handler": (300, 1024, 10240),
-        "handlers.report_failure.handler": (120, 512, None),
-        "handlers.execution_ended.handler": (300, 512, None),
+        # Both merge rejected.csv (up to every row of an upload of maxInputBytes) into errors.csv through /tmp.
+        "handlers.report_failure.handler": (120, 512, 10240),
+        "handlers.execution_ended.handler": (300, 512, 10240),
     }
     for handler, (timeout, memory, scratch) in expected.items():
         props = functions[handler]

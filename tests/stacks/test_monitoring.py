@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 from aws_cdk import App, Environment
 from aws_cdk.assertions import Template
-from batchline.config import StackSettings, parse_pipelines
+from batchline.config import parse_pipelines
+from batchline.functions import CATALOGUE
 
 from stacks.app_factory import ConfigError, build_app, cdk_json_context
 from stacks.batchline_stack import BatchlineStack
-from stacks.functions import SPECS
 from stacks.monitoring import stale_run_evaluation_hours
+from stacks.settings import DeploymentSettings
 from tests.stacks.conftest import logical_id, resources, synth_with_pipelines
 
 PIPELINES = cdk_json_context()["batchline"]["pipelines"]
@@ -61,10 +62,10 @@ def test_dashboard_shows_executions_lambda_errors_and_dead_letter_queue_depth(te
     executions = {line[1] for line in widget(body, "Executions")["metrics"]}
     assert {"ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut"} <= executions
     errors = widget(body, "Lambda errors")["metrics"]
-    assert len(errors) == len(SPECS) and {line[1] for line in errors} == {"Errors"}
+    assert len(errors) == len(CATALOGUE) and {line[1] for line in errors} == {"Errors"}
     depth = widget(body, "Dead-letter queues (messages waiting)")["metrics"]
-    assert len(depth) == 2 and {line[1] for line in depth} == {"ApproximateNumberOfMessagesVisible"}
-    assert len(widget(body, "Alarms")["alarms"]) == 4
+    assert len(depth) == 3 and {line[1] for line in depth} == {"ApproximateNumberOfMessagesVisible"}
+    assert len(widget(body, "Alarms")["alarms"]) == 5
 
 
 def test_failed_or_timed_out_executions_raise_an_alarm(template: Template) -> None:
@@ -114,7 +115,7 @@ def test_alarms_only_show_on_the_dashboard_without_a_topic(template: Template) -
 def test_every_alarm_including_the_dead_letter_queues_notifies_the_configured_topic() -> None:
     template = synth_with_pipelines(PIPELINES, alarmTopicArn=TOPIC, runAgeAlarmHours=6)
     alarms = resources(template, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 4  # failed runs, stale runs and the two dead-letter queues' own alarms, reused
+    assert len(alarms) == 5  # failed runs, stale runs and the three dead-letter queues' own alarms, reused
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [TOPIC]
         assert alarm["Properties"]["OKActions"] == [TOPIC]
@@ -129,7 +130,7 @@ def test_a_malformed_alarm_topic_fails_the_build_naming_the_field() -> None:
 
 
 def test_an_alarm_topic_in_another_region_is_refused_when_the_stack_region_is_known() -> None:
-    settings = StackSettings.model_validate({"alarmTopicArn": TOPIC.replace("us-east-1", "eu-west-1")})
+    settings = DeploymentSettings.model_validate({"alarmTopicArn": TOPIC.replace("us-east-1", "eu-west-1")})
     with pytest.raises(ConfigError, match="alarmTopicArn is in eu-west-1, but the stack deploys to us-east-1"):
         BatchlineStack(
             App(context={**cdk_json_context(), "aws:cdk:bundling-stacks": []}),

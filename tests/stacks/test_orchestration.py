@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from aws_cdk.assertions import Template
+from batchline.functions import CATALOGUE
 
-from stacks.functions import SPECS
 from stacks.orchestration import ASL_FILE, FUNCTION_PLACEHOLDERS, SUBSTITUTION_KEYS, placeholders_in
 from tests.stacks.conftest import as_list, logical_id, policy_statements, resources
 
@@ -33,8 +33,10 @@ def test_state_machine_is_standard_logs_all_with_execution_data_and_traces(templ
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is True
     assert props["TracingConfiguration"] == {"Enabled": True}
     group = props["LoggingConfiguration"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
-    retention = resources(template, "AWS::Logs::LogGroup")[group["Fn::GetAtt"][0]]["Properties"]["RetentionInDays"]
-    assert retention > 0
+    log_group = resources(template, "AWS::Logs::LogGroup")[group["Fn::GetAtt"][0]]["Properties"]
+    assert log_group["RetentionInDays"] > 0
+    # Vended logs go to log groups under /aws/vendedlogs/, which CloudWatch Logs' resource policy covers at once.
+    assert log_group["LogGroupName"] == f"/aws/vendedlogs/states/{props['StateMachineName']}"
 
 
 def test_function_placeholders_are_filled_with_the_functions_arns(template: Template) -> None:
@@ -135,7 +137,7 @@ def _task_states(states: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def test_a_function_that_may_run_15_minutes_retries_a_timeout_once_not_six_times() -> None:
     # An attempt that timed out cost the function's whole timeout; six more would cost an hour and a half.
     definition = json.loads(ASL_FILE.read_text())
-    long_running = {name for name, spec in SPECS.items() if spec[1] >= 900}
+    long_running = {spec.name for spec in CATALOGUE if spec.timeout_seconds >= 900}
     checked = set()
     for state in _task_states(definition["States"]):
         placeholder = state["Resource"].removeprefix("${").removesuffix("}")
@@ -147,3 +149,33 @@ def test_a_function_that_may_run_15_minutes_retries_a_timeout_once_not_six_times
             checked.add(function)
     assert checked == long_running & set(FUNCTION_PLACEHOLDERS.values())
     assert {"PrepareInput", "SubmitJob", "CollectUnit", "AssembleOutput"} <= checked
+
+
+def _backoff_seconds(rule: dict[str, Any]) -> float:
+    """The longest total wait of a retrier: every attempt's interval, capped at MaxDelaySeconds."""
+    interval, rate = rule.get("IntervalSeconds", 1), rule.get("BackoffRate", 2.0)
+    cap = rule.get("MaxDelaySeconds", float("inf"))
+    return sum(min(interval * rate**attempt, cap) for attempt in range(rule.get("MaxAttempts", 3)))
+
+
+def test_every_function_call_rides_out_lambda_throttling_for_longer_than_a_15_minute_function_runs() -> None:
+    # A Distributed Map fails when one child fails (ToleratedFailurePercentage 0): a child throttled by a low
+    # account concurrency must wait for the functions holding it, and CollectUnit may hold it for 15 minutes.
+    throttling = {
+        "Lambda.TooManyRequestsException",
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+    }
+    calls = [
+        s
+        for s in _task_states(json.loads(ASL_FILE.read_text())["States"])
+        if s["Resource"] != s["Resource"].lstrip("$")
+    ]
+    assert len(calls) >= 10
+    for state in calls:
+        for error in throttling:
+            rule = next(r for r in state["Retry"] if error in r["ErrorEquals"] or "States.ALL" in r["ErrorEquals"])
+            assert rule["JitterStrategy"] == "FULL", state["Resource"]  # children throttled together spread out
+            # Full jitter waits half of it on average: still more than 15 minutes.
+            assert _backoff_seconds(rule) / 2 > 15 * 60, (state["Resource"], error, _backoff_seconds(rule))

@@ -196,3 +196,117 @@ def test_functions_learn_the_created_roles_from_their_environment(created_role_t
     for function in resources(created_role_template, "AWS::Lambda::Function").values():
         roles = json.dumps(function["Properties"]["Environment"]["Variables"]["BATCHLINE_SERVICE_ROLES"])
         assert '\\"gen\\":' in roles and "Arn" in roles
+
+
+SERVICES = ("sagemaker:", "personalize:", "bedrock:", "machinelearning:", "iam:")
+DESCRIBE = {
+    "sagemaker:DescribeTransformJob",
+    "personalize:DescribeBatchInferenceJob",
+    "personalize:DescribeBatchSegmentJob",
+    "bedrock:GetModelInvocationJob",
+    "bedrock:ListModelInvocationJobs",  # describe() finds a Bedrock job by its name
+    "machinelearning:GetBatchPrediction",
+    "machinelearning:GetDataSource",  # before the batch prediction exists
+}
+STOP = {"sagemaker:StopTransformJob", "bedrock:StopModelInvocationJob"}  # Personalize and Amazon ML cannot stop
+SUBMIT = {
+    "sagemaker:CreateTransformJob",
+    "sagemaker:AddTags",
+    "personalize:CreateBatchInferenceJob",
+    "personalize:CreateBatchSegmentJob",
+    "personalize:TagResource",
+    "bedrock:CreateModelInvocationJob",
+    "bedrock:TagResource",
+    "machinelearning:CreateDataSourceFromS3",
+    "machinelearning:CreateBatchPrediction",
+    "iam:PassRole",
+}
+
+
+@pytest.mark.parametrize(
+    ("function", "expected"),
+    [
+        ("StartRun", set()),
+        ("PrepareInput", {"machinelearning:GetMLModel"}),  # the Amazon ML model's schema, for the staged input
+        ("SubmitJob", SUBMIT | DESCRIBE),
+        ("PollJob", DESCRIBE),
+        ("PlanCollect", set()),
+        ("CollectUnit", set()),
+        ("AssembleOutput", set()),
+        ("FinalizeRun", set()),
+        ("ReportFailure", DESCRIBE | STOP),
+        ("ExecutionEnded", DESCRIBE | STOP),
+    ],
+)
+def test_only_the_submitting_function_creates_jobs_or_passes_roles_the_others_describe_or_stop(
+    template: Template, function: str, expected: set[str]
+) -> None:
+    actions = {a for a in actions_of(function_statements(template, function)) if a.startswith(SERVICES)}
+    assert actions == expected, (actions - expected, expected - actions)
+
+
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}
+
+
+def rendered_arn(resource: Any) -> str:
+    """An ARN as deployed in us-east-1 of account 123456789012 (pseudo parameters filled in)."""
+    if isinstance(resource, str):
+        return resource
+    if "Ref" in resource:
+        return PSEUDO.get(resource["Ref"], f"<{resource['Ref']}>")
+    separator, parts = resource["Fn::Join"]
+    return separator.join(rendered_arn(part) for part in parts)
+
+
+GLOBAL_PROFILE = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/global.amazon.nova-2-lite-v1:0"
+
+
+@pytest.fixture(scope="module")
+def profile_template() -> Template:
+    return synth_with_pipelines(
+        {
+            "us-profile": {  # the stack creates the role
+                "keyColumn": "id",
+                "service": {
+                    "provider": "bedrock",
+                    "modelId": "us.anthropic.claude-3-5-haiku-20241022-v1:0",
+                    "promptColumn": "q",
+                },
+            },
+            "profile-arn": {
+                "keyColumn": "id",
+                "service": {
+                    "provider": "bedrock",
+                    "modelId": GLOBAL_PROFILE,
+                    "roleArn": "arn:aws:iam::123456789012:role/batchline-bedrock",
+                    "promptColumn": "q",
+                },
+            },
+        }
+    )
+
+
+def _granted(statements: list[dict[str, Any]], action: str) -> set[str]:
+    return {rendered_arn(r) for s in statements if action in as_list(s["Action"]) for r in as_list(s["Resource"])}
+
+
+def test_an_inference_profile_is_granted_as_the_profile_and_its_model_in_every_region_it_routes_to(
+    profile_template: Template,
+) -> None:
+    us_profile = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0"
+    global_profile = GLOBAL_PROFILE
+    us_models = "arn:aws:bedrock:us-*::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0"
+    global_models = "arn:aws:bedrock:*::foundation-model/amazon.nova-2-lite-v1:0"
+    creates = _granted(function_statements(profile_template, "SubmitJob"), "bedrock:CreateModelInvocationJob")
+    assert {us_profile, us_models, global_profile, global_models} <= creates
+    assert not [arn for arn in creates if "foundation-model/us." in arn or "foundation-model/arn:" in arn], creates
+    # The role the stack creates for the us-profile pipeline invokes through the profile.
+    role = logical_id(profile_template, "AWS::IAM::Role", "usprofilerole")
+    invokes = _granted(policy_statements(profile_template, role), "bedrock:InvokeModel")
+    assert invokes == {us_profile, us_models}
+
+
+def test_a_foundation_model_id_is_granted_in_the_stacks_region_only(created_role_template: Template) -> None:
+    creates = _granted(function_statements(created_role_template, "SubmitJob"), "bedrock:CreateModelInvocationJob")
+    assert "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0" in creates
+    assert not [arn for arn in creates if "inference-profile" in arn or ":*::" in arn], creates

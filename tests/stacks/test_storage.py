@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import pytest
+from aws_cdk import App, Environment
 from aws_cdk.assertions import Template
+from batchline.config import parse_pipelines
+from batchline.errors import ConfigError
 
-from tests.stacks.conftest import logical_id, resources, synth_with_pipelines
+from stacks.app_factory import cdk_json_context
+from stacks.batchline_stack import BatchlineStack
+from tests.stacks.conftest import as_list, logical_id, resources, synth_with_pipelines
 
 
 def test_every_bucket_is_encrypted_private_versioned_owner_enforced_and_retained(template: Template) -> None:
@@ -117,5 +124,109 @@ def test_a_model_execution_role_may_use_its_pipelines_prefix_of_the_work_bucket_
     listing = next(s for s in granted if s["Action"] == "s3:ListBucket")
     assert listing["Resource"] == {"Fn::GetAtt": [work_id, "Arn"]}
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["churn/*"]}}
-    # Without an Amazon ML pipeline, its service principal gets nothing.
+    # Without an Amazon ML or Personalize pipeline, their service principals get nothing.
     assert "machinelearning.amazonaws.com" not in json.dumps(policy)
+    assert "personalize.amazonaws.com" not in json.dumps(policy)
+
+
+def work_bucket_statements(template: Template) -> list[dict[str, Any]]:
+    work_id = logical_id(template, "AWS::S3::Bucket", "StorageWork")
+    policy = next(
+        p
+        for p in resources(template, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": work_id}
+    )
+    return list(policy["Properties"]["PolicyDocument"]["Statement"])
+
+
+def test_personalize_may_read_input_and_write_output_under_its_pipelines_prefixes_from_this_account_only() -> None:
+    template = synth_with_pipelines(
+        {
+            "rec": {
+                "keyColumn": "userId",
+                "service": {
+                    "provider": "personalize",
+                    "recipe": "USER_PERSONALIZATION",
+                    "solutionVersionArn": "arn:aws:personalize:us-east-1:123456789012:solution/x/abc",
+                    "roleArn": "arn:aws:iam::123456789012:role/rec",
+                },
+            },
+            "churn": {"keyColumn": "id", "service": {"provider": "sagemaker", "modelName": "churn"}},
+        }
+    )
+    work_id = logical_id(template, "AWS::S3::Bucket", "StorageWork")
+    granted = [
+        s for s in work_bucket_statements(template) if s.get("Principal") == {"Service": "personalize.amazonaws.com"}
+    ]
+    conditions = {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {
+            "aws:SourceArn": {
+                "Fn::Join": [
+                    "",
+                    [
+                        "arn:",
+                        {"Ref": "AWS::Partition"},
+                        ":personalize:",
+                        {"Ref": "AWS::Region"},
+                        ":",
+                        {"Ref": "AWS::AccountId"},
+                        ":*",
+                    ],
+                ]
+            }
+        },
+    }
+    objects = next(s for s in granted if s["Action"] == ["s3:GetObject", "s3:PutObject"])
+    assert objects["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [work_id, "Arn"]}, "/rec/*"]]}
+    assert objects["Condition"] == conditions
+    listing = next(s for s in granted if s["Action"] == "s3:ListBucket")
+    assert listing["Resource"] == {"Fn::GetAtt": [work_id, "Arn"]}
+    assert listing["Condition"] == {**conditions, "StringLike": {"s3:prefix": ["rec/*"]}}
+    assert len(granted) == 2
+
+
+AMAZON_ML = {
+    "legacy": {"keyColumn": "id", "service": {"provider": "amazonml", "mlModelId": "ml-1", "modelType": "BINARY"}}
+}
+
+
+def test_amazon_ml_gets_its_documented_bucket_policy_without_acl_calls_on_a_bucket_without_acls() -> None:
+    template = synth_with_pipelines(AMAZON_ML)
+    granted = [
+        s
+        for s in work_bucket_statements(template)
+        if s.get("Principal") == {"Service": "machinelearning.amazonaws.com"}
+    ]
+    actions = {action for s in granted for action in as_list(s["Action"])}
+    assert actions == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}  # no s3:PutObjectAcl
+    for statement in granted:
+        # Applied when Amazon ML sends them, which a service closed since 2019 may not.
+        assert set(statement["Condition"]) >= {"StringEqualsIfExists", "ArnLikeIfExists"}
+        assert statement["Condition"]["StringEqualsIfExists"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    listing = next(s for s in granted if s["Action"] == "s3:ListBucket")
+    assert listing["Condition"]["StringLike"] == {"s3:prefix": ["legacy/*"]}
+
+
+def _stack_in(region: str) -> BatchlineStack:
+    context = cdk_json_context()
+    context["batchline"] = {"pipelines": AMAZON_ML}
+    app = App(context=context)
+    return BatchlineStack(
+        app, "Regional", pipelines=parse_pipelines(AMAZON_ML), env=Environment(account="123456789012", region=region)
+    )
+
+
+def test_an_amazon_ml_pipeline_is_refused_at_synth_in_a_region_without_amazon_ml() -> None:
+    with pytest.raises(ConfigError, match=r"only in us-east-1 and eu-west-1; pipeline\(s\) legacy.*us-west-2"):
+        _stack_in("us-west-2")
+    assert _stack_in("eu-west-1")  # one of its two Regions
+
+
+def test_an_environment_agnostic_stack_with_amazon_ml_refuses_other_regions_at_deployment() -> None:
+    template = synth_with_pipelines(AMAZON_ML).to_json()
+    [assertion] = template["Rules"]["AmazonMLRegion"]["Assertions"]
+    assert assertion["Assert"] == {"Fn::Contains": [["us-east-1", "eu-west-1"], {"Ref": "AWS::Region"}]}
+    assert "legacy" in assertion["AssertDescription"]
+    other = synth_with_pipelines({"churn": {"keyColumn": "id", "service": {"provider": "sagemaker", "modelName": "m"}}})
+    assert "AmazonMLRegion" not in other.to_json().get("Rules", {})

@@ -1,0 +1,201 @@
+"""The Lambda functions of Batchline, listed once: name, handler, sizing, and what each one touches.
+
+The stack builds each function from its entry here and each construct grants what the entry declares for its
+concern (storage: ``data``; the services: ``jobs``; Google: ``calls_google``); the state machine's placeholders
+come from ``placeholder``; the local runtime runs ``handler``. Nothing here imports CDK or boto3, so the stack,
+the local runtime and the tests read the same list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+# The stack's data buckets, by the name the functions' environment gives them (INBOX_BUCKET, ...).
+Bucket = Literal["inbox", "work", "results"]
+# The adapter operations (batchline.adapters.base.BatchAdapter) a function calls on a pipeline's service:
+# "encode" is input_encoder() (Amazon ML reads the model's training schema when the config gives none).
+JobCall = Literal["encode", "submit", "describe", "stop"]
+
+# Lambda's default and largest /tmp, in MB. A function that writes a file whose size grows with the upload gets
+# the largest: its worst case is an upload of maxInputBytes (10 GiB by default), so no smaller size is safe, and
+# /tmp above 512 MB costs little (billed per GB-second of the invocation). The others write nothing to /tmp.
+DEFAULT_EPHEMERAL_MB = 512
+MAX_EPHEMERAL_MB = 10240
+
+
+@dataclass(frozen=True)
+class DataAccess:
+    """Object access in the stack's buckets; no function may delete, except the discard below."""
+
+    read: frozenset[Bucket] = frozenset()
+    write: frozenset[Bucket] = frozenset()
+    # PutObject on each job's last look only (work bucket, <pipeline>/<run-id>/state/job-*).
+    job_looks: bool = False
+    # DeleteObject on staged parts and their indexes only (work bucket, .../{input,index}/part-*).
+    discard_staged_parts: bool = False
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One function of the deployment."""
+
+    name: str
+    handler: str
+    timeout_seconds: int
+    memory_mb: int
+    ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_MB
+    # DuckDB (lambdas/collect_layer), for the functions that collect outputs.
+    engine_layer: bool = False
+    data: DataAccess = field(default_factory=DataAccess)
+    # The operations on the pipelines' batch services this function makes (empty: none).
+    jobs: frozenset[JobCall] = frozenset()
+    # Calls Google APIs for Vertex pipelines (so its role is bound in the workload identity pool).
+    calls_google: bool = False
+    # Its ``${Placeholder}`` in statemachine/*.asl.json, or None when the state machine does not invoke it.
+    placeholder: str | None = None
+
+    def __post_init__(self) -> None:
+        if not DEFAULT_EPHEMERAL_MB <= self.ephemeral_storage_mb <= MAX_EPHEMERAL_MB:
+            raise ValueError(f"{self.name}: ephemeral storage must be {DEFAULT_EPHEMERAL_MB}-{MAX_EPHEMERAL_MB} MB")
+
+
+def _placeholder(name: str) -> str:
+    return f"{name}FunctionArn"
+
+
+_READ_WRITE_WORK = DataAccess(read=frozenset({"work"}), write=frozenset({"work"}))
+_READ_WRITE_BOTH = DataAccess(read=frozenset({"work", "results"}), write=frozenset({"work", "results"}))
+
+CATALOGUE: tuple[FunctionSpec, ...] = (
+    # Outside the state machine: the upload rule's target; HEADs the uploaded version (size, ETag, decoded key).
+    FunctionSpec(
+        "StartRun",
+        "handlers.start_run.handler",
+        timeout_seconds=30,
+        memory_mb=256,
+        data=DataAccess(read=frozenset({"inbox"})),
+    ),
+    FunctionSpec(
+        "PrepareInput",
+        "handlers.prepare_input.handler",
+        timeout_seconds=900,
+        memory_mb=2048,
+        ephemeral_storage_mb=MAX_EPHEMERAL_MB,
+        data=DataAccess(read=frozenset({"inbox", "work"}), write=frozenset({"work"}), discard_staged_parts=True),
+        jobs=frozenset({"encode"}),
+        placeholder=_placeholder("PrepareInput"),
+    ),
+    # Vertex pipelines stream the staged input from S3 to Cloud Storage in this step.
+    FunctionSpec(
+        "SubmitJob",
+        "handlers.submit_job.handler",
+        timeout_seconds=900,
+        memory_mb=512,
+        data=DataAccess(read=frozenset({"work"}), job_looks=True),
+        # submit() describes what it created, or the job an earlier attempt created.
+        jobs=frozenset({"submit", "describe"}),
+        calls_google=True,
+        placeholder=_placeholder("SubmitJob"),
+    ),
+    FunctionSpec(
+        "PollJob",
+        "handlers.poll_job.handler",
+        timeout_seconds=60,
+        memory_mb=256,
+        data=DataAccess(read=frozenset({"work"}), job_looks=True),
+        jobs=frozenset({"describe"}),
+        calls_google=True,
+        placeholder=_placeholder("PollJob"),
+    ),
+    FunctionSpec(
+        "PlanCollect",
+        "handlers.plan_collect.handler",
+        timeout_seconds=300,
+        memory_mb=512,
+        data=_READ_WRITE_WORK,
+        calls_google=True,
+        placeholder=_placeholder("PlanCollect"),
+    ),
+    # One unit of Collect (a Distributed Map child): a whole job, or one byte range of a large output object.
+    FunctionSpec(
+        "CollectUnit",
+        "handlers.collect_unit.handler",
+        timeout_seconds=900,
+        memory_mb=2048,
+        ephemeral_storage_mb=MAX_EPHEMERAL_MB,
+        engine_layer=True,
+        data=_READ_WRITE_WORK,
+        calls_google=True,
+        placeholder=_placeholder("CollectUnit"),
+    ),
+    # Copies the units' parts into predictions.csv (results bucket); aborts a multipart upload it cannot finish.
+    FunctionSpec(
+        "AssembleOutput",
+        "handlers.assemble_output.handler",
+        timeout_seconds=900,
+        memory_mb=2048,
+        ephemeral_storage_mb=MAX_EPHEMERAL_MB,
+        engine_layer=True,
+        data=DataAccess(read=frozenset({"work"}), write=frozenset({"work", "results"})),
+        calls_google=True,
+        placeholder=_placeholder("AssembleOutput"),
+    ),
+    # Merges rejected.csv and failed.csv into errors.csv through /tmp.
+    FunctionSpec(
+        "FinalizeRun",
+        "handlers.finalize_run.handler",
+        timeout_seconds=300,
+        memory_mb=1024,
+        ephemeral_storage_mb=MAX_EPHEMERAL_MB,
+        data=_READ_WRITE_BOTH,
+        placeholder=_placeholder("FinalizeRun"),
+    ),
+    FunctionSpec(
+        "ReportFailure",
+        "handlers.report_failure.handler",
+        timeout_seconds=120,
+        memory_mb=512,
+        # Merges rejected.csv (up to every row of the upload, with a reason each) into errors.csv through /tmp.
+        ephemeral_storage_mb=MAX_EPHEMERAL_MB,
+        data=_READ_WRITE_BOTH,
+        # Stops the run's jobs that still run: each is described first (never created: nothing to stop).
+        jobs=frozenset({"describe", "stop"}),
+        calls_google=True,
+        placeholder=_placeholder("ReportFailure"),
+    ),
+    # Executions stopped by hand, timed out or failed uncaught: stops their jobs and publishes the failure event.
+    FunctionSpec(
+        "ExecutionEnded",
+        "handlers.execution_ended.handler",
+        timeout_seconds=300,
+        memory_mb=512,
+        # Like ReportFailure: rejected.csv is copied into errors.csv through /tmp.
+        ephemeral_storage_mb=MAX_EPHEMERAL_MB,
+        data=_READ_WRITE_BOTH,
+        # Stops the run's jobs that still run: each is described first (never created: nothing to stop).
+        jobs=frozenset({"describe", "stop"}),
+        calls_google=True,  # cancels the Vertex jobs of the run
+    ),
+)
+
+FUNCTION_NAMES: tuple[str, ...] = tuple(spec.name for spec in CATALOGUE)
+
+
+def function(name: str) -> FunctionSpec:
+    """The entry of ``name``; a name not in the catalogue is a KeyError naming the known ones."""
+    for spec in CATALOGUE:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no function {name!r} in the catalogue (known: {', '.join(FUNCTION_NAMES)})")
+
+
+def placeholders() -> dict[str, str]:
+    """ASL placeholder -> the function whose ARN fills it."""
+    return {spec.placeholder: spec.name for spec in CATALOGUE if spec.placeholder}
+
+
+def calling(job_call: JobCall) -> Iterator[FunctionSpec]:
+    """The functions that make ``job_call`` on the services."""
+    return (spec for spec in CATALOGUE if job_call in spec.jobs)
