@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from batchline_local.runtime import LocalRuntime
-from tests.e2e.conftest import check_every_event, step_inputs, write_csv
+from tests.e2e.conftest import bedrock_pipeline, check_every_event, step_inputs, write_csv
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -29,6 +29,7 @@ PIPELINES = {
             "instanceType": "ml.m5.large",
         },
     },
+    "prompts": bedrock_pipeline(records_per_job=10),
 }
 
 
@@ -83,3 +84,23 @@ def test_a_full_instance_quota_waits_for_a_slot_and_then_runs(runtime: LocalRunt
     # THEN the run gets its slot and succeeds
     result = runtime.wait_for(run_id, timeout_seconds=90)
     assert result.status == "SUCCEEDED", result.event
+
+
+def test_a_bedrock_model_with_job_quota_zero_fails_the_run_at_once_naming_the_quota(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    model = PIPELINES["prompts"]["service"]["modelId"]
+    runtime.bedrock.job_quotas[model] = 0
+    try:
+        result = runtime.run_file(
+            write_csv(tmp_path / "p.csv", ["id", "text"], [["a", "hello"]]), "prompts", timeout_seconds=60
+        )
+    finally:
+        del runtime.bedrock.job_quotas[model]
+
+    assert result.status == "FAILED"
+    assert result.event is not None
+    error = result.event["detail"]["error"]
+    assert error["error"] == "ServiceRequestFailed"
+    assert f"batch inference jobs using a base model for {model}' is 0" in error["cause"]
+    assert len(step_inputs(runtime, "SubmitJob", result.run_id)) == 1
