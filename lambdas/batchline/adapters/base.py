@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from botocore.exceptions import ClientError
 
 from batchline.config import PipelineConfig
-from batchline.errors import QuotaFull, ServiceRequestFailed, ServiceThrottled
+from batchline.errors import OutputInvalid, QuotaFull, ServiceRequestFailed, ServiceThrottled
 from batchline.layout import RunLayout, S3Location
 
 
@@ -122,6 +122,11 @@ class UnitFiles:
     spreadsheet_safe: bool
 
 
+class JobNotFound(OutputInvalid):
+    """describe(): the service answered that it has no job by this ID (a 404, or no job carries our label), so it
+    was never created. Only this error means so: any other error while looking says nothing about the job."""
+
+
 class RecordRejected(Exception):
     """Raised by an encoder for one record the service cannot take; the row goes to errors.csv."""
 
@@ -174,7 +179,9 @@ class BatchAdapter(Protocol):
         """Create the job, or find the one a previous attempt created (same deterministic name)."""
         ...
 
-    def describe(self, run: RunContext, job_id: str) -> JobState: ...
+    def describe(self, run: RunContext, job_id: str) -> JobState:
+        """One look at the job; never creates anything. JobNotFound only when the service says it has no such job."""
+        ...
 
     def stop(self, run: RunContext, job_id: str) -> bool:
         """Ask the service to stop a running job; False when the service cannot stop this kind of job."""
