@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from batchline.adapters.base import Chunk, JobState, JobStatus, Prediction, RecordRejected, RunContext
+from batchline.adapters.base import Chunk, JobNotFound, JobState, JobStatus, Prediction, RecordRejected, RunContext
 from batchline.adapters.bedrock import BedrockAdapter, BedrockJsonEncoder, normalise_status, output_text
 from batchline.config import parse_pipelines
 from batchline.errors import QuotaFull, ServiceRequestFailed, ServiceThrottled
@@ -269,3 +269,28 @@ def test_a_full_or_unreadable_job_quota_waits_for_a_slot(stubbed: Any, message: 
     )
     with pytest.raises(QuotaFull):
         adapter.submit(RUN)
+
+
+def test_a_job_bedrock_does_not_know_was_never_created(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    stubber.add_client_error(
+        "get_model_invocation_job", "ResourceNotFoundException", "none", 404, {"jobIdentifier": ARN}
+    )
+    with pytest.raises(JobNotFound):
+        adapter.describe(RUN, ARN)
+
+
+def test_a_job_name_no_listing_shows_was_never_created(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    name = adapter.job_id(RUN)
+    stubber.add_response("list_model_invocation_jobs", {"invocationJobSummaries": []}, {"nameContains": name})
+    with pytest.raises(JobNotFound, match=name):
+        adapter.describe(RUN, name)
+
+
+def test_a_denied_look_is_not_never_created(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    stubber.add_client_error("get_model_invocation_job", "AccessDeniedException", "denied", 403, {"jobIdentifier": ARN})
+    with pytest.raises(Exception) as raised:
+        adapter.describe(RUN, ARN)
+    assert not isinstance(raised.value, JobNotFound)

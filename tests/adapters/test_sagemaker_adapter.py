@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from batchline.adapters.base import Chunk, FailedRecord, JobState, JobStatus, Prediction, RunContext
+from batchline.adapters.base import Chunk, FailedRecord, JobNotFound, JobState, JobStatus, Prediction, RunContext
 from batchline.adapters.sagemaker import SageMakerAdapter, normalise_status
 from batchline.collect import staged_records
 from batchline.config import parse_pipelines
@@ -381,3 +381,29 @@ def test_a_quota_message_that_cannot_be_read_waits_for_a_slot(stubbed: Any, mess
     )
     with pytest.raises(QuotaFull):
         adapter.submit(RUN)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("ResourceNotFound", "Resource not found"),
+        ("ValidationException", "Could not find transform job 'arn:aws:sagemaker:us-east-1:1:transform-job/bl-x'."),
+    ],
+)
+def test_a_job_sagemaker_cannot_find_was_never_created(stubbed: Any, code: str, message: str) -> None:
+    adapter, stubber = stubbed
+    stubber.add_client_error("describe_transform_job", code, message, 400, {"TransformJobName": "bl-x"})
+    with pytest.raises(JobNotFound, match="bl-x"):
+        adapter.describe(RUN, "bl-x")
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [("AccessDeniedException", "denied"), ("ValidationException", "1 validation error"), ("ThrottlingException", "")],
+)
+def test_any_other_error_while_looking_is_not_never_created(stubbed: Any, code: str, message: str) -> None:
+    adapter, stubber = stubbed
+    stubber.add_client_error("describe_transform_job", code, message, 400, {"TransformJobName": "bl-x"})
+    with pytest.raises(Exception) as raised:
+        adapter.describe(RUN, "bl-x")
+    assert not isinstance(raised.value, JobNotFound)

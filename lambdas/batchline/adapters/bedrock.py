@@ -26,6 +26,7 @@ from batchline.adapters.base import (
     EncodedRecord,
     FailedRecord,
     JobLimits,
+    JobNotFound,
     JobState,
     JobStatus,
     Prediction,
@@ -234,6 +235,8 @@ class BedrockAdapter:
         try:
             described = self._bedrock.get_model_invocation_job(jobIdentifier=arn)
         except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise JobNotFound(f"Bedrock has no batch inference job {job_id}: it was never created") from exc
             raise _translate(exc) from exc
         raw = described["status"]
         counts = {
@@ -259,7 +262,7 @@ class BedrockAdapter:
         for summary in summaries:
             if summary["jobName"] == job_id:
                 return str(summary["jobArn"])
-        raise OutputInvalid(f"no Bedrock batch inference job is named {job_id}")
+        raise JobNotFound(f"no Bedrock batch inference job is named {job_id}: it was never created")
 
     def stop(self, run: RunContext, job_id: str) -> bool:
         state = self.describe(run, job_id)

@@ -24,6 +24,7 @@ from batchline.adapters.base import (
     EncodedRecord,
     FailedRecord,
     JobLimits,
+    JobNotFound,
     JobState,
     JobStatus,
     Prediction,
@@ -198,7 +199,13 @@ class SageMakerAdapter:
         return self._usable_state(run, described)
 
     def describe(self, run: RunContext, job_id: str) -> JobState:
-        return self._usable_state(run, self._call("describe_transform_job", job_id, TransformJobName=job_id))
+        try:
+            described = self._sagemaker.describe_transform_job(TransformJobName=job_id)
+        except ClientError as exc:
+            if _no_such_job(exc):
+                raise JobNotFound(f"SageMaker has no transform job {job_id}: it was never created") from exc
+            raise _translate(exc, job_id) from exc
+        return self._usable_state(run, described)
 
     def _usable_state(self, run: RunContext, described: dict[str, Any]) -> JobState:
         """The job's state, read for what the run can still use.
@@ -323,6 +330,15 @@ def _state(described: dict[str, Any]) -> JobState:
         raw_status=raw,
         message=described.get("FailureReason") or None,
     )
+
+
+def _no_such_job(exc: ClientError) -> bool:
+    """DescribeTransformJob's answer for a name no job has: ResourceNotFound as documented, or the
+    ValidationException "Could not find transform job ..." the service sends in practice (no other field says so;
+    a miss here is reported as a failed look, never read as "never created")."""
+    error = exc.response["Error"]
+    code, message = error.get("Code"), error.get("Message", "")
+    return code == "ResourceNotFound" or (code == "ValidationException" and message.startswith("Could not find"))
 
 
 def read_limit(message: str) -> QuotaReading | None:
