@@ -10,8 +10,9 @@ Only the AWS roles the stack binds may impersonate the service account: the role
 GOOGLE_CALLERS (its GoogleFederatedRoleArns output), read from the stack's source. As on Google, the STS exchange
 itself succeeds for any role of the account (the pool's provider has no attribute condition) and
 generateAccessToken answers 403 PERMISSION_DENIED to a role with no workloadIdentityUser binding. The caller is the
-function the local runtime is running (its functions share one role, so each stands for its own role, as in the
-stack); outside any function, as when a test drives an adapter directly, nothing is checked.
+function the local runtime is running (one handler at a time, each function with its own role, as in the stack):
+Google would know its role from the signed request, but the local functions all sign with the same static keys.
+Outside any function, as when a test drives an adapter directly, nothing is checked.
 
 Staged instances are read as Vertex reads JSON lines (https://cloud.google.com/vertex-ai/docs/predictions/get-batch-predictions):
 split on LF only, each a JSON object; a line that is not JSON (``NaN``, ``Infinity``) or lacks the key field
