@@ -1,8 +1,11 @@
 """Legacy Amazon Machine Learning, emulated (moto answers 404 "Not yet implemented" for it).
 
 DataSources and BatchPredictions go PENDING -> INPROGRESS -> COMPLETED over Get* calls; IDs are the
-idempotency keys (same ID with other parameters: IdempotentParameterMismatchException). A finished
-prediction writes ``<OutputUri>batch-prediction/<id>.manifest`` and gzip CSV results in
+idempotency keys (same ID with other parameters: IdempotentParameterMismatchException). A BatchPrediction may
+be created on a DataSource still being created: it stays PENDING until the DataSource is COMPLETED and fails
+when the DataSource fails (a location with no data file), as the service's dependency management does; a look
+at the prediction moves its DataSource on too (the service works on it whether or not GetDataSource is called).
+A finished prediction writes ``<OutputUri>batch-prediction/<id>.manifest`` and gzip CSV results in
 ``batch-prediction/result/``: a header, then one line per observation in input order, rowId first,
 a blank line for an observation it cannot use. Observations are read as the service reads them: one
 per line, any end-of-line ends one (even inside quotes), the header skipped when the schema says so.
@@ -68,11 +71,14 @@ class AmazonMLEmulator(ServiceEmulator):
 
     def get_data_source(self, DataSourceId: str, **_: Any) -> dict[str, Any]:
         source = self._advance(self.data_sources, DataSourceId)
-        return {
+        answer = {
             "DataSourceId": DataSourceId,
             "Status": source["Status"],
             "DataLocationS3": source["DataSpec"]["DataLocationS3"],
         }
+        if "Message" in source:
+            answer["Message"] = source["Message"]
+        return answer
 
     def create_batch_prediction(self, **params: Any) -> dict[str, Any]:
         self._check_open(params["MLModelId"])
@@ -114,17 +120,38 @@ class AmazonMLEmulator(ServiceEmulator):
         entity = table.get(entity_id)
         if entity is None:
             raise EmulatedError("ResourceNotFoundException", f"{entity_id} does not exist")
-        if entity["Status"] in ("PENDING", "INPROGRESS"):
-            entity["polls_left"] -= 1
-            if entity["polls_left"] > 0:
-                entity["Status"] = "INPROGRESS"
-            elif table is self.predictions and "failing" in entity["MLModelId"]:
-                entity["Status"], entity["Message"] = "FAILED", "emulated: the ML model is not usable"
-            else:
-                entity["Status"] = "COMPLETED"
-                if table is self.predictions:
-                    self._predict(entity)  # may end it FAILED instead
+        if entity["Status"] not in ("PENDING", "INPROGRESS"):
+            return entity
+        if table is self.predictions and not self._source_ready(entity):
+            return entity  # queued behind its data source (or failed with it)
+        entity["polls_left"] -= 1
+        if entity["polls_left"] > 0:
+            entity["Status"] = "INPROGRESS"
+        elif table is self.data_sources:
+            self._read_source(entity)
+        elif "failing" in entity["MLModelId"]:
+            entity["Status"], entity["Message"] = "FAILED", "emulated: the ML model is not usable"
+        else:
+            entity["Status"] = "COMPLETED"
+            self._predict(entity)  # may end it FAILED instead
         return entity
+
+    def _source_ready(self, prediction: dict[str, Any]) -> bool:
+        """Moves the prediction's data source on; True once it is COMPLETED (a failed one fails the prediction)."""
+        source_id = prediction["BatchPredictionDataSourceId"]
+        source = self._advance(self.data_sources, source_id)
+        if source["Status"] in ("FAILED", "DELETED"):
+            prediction["Status"] = "FAILED"
+            prediction["Message"] = f"data source {source_id} is {source['Status']}: {source.get('Message', '')}"
+        return bool(source["Status"] == "COMPLETED")
+
+    @staticmethod
+    def _read_source(source: dict[str, Any]) -> None:
+        location = source["DataSpec"]["DataLocationS3"]
+        if list_keys(s3_client(), *split_s3_uri(location)):
+            source["Status"] = "COMPLETED"
+        else:
+            source["Status"], source["Message"] = "FAILED", f"emulated: no data file at {location}"
 
     def _predict(self, prediction: dict[str, Any]) -> None:
         s3 = s3_client()

@@ -12,6 +12,11 @@ one, a recordId that is not alphanumeric, or a job outside the records/bytes quo
 values, else the common ones) fails the job while Validating. A record the model cannot take gets an
 ``error`` object instead of ``modelOutput`` (batch-inference-results.html); a missing recordId is added.
 
+Job quotas (``job_quotas``, by model ID; unset means the default 20): a create past "Sum of in-progress and
+submitted batch inference jobs using a base model for <model>" is refused with ServiceQuotaExceededException
+naming the quota, its value and the jobs counted. Bedrock's own wording for it is not published: the message
+here is the emulator's, and the adapter reads from it only what it must (see adapters/bedrock.py).
+
 Test hooks: a model ID containing ``failing`` fails the job; a record whose body mentions ``error``
 gets a per-record error; ``always-error`` in every record makes a "Completed" job with no successes.
 """
@@ -40,6 +45,14 @@ from batchline_local.emulators.base import (
 )
 
 _PROGRESSION = ["Submitted", "Validating", "Scheduled", "InProgress"]
+# Jobs that take a slot of the model's quota (Stopping still runs until it is Stopped).
+_HOLDING = (*_PROGRESSION, "Stopping")
+DEFAULT_JOB_QUOTA = 20
+
+
+def job_quota_name(model_id: str) -> str:
+    """The Service Quotas name of a model's concurrent batch job quota (the console shows the model's name)."""
+    return f"Sum of in-progress and submitted batch inference jobs using a base model for {model_id}"
 
 
 def emulated_text(model_id: str, body: dict[str, Any]) -> str:
@@ -78,6 +91,8 @@ class BedrockEmulator(ServiceEmulator):
         self.jobs: dict[str, dict[str, Any]] = {}
         self.create_calls = 0
         self.tokens_seen: list[str] = []
+        # Applied value of each model's concurrent batch job quota (tests set it; unset: DEFAULT_JOB_QUOTA).
+        self.job_quotas: dict[str, int] = {}
 
     def create_model_invocation_job(self, **params: Any) -> dict[str, Any]:
         token = params.get("clientRequestToken", "")
@@ -87,6 +102,7 @@ class BedrockEmulator(ServiceEmulator):
                 return {"jobArn": job["jobArn"]}  # idempotent retry
             if job["jobName"] == params["jobName"]:
                 raise EmulatedError("ValidationException", f"a job named {params['jobName']} already exists")
+        self._check_job_quota(params["modelId"])
         job_id = hashlib.sha256(params["jobName"].encode()).hexdigest()[:12]
         arn = f"arn:aws:bedrock:{self.region}:{self.account}:model-invocation-job/{job_id}"
         self.create_calls += 1
@@ -99,6 +115,16 @@ class BedrockEmulator(ServiceEmulator):
             "counts": {},
         }
         return {"jobArn": arn}
+
+    def _check_job_quota(self, model_id: str) -> None:
+        limit = self.job_quotas.get(model_id, DEFAULT_JOB_QUOTA)
+        usage = sum(1 for job in self.jobs.values() if job["modelId"] == model_id and job["status"] in _HOLDING)
+        if usage + 1 > limit:
+            raise EmulatedError(
+                "ServiceQuotaExceededException",
+                f"The request would exceed the quota '{job_quota_name(model_id)}', which is {limit} for this "
+                f"account ({usage} in progress or submitted). Request an increase in Service Quotas.",
+            )
 
     def get_model_invocation_job(self, jobIdentifier: str) -> dict[str, Any]:
         job = self._job(jobIdentifier)

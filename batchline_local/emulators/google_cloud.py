@@ -6,23 +6,35 @@ delete) and Vertex AI batchPredictionJobs (create, get, list by label, cancel). 
 RUNNING -> SUCCEEDED over GET calls and then write predictions/errors files in Vertex's layout. Every API
 call must carry the impersonated service account's token.
 
+Only the AWS roles the stack binds may impersonate the service account: the roles of the functions in the stack's
+GOOGLE_CALLERS (its GoogleFederatedRoleArns output), read from the stack's source. As on Google, the STS exchange
+itself succeeds for any role of the account (the pool's provider has no attribute condition) and
+generateAccessToken answers 403 PERMISSION_DENIED to a role with no workloadIdentityUser binding. The caller is the
+function the local runtime is running (one handler at a time, each function with its own role, as in the stack):
+Google would know its role from the signed request, but the local functions all sign with the same static keys.
+Outside any function, as when a test drives an adapter directly, nothing is checked.
+
 Staged instances are read as Vertex reads JSON lines (https://cloud.google.com/vertex-ai/docs/predictions/get-batch-predictions):
 split on LF only, each a JSON object; a line that is not JSON (``NaN``, ``Infinity``) or lacks the key field
 fails the job with INVALID_ARGUMENT, naming the object and line (whether Vertex fails the job or errors the
 instance is not documented: failing is the stricter choice, so such staging can never pass unnoticed).
 
-Test hooks: an audience containing ``reject`` fails the token exchange; a model containing ``failing`` fails
-the job; ``partial`` in the model ID ends in JOB_STATE_PARTIALLY_SUCCEEDED; an instance value containing
-``bad`` gets an error line; one with ``lost`` is left out of the output.
+Test hooks: an audience containing ``reject`` fails the token exchange; ``api_status`` answers every API call
+(not the token exchange) with that HTTP status, as an outage or a refused permission would; a model containing
+``failing`` fails the job; ``partial`` in the model ID ends in JOB_STATE_PARTIALLY_SUCCEEDED; an instance value
+containing ``bad`` gets an error line; one with ``lost`` is left out of the output.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -31,18 +43,73 @@ from batchline_local.emulators.base import MalformedLine, service_lines, strict_
 STS_TOKEN = "emulated-sts-token"
 ACCESS_TOKEN = "emulated-service-account-token"
 _PROGRESSION = ["JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNING"]
+# What IAM Credentials answers generateAccessToken for a principal without roles/iam.workloadIdentityUser.
+DENIED = {
+    "error": {
+        "code": 403,
+        "message": "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).",
+        "status": "PERMISSION_DENIED",
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "IAM_PERMISSION_DENIED",
+                "domain": "iam.googleapis.com",
+                "metadata": {"permission": "iam.serviceAccounts.getAccessToken"},
+            }
+        ],
+    }
+}
+_STACKS = Path(__file__).resolve().parents[2] / "stacks"
+# Where the stack defines GOOGLE_CALLERS, in the order looked at (it is moving to provider_permissions).
+_GOOGLE_CALLERS_SOURCES = ("provider_permissions.py", "batchline_stack.py")
+
+
+def stack_google_callers() -> tuple[str, ...]:
+    """The functions whose roles the stack binds in the workload identity pool (``GOOGLE_CALLERS``), read from
+    the stack's source: importing the stack would load CDK into every local run."""
+    for name in _GOOGLE_CALLERS_SOURCES:
+        path = _STACKS / name
+        if not path.exists():
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else []
+            )
+            if any(isinstance(t, ast.Name) and t.id == "GOOGLE_CALLERS" for t in targets) and node.value is not None:
+                return tuple(ast.literal_eval(node.value))
+    raise LookupError(f"no GOOGLE_CALLERS in {', '.join(_GOOGLE_CALLERS_SOURCES)} under {_STACKS}")
+
+
+def local_runtime_caller() -> str | None:
+    """The function the local runtime is running (it runs one handler at a time), or None outside any."""
+    from batchline_local.runtime import LocalRuntime
+
+    runtime = LocalRuntime.active()
+    if runtime is None or not runtime.invocations:
+        return None
+    return str(runtime.invocations[-1][0]).removeprefix("batchline-local-")
 
 
 class GoogleCloudFake:
     """Start with ``with GoogleCloudFake() as fake:``; ``fake.url`` is the base of every endpoint."""
 
-    def __init__(self, polls_until_done: int = 2) -> None:
+    def __init__(self, polls_until_done: int = 2, *, caller: Callable[[], str | None] = local_runtime_caller) -> None:
         self.polls_until_done = polls_until_done
         self.objects: dict[tuple[str, str], bytes] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.uploads: dict[str, dict[str, Any]] = {}
         self.create_calls = 0
         self.token_exchanges = 0
+        # The functions whose roles may impersonate the service account; tests may narrow it.
+        self.bound_callers: frozenset[str] = frozenset(stack_google_callers())
+        self.caller = caller
+        self.refused: list[str] = []  # functions refused a token, in order
+        self.api_status: int | None = None
+        self._sts_callers: dict[str, str | None] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -191,10 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
             if url.path == "/v1/token":
                 return self._token(body)
             if url.path.endswith(":generateAccessToken"):
-                if self._authorised(STS_TOKEN):
-                    self._send(200, {"accessToken": ACCESS_TOKEN, "expireTime": "2099-01-01T00:00:00Z"})
-                return None
-            if not self._authorised(ACCESS_TOKEN):
+                return self._impersonate()
+            if not self._authorised(ACCESS_TOKEN) or self._outage():
                 return None
             if url.path.startswith("/upload/storage/v1/b/"):
                 bucket = url.path.split("/")[5]
@@ -217,6 +282,24 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, {})
         return self._send(404, {"error": {"code": 404, "message": f"emulated: no route {url.path}"}})
 
+    def _outage(self) -> bool:
+        if self.fake.api_status is None:
+            return False
+        status = self.fake.api_status
+        self._send(status, {"error": {"code": status, "message": f"emulated: the API answered {status}"}})
+        return True
+
+    def _impersonate(self) -> None:
+        """generateAccessToken: only for an STS token the fake issued, to a function whose role is bound."""
+        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+        if token not in self.fake._sts_callers:
+            return self._send(401, {"error": {"code": 401, "message": "emulated: missing or wrong STS token"}})
+        caller = self.fake._sts_callers[token]
+        if caller is not None and caller not in self.fake.bound_callers:
+            self.fake.refused.append(caller)
+            return self._send(403, DENIED)
+        return self._send(200, {"accessToken": ACCESS_TOKEN, "expireTime": "2099-01-01T00:00:00Z"})
+
     def _token(self, body: bytes) -> None:
         form = {key: values[0] for key, values in parse_qs(body.decode()).items()}
         self.fake.token_exchanges += 1
@@ -235,10 +318,13 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if not signed:
             return self._send(400, {"error": "invalid_request", "error_description": "subject token not signed"})
+        # The federated token stands for the AWS principal that signed the request: here, the calling function.
+        issued = f"{STS_TOKEN}-{len(self.fake._sts_callers) + 1}"
+        self.fake._sts_callers[issued] = self.fake.caller()
         return self._send(
             200,
             {
-                "access_token": STS_TOKEN,
+                "access_token": issued,
                 "token_type": "Bearer",
                 "expires_in": 3600,
                 "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
@@ -249,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         body = self._body()
         with self.fake._lock:
-            if not self._authorised(ACCESS_TOKEN):
+            if not self._authorised(ACCESS_TOKEN) or self._outage():
                 return None
             upload = self.fake.uploads.get(url.path.rsplit("/", 1)[-1])
             if upload is None:
@@ -265,7 +351,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         query = {key: values[0] for key, values in parse_qs(url.query).items()}
         with self.fake._lock:
-            if not self._authorised(ACCESS_TOKEN):
+            if not self._authorised(ACCESS_TOKEN) or self._outage():
                 return None
             if url.path.startswith("/storage/v1/b/"):
                 return self._storage_get(url.path, query)
@@ -307,7 +393,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:  # noqa: N802
         url = urlparse(self.path)
         with self.fake._lock:
-            if not self._authorised(ACCESS_TOKEN):
+            if not self._authorised(ACCESS_TOKEN) or self._outage():
                 return None
             parts = url.path.split("/")
             self.fake.objects.pop((parts[4], unquote(parts[6])), None)

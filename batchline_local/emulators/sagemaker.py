@@ -11,6 +11,10 @@ feature fails its whole file and the job, as a real CSV model container would: t
 the service's generic FailureReason, and the failed file is named only in ``SageMakerEmulator.logs``
 (the job's CloudWatch log stand-in). Input is listed and read through the S3 API, so a staged part whose
 latest version is a delete marker is not input, exactly as on S3.
+
+Instance quotas (``instance_quotas``, the applied value of "<instance type> for transform job usage" by instance
+type; unset means no limit): a create that would take the type's running instances over it is refused with
+ResourceLimitExceeded, worded as SageMaker words it, whether the quota is 0, full, or smaller than the request.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
+from moto.sagemaker.exceptions import SagemakerClientError
 from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
@@ -123,6 +128,25 @@ def _csv_line(fields: list[str]) -> str:
     return ",".join(quoted) + "\n"
 
 
+class ResourceLimitExceeded(SagemakerClientError):
+    code = "ResourceLimitExceeded"
+
+
+def limit_message(quota: str, limit: int, usage: int, delta: int) -> str:
+    """ResourceLimitExceeded's message as SageMaker writes it (the numbers are the only sign of whether a slot
+    can ever free; the same wording is quoted in public reports for training, processing and transform jobs)."""
+    return (
+        f"The account-level service limit '{quota}' is {limit} Instances, with current utilization of {usage} "
+        f"Instances and a request delta of {delta} Instances. Please use AWS Service Quotas to request an increase "
+        "for this quota. If AWS Service Quotas is not available, contact AWS support to request an increase for "
+        "this quota."
+    )
+
+
+# Jobs that hold their instances: billed from start until Stopped, Completed or Failed.
+_HOLDING = ("InProgress", "Stopping")
+
+
 @dataclass
 class _Progress:
     polls_until_done: int
@@ -137,6 +161,8 @@ class SageMakerEmulator:
         self.polls_until_done = polls_until_done
         self.jobs: dict[str, _Progress] = {}
         self.create_calls = 0
+        # Applied quota "<instance type> for transform job usage", in instances, by type (tests set it).
+        self.instance_quotas: dict[str, int] = {}
         # The job's CloudWatch log lines (/aws/sagemaker/TransformJobs): where a failed file is named.
         self.logs: dict[str, list[str]] = {}
         self._stack = ExitStack()
@@ -154,6 +180,7 @@ class SageMakerEmulator:
                     f"Job name must be unique within an AWS account and region, and a job with this name "
                     f"already exists ({transform_job_name})"
                 )
+            emulator._check_quota(backend, kwargs.get("transform_resources") or {})
             emulator.create_calls += 1
             job = original_create(backend, transform_job_name, **kwargs)
             job.transform_job_status = "InProgress"
@@ -193,6 +220,20 @@ class SageMakerEmulator:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
+
+    def _check_quota(self, backend: SageMakerModelBackend, resources: dict[str, Any]) -> None:
+        instance_type = str(resources.get("InstanceType", ""))
+        limit = self.instance_quotas.get(instance_type)
+        if limit is None:
+            return
+        delta = int(resources.get("InstanceCount", 1))
+        usage = sum(
+            int(job.transform_resources.get("InstanceCount", 1))
+            for job in backend.transform_jobs.values()
+            if job.transform_job_status in _HOLDING and job.transform_resources.get("InstanceType") == instance_type
+        )
+        if usage + delta > limit:
+            raise ResourceLimitExceeded(limit_message(f"{instance_type} for transform job usage", limit, usage, delta))
 
     def _run(self, job: Any, progress: _Progress) -> None:
         """Every input file in turn: a bad record fails its file (no ``.out``) and, at the end, the job;

@@ -12,7 +12,16 @@ from typing import Any
 import boto3
 import pytest
 from batchline.adapters.amazonml import AmazonMLAdapter, AmazonMLCsvEncoder, batch_schema, normalise_status
-from batchline.adapters.base import Chunk, FailedRecord, JobState, JobStatus, Prediction, RecordRejected, RunContext
+from batchline.adapters.base import (
+    Chunk,
+    FailedRecord,
+    JobNotFound,
+    JobState,
+    JobStatus,
+    Prediction,
+    RecordRejected,
+    RunContext,
+)
 from batchline.config import parse_pipelines
 from batchline.errors import JobConflict, OutputInvalid, ServiceUnavailable
 from batchline.layout import RunLayout, S3Location
@@ -157,33 +166,56 @@ def test_a_result_for_another_row_id_is_refused(s3: Any) -> None:
         read(s3)
 
 
-def test_submit_creates_the_data_source_then_the_prediction_once_it_is_ready(stubbed: Any) -> None:
+def prediction_request(adapter: AmazonMLAdapter) -> dict[str, Any]:
+    job_id = adapter.job_id(RUN)
+    return {
+        "BatchPredictionId": job_id,
+        "BatchPredictionName": "batchline ml",
+        "MLModelId": "ml-abc",
+        "BatchPredictionDataSourceId": "ds-" + job_id[3:],
+        "OutputUri": "s3://work/ml/r/output/job-00000/",
+    }
+
+
+def test_submit_creates_the_data_source_and_the_prediction_at_once(stubbed: Any) -> None:
+    """Amazon ML queues a batch prediction until its data source is ready (dependency management), so Submit
+    creates both and no later step ever needs to create anything."""
     adapter, stubber = stubbed
     job_id = adapter.job_id(RUN)
     stubber.add_response("create_data_source_from_s3", {"DataSourceId": "ds"}, data_source_request(adapter))
+    stubber.add_response("create_batch_prediction", {"BatchPredictionId": job_id}, prediction_request(adapter))
+    stubber.add_response(
+        "get_batch_prediction", {"Status": "PENDING", "BatchPredictionId": job_id}, {"BatchPredictionId": job_id}
+    )
+    state = adapter.submit(RUN)
+    assert (state.job_id, state.status) == (job_id, JobStatus.PENDING)
+    assert job_id.startswith("bp-") and len(job_id) <= 64
+
+
+def test_describe_reads_the_prediction_and_creates_nothing(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    job_id = adapter.job_id(RUN)
+    stubber.add_response(
+        "get_batch_prediction", {"Status": "INPROGRESS", "BatchPredictionId": job_id}, {"BatchPredictionId": job_id}
+    )
+    # The Stubber fails on any call not queued: a create here would fail the test.
+    assert adapter.describe(RUN, job_id).status is JobStatus.RUNNING
+
+
+def test_a_prediction_that_does_not_exist_is_reported_never_created(stubbed: Any) -> None:
+    """Polling or stopping a run whose Submit never created the prediction creates nothing: it says so."""
+    adapter, stubber = stubbed
+    job_id = adapter.job_id(RUN)
     stubber.add_client_error(
         "get_batch_prediction", "ResourceNotFoundException", "none", 404, {"BatchPredictionId": job_id}
     )
-    stubber.add_response("get_data_source", {"Status": "COMPLETED"}, {"DataSourceId": "ds-" + job_id[3:]})
-    stubber.add_response(
-        "create_batch_prediction",
-        {"BatchPredictionId": job_id},
-        {
-            "BatchPredictionId": job_id,
-            "BatchPredictionName": "batchline ml",
-            "MLModelId": "ml-abc",
-            "BatchPredictionDataSourceId": "ds-" + job_id[3:],
-            "OutputUri": "s3://work/ml/r/output/job-00000/",
-        },
-    )
-    stubber.add_response(
-        "get_batch_prediction",
-        {"Status": "INPROGRESS", "BatchPredictionId": job_id},
-        {"BatchPredictionId": job_id},
-    )
-    state = adapter.submit(RUN)
-    assert (state.job_id, state.status) == (job_id, JobStatus.RUNNING)
-    assert job_id.startswith("bp-") and len(job_id) <= 64
+    with pytest.raises(JobNotFound, match=job_id):
+        adapter.describe(RUN, job_id)
+
+
+def test_stop_makes_no_call(stubbed: Any) -> None:
+    adapter, _ = stubbed
+    assert adapter.stop(RUN, adapter.job_id(RUN)) is False  # Amazon ML cannot stop a batch prediction
 
 
 def test_same_id_with_other_parameters_is_a_clear_conflict(stubbed: Any) -> None:

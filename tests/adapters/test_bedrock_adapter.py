@@ -8,10 +8,10 @@ from typing import Any
 
 import boto3
 import pytest
-from batchline.adapters.base import Chunk, JobState, JobStatus, Prediction, RecordRejected, RunContext
+from batchline.adapters.base import Chunk, JobNotFound, JobState, JobStatus, Prediction, RecordRejected, RunContext
 from batchline.adapters.bedrock import BedrockAdapter, BedrockJsonEncoder, normalise_status, output_text
 from batchline.config import parse_pipelines
-from batchline.errors import QuotaFull, ServiceThrottled
+from batchline.errors import QuotaFull, ServiceRequestFailed, ServiceThrottled
 from batchline.layout import RunLayout, S3Location
 from botocore.stub import Stubber
 from moto import mock_aws
@@ -225,3 +225,72 @@ def test_unknown_family_needs_a_body_template() -> None:
 
     with pytest.raises(ConfigError, match="bodyTemplate"):
         settings(modelId="cohere.command-r-v1:0")
+
+
+# Bedrock's wording for a full batch job quota is not published; the emulator's (and this) name the quota and
+# its applied value. Only a stated value of 0 is read as "never": anything else waits for a slot.
+def quota_message(limit: int, usage: int) -> str:
+    return (
+        "The request would exceed the quota 'Sum of in-progress and submitted batch inference jobs using a base "
+        f"model for Claude 3 Haiku', which is {limit} for this account ({usage} in progress or submitted). "
+        "Request an increase in Service Quotas."
+    )
+
+
+def test_a_job_quota_of_zero_fails_at_once_naming_the_quota(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    stubber.add_client_error(
+        "create_model_invocation_job",
+        "ServiceQuotaExceededException",
+        quota_message(0, 0),
+        expected_params=adapter.create_request(RUN),
+    )
+    with pytest.raises(ServiceRequestFailed) as raised:
+        adapter.submit(RUN)
+    message = str(raised.value)
+    assert "'Sum of in-progress and submitted batch inference jobs using a base model for Claude 3 Haiku' is 0" in (
+        message
+    )
+    assert "Service Quotas" in message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [quota_message(20, 20), "busy", "quota exceeded: 0", "The quota 'x' is zero"],
+    ids=["full", "no-numbers", "no-quota-named", "not-a-number"],
+)
+def test_a_full_or_unreadable_job_quota_waits_for_a_slot(stubbed: Any, message: str) -> None:
+    adapter, stubber = stubbed
+    stubber.add_client_error(
+        "create_model_invocation_job",
+        "ServiceQuotaExceededException",
+        message,
+        expected_params=adapter.create_request(RUN),
+    )
+    with pytest.raises(QuotaFull):
+        adapter.submit(RUN)
+
+
+def test_a_job_bedrock_does_not_know_was_never_created(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    stubber.add_client_error(
+        "get_model_invocation_job", "ResourceNotFoundException", "none", 404, {"jobIdentifier": ARN}
+    )
+    with pytest.raises(JobNotFound):
+        adapter.describe(RUN, ARN)
+
+
+def test_a_job_name_no_listing_shows_was_never_created(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    name = adapter.job_id(RUN)
+    stubber.add_response("list_model_invocation_jobs", {"invocationJobSummaries": []}, {"nameContains": name})
+    with pytest.raises(JobNotFound, match=name):
+        adapter.describe(RUN, name)
+
+
+def test_a_denied_look_is_not_never_created(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    stubber.add_client_error("get_model_invocation_job", "AccessDeniedException", "denied", 403, {"jobIdentifier": ARN})
+    with pytest.raises(Exception) as raised:
+        adapter.describe(RUN, ARN)
+    assert not isinstance(raised.value, JobNotFound)

@@ -8,7 +8,16 @@ from typing import Any
 
 import boto3
 import pytest
-from batchline.adapters.base import Chunk, FailedRecord, JobState, JobStatus, Prediction, RecordRejected, RunContext
+from batchline.adapters.base import (
+    Chunk,
+    FailedRecord,
+    JobNotFound,
+    JobState,
+    JobStatus,
+    Prediction,
+    RecordRejected,
+    RunContext,
+)
 from batchline.adapters.personalize import PersonalizeAdapter, PersonalizeJsonEncoder, normalise_status
 from batchline.config import parse_pipelines
 from batchline.errors import JobConflict, QuotaFull, ServiceThrottled
@@ -217,3 +226,24 @@ def test_hostile_keys_are_matched_by_their_echo_on_lines_split_at_lf_only(s3: An
     assert [(r.key, r.line) for r in out] == [(key, n + 2) for n, key in enumerate(HOSTILE_KEYS)]
     assert isinstance(out[3], FailedRecord) and "cannot \u0085 score" in out[3].reason
     assert out[1] == Prediction("a-0", 3, [["1", "i1\u2028", ""]])
+
+
+def test_a_job_personalize_does_not_know_was_never_created(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    job = adapter.job_id(RUN)
+    stubber.add_client_error(
+        "describe_batch_inference_job", "ResourceNotFoundException", "no such job", 404, {"batchInferenceJobArn": job}
+    )
+    with pytest.raises(JobNotFound):
+        adapter.describe(RUN, job)
+
+
+def test_any_other_error_while_looking_is_not_never_created(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    job = adapter.job_id(RUN)
+    stubber.add_client_error(
+        "describe_batch_inference_job", "AccessDeniedException", "denied", 403, {"batchInferenceJobArn": job}
+    )
+    with pytest.raises(Exception) as raised:
+        adapter.describe(RUN, job)
+    assert not isinstance(raised.value, JobNotFound)

@@ -8,11 +8,11 @@ from typing import Any
 
 import boto3
 import pytest
-from batchline.adapters.base import Chunk, FailedRecord, JobState, JobStatus, Prediction, RunContext
+from batchline.adapters.base import Chunk, FailedRecord, JobNotFound, JobState, JobStatus, Prediction, RunContext
 from batchline.adapters.sagemaker import SageMakerAdapter, normalise_status
 from batchline.collect import staged_records
 from batchline.config import parse_pipelines
-from batchline.errors import JobConflict, OutputInvalid, QuotaFull, ServiceThrottled
+from batchline.errors import JobConflict, OutputInvalid, QuotaFull, ServiceRequestFailed, ServiceThrottled
 from batchline.layout import RunLayout, S3Location
 from botocore.stub import Stubber
 from moto import mock_aws
@@ -322,3 +322,88 @@ def test_numeric_features_refuse_a_value_the_model_cannot_parse_as_one_record(ce
     lenient = SageMakerCsvEncoder(SageMakerSettings(provider="sagemaker", model_name="m"))
     lenient.start(["id", "a", "b"], 0)
     assert lenient.encode(["k", "1", cell], 1).record_id == "k"  # the model decides, and may fail the file
+
+
+# ResourceLimitExceeded as SageMaker words it (seen in CreateTrainingJob/CreateTransformJob answers since 2019).
+def limit_message(quota: str, limit: int, usage: int, delta: int) -> str:
+    return (
+        f"The account-level service limit '{quota}' is {limit} Instances, with current utilization of {usage} "
+        f"Instances and a request delta of {delta} Instances. Please use AWS Service Quotas to request an increase "
+        "for this quota. If AWS Service Quotas is not available, contact AWS support to request an increase for "
+        "this quota."
+    )
+
+
+@pytest.mark.parametrize(
+    ("limit", "usage", "delta"),
+    [(0, 0, 1), (2, 0, 3)],
+    ids=["quota-is-zero", "job-alone-exceeds-it"],
+)
+def test_a_quota_the_job_can_never_fit_fails_at_once_naming_it(
+    stubbed: Any, limit: int, usage: int, delta: int
+) -> None:
+    adapter, stubber = stubbed
+    quota = "ml.p3.2xlarge for transform job usage"
+    stubber.add_client_error(
+        "create_transform_job",
+        "ResourceLimitExceeded",
+        limit_message(quota, limit, usage, delta),
+        400,
+        expected_params=adapter.create_request(RUN),
+    )
+    with pytest.raises(ServiceRequestFailed) as raised:
+        adapter.submit(RUN)
+    message = str(raised.value)
+    assert f"'{quota}'" in message and f"is {limit}" in message and f"needs {delta}" in message
+    assert "Service Quotas" in message  # says how to raise it
+
+
+def test_a_full_quota_waits_for_a_slot(stubbed: Any) -> None:
+    adapter, stubber = stubbed
+    message = limit_message("ml.m5.large for transform job usage", 4, 4, 1)
+    stubber.add_client_error(
+        "create_transform_job", "ResourceLimitExceeded", message, 400, expected_params=adapter.create_request(RUN)
+    )
+    with pytest.raises(QuotaFull, match="ml.m5.large for transform job usage"):
+        adapter.submit(RUN)
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["", "Limit exceeded", "The account-level service limit 'x' is many Instances", "'x' is 0 Instances"],
+    ids=["empty", "no-numbers", "garbled", "partial"],
+)
+def test_a_quota_message_that_cannot_be_read_waits_for_a_slot(stubbed: Any, message: str) -> None:
+    """Only the message tells the cases apart: anything not read for certain keeps the bounded wait."""
+    adapter, stubber = stubbed
+    stubber.add_client_error(
+        "create_transform_job", "ResourceLimitExceeded", message, 400, expected_params=adapter.create_request(RUN)
+    )
+    with pytest.raises(QuotaFull):
+        adapter.submit(RUN)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("ResourceNotFound", "Resource not found"),
+        ("ValidationException", "Could not find transform job 'arn:aws:sagemaker:us-east-1:1:transform-job/bl-x'."),
+    ],
+)
+def test_a_job_sagemaker_cannot_find_was_never_created(stubbed: Any, code: str, message: str) -> None:
+    adapter, stubber = stubbed
+    stubber.add_client_error("describe_transform_job", code, message, 400, {"TransformJobName": "bl-x"})
+    with pytest.raises(JobNotFound, match="bl-x"):
+        adapter.describe(RUN, "bl-x")
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [("AccessDeniedException", "denied"), ("ValidationException", "1 validation error"), ("ThrottlingException", "")],
+)
+def test_any_other_error_while_looking_is_not_never_created(stubbed: Any, code: str, message: str) -> None:
+    adapter, stubber = stubbed
+    stubber.add_client_error("describe_transform_job", code, message, 400, {"TransformJobName": "bl-x"})
+    with pytest.raises(Exception) as raised:
+        adapter.describe(RUN, "bl-x")
+    assert not isinstance(raised.value, JobNotFound)

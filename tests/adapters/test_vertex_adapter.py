@@ -11,12 +11,12 @@ from typing import Any
 import boto3
 import pytest
 from batchline.adapters import google_apis
-from batchline.adapters.base import Chunk, JobState, JobStatus, RecordRejected, RunContext, UnitFiles
+from batchline.adapters.base import Chunk, JobNotFound, JobState, JobStatus, RecordRejected, RunContext, UnitFiles
 from batchline.adapters.google_apis import CloudStorage, VertexJobs, lf_lines
 from batchline.adapters.vertex import VertexAdapter, VertexJsonEncoder, _state, normalise_state
 from batchline.clients import google_session
 from batchline.config import parse_pipelines
-from batchline.errors import ServiceUnavailable
+from batchline.errors import ServiceThrottled, ServiceUnavailable
 from batchline.layout import RunLayout, S3Location
 
 from batchline_local.emulators.google_cloud import ACCESS_TOKEN, GoogleCloudFake
@@ -202,3 +202,44 @@ def test_keys_and_failures_of_a_unit_are_written_in_the_one_csv_dialect(tmp_path
     assert counts == {"predicted": 1, "failed": 1, "rows": 1}
     assert (tmp_path / "keys.csv").read_bytes() == b'"cr\ronly"\n"e\rr"\n'
     assert (tmp_path / "failed.csv").read_bytes() == b'"e\rr","Vertex AI error: m\rm"\n'
+
+
+def adapter_on(fake: GoogleCloudFake, **federation: str) -> VertexAdapter:
+    config = settings(fake, **federation)
+    http = google_session(config, session())
+    return VertexAdapter(config, "id", VertexJobs(http, config), CloudStorage(http, fake.url), s3=None)
+
+
+def test_a_job_no_listing_finds_was_never_created(fake: GoogleCloudFake) -> None:
+    with pytest.raises(JobNotFound, match="bl-x-0"):
+        adapter_on(fake).describe(RUN_CONTEXT, "bl-x-0")
+
+
+def test_a_job_name_vertex_answers_404_for_was_never_created(fake: GoogleCloudFake) -> None:
+    name = "projects/proj-12345/locations/us-central1/batchPredictionJobs/999"
+    with pytest.raises(JobNotFound, match=name):
+        adapter_on(fake).describe(RUN_CONTEXT, name)
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "words"),
+    [(403, ServiceUnavailable, "refused"), (500, ServiceThrottled, "500"), (503, ServiceThrottled, "503")],
+)
+def test_a_google_error_while_looking_never_means_never_created(
+    fake: GoogleCloudFake, status: int, error: type[Exception], words: str
+) -> None:
+    """Stopping a run reads 'never created' as 'nothing to stop': only Vertex's own 404 may say so."""
+    adapter = adapter_on(fake)
+    fake.api_status = status
+    with pytest.raises(error, match=words) as raised:
+        adapter.describe(RUN_CONTEXT, "bl-x-0")
+    assert not isinstance(raised.value, JobNotFound)
+
+
+def test_a_refused_token_exchange_while_stopping_is_not_never_created(fake: GoogleCloudFake) -> None:
+    fake.bound_callers = frozenset()
+    fake.caller = lambda: "ExecutionEnded"
+    adapter = adapter_on(fake)
+    with pytest.raises(ServiceUnavailable, match="token exchange failed") as raised:
+        adapter.stop(RUN_CONTEXT, "bl-x-0")
+    assert not isinstance(raised.value, JobNotFound)

@@ -147,3 +147,45 @@ def test_a_bad_record_fails_its_file_and_the_job_but_the_other_files_keep_their_
     assert outputs(s3) == ["run/output/part-00000.csv.out", "run/output/part-00002.csv.out"]
     assert emulator.logs["job-1"][0] == "work/run/input/part-00001.csv: ClientError: 400"
     assert "record 2 of part-00001.csv" in emulator.logs["job-1"][1]
+
+
+def create_on(sagemaker: Any, name: str, instance_type: str, count: int = 1) -> None:
+    sagemaker.create_transform_job(
+        TransformJobName=name,
+        ModelName="m",
+        TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://work/run/input/"}}},
+        TransformOutput={"S3OutputPath": "s3://work/run/output/"},
+        TransformResources={"InstanceType": instance_type, "InstanceCount": count},
+    )
+
+
+def test_an_instance_type_with_quota_zero_is_refused_as_sagemaker_words_it(
+    aws: tuple[Any, Any, SageMakerEmulator],
+) -> None:
+    _, sagemaker, emulator = aws
+    emulator.instance_quotas["ml.p3.2xlarge"] = 0
+
+    with pytest.raises(sagemaker.exceptions.ResourceLimitExceeded) as refused:
+        create_on(sagemaker, "job-gpu", "ml.p3.2xlarge")
+
+    assert refused.value.response["Error"]["Message"] == (
+        "The account-level service limit 'ml.p3.2xlarge for transform job usage' is 0 Instances, with current "
+        "utilization of 0 Instances and a request delta of 1 Instances. Please use AWS Service Quotas to request "
+        "an increase for this quota. If AWS Service Quotas is not available, contact AWS support to request an "
+        "increase for this quota."
+    )
+    assert emulator.create_calls == 0
+
+
+def test_a_full_instance_quota_frees_when_a_job_ends(aws: tuple[Any, Any, SageMakerEmulator]) -> None:
+    _, sagemaker, emulator = aws
+    emulator.instance_quotas["ml.m5.large"] = 2
+    create_on(sagemaker, "job-a", "ml.m5.large", count=2)
+
+    with pytest.raises(sagemaker.exceptions.ResourceLimitExceeded, match="current utilization of 2 Instances"):
+        create_on(sagemaker, "job-b", "ml.m5.large")
+    create_on(sagemaker, "job-c", "ml.c5.large")  # another instance type has its own quota
+
+    sagemaker.stop_transform_job(TransformJobName="job-a")
+    sagemaker.describe_transform_job(TransformJobName="job-a")  # Stopping -> Stopped
+    create_on(sagemaker, "job-b", "ml.m5.large")

@@ -10,6 +10,11 @@ the service's one-observation-per-line CSV. A feature cell with a line break can
 that record is refused at Prepare.
 The service is closed to new customers: their 403 becomes a failure that says exactly that.
 https://docs.aws.amazon.com/machine-learning/latest/dg/reading-the-batchprediction-output-files.html
+
+Submit creates the DataSource and the BatchPrediction together: Amazon ML holds a request back until the
+operations it depends on complete (a DataSource in PENDING can be used for CreateBatchPrediction), so nothing
+is left to create later, and describe and stop only read. Only the submitting function needs create rights.
+https://docs.aws.amazon.com/machine-learning/latest/dg/dependency-management-of-asynchronous-operations.html
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from batchline.adapters.base import (
     EncodedRecord,
     FailedRecord,
     JobLimits,
+    JobNotFound,
     JobState,
     JobStatus,
     Prediction,
@@ -160,10 +166,13 @@ class AmazonMLAdapter:
         return "ds-" + job_id[3:]
 
     def submit(self, run: RunContext) -> JobState:
+        """Create the DataSource and the BatchPrediction on it (the service queues the prediction until the
+        DataSource is ready). The IDs are the idempotency keys: a retried Submit creates nothing new."""
         job_id = self.job_id(run)
+        source_id = self._data_source_id(job_id)
         self._call(
             self._ml.create_data_source_from_s3,
-            DataSourceId=self._data_source_id(job_id),
+            DataSourceId=source_id,
             DataSourceName=f"batchline {run.pipeline.name} {run.run_id}"[:1024],
             DataSpec={
                 "DataLocationS3": run.chunk.input_prefix.uri,
@@ -171,37 +180,24 @@ class AmazonMLAdapter:
             },
             ComputeStatistics=False,
         )
+        self._call(
+            self._ml.create_batch_prediction,
+            BatchPredictionId=job_id,
+            BatchPredictionName=f"batchline {run.pipeline.name}"[:1024],
+            MLModelId=self._settings.ml_model_id,
+            BatchPredictionDataSourceId=source_id,
+            OutputUri=run.chunk.output_prefix.uri,
+        )
         return self.describe(run, job_id)
 
     def describe(self, run: RunContext, job_id: str) -> JobState:
-        """The batch prediction's state; before it exists, the DataSource's (then creating it)."""
+        """The batch prediction's state (queued behind its DataSource, it reads PENDING); creates nothing."""
         try:
             return self._prediction_state(job_id)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise _translate(exc) from exc
-        source = self._call(self._ml.get_data_source, DataSourceId=self._data_source_id(job_id))
-        status = normalise_status(source["Status"])
-        if status is JobStatus.SUCCEEDED:
-            self._call(
-                self._ml.create_batch_prediction,
-                BatchPredictionId=job_id,
-                BatchPredictionName=f"batchline {run.pipeline.name}"[:1024],
-                MLModelId=self._settings.ml_model_id,
-                BatchPredictionDataSourceId=self._data_source_id(job_id),
-                OutputUri=run.chunk.output_prefix.uri,
-            )
-            return self._prediction_state(job_id)
-        message = source.get("Message")
-        if status.is_terminal:
-            source_id = self._data_source_id(job_id)
-            message = f"data source {source_id} is {source['Status']}: {message or 'no reason given'}"
-        return JobState(
-            job_id,
-            JobStatus.PENDING if not status.is_terminal else status,
-            f"DataSource {source['Status']}",
-            message,
-        )
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise JobNotFound(f"Amazon ML has no batch prediction {job_id}: it was never created") from exc
+            raise _translate(exc) from exc
 
     def _prediction_state(self, job_id: str) -> JobState:
         described = self._ml.get_batch_prediction(BatchPredictionId=job_id)

@@ -6,7 +6,7 @@ encode records, create or find the job, normalise its status, and read results b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from botocore.exceptions import ClientError
 
 from batchline.config import PipelineConfig
-from batchline.errors import QuotaFull, ServiceThrottled
+from batchline.errors import OutputInvalid, QuotaFull, ServiceRequestFailed, ServiceThrottled
 from batchline.layout import RunLayout, S3Location
 
 
@@ -122,6 +122,11 @@ class UnitFiles:
     spreadsheet_safe: bool
 
 
+class JobNotFound(OutputInvalid):
+    """describe(): the service answered that it has no job by this ID (a 404, or no job carries our label), so it
+    was never created. Only this error means so: any other error while looking says nothing about the job."""
+
+
 class RecordRejected(Exception):
     """Raised by an encoder for one record the service cannot take; the row goes to errors.csv."""
 
@@ -174,7 +179,9 @@ class BatchAdapter(Protocol):
         """Create the job, or find the one a previous attempt created (same deterministic name)."""
         ...
 
-    def describe(self, run: RunContext, job_id: str) -> JobState: ...
+    def describe(self, run: RunContext, job_id: str) -> JobState:
+        """One look at the job; never creates anything. JobNotFound only when the service says it has no such job."""
+        ...
 
     def stop(self, run: RunContext, job_id: str) -> bool:
         """Ask the service to stop a running job; False when the service cannot stop this kind of job."""
@@ -250,12 +257,52 @@ THROTTLING_CODES = frozenset(
 )
 
 
-def translate_client_error(exc: ClientError, service: str, quota_codes: frozenset[str]) -> Exception:
-    """Throttling and full quotas become the named errors the state machine retries; others pass through."""
+@dataclass(frozen=True)
+class QuotaReading:
+    """A quota refusal read in numbers: the quota's name, its applied value, what is in use and what the
+    refused request asked for (all in the quota's unit)."""
+
+    name: str
+    limit: int
+    usage: int
+    request: int
+
+    @property
+    def never_fits(self) -> bool:
+        """True when the request alone is over the quota: no slot that frees can ever make room for it."""
+        return self.request > self.limit
+
+
+# Reads a quota refusal's message; None when it does not say the numbers for certain.
+QuotaReader = Callable[[str], QuotaReading | None]
+
+
+def quota_refusal(service: str, code: str, message: str, reading: QuotaReading | None, how_to_raise: str) -> Exception:
+    """QuotaFull (wait for a slot) unless the reading shows the job can never fit; then a failure at once that
+    names the quota and how to raise it. A refusal not read for certain waits: the run's deadline bounds that."""
+    if reading is None or not reading.never_fits:
+        return QuotaFull(f"{service} quota is full ({code}): {message}")
+    return ServiceRequestFailed(
+        f"{service} can never run this job: the quota '{reading.name}' is {reading.limit} and the job alone "
+        f"needs {reading.request} ({reading.usage} in use), so waiting for a slot cannot help. {how_to_raise} "
+        f"(AWS said: {code}: {message})"
+    )
+
+
+def translate_client_error(
+    exc: ClientError,
+    service: str,
+    quota_codes: frozenset[str],
+    read_quota: QuotaReader | None = None,
+    how_to_raise: str = "Ask for a higher quota in Service Quotas.",
+) -> Exception:
+    """Throttling and full quotas become the named errors the state machine retries (a quota the job can never
+    fit fails at once, see quota_refusal); others pass through."""
     code = exc.response["Error"]["Code"]
     message = exc.response["Error"].get("Message", "")
     if code in THROTTLING_CODES:
         return ServiceThrottled(f"{service} throttled the request ({code}): {message}")
     if code in quota_codes:
-        return QuotaFull(f"{service} quota is full ({code}): {message}")
+        reading = read_quota(message) if read_quota is not None else None
+        return quota_refusal(service, code, message, reading, how_to_raise)
     return exc

@@ -26,9 +26,11 @@ from batchline.adapters.base import (
     EncodedRecord,
     FailedRecord,
     JobLimits,
+    JobNotFound,
     JobState,
     JobStatus,
     Prediction,
+    QuotaReading,
     RecordRejected,
     RunContext,
     StagedRecord,
@@ -56,6 +58,13 @@ _STATUS = {
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _JOB_ARN = re.compile(r"^arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:\d{12}:model-invocation-job/[a-z0-9]{12}$")
 MANIFEST = "manifest.json.out"
+# ServiceQuotaExceededException's wording is not published for batch jobs, and no API answers whether a slot can
+# free (the quota, "Sum of in-progress and submitted batch inference jobs using a base model for <model>", is per
+# model and Region). So the message is read narrowly: a quota named in quotes and stated to be 0 can never take
+# this job (a job takes one slot). Anything else, worded otherwise or not, waits for a slot, bounded by the
+# run's deadline (maxRunHours).
+_QUOTA_IS = re.compile(r"'(?P<name>[^']+)'[^'.]*?\bis (?P<limit>\d+)\b")
+_IN_USE = re.compile(r"\b(?P<usage>\d+) (?:jobs? )?(?:are |is )?(?:in progress|in use|submitted)")
 
 
 def record_id_for(sequence: int) -> str:
@@ -226,6 +235,8 @@ class BedrockAdapter:
         try:
             described = self._bedrock.get_model_invocation_job(jobIdentifier=arn)
         except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise JobNotFound(f"Bedrock has no batch inference job {job_id}: it was never created") from exc
             raise _translate(exc) from exc
         raw = described["status"]
         counts = {
@@ -251,7 +262,7 @@ class BedrockAdapter:
         for summary in summaries:
             if summary["jobName"] == job_id:
                 return str(summary["jobArn"])
-        raise OutputInvalid(f"no Bedrock batch inference job is named {job_id}")
+        raise JobNotFound(f"no Bedrock batch inference job is named {job_id}: it was never created")
 
     def stop(self, run: RunContext, job_id: str) -> bool:
         state = self.describe(run, job_id)
@@ -325,5 +336,21 @@ class BedrockAdapter:
             )
 
 
+def read_quota(message: str) -> QuotaReading | None:
+    """The quota a ServiceQuotaExceededException names and its stated value (a job asks for one slot), or None."""
+    match = _QUOTA_IS.search(message)
+    if match is None:
+        return None
+    in_use = _IN_USE.search(message)
+    return QuotaReading(match["name"], int(match["limit"]), int(in_use["usage"]) if in_use else 0, 1)
+
+
 def _translate(exc: ClientError) -> Exception:
-    return translate_client_error(exc, "Bedrock", frozenset({"ServiceQuotaExceededException"}))
+    return translate_client_error(
+        exc,
+        "Bedrock",
+        frozenset({"ServiceQuotaExceededException"}),
+        read_quota,
+        "Ask for more in Service Quotas (service Amazon Bedrock, the quota named here, in this Region), or use a "
+        "model the account has batch inference quota for.",
+    )

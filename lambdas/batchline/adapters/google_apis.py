@@ -17,6 +17,7 @@ import requests
 from google.auth.exceptions import GoogleAuthError, TransportError
 from google.auth.transport.requests import AuthorizedSession
 
+from batchline.adapters.base import JobNotFound
 from batchline.config import VertexSettings
 from batchline.errors import ServiceRequestFailed, ServiceThrottled, ServiceUnavailable
 
@@ -27,7 +28,8 @@ LINE_READ_CHUNK = 1024 * 1024
 
 
 def call(http: AuthorizedSession, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
-    """One request; token, throttling and permission problems become the pipeline's named errors."""
+    """One request; token, throttling and permission problems become the pipeline's named errors. A 404 is
+    returned for the caller to read: only an answer from the API itself says that something does not exist."""
     try:
         response = http.request(method, url, timeout=60, **kwargs)
     except (TransportError, requests.ConnectionError, requests.Timeout) as exc:
@@ -172,7 +174,7 @@ class VertexJobs:
     def get(self, name: str) -> dict[str, Any]:
         response = call(self._http, "GET", f"{self._base}/{name}", f"read {name}")
         if response.status_code == 404:
-            raise ServiceRequestFailed(f"Vertex AI has no job {name}")
+            raise JobNotFound(f"Vertex AI has no job {name}: it was never created")
         return dict(response.json())
 
     def find(self, label: str, value: str) -> dict[str, Any] | None:

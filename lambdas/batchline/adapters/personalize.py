@@ -21,6 +21,7 @@ from batchline.adapters.base import (
     EncodedRecord,
     FailedRecord,
     JobLimits,
+    JobNotFound,
     JobState,
     JobStatus,
     Prediction,
@@ -175,6 +176,8 @@ class PersonalizeAdapter:
                 self._personalize.describe_batch_inference_job(batchInferenceJobArn=job_id)["batchInferenceJob"]
             )
         except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise JobNotFound(f"Personalize has no batch job {job_id}: it was never created") from exc
             raise _translate(exc) from exc
 
     def stop(self, run: RunContext, job_id: str) -> bool:

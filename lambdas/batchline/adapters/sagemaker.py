@@ -24,9 +24,11 @@ from batchline.adapters.base import (
     EncodedRecord,
     FailedRecord,
     JobLimits,
+    JobNotFound,
     JobState,
     JobStatus,
     Prediction,
+    QuotaReading,
     RecordRejected,
     RunContext,
     StagedRecord,
@@ -52,6 +54,15 @@ RUN_ID_TAG = "batchline:run-id"
 # A plain decimal number, as a CSV-reading model parses it (float() would also take "nan", "inf", "1_0").
 _DECIMAL = re.compile(NUMBER_PATTERN)
 _RECORD_POSITION = re.compile(r"record (\d+) of ([A-Za-z0-9._-]+\.csv)")
+# ResourceLimitExceeded's message is the only place SageMaker says whether a slot can free: "The account-level
+# service limit 'ml.p3.2xlarge for transform job usage' is 0 Instances, with current utilization of 0 Instances
+# and a request delta of 1 Instances. Please use AWS Service Quotas to request an increase for this quota..."
+# (the wording of every public report since 2019; no API returns these numbers). Read only when all of it
+# matches; anything else waits for a slot, bounded by the run's deadline.
+_ACCOUNT_LIMIT = re.compile(
+    r"service limit '(?P<name>[^']+)' is (?P<limit>\d+) (?P<unit>\w+), "
+    r"with current utilization of (?P<usage>\d+) (?P=unit) and a request delta of (?P<delta>\d+) (?P=unit)"
+)
 
 
 def normalise_status(raw: str) -> JobStatus:
@@ -188,7 +199,13 @@ class SageMakerAdapter:
         return self._usable_state(run, described)
 
     def describe(self, run: RunContext, job_id: str) -> JobState:
-        return self._usable_state(run, self._call("describe_transform_job", job_id, TransformJobName=job_id))
+        try:
+            described = self._sagemaker.describe_transform_job(TransformJobName=job_id)
+        except ClientError as exc:
+            if _no_such_job(exc):
+                raise JobNotFound(f"SageMaker has no transform job {job_id}: it was never created") from exc
+            raise _translate(exc, job_id) from exc
+        return self._usable_state(run, described)
 
     def _usable_state(self, run: RunContext, described: dict[str, Any]) -> JobState:
         """The job's state, read for what the run can still use.
@@ -315,5 +332,29 @@ def _state(described: dict[str, Any]) -> JobState:
     )
 
 
+def _no_such_job(exc: ClientError) -> bool:
+    """DescribeTransformJob's answer for a name no job has: ResourceNotFound as documented, or the
+    ValidationException "Could not find transform job ..." the service sends in practice (no other field says so;
+    a miss here is reported as a failed look, never read as "never created")."""
+    error = exc.response["Error"]
+    code, message = error.get("Code"), error.get("Message", "")
+    return code == "ResourceNotFound" or (code == "ValidationException" and message.startswith("Could not find"))
+
+
+def read_limit(message: str) -> QuotaReading | None:
+    """The numbers of a ResourceLimitExceeded message, or None when it does not carry all of them."""
+    match = _ACCOUNT_LIMIT.search(message)
+    if match is None:
+        return None
+    return QuotaReading(match["name"], int(match["limit"]), int(match["usage"]), int(match["delta"]))
+
+
 def _translate(exc: ClientError, job_name: str) -> Exception:
-    return translate_client_error(exc, f"SageMaker ({job_name})", frozenset({"ResourceLimitExceeded"}))
+    return translate_client_error(
+        exc,
+        f"SageMaker ({job_name})",
+        frozenset({"ResourceLimitExceeded"}),
+        read_limit,
+        "Ask for more in Service Quotas (service Amazon SageMaker, the quota named here), or set the pipeline's "
+        "instanceType to one the account has quota for, or lower its instanceCount.",
+    )

@@ -19,6 +19,7 @@ from batchline.adapters.base import (
     EncodedRecord,
     FailedRecord,
     JobLimits,
+    JobNotFound,
     JobState,
     JobStatus,
     Prediction,
@@ -171,11 +172,13 @@ class VertexAdapter:
         return _state(existing or self._jobs.create(self.create_body(run, prefix)))
 
     def _resource(self, job_id: str) -> dict[str, Any]:
+        """The job by resource name or label. JobNotFound only when Vertex itself answered (a 404, or a listing
+        with no job of that label): a refused token, a 403 or a 5xx says nothing about whether the job exists."""
         if _JOB_NAME.match(job_id):
             return self._jobs.get(job_id)
         found = self._jobs.find(JOB_LABEL, job_id)
         if found is None:
-            raise OutputInvalid(f"no Vertex AI batch prediction job carries label {JOB_LABEL}={job_id}")
+            raise JobNotFound(f"no Vertex AI batch prediction job carries label {JOB_LABEL}={job_id}: never created")
         return found
 
     def describe(self, run: RunContext, job_id: str) -> JobState:
