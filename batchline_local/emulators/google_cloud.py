@@ -27,14 +27,12 @@ containing ``bad`` gets an error line; one with ``lost`` is left out of the outp
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import re
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -59,29 +57,14 @@ DENIED = {
         ],
     }
 }
-_STACKS = Path(__file__).resolve().parents[2] / "stacks"
-# Where the stack defines GOOGLE_CALLERS, in the order looked at (it is moving to provider_permissions).
-_GOOGLE_CALLERS_SOURCES = ("provider_permissions.py", "batchline_stack.py")
 
 
 def stack_google_callers() -> tuple[str, ...]:
-    """The functions whose roles the stack binds in the workload identity pool (``GOOGLE_CALLERS``), read from
-    the stack's source: importing the stack would load CDK into every local run."""
-    for name in _GOOGLE_CALLERS_SOURCES:
-        path = _STACKS / name
-        if not path.exists():
-            continue
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            targets = (
-                node.targets
-                if isinstance(node, ast.Assign)
-                else [node.target]
-                if isinstance(node, ast.AnnAssign)
-                else []
-            )
-            if any(isinstance(t, ast.Name) and t.id == "GOOGLE_CALLERS" for t in targets) and node.value is not None:
-                return tuple(ast.literal_eval(node.value))
-    raise LookupError(f"no GOOGLE_CALLERS in {', '.join(_GOOGLE_CALLERS_SOURCES)} under {_STACKS}")
+    """The functions whose roles the stack binds in the workload identity pool (its GoogleFederatedRoleArns
+    output): the catalogue the stack builds its functions from says which call Google."""
+    from batchline.functions import CATALOGUE
+
+    return tuple(spec.name for spec in CATALOGUE if spec.calls_google)
 
 
 def local_runtime_caller() -> str | None:

@@ -73,3 +73,8 @@ class OutputInvalid(BatchlineError):
 
 class ServiceRequestFailed(BatchlineError):
     """A service refused a request for a reason retrying will not fix (the message names call and status)."""
+
+
+class JobNotFound(OutputInvalid):
+    """describe(): the service answered that it has no job by this ID (a 404, or no job carries our label), so it
+    was never created. Only this error means so: any other error while looking says nothing about the job."""

@@ -15,7 +15,6 @@ from batchline.adapters.amazonml import AmazonMLAdapter, AmazonMLCsvEncoder, bat
 from batchline.adapters.base import (
     Chunk,
     FailedRecord,
-    JobNotFound,
     JobState,
     JobStatus,
     Prediction,
@@ -23,7 +22,7 @@ from batchline.adapters.base import (
     RunContext,
 )
 from batchline.config import parse_pipelines
-from batchline.errors import JobConflict, OutputInvalid, ServiceUnavailable
+from batchline.errors import JobConflict, JobNotFound, OutputInvalid, ServiceUnavailable
 from batchline.layout import RunLayout, S3Location
 from botocore.stub import Stubber
 from moto import mock_aws

@@ -8,10 +8,10 @@ from typing import Any
 
 import boto3
 import pytest
-from batchline.adapters.base import Chunk, JobNotFound, JobState, JobStatus, Prediction, RecordRejected, RunContext
+from batchline.adapters.base import Chunk, JobState, JobStatus, Prediction, RecordRejected, RunContext
 from batchline.adapters.bedrock import BedrockAdapter, BedrockJsonEncoder, normalise_status, output_text
 from batchline.config import parse_pipelines
-from batchline.errors import QuotaFull, ServiceRequestFailed, ServiceThrottled
+from batchline.errors import JobNotFound, QuotaFull, ServiceRequestFailed, ServiceThrottled
 from batchline.layout import RunLayout, S3Location
 from botocore.stub import Stubber
 from moto import mock_aws

@@ -11,7 +11,6 @@ import pytest
 from batchline.adapters.base import (
     Chunk,
     FailedRecord,
-    JobNotFound,
     JobState,
     JobStatus,
     Prediction,
@@ -20,7 +19,7 @@ from batchline.adapters.base import (
 )
 from batchline.adapters.personalize import PersonalizeAdapter, PersonalizeJsonEncoder, normalise_status
 from batchline.config import parse_pipelines
-from batchline.errors import JobConflict, QuotaFull, ServiceThrottled
+from batchline.errors import JobConflict, JobNotFound, QuotaFull, ServiceThrottled
 from batchline.layout import RunLayout, S3Location
 from botocore.stub import Stubber
 from moto import mock_aws

@@ -8,11 +8,11 @@ from typing import Any
 
 import boto3
 import pytest
-from batchline.adapters.base import Chunk, FailedRecord, JobNotFound, JobState, JobStatus, Prediction, RunContext
+from batchline.adapters.base import Chunk, FailedRecord, JobState, JobStatus, Prediction, RunContext
 from batchline.adapters.sagemaker import SageMakerAdapter, normalise_status
 from batchline.collect import staged_records
 from batchline.config import parse_pipelines
-from batchline.errors import JobConflict, OutputInvalid, QuotaFull, ServiceRequestFailed, ServiceThrottled
+from batchline.errors import JobConflict, JobNotFound, OutputInvalid, QuotaFull, ServiceRequestFailed, ServiceThrottled
 from batchline.layout import RunLayout, S3Location
 from botocore.stub import Stubber
 from moto import mock_aws

@@ -11,12 +11,12 @@ from typing import Any
 import boto3
 import pytest
 from batchline.adapters import google_apis
-from batchline.adapters.base import Chunk, JobNotFound, JobState, JobStatus, RecordRejected, RunContext, UnitFiles
+from batchline.adapters.base import Chunk, JobState, JobStatus, RecordRejected, RunContext, UnitFiles
 from batchline.adapters.google_apis import CloudStorage, VertexJobs, lf_lines
 from batchline.adapters.vertex import VertexAdapter, VertexJsonEncoder, _state, normalise_state
 from batchline.clients import google_session
 from batchline.config import parse_pipelines
-from batchline.errors import ServiceThrottled, ServiceUnavailable
+from batchline.errors import JobNotFound, ServiceThrottled, ServiceUnavailable
 from batchline.layout import RunLayout, S3Location
 
 from batchline_local.emulators.google_cloud import ACCESS_TOKEN, GoogleCloudFake

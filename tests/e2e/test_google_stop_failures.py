@@ -53,11 +53,6 @@ def test_a_refused_token_leaves_the_vertex_job_running_and_the_refusal_is_google
     assert slow_runtime.google.jobs[job]["state"] not in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="steps/finalize.py _stop_jobs reads any BatchlineError or ClientError from describe() as 'never "
-    "created'; it must skip only JobNotFound (adapters/base.py) and report the rest as stopError (issue 15)",
-)
 def test_a_vertex_run_stopped_by_hand_whose_token_is_refused_reports_the_stop_failure(
     slow_runtime: LocalRuntime, tmp_path: Path
 ) -> None:

@@ -33,7 +33,6 @@ from batchline.adapters.base import (
     EncodedRecord,
     FailedRecord,
     JobLimits,
-    JobNotFound,
     JobState,
     JobStatus,
     Prediction,
@@ -46,6 +45,7 @@ from batchline.config import AmazonMLSettings
 from batchline.errors import (
     InputRejected,
     JobConflict,
+    JobNotFound,
     OutputInvalid,
     ServiceUnavailable,
 )

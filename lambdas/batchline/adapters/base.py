@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from botocore.exceptions import ClientError
 
 from batchline.config import PipelineConfig
-from batchline.errors import OutputInvalid, QuotaFull, ServiceRequestFailed, ServiceThrottled
+from batchline.errors import QuotaFull, ServiceRequestFailed, ServiceThrottled
 from batchline.layout import RunLayout, S3Location
 
 
@@ -120,11 +120,6 @@ class UnitFiles:
     failed: str
     header: list[str] | None
     spreadsheet_safe: bool
-
-
-class JobNotFound(OutputInvalid):
-    """describe(): the service answered that it has no job by this ID (a 404, or no job carries our label), so it
-    was never created. Only this error means so: any other error while looking says nothing about the job."""
 
 
 class RecordRejected(Exception):

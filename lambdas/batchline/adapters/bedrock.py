@@ -26,7 +26,6 @@ from batchline.adapters.base import (
     EncodedRecord,
     FailedRecord,
     JobLimits,
-    JobNotFound,
     JobState,
     JobStatus,
     Prediction,
@@ -37,7 +36,7 @@ from batchline.adapters.base import (
     translate_client_error,
 )
 from batchline.config import BedrockSettings, require_role
-from batchline.errors import InputRejected, OutputInvalid
+from batchline.errors import InputRejected, JobNotFound, OutputInvalid
 from batchline.layout import S3Location
 from batchline.lines import JsonLineTemplate
 from batchline.naming import job_name_for

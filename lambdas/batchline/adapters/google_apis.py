@@ -17,9 +17,8 @@ import requests
 from google.auth.exceptions import GoogleAuthError, TransportError
 from google.auth.transport.requests import AuthorizedSession
 
-from batchline.adapters.base import JobNotFound
 from batchline.config import VertexSettings
-from batchline.errors import ServiceRequestFailed, ServiceThrottled, ServiceUnavailable
+from batchline.errors import JobNotFound, ServiceRequestFailed, ServiceThrottled, ServiceUnavailable
 
 # Resumable uploads move this much per request (a multiple of 256 KiB, as the API requires).
 UPLOAD_CHUNK = 8 * 1024 * 1024

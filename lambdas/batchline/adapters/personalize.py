@@ -21,7 +21,6 @@ from batchline.adapters.base import (
     EncodedRecord,
     FailedRecord,
     JobLimits,
-    JobNotFound,
     JobState,
     JobStatus,
     Prediction,
@@ -32,7 +31,7 @@ from batchline.adapters.base import (
     translate_client_error,
 )
 from batchline.config import PersonalizeSettings, require_role
-from batchline.errors import JobConflict, OutputInvalid
+from batchline.errors import JobConflict, JobNotFound, OutputInvalid
 from batchline.layout import S3Location
 from batchline.lines import JsonLineTemplate
 from batchline.naming import job_name_for

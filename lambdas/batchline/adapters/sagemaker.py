@@ -24,7 +24,6 @@ from batchline.adapters.base import (
     EncodedRecord,
     FailedRecord,
     JobLimits,
-    JobNotFound,
     JobState,
     JobStatus,
     Prediction,
@@ -36,7 +35,7 @@ from batchline.adapters.base import (
 )
 from batchline.config import SageMakerSettings
 from batchline.csvsafe import NUMBER_PATTERN
-from batchline.errors import JobConflict, OutputInvalid
+from batchline.errors import JobConflict, JobNotFound, OutputInvalid
 from batchline.layout import S3Location
 from batchline.lines import CsvLineWriter
 from batchline.naming import job_name_for

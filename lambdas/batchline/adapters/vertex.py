@@ -19,7 +19,6 @@ from batchline.adapters.base import (
     EncodedRecord,
     FailedRecord,
     JobLimits,
-    JobNotFound,
     JobState,
     JobStatus,
     Prediction,
@@ -31,7 +30,7 @@ from batchline.adapters.base import (
 from batchline.adapters.google_apis import CloudStorage, VertexJobs, split_gcs_uri
 from batchline.config import VertexSettings
 from batchline.csvsafe import CsvWriter
-from batchline.errors import InputRejected, OutputInvalid
+from batchline.errors import InputRejected, JobNotFound, OutputInvalid
 from batchline.layout import S3Location
 from batchline.naming import job_name_for
 from batchline.s3io import list_keys, open_object

@@ -8,14 +8,12 @@ import json
 import logging
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from batchline.adapters import adapter_for
 from batchline.adapters.base import BatchAdapter
 from batchline.clients import AwsClients
 from batchline.clock import iso, parse_time, utc_now
 from batchline.config import Deployment, PipelineConfig, Pipelines
-from batchline.errors import BatchlineError, OutputInvalid, UnknownPipeline
+from batchline.errors import JobNotFound, OutputInvalid, UnknownPipeline
 from batchline.events import EVENT_JOBS, build_detail, outcome, outcome_status
 from batchline.layout import RunLayout, S3Location
 from batchline.prepare import ERROR_HEADER
@@ -152,8 +150,8 @@ def _stop_jobs(
         name = adapter.job_id(run)
         try:
             state = adapter.describe(run, name)
-        except (BatchlineError, ClientError):
-            continue  # never created: nothing to stop
+        except JobNotFound:
+            continue  # the service says it has no such job: never created, nothing to stop
         except Exception as exc:  # noqa: BLE001 - the failure event must still go out, saying why
             problems.append(f"could not look up job {name}: {exc}")
             continue
