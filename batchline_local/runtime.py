@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 from unittest import mock
 
 from batchline.clients import AwsClients
-from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, parse_pipelines
+from batchline.config import PIPELINES_FILE_ENV, SERVICE_ROLES_ENV, SageMakerSettings, parse_pipelines
 from batchline.functions import CATALOGUE
 from batchline.metrics import NAMESPACE, SERVICE
 
@@ -104,6 +104,11 @@ def _not_the_interpreters(thread: threading.Thread) -> bool:
         setattr(thread, _INTERPRETER_THREAD, True)
         return False
     return True
+
+
+def sagemaker_model_role(settings: SageMakerSettings) -> str:
+    """The model's execution role: the one the pipeline names, or a stand-in for the role the user's model has."""
+    return settings.model_execution_role_arn or f"arn:aws:iam::{ACCOUNT}:role/{settings.model_name}-execution"
 
 
 def load_pipeline_context(path: Path = CDK_JSON) -> dict[str, Any]:
@@ -314,10 +319,41 @@ class LocalRuntime:
             account=ACCOUNT,
             region=REGION,
             pipelines=list(self._raw_pipelines),
+            external_roles=self._roles_you_bring(),
         )
         self._stack.callback(checker.close)
         self.permissions = checker
         attach(self.session, checker, self._calling_function)
+
+    def _roles_you_bring(self) -> dict[str, list[Any]]:
+        """The roles a pipeline names that the stack does not create (Personalize's and Bedrock's ``roleArn``, a
+        SageMaker model's execution role), with the one policy the README asks of them: the pipeline's objects
+        in the work bucket, and the key's use. Their own policies live in the user's account; what the checks
+        then test is the rest of the path (the bucket policy, the key policy) as the stack deploys it."""
+        from batchline.config import BedrockSettings, PersonalizeSettings, SageMakerSettings
+
+        from batchline_local.permissions.template import NamedPolicy
+
+        work = f"arn:aws:s3:::{BUCKETS['work']}"
+        roles: dict[str, list[Any]] = {}
+        for name, pipeline in self.pipelines.pipelines.items():
+            service = pipeline.service
+            if isinstance(service, PersonalizeSettings | BedrockSettings):
+                role = service.role_arn
+            elif isinstance(service, SageMakerSettings):
+                role = sagemaker_model_role(service)
+            else:
+                continue
+            if not role:
+                continue  # the stack creates it: its policies are in the template
+            statements = [
+                {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"{work}/{name}/*"},
+                {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": work},
+                {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*"},
+            ]
+            policy = NamedPolicy(f"what the README asks of a role you bring ({name})", {"Statement": statements})
+            roles.setdefault(role, []).append(policy)
+        return roles
 
     @staticmethod
     def _calling_function() -> str | None:
@@ -497,11 +533,18 @@ class LocalRuntime:
         events.put_targets(Rule="capture-all", EventBusName=EVENT_BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
 
         role_arn, roles = self._create_roles()
-        self.client("sagemaker").create_model(
-            ModelName="batchline-local-placeholder",
-            ExecutionRoleArn=role_arn,
-            PrimaryContainer={"Image": "emulated"},
+        sagemaker = self.client("sagemaker")
+        sagemaker.create_model(
+            ModelName="batchline-local-placeholder", ExecutionRoleArn=role_arn, PrimaryContainer={"Image": "emulated"}
         )
+        # Each SageMaker pipeline's model, as the user created it: transform jobs read and write as its role.
+        models = {
+            pipeline.service.model_name: sagemaker_model_role(pipeline.service)
+            for pipeline in self.pipelines.pipelines.values()
+            if isinstance(pipeline.service, SageMakerSettings)
+        }
+        for model, role in models.items():
+            sagemaker.create_model(ModelName=model, ExecutionRoleArn=role, PrimaryContainer={"Image": "emulated"})
         lam = self.client("lambda")
         code = io.BytesIO()
         with zipfile.ZipFile(code, "w") as archive:

@@ -27,7 +27,19 @@ import math
 import re
 from typing import Any
 
-from batchline_local.emulators.base import EmulatedError, ServiceEmulator, list_keys, s3_client, split_s3_uri
+from batchline_local.emulators.base import (
+    EmulatedError,
+    ServiceEmulator,
+    ServiceIdentity,
+    list_keys,
+    pipeline_of,
+    s3_client,
+    split_s3_uri,
+)
+
+# Amazon ML reads and writes S3 as its service principal, which may not send aws:SourceAccount (its bucket policy
+# is written for that).
+PRINCIPAL = "machinelearning.amazonaws.com"
 
 TRAINING_SCHEMA = {
     "version": "1.0",
@@ -148,14 +160,16 @@ class AmazonMLEmulator(ServiceEmulator):
     @staticmethod
     def _read_source(source: dict[str, Any]) -> None:
         location = source["DataSpec"]["DataLocationS3"]
-        if list_keys(s3_client(), *split_s3_uri(location)):
+        identity = ServiceIdentity(PRINCIPAL, pipeline_of(location), source_account=False)
+        if list_keys(s3_client(identity), *split_s3_uri(location)):
             source["Status"] = "COMPLETED"
         else:
             source["Status"], source["Message"] = "FAILED", f"emulated: no data file at {location}"
 
     def _predict(self, prediction: dict[str, Any]) -> None:
-        s3 = s3_client()
         source = self.data_sources[prediction["BatchPredictionDataSourceId"]]
+        location = source["DataSpec"]["DataLocationS3"]
+        s3 = s3_client(ServiceIdentity(PRINCIPAL, pipeline_of(location), source_account=False))
         schema = json.loads(source["DataSpec"]["DataSchema"])
         names = [attribute["attributeName"] for attribute in schema["attributes"]]
         numeric = {a["attributeName"] for a in schema["attributes"] if a["attributeType"] == "NUMERIC"}

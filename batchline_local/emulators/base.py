@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from botocore import xform_name
@@ -110,21 +111,66 @@ def strict_json(line: str, number: int) -> Any:
         raise MalformedLine(number, f"not valid JSON ({exc})") from None
 
 
-def s3_client() -> Any:
+@dataclass(frozen=True)
+class ServiceIdentity:
+    """Who a service is when it reads a job's input and writes its output: its service principal, acting for a
+    job, as the role passed to it (Personalize, Bedrock, a SageMaker model's role) or as itself (Amazon ML)."""
+
+    principal: str  # "personalize.amazonaws.com"
+    acting_for: str  # the pipeline, for the permission report (see pipeline_of)
+    role_arn: str | None = None
+    source_arn: str | None = None  # the job's ARN: what aws:SourceArn conditions see
+    source_account: bool = True  # Amazon ML may not send aws:SourceAccount
+
+
+def s3_client(identity: ServiceIdentity | None = None) -> Any:
     """An S3 client bound to the in-process emulation: the region, endpoint and credentials are given
     explicitly, so no ``AWS_ENDPOINT_URL[_S3]``, config-file endpoint, profile or credential process can
     send an emulator's reads or writes anywhere else. It comes from a session of its own: the service reads
-    and writes as itself, not as the function whose call it is answering (whose session checks that
-    function's permissions)."""
+    and writes as itself, not as the function whose call it is answering. With ``identity``, and while a
+    local runtime checks permissions, each of its calls is checked as that service's: the role's policy, the
+    bucket policy and the key policy, as S3 checks a service's access."""
     import boto3
 
-    return boto3.session.Session().client(
+    client = boto3.session.Session().client(
         "s3",
         region_name="us-east-1",
         endpoint_url="https://s3.us-east-1.amazonaws.com",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+    checker = _permission_checker()
+    if identity is not None and checker is not None:
+
+        def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            context[_CHECKED_PARAMS_KEY] = dict(params)
+
+        def check(model: Any, context: dict[str, Any], **_: Any) -> None:
+            checker.check_service(
+                identity.principal,
+                "s3",
+                model.name,
+                context.get(_CHECKED_PARAMS_KEY, {}),
+                acting_for=identity.acting_for,
+                role_arn=identity.role_arn,
+                source_arn=identity.source_arn,
+                source_account=identity.source_account,
+            )
+
+        client.meta.events.register_last("before-parameter-build", remember)
+        client.meta.events.register_first("before-call", check)
+    return client
+
+
+_CHECKED_PARAMS_KEY = "batchline_service_params"
+
+
+def _permission_checker() -> Any:
+    """The running local runtime's permission checker, if it checks permissions."""
+    from batchline_local.runtime import LocalRuntime
+
+    runtime = LocalRuntime.active()
+    return runtime.permissions if runtime is not None else None
 
 
 def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
@@ -134,6 +180,11 @@ def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(item["Key"] for item in page.get("Contents", []))
     return keys
+
+
+def pipeline_of(uri: str) -> str:
+    """The pipeline a staged object belongs to: Batchline keeps everything under ``<pipeline>/<run-id>/``."""
+    return split_s3_uri(uri)[1].split("/", 1)[0]
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:

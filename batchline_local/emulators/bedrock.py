@@ -36,13 +36,17 @@ from batchline_local.emulators.base import (
     MalformedLine,
     PipelineServices,
     ServiceEmulator,
+    ServiceIdentity,
     list_keys,
     no_pipelines,
+    pipeline_of,
     s3_client,
     service_lines,
     split_s3_uri,
     strict_json,
 )
+
+PRINCIPAL = "bedrock.amazonaws.com"
 
 _PROGRESSION = ["Submitted", "Validating", "Scheduled", "InProgress"]
 # Jobs that take a slot of the model's quota (Stopping still runs until it is Stopped).
@@ -189,7 +193,10 @@ class BedrockEmulator(ServiceEmulator):
 
     def _run(self, job: dict[str, Any]) -> None:
         """Validate the whole input as the service's Validating step does, then answer record by record."""
-        s3 = s3_client()
+        # Bedrock reads the input and writes the output as the service role passed to the job.
+        source = job["inputDataConfig"]["s3InputDataConfig"]["s3Uri"]
+        identity = ServiceIdentity(PRINCIPAL, pipeline_of(source), role_arn=job["roleArn"], source_arn=job["jobArn"])
+        s3 = s3_client(identity)
         in_bucket, in_prefix = split_s3_uri(job["inputDataConfig"]["s3InputDataConfig"]["s3Uri"])
         out_bucket, out_prefix = split_s3_uri(job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"])
         # Only .jsonl objects are input (the location may also hold content the records point to).

@@ -26,13 +26,17 @@ from batchline_local.emulators.base import (
     MalformedLine,
     PipelineServices,
     ServiceEmulator,
+    ServiceIdentity,
     list_keys,
     no_pipelines,
+    pipeline_of,
     s3_client,
     service_lines,
     split_s3_uri,
     strict_json,
 )
+
+PRINCIPAL = "personalize.amazonaws.com"
 
 CATALOGUE = [f"item-{n:03d}" for n in range(1, 201)]
 USERS = [f"user-{n:03d}" for n in range(1, 101)]
@@ -127,7 +131,9 @@ class PersonalizeEmulator(ServiceEmulator):
     def _write_outputs(self, job: dict[str, Any]) -> str | None:
         """Read every input file as the service does, then write ``<file>.out``; or the reason the job fails
         (no output at all), checking the whole input first as the service does before it scores anything."""
-        s3 = s3_client()
+        # Personalize reads and writes as the role passed to it (its bucket policy must let the service in too).
+        source = job["jobInput"]["s3DataSource"]["path"]
+        s3 = s3_client(ServiceIdentity(PRINCIPAL, pipeline_of(source), role_arn=job["roleArn"], source_arn=job["arn"]))
         in_bucket, in_prefix = split_s3_uri(job["jobInput"]["s3DataSource"]["path"])
         out_bucket, out_prefix = split_s3_uri(job["jobOutput"]["s3DataDestination"]["path"])
         count = job.get("numResults") or 25

@@ -34,7 +34,14 @@ from moto.sagemaker.exceptions import SagemakerClientError
 from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
-from batchline_local.emulators.base import list_keys, s3_client, service_lines, split_s3_uri
+from batchline_local.emulators.base import (
+    ServiceIdentity,
+    list_keys,
+    pipeline_of,
+    s3_client,
+    service_lines,
+    split_s3_uri,
+)
 
 _INDEX_PATTERN = re.compile(r"^\$\[(.+)\]$")
 
@@ -235,11 +242,25 @@ class SageMakerEmulator:
         if usage + delta > limit:
             raise ResourceLimitExceeded(limit_message(f"{instance_type} for transform job usage", limit, usage, delta))
 
+    @staticmethod
+    def _identity(job: Any) -> ServiceIdentity | None:
+        """SageMaker reads the input and writes the output as the model's execution role (CreateModel's
+        ExecutionRoleArn); a job whose model is unknown here has no role to check."""
+        from moto.sagemaker.models import sagemaker_backends
+
+        _, _, _, region, account, _ = job.arn.split(":", 5)
+        model = sagemaker_backends[account][region]._models.get(job.model_name)
+        role = getattr(model, "execution_role_arn", None)
+        if role is None:
+            return None
+        pipeline = pipeline_of(job.transform_input["DataSource"]["S3DataSource"]["S3Uri"])
+        return ServiceIdentity("sagemaker.amazonaws.com", pipeline, role_arn=role, source_arn=job.arn)
+
     def _run(self, job: Any, progress: _Progress) -> None:
         """Every input file in turn: a bad record fails its file (no ``.out``) and, at the end, the job;
         the other files' outputs stay, as the service does
         (https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform.html, "Batch Transform Errors")."""
-        s3 = s3_client()
+        s3 = s3_client(self._identity(job))
         source = job.transform_input["DataSource"]["S3DataSource"]
         in_bucket, in_prefix = split_s3_uri(source["S3Uri"])
         out_bucket, out_prefix = split_s3_uri(job.transform_output["S3OutputPath"])
