@@ -78,3 +78,23 @@ def test_the_key_policy_is_checked_for_a_service_acting_as_itself(monkeypatch: p
     denied = result.permissions["denied"]
     assert denied and {d["principal"] for d in denied} == {"machinelearning.amazonaws.com for demo-amazonml"}
     assert {d["action"] for d in denied} <= {"kms:Decrypt", "kms:GenerateDataKey"}
+
+
+def test_a_pipeline_without_a_role_runs_as_the_role_the_stack_creates_for_it() -> None:
+    # Personalize and Bedrock pipelines may leave out roleArn: the stack creates the service role, and the local
+    # runtime creates it from the same template, so the service's reads and writes are checked against it.
+    pipelines = load_pipeline_context()
+    chosen = {}
+    for name in ("demo-personalize", "demo-bedrock"):
+        chosen[name] = copy.deepcopy(pipelines[name])
+        del chosen[name]["service"]["roleArn"]
+    with LocalRuntime(chosen) as runtime:
+        results = {name: runtime.run_file(SAMPLES / f"{name}.csv", name) for name in chosen}
+        figures = runtime.permissions.to_json()
+        created = {name: runtime.stack_policies.role(name).name for name in chosen}
+
+    assert {name: r.event["detail"]["status"] for name, r in results.items()} == dict.fromkeys(chosen, "SUCCEEDED")  # type: ignore[index]
+    assert figures["denied"] == []
+    for name, role in created.items():
+        [acting] = [key for key in figures["principals"] if f"for {name} as {role}" in key]
+        assert {"s3:GetObject", "s3:PutObject"} <= set(figures["principals"][acting]["actions"])
