@@ -293,6 +293,9 @@ class LocalRuntime:
         # After mock_aws: a botocore session takes moto's request interceptor when it is created.
         self.session = isolated_session()
         self._stack.enter_context(mock.patch.object(boto3, "DEFAULT_SESSION", self.session))
+        # The emulated services' own clients: a session of their own, so the permission checks attached to the
+        # functions' session never take a service's call for the function's it is answering.
+        self.service_session = isolated_session()
 
     def client(self, service: str) -> Any:
         return self.session.client(service)

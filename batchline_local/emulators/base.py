@@ -132,14 +132,17 @@ def s3_client(identity: ServiceIdentity | None = None) -> Any:
     bucket policy and the key policy, as S3 checks a service's access."""
     import boto3
 
-    client = boto3.session.Session().client(
+    runtime = _active_runtime()
+    # One session for every service client (making a session loads botocore's data files: milliseconds a call).
+    session = runtime.service_session if runtime is not None else boto3.session.Session()
+    client = session.client(
         "s3",
         region_name="us-east-1",
         endpoint_url="https://s3.us-east-1.amazonaws.com",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    checker = _permission_checker()
+    checker = runtime.permissions if runtime is not None else None
     if identity is not None and checker is not None:
 
         def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -165,12 +168,10 @@ def s3_client(identity: ServiceIdentity | None = None) -> Any:
 _CHECKED_PARAMS_KEY = "batchline_service_params"
 
 
-def _permission_checker() -> Any:
-    """The running local runtime's permission checker, if it checks permissions."""
+def _active_runtime() -> Any:
     from batchline_local.runtime import LocalRuntime
 
-    runtime = LocalRuntime.active()
-    return runtime.permissions if runtime is not None else None
+    return LocalRuntime.active()
 
 
 def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
