@@ -38,6 +38,7 @@ def test_successful_run_writes_outputs_and_prints_the_event_last(
         "manifest.json",
         "event.json",
         "orchestration.json",
+        "permissions.json",
     }
     assert (tmp_path / "predictions.csv").read_text().startswith("id,churn_probability\ncust-0001,")
     assert "EMULATED" in out[0]
@@ -90,8 +91,10 @@ def test_json_output_is_one_document_with_the_event_and_files(
         "manifest": str(tmp_path / "manifest.json"),
         "event": str(tmp_path / "event.json"),
         "orchestration": str(tmp_path / "orchestration.json"),
+        "permissions": str(tmp_path / "permissions.json"),
     }
     assert document["orchestration"]["executions"] >= 1
+    assert document["permissions"]["checked"] > 0 and document["permissions"]["denied"] == []
     assert "EMULATED" in captured.err
 
 
