@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -42,6 +43,9 @@ class Evaluator:
             text=True,
             bufsize=1,
             cwd=SCRIPT.parent,
+            # Nothing of the machine's settings: no proxies, no AWS variables. It reads requests on stdin and
+            # answers on stdout; it has no reason to reach anything else.
+            env={"PATH": os.environ.get("PATH", "")},
         )
         self._lock = threading.Lock()
         self._next_id = 0

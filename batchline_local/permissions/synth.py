@@ -50,8 +50,13 @@ def stack_template(pipelines: dict[str, Any], settings: dict[str, Any] | None = 
     cached = CACHE_DIR / f"{digest(context)}.json"
     if cached.exists():
         return dict(json.loads(cached.read_text()))
+    # Synthesis needs no network and no AWS: none of the machine's AWS, CDK or proxy settings go to it.
     environment = {
-        **{name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "CDK_"))},
+        **{
+            name: value
+            for name, value in os.environ.items()
+            if not name.upper().startswith(("AWS_", "CDK_")) and not name.lower().endswith("_proxy")
+        },
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
     }
     done = subprocess.run(

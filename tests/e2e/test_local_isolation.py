@@ -203,5 +203,11 @@ def test_a_local_run_reaches_nothing_the_machines_aws_settings_point_at(tmp_path
     assert all(host == "127.0.0.1" and own for host, _, own in connects), connects
     lookups = {eval(address)[0] for event, address in audited if event == "socket.getaddrinfo"}  # noqa: S307
     assert lookups <= {"127.0.0.1", "localhost"}, lookups
-    assert not [event for event, _ in audited if event.startswith(("subprocess", "os."))]
+    # The one child a local run may start is the permission checks' IAM evaluator (node, reading stdin), and the
+    # stack's synth when its template is not cached yet; both get no proxy or AWS setting of the machine.
+    children = [detail for event, detail in audited if event.startswith(("subprocess", "os."))]
+    assert all("evaluate.mjs" in child or "batchline_local.permissions.synth" in child for child in children), children
+    assert any("evaluate.mjs" in child for child in children)
+    for child in children:
+        assert listener.url not in child and "AWS_ENDPOINT_URL" not in child, child
     assert not [address for event, address in audited if event in ("socket.sendto", "socket.sendmsg")]
