@@ -221,17 +221,16 @@ SAGEMAKER: dict[str, Mapper] = {
 # --- Personalize ----------------------------------------------------------------------------------
 
 
-def _create_personalize_job(kind: str, action: str) -> Mapper:
+def _create_personalize_job(kind: str, action: str, *, on_solution: bool) -> Mapper:
+    """``on_solution``: the Service Authorization Reference lists the solution among the action's resource types
+    (CreateBatchInferenceJob: batchInferenceJob and solution; CreateBatchSegmentJob: batchSegmentJob only)."""
+
     def mapper(params: Mapping[str, Any], where: Where) -> list[IamRequest]:
         job = where.arn("personalize", f"{kind}/{params['jobName']}")
         tags = [(tag["tagKey"], tag["tagValue"]) for tag in params.get("tags", [])]
-        requests = [
-            IamRequest(action, job, _tag_context(tags)),
-            # The solution version is a resource of the create (resource type "solution").
-            IamRequest(action, params["solutionVersionArn"], _tag_context(tags)),
-        ]
-        if params.get("filterArn"):
-            requests.append(IamRequest(action, params["filterArn"], _tag_context(tags)))
+        requests = [IamRequest(action, job, _tag_context(tags))]
+        if on_solution:
+            requests.append(IamRequest(action, params["solutionVersionArn"], _tag_context(tags)))
         if tags:
             requests.append(IamRequest("personalize:TagResource", job, _tag_context(tags)))
         requests.append(pass_role(params["roleArn"], "personalize.amazonaws.com"))
@@ -241,8 +240,12 @@ def _create_personalize_job(kind: str, action: str) -> Mapper:
 
 
 PERSONALIZE: dict[str, Mapper] = {
-    "CreateBatchInferenceJob": _create_personalize_job("batch-inference-job", "personalize:CreateBatchInferenceJob"),
-    "CreateBatchSegmentJob": _create_personalize_job("batch-segment-job", "personalize:CreateBatchSegmentJob"),
+    "CreateBatchInferenceJob": _create_personalize_job(
+        "batch-inference-job", "personalize:CreateBatchInferenceJob", on_solution=True
+    ),
+    "CreateBatchSegmentJob": _create_personalize_job(
+        "batch-segment-job", "personalize:CreateBatchSegmentJob", on_solution=False
+    ),
     "DescribeBatchInferenceJob": lambda params, where: [
         IamRequest("personalize:DescribeBatchInferenceJob", params["batchInferenceJobArn"])
     ],
