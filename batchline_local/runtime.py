@@ -174,6 +174,7 @@ class LocalRuntime:
         self._invoke_lock = threading.Lock()
         self._fresh_modules: set[str] = set()
         self.invocations: list[tuple[str, dict[str, Any]]] = []
+        self.running_function: str | None = None  # the function whose handler runs now (one at a time)
         self._crashes: dict[str, tuple[str, int, str]] = {}
         self._captured: list[dict[str, Any]] = []
         self.metrics: list[dict[str, Any]] = []  # EMF documents, in the order the handlers flushed them
@@ -399,6 +400,14 @@ class LocalRuntime:
         return rewritten
 
     @contextmanager
+    def _running(self, function_name: str) -> Iterator[None]:
+        self.running_function = function_name.removeprefix(FUNCTION_PREFIX)
+        try:
+            yield
+        finally:
+            self.running_function = None
+
+    @contextmanager
     def _working(self) -> Iterator[None]:
         """Marks a stretch of real work or of a deliberate sleep: the execution is moving, not stalled."""
         with self._progress_lock:
@@ -464,7 +473,7 @@ class LocalRuntime:
         # invocations still run one at a time.
         # Lambda names the function in its environment; the permission checks read it from there.
         variables = {**environment, "AWS_LAMBDA_FUNCTION_NAME": function_name}
-        with self._working(), self._invoke_lock, function_environment(variables):
+        with self._working(), self._invoke_lock, function_environment(variables), self._running(function_name):
             self.invocations.append((function_name, event))
             module_name, function = handler_path.rsplit(".", 1)
             module = importlib.import_module(module_name)

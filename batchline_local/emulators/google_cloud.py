@@ -68,13 +68,13 @@ def stack_google_callers() -> tuple[str, ...]:
 
 
 def local_runtime_caller() -> str | None:
-    """The function the local runtime is running (it runs one handler at a time), or None outside any."""
+    """The function whose handler the local runtime is running now (one at a time; the fake answers on a thread
+    of its own, so the caller's thread cannot say), or None when no handler runs: a call made outside any
+    function (a test driving the steps directly) is nobody's to refuse."""
     from batchline_local.runtime import LocalRuntime
 
     runtime = LocalRuntime.active()
-    if runtime is None or not runtime.invocations:
-        return None
-    return str(runtime.invocations[-1][0]).removeprefix("batchline-local-")
+    return runtime.running_function if runtime is not None else None
 
 
 class GoogleCloudFake:
