@@ -465,6 +465,50 @@ class AmazonMLSettings(_Model):
         return self
 
 
+# Every Vertex AI Region is <area>-<direction><n>: us-central1, europe-west12, northamerica-northeast2.
+VERTEX_REGION_PATTERN = r"^[a-z]+-[a-z]+[0-9]{1,2}$"
+# MachineSpec.acceleratorType (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/MachineSpec).
+VertexAccelerator = Literal[
+    "NVIDIA_TESLA_K80",
+    "NVIDIA_TESLA_P100",
+    "NVIDIA_TESLA_V100",
+    "NVIDIA_TESLA_P4",
+    "NVIDIA_TESLA_T4",
+    "NVIDIA_TESLA_A100",
+    "NVIDIA_A100_80GB",
+    "NVIDIA_L4",
+    "NVIDIA_H100_80GB",
+    "NVIDIA_H100_MEGA_80GB",
+    "NVIDIA_H200_141GB",
+    "NVIDIA_B200",
+    "NVIDIA_GB200",
+    "NVIDIA_RTX_PRO_6000",
+    "TPU_V2",
+    "TPU_V3",
+    "TPU_V4_POD",
+    "TPU_V5_LITEPOD",
+]
+# Google Cloud labels: at most 64 per resource; keys 1-63 characters starting with a lowercase letter, values
+# 0-63, both of lowercase letters (international ones too), digits, _ and -. Batchline's keys start batchline-.
+GOOGLE_MAX_LABELS = 64
+_LABEL_KEY = re.compile(r"^[^\W\dA-Z_][\w-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[\w-]{0,63}$")
+
+
+def check_labels(labels: Mapping[str, str], *, own: int) -> None:
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(key) or key != key.lower():
+            raise ValueError(
+                f"label key {key!r} must be 1-63 lowercase letters, digits, _ or -, starting with a letter"
+            )
+        if not _LABEL_VALUE.match(value) or value != value.lower():
+            raise ValueError(f"label {key!r}: the value must be at most 63 lowercase letters, digits, _ or -")
+        if key.startswith("batchline-"):
+            raise ValueError(f"label key {key!r}: the batchline- prefix is Batchline's own and cannot be set")
+    if len(labels) + own > GOOGLE_MAX_LABELS:
+        raise ValueError(f"at most {GOOGLE_MAX_LABELS - own} labels: a job takes {GOOGLE_MAX_LABELS}, {own} are ours")
+
+
 class GoogleFederation(_Model):
     """Workload identity federation: the Lambda's AWS role obtains Google tokens; no key is stored."""
 
@@ -497,7 +541,11 @@ class VertexSettings(_Model):
 
     provider: Literal["vertex"] = Field(description="Google Vertex AI.")
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", description="The Google Cloud project ID.")
-    location: str = Field(pattern=r"^[a-z]+-[a-z]+\d$", description="Region of the model, bucket and job.")
+    location: str = Field(
+        pattern=VERTEX_REGION_PATTERN,
+        description="Region of the model, bucket and job: any Vertex AI Region (us-central1, europe-west12, "
+        "northamerica-northeast2, ...).",
+    )
     model: str = Field(
         min_length=1,
         description="A model ID, or a full resource name (projects/<p>/locations/<l>/models/<id>, publishers/...).",
@@ -519,9 +567,41 @@ class VertexSettings(_Model):
         default=None,
         description='Fields of object predictions that become columns; unset: one "prediction" column (JSON).',
     )
-    machine_type: str = Field(default="n1-standard-4", description="dedicatedResources machine type.")
+    machine_type: str = Field(
+        default="n1-standard-4",
+        pattern=r"^[a-z0-9]+(-[a-z0-9]+)+$",
+        description="dedicatedResources machine type (required by Vertex for batch prediction).",
+    )
+    accelerator_type: VertexAccelerator | None = Field(
+        default=None, description="GPU or TPU attached to each replica (machineSpec.acceleratorType)."
+    )
+    accelerator_count: int | None = Field(
+        default=None, ge=1, description="Accelerators per replica; acceleratorType only, and 1 when unset there."
+    )
     starting_replica_count: int = Field(default=1, ge=1, description="Replicas the job starts with.")
-    max_replica_count: int = Field(default=1, ge=1, description="Most replicas the job may scale to.")
+    max_replica_count: int = Field(
+        default=1, ge=1, description="Most replicas the job may scale to (at least startingReplicaCount)."
+    )
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="manualBatchTuningParameters.batchSize: records per request to a replica; unset: Vertex's 64.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Your labels on every job, added to Batchline's batchline-job and batchline-pipeline (at most "
+        "62; keys start with a lowercase letter; keys and values are at most 63 lowercase letters, digits, _ "
+        "or -; keys starting batchline- are refused).",
+    )
+    kms_key_name: str | None = Field(
+        default=None,
+        pattern=r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$",
+        description="encryptionSpec.kmsKeyName: the Cloud KMS key protecting the job (CMEK), "
+        "projects/<p>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>, in the job's location.",
+    )
+    disable_container_logging: bool = Field(
+        default=False, description="Keep the model container's stdout and stderr out of Cloud Logging."
+    )
     job_service_account: str | None = Field(
         default=None, description="The service account the job itself runs as; unset: Vertex's default."
     )
@@ -532,6 +612,20 @@ class VertexSettings(_Model):
     endpoints: GoogleEndpoints = Field(
         default_factory=GoogleEndpoints, description="Google API endpoints (below), for Private Service Connect."
     )
+
+    @model_validator(mode="after")
+    def _resources(self) -> VertexSettings:
+        if self.starting_replica_count > self.max_replica_count:
+            raise ValueError(
+                f"startingReplicaCount ({self.starting_replica_count}) must not exceed maxReplicaCount "
+                f"({self.max_replica_count})"
+            )
+        if self.accelerator_count is not None and self.accelerator_type is None:
+            raise ValueError("acceleratorCount needs acceleratorType")
+        if self.kms_key_name and self.kms_key_name.split("/")[3] != self.location:
+            raise ValueError(f"kmsKeyName must be a key in the job's location {self.location}")
+        check_labels(self.labels, own=2)
+        return self
 
     @property
     def model_resource(self) -> str:

@@ -149,3 +149,61 @@ def test_kms_keys_must_be_key_arns_and_one_key_or_two() -> None:
 )
 def test_user_tags_are_checked_and_cannot_replace_ours(tags: dict[str, str], match: str) -> None:
     refused(match, recipe="USER_PERSONALIZATION", tags=tags)
+
+
+# --- Vertex AI ---------------------------------------------------------------------------------------------
+
+FEDERATION = {
+    "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/aws",
+    "serviceAccountEmail": "runner@proj-12345.iam.gserviceaccount.com",
+}
+
+
+def vertex(**service: Any) -> Any:
+    body = {
+        "provider": "vertex",
+        "project": "proj-12345",
+        "location": "europe-west12",
+        "model": "m",
+        "gcsPrefix": "gs://bucket/base",
+        "federation": FEDERATION,
+        **service,
+    }
+    return parse_pipelines({"v": {"keyColumn": "k", "service": body}}).get("v").service
+
+
+@pytest.mark.parametrize("location", ["europe-west12", "us-central1", "northamerica-northeast2", "me-central2"])
+def test_every_vertex_region_is_accepted(location: str) -> None:
+    assert vertex(location=location).location == location
+
+
+@pytest.mark.parametrize("location", ["global", "EU", "europe-west", "us-central1-a"])
+def test_what_is_not_a_region_is_refused(location: str) -> None:
+    with pytest.raises(ConfigError, match="location"):
+        vertex(location=location)
+
+
+@pytest.mark.parametrize(
+    ("service", "match"),
+    [
+        ({"startingReplicaCount": 3, "maxReplicaCount": 2}, r"startingReplicaCount \(3\) must not exceed"),
+        ({"acceleratorCount": 2}, "acceleratorCount needs acceleratorType"),
+        ({"acceleratorType": "NVIDIA_GTX_1080"}, "acceleratorType"),
+        ({"machineType": "N1 standard"}, "machineType"),
+        ({"batchSize": 0}, "batchSize"),
+        ({"labels": {"Team": "x"}}, "must be 1-63 lowercase letters"),
+        ({"labels": {"team": "Risk"}}, "the value must be at most 63 lowercase"),
+        ({"labels": {"batchline-job": "x"}}, "batchline- prefix is Batchline's own"),
+        ({"labels": {f"l{n}": "v" for n in range(63)}}, "at most 62 labels"),
+        ({"kmsKeyName": "my-key"}, "kmsKeyName"),
+        ({"kmsKeyName": "projects/p/locations/us-east1/keyRings/r/cryptoKeys/k"}, "in the job's location"),
+    ],
+)
+def test_vertex_settings_vertex_would_refuse_are_refused_at_synth(service: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        vertex(**service)
+
+
+def test_an_accelerator_alone_gets_one_per_replica() -> None:
+    settings = vertex(acceleratorType="NVIDIA_TESLA_T4", machineType="n1-standard-8")
+    assert (settings.accelerator_type, settings.accelerator_count) == ("NVIDIA_TESLA_T4", None)
