@@ -58,6 +58,13 @@ class SageMakerSettings(_Model):
         description="The input is split into files of this many records: a bad record fails only its file.",
     )
     max_payload_in_mb: int = Field(default=6, ge=1, le=100, description="MaxPayloadInMB of the transform job.")
+    feature_columns: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="The input columns the model takes, in the model's order (never the key column); other "
+        "columns are not sent, and a file missing one is refused at Prepare naming it. Unset: every column but the "
+        "key, in the file's order.",
+    )
     numeric_features: bool = Field(
         default=False,
         description=(
@@ -80,11 +87,11 @@ class SageMakerSettings(_Model):
         description="The model's execution role: the stack lets it read staged input and write output.",
     )
 
-    @field_validator("prediction_columns")
+    @field_validator("prediction_columns", "feature_columns")
     @classmethod
-    def _unique_names(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value) or any(not name.strip() for name in value):
-            raise ValueError("prediction column names must be non-blank and unique")
+    def _unique_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (len(set(value)) != len(value) or any(not name.strip() for name in value)):
+            raise ValueError("column names must be non-blank and unique")
         return value
 
 
@@ -734,6 +741,11 @@ class PipelineConfig(_Model):
     def _poll_bounds(self) -> PipelineConfig:
         if self.min_poll_seconds > self.max_poll_seconds:
             raise ValueError("minPollSeconds must not exceed maxPollSeconds")
+        features = getattr(self.service, "feature_columns", None) if self.provider == "sagemaker" else None
+        if features and self.key_column in features:
+            raise ValueError(
+                f"featureColumns names the key column {self.key_column!r}: the key never goes to the model"
+            )
         return self
 
     @property

@@ -207,3 +207,29 @@ def test_vertex_settings_vertex_would_refuse_are_refused_at_synth(service: dict[
 def test_an_accelerator_alone_gets_one_per_replica() -> None:
     settings = vertex(acceleratorType="NVIDIA_TESLA_T4", machineType="n1-standard-8")
     assert (settings.accelerator_type, settings.accelerator_count) == ("NVIDIA_TESLA_T4", None)
+
+
+# --- SageMaker ---------------------------------------------------------------------------------------------
+
+
+def sagemaker(key: str = "id", **service: Any) -> Any:
+    body = {"provider": "sagemaker", "modelName": "churn", **service}
+    return parse_pipelines({"s": {"keyColumn": key, "service": body}}).get("s").service
+
+
+def test_feature_columns_are_kept_in_the_models_order() -> None:
+    assert sagemaker(featureColumns=["charges", "tenure"]).feature_columns == ["charges", "tenure"]
+
+
+@pytest.mark.parametrize(
+    ("features", "match"),
+    [
+        (["tenure", "id"], "names the key column 'id': the key never goes to the model"),
+        (["tenure", "tenure"], "non-blank and unique"),
+        ([" "], "non-blank and unique"),
+        ([], "at least 1 item"),
+    ],
+)
+def test_feature_columns_the_model_cannot_take_are_refused(features: list[str], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        sagemaker(featureColumns=features)
