@@ -19,6 +19,10 @@ split on LF only, each a JSON object; a line that is not JSON (``NaN``, ``Infini
 fails the job with INVALID_ARGUMENT, naming the object and line (whether Vertex fails the job or errors the
 instance is not documented: failing is the stricter choice, so such staging can never pass unnoticed).
 
+A create Vertex would refuse (``invalid_job``: machineSpec without machineType, an accelerator without a count
+or a count without an accelerator, startingReplicaCount over maxReplicaCount, a batch size under 1, labels that
+are not lowercase, a CMEK key of another Region) is answered 400 INVALID_ARGUMENT and creates nothing.
+
 Test hooks: an audience containing ``reject`` fails the token exchange; ``api_status`` answers every API call
 (not the token exchange) with that HTTP status, as an outage or a refused permission would; a model containing
 ``failing`` fails the job; ``partial`` in the model ID ends in JOB_STATE_PARTIALLY_SUCCEEDED; an instance value
@@ -252,6 +256,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, {}, {"Location": f"{self.fake.url}/upload-session/{session}"})
             if url.path.endswith("/batchPredictionJobs"):
                 job = json.loads(body)
+                problem = invalid_job(job, location=url.path.split("/")[5])
+                if problem:
+                    return self._send(400, {"error": {"code": 400, "message": problem, "status": "INVALID_ARGUMENT"}})
                 self.fake.create_calls += 1
                 name = f"{url.path.removeprefix('/v1/')}/{1000 + len(self.fake.jobs)}"
                 self.fake.jobs[name] = {**job, "name": name, "state": "JOB_STATE_QUEUED", "_polls": 0}
@@ -381,6 +388,75 @@ class _Handler(BaseHTTPRequestHandler):
             parts = url.path.split("/")
             self.fake.objects.pop((parts[4], unquote(parts[6])), None)
             return self._send(204)
+
+
+# BatchPredictionJob as the v1 REST reference defines it
+# (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.batchPredictionJobs).
+ACCELERATORS = frozenset(
+    {
+        "NVIDIA_TESLA_K80", "NVIDIA_TESLA_P100", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P4", "NVIDIA_TESLA_T4",
+        "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB", "NVIDIA_L4", "NVIDIA_H100_80GB", "NVIDIA_H100_MEGA_80GB",
+        "NVIDIA_H200_141GB", "NVIDIA_B200", "NVIDIA_GB200", "NVIDIA_RTX_PRO_6000",
+        "TPU_V2", "TPU_V3", "TPU_V4_POD", "TPU_V5_LITEPOD",
+    }
+)  # fmt: skip
+_LABEL_KEY = re.compile(r"^[^\W\dA-Z_][\w-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[\w-]{0,63}$")
+_KMS_KEY = re.compile(r"^projects/[^/]+/locations/([^/]+)/keyRings/[^/]+/cryptoKeys/[^/]+$")
+
+
+def invalid_job(job: dict[str, Any], *, location: str) -> str | None:
+    """Why Vertex answers 400 INVALID_ARGUMENT to this create, or None: required fields, machineSpec, replica
+    counts, batch size, labels and the CMEK key's form and Region."""
+    for field in ("displayName", "model", "inputConfig", "outputConfig"):
+        if not job.get(field):
+            return f"{field} is required"
+    if len(job["displayName"]) > 128:
+        return "displayName is longer than 128 characters"
+    dedicated = job.get("dedicatedResources")
+    if dedicated is not None:
+        problem = _invalid_resources(dedicated)
+        if problem:
+            return problem
+    batch_size = job.get("manualBatchTuningParameters", {}).get("batchSize")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        return f"manualBatchTuningParameters.batchSize must be a positive integer, got {batch_size!r}"
+    labels = job.get("labels", {})
+    if len(labels) > 64:
+        return f"{len(labels)} labels: a resource takes at most 64"
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(key) or key != key.lower() or not _LABEL_VALUE.match(value) or value != value.lower():
+            return f"label {key!r}={value!r}: keys and values are lowercase letters, digits, _ and -"
+    key_name = job.get("encryptionSpec", {}).get("kmsKeyName")
+    if "encryptionSpec" in job:
+        match = _KMS_KEY.match(key_name or "")
+        if match is None:
+            return f"encryptionSpec.kmsKeyName {key_name!r} is not projects/*/locations/*/keyRings/*/cryptoKeys/*"
+        if match.group(1) != location:
+            return f"encryptionSpec.kmsKeyName is in {match.group(1)}, not the job's location {location}"
+    if not isinstance(job.get("disableContainerLogging", False), bool):
+        return "disableContainerLogging must be a boolean"
+    return None
+
+
+def _invalid_resources(dedicated: dict[str, Any]) -> str | None:
+    machine = dedicated.get("machineSpec") or {}
+    if not machine.get("machineType"):
+        return "dedicatedResources.machineSpec.machineType is required for a batch prediction job"
+    accelerator, count = machine.get("acceleratorType"), machine.get("acceleratorCount")
+    if accelerator is not None and accelerator not in ACCELERATORS:
+        return f"machineSpec.acceleratorType {accelerator!r} is not an AcceleratorType"
+    if accelerator and not (isinstance(count, int) and count >= 1):
+        return "machineSpec.acceleratorCount must be at least 1 with an acceleratorType"
+    if count and not accelerator:
+        return "machineSpec.acceleratorCount needs an acceleratorType"
+    starting, most = dedicated.get("startingReplicaCount"), dedicated.get("maxReplicaCount")
+    for name, value in (("startingReplicaCount", starting), ("maxReplicaCount", most)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            return f"dedicatedResources.{name} must be a positive integer, got {value!r}"
+    if starting is not None and most is not None and starting > most:
+        return f"startingReplicaCount {starting} is greater than maxReplicaCount {most}"
+    return None
 
 
 def _handler_for(fake: GoogleCloudFake) -> type[BaseHTTPRequestHandler]:

@@ -10,6 +10,12 @@ every object under the path, lines split on LF only, each a strict JSON object w
 solution's recipe. Input the service would refuse (a line that is not such an object, more than 1000 files
 or 1 GB) ends the job CREATE FAILED with no output.
 
+The request is checked as the service checks it (botocore validates only shapes and types): numResults within
+the job kind's limit, itemExplorationConfig values that parse as the recipe's numbers, theme generation only
+with its config on a RELATED_ITEMS solution, KMS key ARNs of the API's pattern, at most 50 tags none of them
+``aws:``. A theme job's input file holds at most 100 records and its output lines carry ``theme`` and
+``itemsThemeRelevanceScores`` (no ``scores``, no ``error``), as the themed-batch-recommendations guide shows.
+
 Test hooks: a solution version ARN containing ``failing`` makes the job end CREATE FAILED; a query value
 containing ``error`` gets a per-record error line.
 """
@@ -19,6 +25,8 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import random
+import re
 from typing import Any
 
 from batchline_local.emulators.base import (
@@ -40,6 +48,9 @@ PRINCIPAL = "personalize.amazonaws.com"
 
 CATALOGUE = [f"item-{n:03d}" for n in range(1, 201)]
 USERS = [f"user-{n:03d}" for n in range(1, 101)]
+# A segment asked for more users than USERS holds is drawn from this many (a large user base).
+USER_BASE = 1_000_000
+THEMES = ["Rise and shine", "Movies with a strong female lead", "The best of 1995", "=SUM(A1)"]
 
 
 def _ranked(query: str, candidates: list[str], count: int) -> list[tuple[str, float]]:
@@ -78,6 +89,7 @@ class PersonalizeEmulator(ServiceEmulator):
     # --- behaviour -------------------------------------------------------------------------------
 
     def _create(self, kind: str, params: dict[str, Any]) -> str:
+        _check_request(kind, params, self._services)
         name = params["jobName"]
         arn_parts = params["solutionVersionArn"].split(":")
         arn = f"arn:{arn_parts[1]}:personalize:{arn_parts[3]}:{arn_parts[4]}:{kind}/{name}"
@@ -124,6 +136,11 @@ class PersonalizeEmulator(ServiceEmulator):
             "jobOutput": job["jobOutput"],
             "status": job["status"],
         }
+        for field in ("numResults", "filterArn", "batchInferenceJobConfig", "batchInferenceJobMode"):
+            if field in job:
+                described[field] = job[field]
+        if "themeGenerationConfig" in job:
+            described["themeGenerationConfig"] = job["themeGenerationConfig"]
         if job.get("failureReason"):
             described["failureReason"] = job["failureReason"]
         return described
@@ -137,6 +154,7 @@ class PersonalizeEmulator(ServiceEmulator):
         in_bucket, in_prefix = split_s3_uri(job["jobInput"]["s3DataSource"]["path"])
         out_bucket, out_prefix = split_s3_uri(job["jobOutput"]["s3DataDestination"]["path"])
         count = job.get("numResults") or 25
+        themed = job.get("batchInferenceJobMode") == "THEME_GENERATION"
         keys = list_keys(s3, in_bucket, in_prefix)  # every object under the prefix is input
         if not keys:
             return "the input path holds no file"
@@ -157,29 +175,90 @@ class PersonalizeEmulator(ServiceEmulator):
                 return f"{key} {exc}"
             if len(queries) > MAX_RECORDS_PER_FILE:
                 return f"{key} has {len(queries)} records, over the {MAX_RECORDS_PER_FILE} per file"
+            if themed and len(queries) > MAX_THEME_RECORDS_PER_FILE:
+                return f"{key} has {len(queries)} items, over the {MAX_THEME_RECORDS_PER_FILE} a theme job reads"
             files.append((key, queries))
         for key, queries in files:
-            lines = [self._answer(query, job["kind"], count) for query in queries]
+            lines = [self._answer(query, job["kind"], count, themed) for query in queries]
             out_key = f"{out_prefix.rstrip('/')}/{posixpath.basename(key)}.out"
             s3.put_object(Bucket=out_bucket, Key=out_key, Body="".join(reversed(lines)).encode("utf-8"))
         return None
 
     @staticmethod
-    def _answer(query: dict[str, Any], kind: str, count: int) -> str:
+    def _answer(query: dict[str, Any], kind: str, count: int, themed: bool = False) -> str:
         value = str(next(iter(v for k, v in query.items() if k in ("userId", "itemId", "itemAttributes"))))
         if "dropped" in value:
             return ""  # the service left the record out of its output altogether
         if "error" in value:
             return _line({"input": query, "output": None, "error": f"emulated: cannot score {value!r}"})
         if kind == "batch-segment-job":
-            users = [user for user, _ in _ranked(value, USERS, min(count, len(USERS)))]
+            users = _segment(value, count)
             if "itemAttributes" in query:  # Item-Attribute-Affinity echoes its query at top level
                 return _line({**query, "output": {"usersList": users}})
             return _line({"input": query, "output": {"recommendedUsers": users}})
         candidates = query.get("itemList") or CATALOGUE
         ranked = _ranked(value, candidates, min(count, len(candidates)))
+        if themed:
+            theme = THEMES[int(hashlib.sha256(value.encode()).hexdigest(), 16) % len(THEMES)]
+            relevance = [round(0.6 - 0.07 * rank, 7) for rank in range(len(ranked))]
+            output = {"recommendedItems": [item for item, _ in ranked], "theme": theme}
+            return _line({"input": query, "output": {**output, "itemsThemeRelevanceScores": relevance}})
         output = {"recommendedItems": [item for item, _ in ranked], "scores": [score for _, score in ranked]}
         return _line({"input": query, "output": output, "error": None})
+
+
+def _segment(query: str, count: int) -> list[str]:
+    """Up to ``count`` users for one query: ranked from USERS, or drawn from the large base past its size."""
+    if count <= len(USERS):
+        return [user for user, _ in _ranked(query, USERS, count)]
+    seed = int(hashlib.sha256(query.encode()).hexdigest(), 16)
+    return [f"user-{n:07d}" for n in random.Random(seed).sample(range(1, USER_BASE + 1), min(count, USER_BASE))]
+
+
+# What CreateBatchInferenceJob / CreateBatchSegmentJob refuse beyond botocore's shape checks.
+MAX_RECOMMENDATIONS = 500  # items per record, batch inference (Personalize quotas)
+MAX_SEGMENT_USERS = 5_000_000  # users per segment (CreateBatchSegmentJob, numResults)
+MAX_THEME_RECORDS_PER_FILE = 100  # themed-batch-recommendations.html, "Guidelines and requirements"
+MAX_TAGS = 50
+KMS_KEY_ARN = re.compile(r"arn:aws.*:kms:.*:[0-9]{12}:key/.*")
+
+
+def _check_request(kind: str, params: dict[str, Any], services: PipelineServices) -> None:
+    def refuse(message: str) -> None:
+        raise EmulatedError("InvalidInputException", message)
+
+    limit = MAX_SEGMENT_USERS if kind == "batch-segment-job" else MAX_RECOMMENDATIONS
+    if "numResults" in params and not 1 <= params["numResults"] <= limit:
+        refuse(f"numResults must be between 1 and {limit} for a {kind}, got {params['numResults']}")
+    for config in (params["jobInput"]["s3DataSource"], params["jobOutput"]["s3DataDestination"]):
+        if "kmsKeyArn" in config and not KMS_KEY_ARN.fullmatch(config["kmsKeyArn"]):
+            refuse(f"kmsKeyArn {config['kmsKeyArn']!r} is not a KMS key ARN")
+    tags = params.get("tags", [])
+    if len(tags) > MAX_TAGS:
+        raise EmulatedError("TooManyTagsException", f"{len(tags)} tags: a resource takes at most {MAX_TAGS}")
+    if any(tag["tagKey"].lower().startswith("aws:") for tag in tags):
+        refuse("tag keys starting aws: are reserved")
+    exploration = params.get("batchInferenceJobConfig", {}).get("itemExplorationConfig", {})
+    for name, lowest, highest in (("explorationWeight", 0.0, 1.0), ("explorationItemAgeCutOff", 1.0, None)):
+        if name in exploration:
+            try:
+                number = float(exploration[name])
+            except ValueError:
+                refuse(f"{name} {exploration[name]!r} is not a number")
+            if number < lowest or (highest is not None and number > highest):
+                refuse(f"{name} {exploration[name]} is out of range")
+    recipe = getattr(services(_pipeline_of(params)), "recipe", None)
+    themed = params.get("batchInferenceJobMode") == "THEME_GENERATION"
+    if themed and "themeGenerationConfig" not in params:
+        refuse("THEME_GENERATION needs themeGenerationConfig")
+    if themed and recipe not in (None, "RELATED_ITEMS"):
+        refuse(f"theme generation needs a Similar-Items solution, not a {recipe} one")
+    if "themeGenerationConfig" in params and not themed:
+        refuse("themeGenerationConfig is only taken with batchInferenceJobMode THEME_GENERATION")
+
+
+def _pipeline_of(params: dict[str, Any]) -> str | None:
+    return next((t["tagValue"] for t in params.get("tags", []) if t.get("tagKey") == "batchline:pipeline"), None)
 
 
 def _line(answer: dict[str, Any]) -> str:
@@ -204,8 +283,7 @@ RECIPE_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 def _query_fields(job: dict[str, Any], services: PipelineServices) -> list[tuple[frozenset[str], frozenset[str]]]:
     """The line shapes the job's solution accepts: its recipe's, known from the pipeline config (the real
     service knows it from the solution version); unknown, any shape of the job's kind."""
-    name = next((t["tagValue"] for t in job.get("tags", []) if t.get("tagKey") == "batchline:pipeline"), None)
-    service = services(name)
+    service = services(_pipeline_of(job))
     if service is not None and getattr(service, "recipe", None) in RECIPE_FIELDS:
         return [RECIPE_FIELDS[service.recipe]]
     if job["kind"] == "batch-segment-job":

@@ -58,6 +58,13 @@ class SageMakerSettings(_Model):
         description="The input is split into files of this many records: a bad record fails only its file.",
     )
     max_payload_in_mb: int = Field(default=6, ge=1, le=100, description="MaxPayloadInMB of the transform job.")
+    feature_columns: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="The input columns the model takes, in the model's order (never the key column); other "
+        "columns are not sent, and a file missing one is refused at Prepare naming it. Unset: every column but the "
+        "key, in the file's order.",
+    )
     numeric_features: bool = Field(
         default=False,
         description=(
@@ -80,11 +87,11 @@ class SageMakerSettings(_Model):
         description="The model's execution role: the stack lets it read staged input and write output.",
     )
 
-    @field_validator("prediction_columns")
+    @field_validator("prediction_columns", "feature_columns")
     @classmethod
-    def _unique_names(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value) or any(not name.strip() for name in value):
-            raise ValueError("prediction column names must be non-blank and unique")
+    def _unique_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (len(set(value)) != len(value) or any(not name.strip() for name in value)):
+            raise ValueError("column names must be non-blank and unique")
         return value
 
 
@@ -96,6 +103,103 @@ PERSONALIZE_RECIPES = {
     "ITEM_AFFINITY": ("itemId", True),
     "ITEM_ATTRIBUTE_AFFINITY": ("itemAttributes", True),
 }
+# numResults: a batch inference job returns at most 500 items per record (Personalize quotas); a batch segment
+# job at most 5 million users per segment (CreateBatchSegmentJob, numResults).
+PERSONALIZE_MAX_RECOMMENDATIONS = 500
+PERSONALIZE_MAX_SEGMENT_USERS = 5_000_000
+# "Your input file can have up to 100 items" (Batch recommendations with themes from Content Generator,
+# https://docs.aws.amazon.com/personalize/latest/dg/themed-batch-recommendations.html).
+PERSONALIZE_THEME_MAX_RECORDS_PER_FILE = 100
+# S3DataConfig.kmsKeyArn's pattern in the Personalize API.
+PERSONALIZE_KMS_KEY_PATTERN = r"^arn:aws[a-z-]*:kms:[a-z0-9-]*:\d{12}:key/.+$"
+# Tags on AWS resources: at most 50 per resource, keys 1-128 and values 0-256 characters of letters, digits,
+# spaces and _.:/=+-@; the aws: prefix is reserved. Batchline's own tags use the batchline: prefix.
+AWS_MAX_TAGS = 50
+_TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
+OWN_TAG_PREFIX = "batchline:"
+
+
+def check_user_tags(tags: Mapping[str, str], *, own: int, word: str = "tag") -> None:
+    """The user's tags (or labels) must be valid for the service and leave room for, and never replace, ours."""
+    for key, value in tags.items():
+        if not 1 <= len(key) <= 128 or not _TAG_TEXT.match(key):
+            raise ValueError(f"{word} key {key!r} must be 1-128 letters, digits, spaces or _.:/=+-@")
+        if len(value) > 256 or not _TAG_TEXT.match(value):
+            raise ValueError(f"{word} {key!r}: the value must be at most 256 letters, digits, spaces or _.:/=+-@")
+        if key.lower().startswith("aws:"):
+            raise ValueError(f"{word} key {key!r}: the aws: prefix is reserved by AWS")
+        if key.lower().startswith(OWN_TAG_PREFIX):
+            raise ValueError(f"{word} key {key!r}: the batchline: prefix is Batchline's own and cannot be set")
+    if len(tags) + own > AWS_MAX_TAGS:
+        raise ValueError(
+            f"at most {AWS_MAX_TAGS - own} {word}s: the resource takes {AWS_MAX_TAGS}, {own} are Batchline's"
+        )
+
+
+def _decimal_text(value: Any, name: str) -> tuple[str, float]:
+    """A number given as a JSON number or a string: the API takes strings, so it is sent as one."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{name} must be a number (or a string holding one), got {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number (or a string holding one), got {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return (value.strip() if isinstance(value, str) else repr(value)), number
+
+
+class ItemExplorationConfig(_Model):
+    """User-Personalization's exploration hyperparameters, which the API takes as strings.
+    https://docs.aws.amazon.com/personalize/latest/dg/native-recipe-new-item-USER_PERSONALIZATION.html"""
+
+    exploration_weight: str | None = Field(default=None, description="0.0 to 1.0; the service's default is 0.3.")
+    exploration_item_age_cut_off: str | None = Field(
+        default=None, description="Days, at least 1; the service's default is 30."
+    )
+
+    @field_validator("exploration_weight", mode="before")
+    @classmethod
+    def _weight(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        text, number = _decimal_text(value, "explorationWeight")
+        if not 0.0 <= number <= 1.0:
+            raise ValueError(f"explorationWeight must be from 0.0 to 1.0, got {value!r}")
+        return text
+
+    @field_validator("exploration_item_age_cut_off", mode="before")
+    @classmethod
+    def _age(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        text, number = _decimal_text(value, "explorationItemAgeCutOff")
+        if number < 1.0:
+            raise ValueError(f"explorationItemAgeCutOff is a number of days, at least 1, got {value!r}")
+        return text
+
+
+class PersonalizeJobConfig(_Model):
+    """CreateBatchInferenceJob's batchInferenceJobConfig."""
+
+    item_exploration_config: ItemExplorationConfig | None = Field(
+        default=None, description="explorationWeight and explorationItemAgeCutOff (USER_PERSONALIZATION only)."
+    )
+    ranking_influence: dict[Literal["POPULARITY", "FRESHNESS"], Annotated[float, Field(ge=0, le=1)]] | None = Field(
+        default=None, description="POPULARITY and FRESHNESS, each 0.0 to 1.0."
+    )
+
+
+class ThemeFields(_Model):
+    item_name: str = Field(
+        max_length=150,
+        pattern=r"^[A-Za-z_][A-Za-z\d_]*$",
+        description="The Items dataset column holding each item's name (for example TITLE).",
+    )
+
+
+class ThemeGenerationConfig(_Model):
+    fields_for_theme_generation: ThemeFields = Field(description="itemName: the item name column.")
 
 
 class PersonalizeSettings(_Model):
@@ -123,14 +227,21 @@ class PersonalizeSettings(_Model):
         "to it). Omitted: the stack creates one for the pipeline.",
     )
     num_results: int | None = Field(
-        default=None, ge=1, le=500, description="Recommendations (or users) per record; unset: the service's default."
+        default=None,
+        ge=1,
+        le=PERSONALIZE_MAX_SEGMENT_USERS,
+        description="Recommendations per record, at most 500; users per segment for the segment recipes "
+        "(ITEM_AFFINITY, ITEM_ATTRIBUTE_AFFINITY), at most 5,000,000. Unset: the service's default.",
     )
     filter_arn: str | None = Field(
-        default=None, pattern=r"^arn:aws[a-z-]*:personalize:.+:filter/.+$", description="A Personalize filter."
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:personalize:.+:filter/.+$",
+        description="A Personalize filter, for batch inference and batch segment jobs.",
     )
     filter_value_columns: dict[str, str] = Field(
         default_factory=dict,
-        description="Filter placeholder -> the input column holding its value for each record (sent as filterValues).",
+        description="Filter placeholder -> the input column holding its value for each record (sent as "
+        "filterValues); batch inference only.",
     )
     item_list_column: str | None = Field(
         default=None,
@@ -139,18 +250,57 @@ class PersonalizeSettings(_Model):
     item_list_separator: str = Field(
         default="|", min_length=1, max_length=3, description="Separator of the items in itemListColumn."
     )
-    batch_inference_job_config: dict[str, Any] | None = Field(
-        default=None, description="Passed as batchInferenceJobConfig (for example itemExplorationConfig)."
+    batch_inference_job_config: PersonalizeJobConfig | None = Field(
+        default=None,
+        description="Batch inference only: itemExplorationConfig {explorationWeight 0.0-1.0, "
+        "explorationItemAgeCutOff days >= 1} (USER_PERSONALIZATION only; numbers are sent as the strings the API "
+        "takes) and rankingInfluence {POPULARITY, FRESHNESS: 0.0-1.0}.",
+    )
+    batch_inference_job_mode: Literal["BATCH_INFERENCE", "THEME_GENERATION"] = Field(
+        default="BATCH_INFERENCE",
+        description="THEME_GENERATION (RELATED_ITEMS with the Similar-Items recipe, extra cost) adds a theme per "
+        "record, written as the theme column; its files hold at most 100 records (recordsPerFile defaults to 100).",
+    )
+    theme_generation_config: ThemeGenerationConfig | None = Field(
+        default=None,
+        description='THEME_GENERATION only, and required there: {"fieldsForThemeGeneration": {"itemName": '
+        '"<Items dataset column of item names>"}}.',
     )
     output_format: Literal["long", "wide"] = Field(
         default="long",
         description="long: one row per recommendation (key,rank,item_id,score; segments key,user_id); "
-        "wide: one row per record with |-joined lists.",
+        "wide: one row per record with |-joined lists. Theme jobs add a theme column.",
     )
     kms_key_arn: str | None = Field(
-        default=None, description="KMS key Personalize uses for the job's input and output."
+        default=None,
+        pattern=PERSONALIZE_KMS_KEY_PATTERN,
+        description="KMS key Personalize uses for the job's input and output (or set the two below).",
+    )
+    input_kms_key_arn: str | None = Field(
+        default=None, pattern=PERSONALIZE_KMS_KEY_PATTERN, description="KMS key of the job's input only."
+    )
+    output_kms_key_arn: str | None = Field(
+        default=None, pattern=PERSONALIZE_KMS_KEY_PATTERN, description="KMS key of the job's output only."
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Your tags on every job, added to Batchline's batchline:pipeline (at most 49; keys "
+        "starting aws: or batchline: are refused).",
     )
     records_per_file: int = Field(default=1_000_000, ge=1, le=50_000_000, description="Records per staged input file.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _theme_file_size(cls, data: Any) -> Any:
+        """Theme jobs read at most 100 records a file: that is their default, not the usual million."""
+        if (
+            isinstance(data, dict)
+            and data.get("batchInferenceJobMode", data.get("batch_inference_job_mode")) == "THEME_GENERATION"
+            and "recordsPerFile" not in data
+            and "records_per_file" not in data
+        ):
+            return {**data, "recordsPerFile": PERSONALIZE_THEME_MAX_RECORDS_PER_FILE}
+        return data
 
     @model_validator(mode="after")
     def _recipe_needs(self) -> PersonalizeSettings:
@@ -158,9 +308,50 @@ class PersonalizeSettings(_Model):
             raise ValueError("recipe PERSONALIZED_RANKING needs itemListColumn")
         if self.recipe != "PERSONALIZED_RANKING" and self.item_list_column:
             raise ValueError("itemListColumn is only used by PERSONALIZED_RANKING")
-        if self.is_segment_job and (self.filter_arn or self.batch_inference_job_config):
-            raise ValueError("batch segment jobs take neither filterArn nor batchInferenceJobConfig here")
+        if self.is_segment_job:
+            self._segment_needs()
+        elif self.num_results and self.num_results > PERSONALIZE_MAX_RECOMMENDATIONS:
+            raise ValueError(
+                f"numResults: a batch inference job returns at most {PERSONALIZE_MAX_RECOMMENDATIONS} "
+                f"recommendations per record, got {self.num_results}"
+            )
+        exploration = self.batch_inference_job_config and self.batch_inference_job_config.item_exploration_config
+        if exploration and self.recipe != "USER_PERSONALIZATION":
+            raise ValueError("itemExplorationConfig is only taken by USER_PERSONALIZATION solutions")
+        self._theme_needs()
+        if self.kms_key_arn and (self.input_kms_key_arn or self.output_kms_key_arn):
+            raise ValueError("set kmsKeyArn (input and output) or inputKmsKeyArn/outputKmsKeyArn, not both")
+        check_user_tags(self.tags, own=1)
         return self
+
+    def _segment_needs(self) -> None:
+        if self.batch_inference_job_config or self.batch_inference_job_mode != "BATCH_INFERENCE":
+            raise ValueError(
+                "batch segment jobs (ITEM_AFFINITY, ITEM_ATTRIBUTE_AFFINITY) take no batchInferenceJobConfig "
+                "or batchInferenceJobMode"
+            )
+        if self.filter_value_columns:
+            raise ValueError(
+                "batch segment input lines carry no filterValues: use a filter without placeholders "
+                "(filterValueColumns is for batch inference)"
+            )
+
+    def _theme_needs(self) -> None:
+        if self.batch_inference_job_mode != "THEME_GENERATION":
+            if self.theme_generation_config:
+                raise ValueError("themeGenerationConfig is only used with batchInferenceJobMode THEME_GENERATION")
+            return
+        if self.recipe != "RELATED_ITEMS":
+            raise ValueError("THEME_GENERATION needs recipe RELATED_ITEMS (a Similar-Items solution)")
+        if not self.theme_generation_config:
+            raise ValueError(
+                'THEME_GENERATION needs themeGenerationConfig {"fieldsForThemeGeneration": {"itemName": "<column>"}}'
+            )
+        if self.records_per_file > PERSONALIZE_THEME_MAX_RECORDS_PER_FILE:
+            raise ValueError(
+                f"THEME_GENERATION reads at most {PERSONALIZE_THEME_MAX_RECORDS_PER_FILE} records per input file: "
+                f"set recordsPerFile to {PERSONALIZE_THEME_MAX_RECORDS_PER_FILE} or less"
+            )
 
     @property
     def query_field(self) -> str:
@@ -169,6 +360,18 @@ class PersonalizeSettings(_Model):
     @property
     def is_segment_job(self) -> bool:
         return PERSONALIZE_RECIPES[self.recipe][1]
+
+    @property
+    def generates_themes(self) -> bool:
+        return self.batch_inference_job_mode == "THEME_GENERATION"
+
+    @property
+    def input_kms_key(self) -> str | None:
+        return self.input_kms_key_arn or self.kms_key_arn
+
+    @property
+    def output_kms_key(self) -> str | None:
+        return self.output_kms_key_arn or self.kms_key_arn
 
 
 class BedrockSettings(_Model):
@@ -269,6 +472,50 @@ class AmazonMLSettings(_Model):
         return self
 
 
+# Every Vertex AI Region is <area>-<direction><n>: us-central1, europe-west12, northamerica-northeast2.
+VERTEX_REGION_PATTERN = r"^[a-z]+-[a-z]+[0-9]{1,2}$"
+# MachineSpec.acceleratorType (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/MachineSpec).
+VertexAccelerator = Literal[
+    "NVIDIA_TESLA_K80",
+    "NVIDIA_TESLA_P100",
+    "NVIDIA_TESLA_V100",
+    "NVIDIA_TESLA_P4",
+    "NVIDIA_TESLA_T4",
+    "NVIDIA_TESLA_A100",
+    "NVIDIA_A100_80GB",
+    "NVIDIA_L4",
+    "NVIDIA_H100_80GB",
+    "NVIDIA_H100_MEGA_80GB",
+    "NVIDIA_H200_141GB",
+    "NVIDIA_B200",
+    "NVIDIA_GB200",
+    "NVIDIA_RTX_PRO_6000",
+    "TPU_V2",
+    "TPU_V3",
+    "TPU_V4_POD",
+    "TPU_V5_LITEPOD",
+]
+# Google Cloud labels: at most 64 per resource; keys 1-63 characters starting with a lowercase letter, values
+# 0-63, both of lowercase letters (international ones too), digits, _ and -. Batchline's keys start batchline-.
+GOOGLE_MAX_LABELS = 64
+_LABEL_KEY = re.compile(r"^[^\W\dA-Z_][\w-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[\w-]{0,63}$")
+
+
+def check_labels(labels: Mapping[str, str], *, own: int) -> None:
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(key) or key != key.lower():
+            raise ValueError(
+                f"label key {key!r} must be 1-63 lowercase letters, digits, _ or -, starting with a letter"
+            )
+        if not _LABEL_VALUE.match(value) or value != value.lower():
+            raise ValueError(f"label {key!r}: the value must be at most 63 lowercase letters, digits, _ or -")
+        if key.startswith("batchline-"):
+            raise ValueError(f"label key {key!r}: the batchline- prefix is Batchline's own and cannot be set")
+    if len(labels) + own > GOOGLE_MAX_LABELS:
+        raise ValueError(f"at most {GOOGLE_MAX_LABELS - own} labels: a job takes {GOOGLE_MAX_LABELS}, {own} are ours")
+
+
 class GoogleFederation(_Model):
     """Workload identity federation: the Lambda's AWS role obtains Google tokens; no key is stored."""
 
@@ -301,7 +548,11 @@ class VertexSettings(_Model):
 
     provider: Literal["vertex"] = Field(description="Google Vertex AI.")
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", description="The Google Cloud project ID.")
-    location: str = Field(pattern=r"^[a-z]+-[a-z]+\d$", description="Region of the model, bucket and job.")
+    location: str = Field(
+        pattern=VERTEX_REGION_PATTERN,
+        description="Region of the model, bucket and job: any Vertex AI Region (us-central1, europe-west12, "
+        "northamerica-northeast2, ...).",
+    )
     model: str = Field(
         min_length=1,
         description="A model ID, or a full resource name (projects/<p>/locations/<l>/models/<id>, publishers/...).",
@@ -323,9 +574,41 @@ class VertexSettings(_Model):
         default=None,
         description='Fields of object predictions that become columns; unset: one "prediction" column (JSON).',
     )
-    machine_type: str = Field(default="n1-standard-4", description="dedicatedResources machine type.")
+    machine_type: str = Field(
+        default="n1-standard-4",
+        pattern=r"^[a-z0-9]+(-[a-z0-9]+)+$",
+        description="dedicatedResources machine type (required by Vertex for batch prediction).",
+    )
+    accelerator_type: VertexAccelerator | None = Field(
+        default=None, description="GPU or TPU attached to each replica (machineSpec.acceleratorType)."
+    )
+    accelerator_count: int | None = Field(
+        default=None, ge=1, description="Accelerators per replica; acceleratorType only, and 1 when unset there."
+    )
     starting_replica_count: int = Field(default=1, ge=1, description="Replicas the job starts with.")
-    max_replica_count: int = Field(default=1, ge=1, description="Most replicas the job may scale to.")
+    max_replica_count: int = Field(
+        default=1, ge=1, description="Most replicas the job may scale to (at least startingReplicaCount)."
+    )
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="manualBatchTuningParameters.batchSize: records per request to a replica; unset: Vertex's 64.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Your labels on every job, added to Batchline's batchline-job and batchline-pipeline (at most "
+        "62; keys start with a lowercase letter; keys and values are at most 63 lowercase letters, digits, _ "
+        "or -; keys starting batchline- are refused).",
+    )
+    kms_key_name: str | None = Field(
+        default=None,
+        pattern=r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$",
+        description="encryptionSpec.kmsKeyName: the Cloud KMS key protecting the job (CMEK), "
+        "projects/<p>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>, in the job's location.",
+    )
+    disable_container_logging: bool = Field(
+        default=False, description="Keep the model container's stdout and stderr out of Cloud Logging."
+    )
     job_service_account: str | None = Field(
         default=None, description="The service account the job itself runs as; unset: Vertex's default."
     )
@@ -336,6 +619,20 @@ class VertexSettings(_Model):
     endpoints: GoogleEndpoints = Field(
         default_factory=GoogleEndpoints, description="Google API endpoints (below), for Private Service Connect."
     )
+
+    @model_validator(mode="after")
+    def _resources(self) -> VertexSettings:
+        if self.starting_replica_count > self.max_replica_count:
+            raise ValueError(
+                f"startingReplicaCount ({self.starting_replica_count}) must not exceed maxReplicaCount "
+                f"({self.max_replica_count})"
+            )
+        if self.accelerator_count is not None and self.accelerator_type is None:
+            raise ValueError("acceleratorCount needs acceleratorType")
+        if self.kms_key_name and self.kms_key_name.split("/")[3] != self.location:
+            raise ValueError(f"kmsKeyName must be a key in the job's location {self.location}")
+        check_labels(self.labels, own=2)
+        return self
 
     @property
     def model_resource(self) -> str:
@@ -444,6 +741,11 @@ class PipelineConfig(_Model):
     def _poll_bounds(self) -> PipelineConfig:
         if self.min_poll_seconds > self.max_poll_seconds:
             raise ValueError("minPollSeconds must not exceed maxPollSeconds")
+        features = getattr(self.service, "feature_columns", None) if self.provider == "sagemaker" else None
+        if features and self.key_column in features:
+            raise ValueError(
+                f"featureColumns names the key column {self.key_column!r}: the key never goes to the model"
+            )
         return self
 
     @property

@@ -246,3 +246,108 @@ def test_any_other_error_while_looking_is_not_never_created(stubbed: Any) -> Non
     with pytest.raises(Exception) as raised:
         adapter.describe(RUN, job)
     assert not isinstance(raised.value, JobNotFound)
+
+
+# --- service depth: segment sizes and filters, exploration, themes, KMS keys, tags -------------------------
+
+
+def personalize_service(**service: Any) -> Any:
+    body = {"provider": "personalize", "solutionVersionArn": SOLUTION, "roleArn": "arn:aws:iam::123456789012:role/p"}
+    return parse_pipelines({"recs": {"keyColumn": "k", "service": {**body, **service}}}).get("recs").service
+
+
+def stubbed_adapter(settings: Any) -> tuple[PersonalizeAdapter, Stubber, Any]:
+    client = boto3.client("personalize", region_name="eu-west-1")
+    return PersonalizeAdapter(settings, client, s3=None), Stubber(client), client
+
+
+def test_segment_job_takes_the_apis_user_limit_and_a_filter() -> None:
+    settings = personalize_service(
+        recipe="ITEM_AFFINITY",
+        numResults=5_000_000,
+        filterArn="arn:aws:personalize:eu-west-1:123456789012:filter/active-users",
+    )
+    adapter, stubber, _ = stubbed_adapter(settings)
+    request = adapter.create_request(RUN)
+    assert request["numResults"] == 5_000_000
+    assert request["filterArn"].endswith("filter/active-users")
+    with stubber:
+        stubber.add_response("create_batch_segment_job", {"batchSegmentJobArn": adapter.job_id(RUN)}, request)
+        adapter._personalize.create_batch_segment_job(**request)  # noqa: SLF001 - the request shape, checked
+
+
+def test_numeric_exploration_values_are_sent_as_the_strings_the_api_takes() -> None:
+    settings = personalize_service(
+        recipe="USER_PERSONALIZATION",
+        batchInferenceJobConfig={
+            "itemExplorationConfig": {"explorationWeight": 0.3, "explorationItemAgeCutOff": 30},
+            "rankingInfluence": {"FRESHNESS": 0.5},
+        },
+    )
+    adapter, stubber, client = stubbed_adapter(settings)
+    request = adapter.create_request(RUN)
+    assert request["batchInferenceJobConfig"] == {
+        "itemExplorationConfig": {"explorationWeight": "0.3", "explorationItemAgeCutOff": "30"},
+        "rankingInfluence": {"FRESHNESS": 0.5},
+    }
+    with stubber:
+        stubber.add_response("create_batch_inference_job", {"batchInferenceJobArn": adapter.job_id(RUN)}, request)
+        client.create_batch_inference_job(**request)
+
+
+def test_theme_generation_request_names_the_item_name_column() -> None:
+    settings = personalize_service(
+        recipe="RELATED_ITEMS",
+        batchInferenceJobMode="THEME_GENERATION",
+        themeGenerationConfig={"fieldsForThemeGeneration": {"itemName": "TITLE"}},
+    )
+    adapter, stubber, client = stubbed_adapter(settings)
+    request = adapter.create_request(RUN)
+    assert request["batchInferenceJobMode"] == "THEME_GENERATION"
+    assert request["themeGenerationConfig"] == {"fieldsForThemeGeneration": {"itemName": "TITLE"}}
+    assert settings.records_per_file == 100  # a theme job's input file holds at most 100 items
+    assert adapter.result_columns(RUN) == ["rank", "item_id", "score", "theme"]
+    with stubber:
+        stubber.add_response("create_batch_inference_job", {"batchInferenceJobArn": adapter.job_id(RUN)}, request)
+        client.create_batch_inference_job(**request)
+
+
+def test_input_and_output_have_their_own_kms_keys_and_the_users_tags_come_before_ours() -> None:
+    key = "arn:aws:kms:eu-west-1:123456789012:key/{}"
+    settings = personalize_service(
+        recipe="USER_PERSONALIZATION",
+        inputKmsKeyArn=key.format("in"),
+        outputKmsKeyArn=key.format("out"),
+        tags={"team": "growth", "cost-centre": "42"},
+    )
+    adapter, stubber, client = stubbed_adapter(settings)
+    request = adapter.create_request(RUN)
+    assert request["jobInput"]["s3DataSource"]["kmsKeyArn"] == key.format("in")
+    assert request["jobOutput"]["s3DataDestination"]["kmsKeyArn"] == key.format("out")
+    assert request["tags"] == [
+        {"tagKey": "team", "tagValue": "growth"},
+        {"tagKey": "cost-centre", "tagValue": "42"},
+        {"tagKey": "batchline:pipeline", "tagValue": "recs"},
+    ]
+    with stubber:
+        stubber.add_response("create_batch_inference_job", {"batchInferenceJobArn": adapter.job_id(RUN)}, request)
+        client.create_batch_inference_job(**request)
+
+
+def test_one_kms_key_still_covers_input_and_output() -> None:
+    key = "arn:aws:kms:eu-west-1:123456789012:key/both"
+    request = PersonalizeAdapter(personalize_service(recipe="USER_PERSONALIZATION", kmsKeyArn=key), None, None)
+    built = request.create_request(RUN)
+    assert built["jobInput"]["s3DataSource"]["kmsKeyArn"] == built["jobOutput"]["s3DataDestination"]["kmsKeyArn"]
+
+
+def test_theme_rows_carry_the_theme_and_the_items_relevance_to_it() -> None:
+    settings = personalize_service(
+        recipe="RELATED_ITEMS",
+        batchInferenceJobMode="THEME_GENERATION",
+        themeGenerationConfig={"fieldsForThemeGeneration": {"itemName": "TITLE"}},
+        outputFormat="wide",
+    )
+    adapter = PersonalizeAdapter(settings, None, None)
+    output = {"recommendedItems": ["36", "50"], "theme": "Rise and shine", "itemsThemeRelevanceScores": [0.2, -0.1]}
+    assert adapter._rows(output) == [["36|50", "0.2|-0.1", "Rise and shine"]]  # noqa: SLF001

@@ -211,3 +211,36 @@ def test_an_unknown_key_in_a_bucket_without_staged_keys_is_refused(
     with pytest.raises(OutputInvalid, match=f"not staged .*'{unknown[0]}'"):
         reconcile(tmp_path, [(2, first), (3, same[0])], [first, same[0], unknown[0]], [])
     assert not (tmp_path / "reconcile-buckets").exists()
+
+
+def test_theme_jobs_write_the_theme_and_relevance_scores_on_every_row(tmp_path: Path) -> None:
+    # The output of a theme job, as themed-batch-recommendations.html shows it: no scores, no error field.
+    lines = [
+        {
+            "input": {"itemId": "40"},
+            "output": {
+                "recommendedItems": ["36", "50"],
+                "theme": "Strong female lead",
+                "itemsThemeRelevanceScores": [0.19994527, -0.138913],
+            },
+        },
+        {
+            "input": {"itemId": "43"},
+            "output": {"recommendedItems": ["5"], "theme": "=HYPERLINK()", "itemsThemeRelevanceScores": [0.1]},
+        },
+    ]
+    theme = {
+        "recipe": "RELATED_ITEMS",
+        "batchInferenceJobMode": "THEME_GENERATION",
+        "themeGenerationConfig": {"fieldsForThemeGeneration": {"itemName": "TITLE"}},
+    }
+    out = run(tmp_path, lines, ["itemId", "rank", "item_id", "score", "theme"], **theme)
+    assert out["rows"] == [
+        ["itemId", "rank", "item_id", "score", "theme"],
+        ["40", "1", "36", "0.19994527", "Strong female lead"],
+        ["40", "2", "50", "-0.138913", "Strong female lead"],
+        ["43", "1", "5", "0.1", "'=HYPERLINK()"],  # a generated theme is text: neutralised like any cell
+    ]
+    (tmp_path / "wide").mkdir()
+    wide = run(tmp_path / "wide", lines, None, outputFormat="wide", **theme)
+    assert wide["rows"][0] == ["40", "36|50", "0.19994527|-0.138913", "Strong female lead"]

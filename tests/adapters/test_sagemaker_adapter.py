@@ -407,3 +407,36 @@ def test_any_other_error_while_looking_is_not_never_created(stubbed: Any, code: 
     with pytest.raises(Exception) as raised:
         adapter.describe(RUN, "bl-x")
     assert not isinstance(raised.value, JobNotFound)
+
+
+# --- featureColumns: only the model's columns, in the model's order -------------------------------------------
+
+
+def test_feature_columns_stage_only_those_columns_in_that_order_after_the_key() -> None:
+    from batchline.adapters.sagemaker import SageMakerCsvEncoder
+    from batchline.config import SageMakerSettings
+
+    encoder = SageMakerCsvEncoder(
+        SageMakerSettings(provider="sagemaker", model_name="m", feature_columns=["charges", "tenure"])
+    )
+    staging = encoder.start(["notes", "tenure", "id", "charges", "email"], 2)
+    assert staging["featureColumns"] == ["charges", "tenure"]
+    assert encoder.encode(["call back", "12", "c-1", "70.5", "a@b.c"], 0).text == "c-1,70.5,12\n"
+
+
+def test_the_output_filter_keeps_the_key_and_what_follows_the_chosen_features(stubbed: Any) -> None:
+    adapter, _ = stubbed
+    run = RunContext(**{**RUN.__dict__, "staging": {**RUN.staging, "featureColumns": ["charges", "tenure"]}})
+    assert adapter.create_request(run)["DataProcessing"]["OutputFilter"] == "$[0,3:]"
+
+
+def test_a_file_without_a_feature_column_is_refused_naming_it() -> None:
+    from batchline.adapters.sagemaker import SageMakerCsvEncoder
+    from batchline.config import SageMakerSettings
+    from batchline.errors import InputRejected
+
+    encoder = SageMakerCsvEncoder(
+        SageMakerSettings(provider="sagemaker", model_name="m", feature_columns=["tenure", "charges", "age"])
+    )
+    with pytest.raises(InputRejected, match="featureColumns not in the header: charges, age"):
+        encoder.start(["id", "tenure", "Charges"], 0)

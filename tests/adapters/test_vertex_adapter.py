@@ -94,7 +94,14 @@ def test_jobs_are_found_by_label_not_duplicated(fake: GoogleCloudFake) -> None:
     config = settings(fake)
     jobs = VertexJobs(google_session(config, session()), config)
     assert jobs.find("batchline-job", "bl-x-0") is None
-    created = jobs.create({"displayName": "bl-x-0", "labels": {"batchline-job": "bl-x-0"}, "model": "m"})
+    body = {
+        "displayName": "bl-x-0",
+        "labels": {"batchline-job": "bl-x-0"},
+        "model": "m",
+        "inputConfig": {"instancesFormat": "jsonl", "gcsSource": {"uris": ["gs://bucket/in/*"]}},
+        "outputConfig": {"predictionsFormat": "jsonl", "gcsDestination": {"outputUriPrefix": "gs://bucket/out/"}},
+    }
+    created = jobs.create(body)
     assert jobs.find("batchline-job", "bl-x-0")["name"] == created["name"]  # type: ignore[index]
 
 
@@ -243,3 +250,79 @@ def test_a_refused_token_exchange_while_stopping_is_not_never_created(fake: Goog
     with pytest.raises(ServiceUnavailable, match="token exchange failed") as raised:
         adapter.stop(RUN_CONTEXT, "bl-x-0")
     assert not isinstance(raised.value, JobNotFound)
+
+
+# --- service depth: resources, batch size, labels, CMEK, logging ----------------------------------------------
+
+
+def deep_settings(fake: GoogleCloudFake, **service: Any) -> Any:
+    body = {
+        "provider": "vertex",
+        "project": "proj-12345",
+        "location": "europe-west12",
+        "model": "m",
+        "gcsPrefix": "gs://bucket/base",
+        "federation": FEDERATION,
+        "endpoints": fake.endpoints,
+        **service,
+    }
+    return parse_pipelines({"v": {"keyColumn": "id", "service": body}}).get("v").service
+
+
+DEEP = {
+    "machineType": "g2-standard-8",
+    "acceleratorType": "NVIDIA_L4",
+    "acceleratorCount": 1,
+    "startingReplicaCount": 2,
+    "maxReplicaCount": 5,
+    "batchSize": 16,
+    "labels": {"team": "risk", "cost-centre": "42"},
+    "kmsKeyName": "projects/proj-12345/locations/europe-west12/keyRings/r/cryptoKeys/k",
+    "disableContainerLogging": True,
+}
+
+
+def test_the_create_body_carries_resources_batch_size_labels_cmek_and_logging(fake: GoogleCloudFake) -> None:
+    config = deep_settings(fake, **DEEP)
+    adapter = VertexAdapter(config, "id", None, None, s3=None)  # type: ignore[arg-type]
+    run = RunContext(
+        **{
+            **RUN_CONTEXT.__dict__,
+            "pipeline": parse_pipelines(
+                {"v": {"keyColumn": "id", "service": {**config.model_dump(by_alias=True, exclude_none=True)}}}
+            ).get("v"),
+        }
+    )
+    body = adapter.create_body(run, "gs://bucket/base/v/r/job-00000/")
+    assert body["dedicatedResources"] == {
+        "machineSpec": {"machineType": "g2-standard-8", "acceleratorType": "NVIDIA_L4", "acceleratorCount": 1},
+        "startingReplicaCount": 2,
+        "maxReplicaCount": 5,
+    }
+    assert body["manualBatchTuningParameters"] == {"batchSize": 16}
+    assert body["labels"] == {
+        "team": "risk",
+        "cost-centre": "42",
+        "batchline-job": adapter.job_id(run),
+        "batchline-pipeline": "v",
+    }
+    assert body["encryptionSpec"] == {"kmsKeyName": DEEP["kmsKeyName"]}
+    assert body["disableContainerLogging"] is True
+    # AND Vertex (the fake, as strict as the REST reference) takes it in europe-west12
+    jobs = VertexJobs(google_session(config, session()), config)
+    assert jobs.create(body)["dedicatedResources"]["machineSpec"]["acceleratorType"] == "NVIDIA_L4"
+
+
+def test_the_default_body_sends_neither_batch_size_nor_cmek_nor_logging_flag(fake: GoogleCloudFake) -> None:
+    config = deep_settings(fake)
+    run = RunContext(
+        **{
+            **RUN_CONTEXT.__dict__,
+            "pipeline": parse_pipelines(
+                {"v": {"keyColumn": "id", "service": config.model_dump(by_alias=True, exclude_none=True)}}
+            ).get("v"),
+        }
+    )
+    body = VertexAdapter(config, "id", None, None, s3=None).create_body(run, "gs://b/p/")  # type: ignore[arg-type]
+    assert not {"manualBatchTuningParameters", "encryptionSpec", "disableContainerLogging"} & set(body)
+    assert body["dedicatedResources"]["machineSpec"] == {"machineType": "n1-standard-4"}

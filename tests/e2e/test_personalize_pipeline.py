@@ -47,6 +47,30 @@ PIPELINES = {
             "numResults": 3,
         },
     },
+    "p-big-segment": {
+        "keyColumn": "itemId",
+        "service": {
+            "provider": "personalize",
+            "recipe": "ITEM_AFFINITY",
+            "solutionVersionArn": ARN.format("bigseg"),
+            "roleArn": ROLE,
+            "numResults": 10_000,
+            "filterArn": "arn:aws:personalize:us-east-1:123456789012:filter/active",
+            "tags": {"team": "ads"},
+        },
+    },
+    "p-theme": {
+        "keyColumn": "itemId",
+        "service": {
+            "provider": "personalize",
+            "recipe": "RELATED_ITEMS",
+            "solutionVersionArn": ARN.format("similar"),
+            "roleArn": ROLE,
+            "numResults": 4,
+            "batchInferenceJobMode": "THEME_GENERATION",
+            "themeGenerationConfig": {"fieldsForThemeGeneration": {"itemName": "TITLE"}},
+        },
+    },
 }
 
 
@@ -169,3 +193,33 @@ def test_formula_keys_come_out_distinct_and_neutralised_in_predictions_and_error
     assert sorted(e["key"] for e in errors) == sorted(neutralise(key) for key in refused + left_out)
     assert len(predicted | {e["key"] for e in errors}) == 8
     assert all(e["stage"] == "service" for e in errors)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="batchline_local/permissions/calls.py checks CreateBatchSegmentJob on the solution version, which is not "
+    "one of its resource types (batchSegmentJob): every segment job is denied locally, as "
+    "test_segment_job_lists_users_per_item is",
+)
+def test_a_segment_job_of_ten_thousand_users_per_item_with_a_filter(runtime: LocalRuntime, tmp_path: Path) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "big.csv", ["itemId"], [["i1"], ["i2"]]), "p-big-segment")
+
+    assert result.status == "SUCCEEDED" and result.event is not None
+    rows = read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])
+    per_item = {item: len({r["user_id"] for r in rows if r["itemId"] == item}) for item in ("i1", "i2")}
+    assert per_item == {"i1": 10_000, "i2": 10_000}
+
+
+def test_a_theme_job_writes_the_theme_of_each_item_as_a_column(runtime: LocalRuntime, tmp_path: Path) -> None:
+    # GIVEN 150 items: theme jobs read at most 100 items a file, so they are staged in two files
+    items = [[f"item-{n}"] for n in range(150)]
+    result = runtime.run_file(write_csv(tmp_path / "themes.csv", ["itemId"], items), "p-theme")
+
+    assert result.status == "SUCCEEDED" and result.event is not None
+    assert result.event["detail"]["counts"]["predicted"] == 150
+    rows = read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])
+    assert list(rows[0]) == ["itemId", "rank", "item_id", "score", "theme"]
+    assert len(rows) == 150 * 4
+    themes = {r["itemId"]: r["theme"] for r in rows}
+    assert all(themes.values()) and len(set(themes.values())) > 1
+    assert all(len({r["theme"] for r in rows if r["itemId"] == item}) == 1 for item in themes)

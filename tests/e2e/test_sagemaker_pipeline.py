@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,14 @@ ANY_FEATURES = "sagemaker-any-features"
 PIPELINES[ANY_FEATURES] = {
     **PIPELINES["demo-sagemaker"],
     "service": {**PIPELINES["demo-sagemaker"]["service"], "numericFeatures": False},
+}
+
+
+# The demo model takes tenure then charges; these uploads carry other columns, in another order.
+FEATURES = "sagemaker-features"
+PIPELINES[FEATURES] = {
+    **PIPELINES["demo-sagemaker"],
+    "service": {**PIPELINES["demo-sagemaker"]["service"], "featureColumns": ["tenure", "charges"]},
 }
 
 
@@ -211,3 +220,34 @@ def test_one_bad_feature_fails_only_its_file_and_the_run_is_partial(runtime: Loc
     assert [e["line"] for e in errors] == [str(n) for n in range(52, 102)]
     assert all(e["stage"] == "service" and "part-00001.csv" in e["reason"] for e in errors)
     assert "See job logs for more information" in errors[0]["reason"]  # the service's FailureReason
+
+
+def test_feature_columns_send_only_those_columns_in_the_models_order(runtime: LocalRuntime, tmp_path: Path) -> None:
+    # GIVEN an upload with a text column the model cannot take, and its features in another order
+    rows = [["call back", "70.5", "c-1", "12"], ["vip", "20", "c-2", "3"]]
+    path = write_csv(tmp_path / "wide.csv", ["notes", "charges", "id", "tenure"], rows)
+
+    result = runtime.run_file(path, FEATURES)
+
+    assert result.status == "SUCCEEDED" and result.event is not None
+    assert result.event["detail"]["counts"]["predicted"] == 2
+    # THEN the staged lines are key, tenure, charges: nothing else reaches the model
+    s3 = runtime.client("s3")
+    staged = [
+        item["Key"]
+        for item in s3.list_objects_v2(Bucket=BUCKETS["work"], Prefix=f"{FEATURES}/{result.run_id}/")["Contents"]
+        if "/input/" in item["Key"] and item["Key"].endswith(".csv")
+    ]
+    lines = {s3.get_object(Bucket=BUCKETS["work"], Key=key)["Body"].read().decode() for key in staged}
+    assert lines == {"c-1,12,70.5\nc-2,3,20\n"}
+    by_id = {row["id"]: row for row in read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])}
+    assert set(by_id) == {"c-1", "c-2"} and all(row["churn_probability"] for row in by_id.values())
+
+
+def test_an_upload_missing_a_feature_column_is_refused_naming_it(runtime: LocalRuntime, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "narrow.csv", ["id", "tenure"], [["c-1", "12"]])
+
+    result = runtime.run_file(path, FEATURES)
+
+    assert result.status == "FAILED" and result.event is not None
+    assert "featureColumns not in the header: charges" in json.dumps(result.event["detail"])

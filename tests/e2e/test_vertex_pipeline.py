@@ -35,6 +35,18 @@ PIPELINES = {
     # Jobs over collectUnitRecords are collected one result file per Map child.
     "v-units": {**variant(), "collectUnitRecords": 10},
     "v-partial-units": {**variant(model="partial-model", numericColumns=[]), "collectUnitRecords": 2},
+    "v-gpu": variant(
+        location="europe-west12",
+        machineType="g2-standard-8",
+        acceleratorType="NVIDIA_L4",
+        acceleratorCount=1,
+        startingReplicaCount=1,
+        maxReplicaCount=4,
+        batchSize=16,
+        labels={"team": "risk"},
+        kmsKeyName="projects/batchline-demo/locations/europe-west12/keyRings/ring/cryptoKeys/key",
+        disableContainerLogging=True,
+    ),
 }
 HEADER = ["id", "sepal_length", "sepal_width", "petal_length", "petal_width"]
 
@@ -225,3 +237,22 @@ def test_formula_keys_come_out_distinct_and_neutralised_in_predictions_and_error
     assert sorted(e["key"] for e in errors) == sorted(neutralise(key) for key in refused + left_out)
     assert len({*predicted, *(e["key"] for e in errors)}) == 8
     assert all(e["stage"] == "service" for e in errors)
+
+
+def test_a_gpu_job_in_europe_west12_submits_the_documented_request(runtime: LocalRuntime, tmp_path: Path) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "gpu.csv", HEADER, [["a", 1, 2, 3, 4], ["b", 5, 6, 7, 8]]), "v-gpu")
+
+    assert result.status == "SUCCEEDED" and result.event is not None
+    job_id = result.event["detail"]["jobs"][0]["jobId"]
+    assert job_id.startswith("projects/batchline-demo/locations/europe-west12/batchPredictionJobs/")
+    job = runtime.google.jobs[job_id]
+    assert job["dedicatedResources"] == {
+        "machineSpec": {"machineType": "g2-standard-8", "acceleratorType": "NVIDIA_L4", "acceleratorCount": 1},
+        "startingReplicaCount": 1,
+        "maxReplicaCount": 4,
+    }
+    assert job["manualBatchTuningParameters"] == {"batchSize": 16}
+    assert job["labels"]["team"] == "risk" and job["labels"]["batchline-pipeline"] == "v-gpu"
+    assert job["encryptionSpec"]["kmsKeyName"].endswith("/locations/europe-west12/keyRings/ring/cryptoKeys/key")
+    assert job["disableContainerLogging"] is True
+    assert len(read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])) == 2

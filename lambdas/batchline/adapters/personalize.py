@@ -129,22 +129,32 @@ class PersonalizeAdapter:
         settings = self._settings
         source: dict[str, Any] = {"path": run.chunk.input_prefix.uri}
         destination: dict[str, Any] = {"path": run.chunk.output_prefix.uri}
-        if settings.kms_key_arn:
-            source["kmsKeyArn"] = destination["kmsKeyArn"] = settings.kms_key_arn
+        if settings.input_kms_key:
+            source["kmsKeyArn"] = settings.input_kms_key
+        if settings.output_kms_key:
+            destination["kmsKeyArn"] = settings.output_kms_key
+        # Ours last: a user's tag can never replace it (config refuses the batchline: prefix anyway).
+        tags = {**settings.tags, "batchline:pipeline": run.pipeline.name}
         request: dict[str, Any] = {
             "jobName": self.job_id(run).rsplit("/", 1)[1],
             "solutionVersionArn": settings.solution_version_arn,
             "roleArn": require_role(settings.role_arn, "Personalize"),
             "jobInput": {"s3DataSource": source},
             "jobOutput": {"s3DataDestination": destination},
-            "tags": [{"tagKey": "batchline:pipeline", "tagValue": run.pipeline.name}],
+            "tags": [{"tagKey": key, "tagValue": value} for key, value in tags.items()],
         }
         if settings.num_results:
             request["numResults"] = settings.num_results
         if settings.filter_arn:
             request["filterArn"] = settings.filter_arn
         if settings.batch_inference_job_config:
-            request["batchInferenceJobConfig"] = settings.batch_inference_job_config
+            request["batchInferenceJobConfig"] = settings.batch_inference_job_config.model_dump(
+                by_alias=True, exclude_none=True
+            )
+        if settings.generates_themes and settings.theme_generation_config:
+            # https://docs.aws.amazon.com/personalize/latest/dg/themed-batch-recommendations.html
+            request["batchInferenceJobMode"] = "THEME_GENERATION"
+            request["themeGenerationConfig"] = settings.theme_generation_config.model_dump(by_alias=True)
         return request
 
     def submit(self, run: RunContext) -> JobState:
@@ -185,9 +195,10 @@ class PersonalizeAdapter:
     def result_columns(self, run: RunContext) -> list[str]:
         if self._settings.is_segment_job:
             return ["user_id"] if self._settings.output_format == "long" else ["user_ids"]
+        theme = ["theme"] if self._settings.generates_themes else []
         if self._settings.output_format == "long":
-            return ["rank", "item_id", "score"]
-        return ["item_ids", "scores"]
+            return ["rank", "item_id", "score", *theme]
+        return ["item_ids", "scores", *theme]
 
     # --- Sharded collect (base.ShardedOutput): every .out line echoes its key, so byte ranges of one
     # output object can be turned into rows apart, by DuckDB (see personalize_duckdb for the measurements).
@@ -263,10 +274,14 @@ class PersonalizeAdapter:
                 return [["|".join(users)]]
             return [[user] for user in users] or [[""]]
         items = [str(i) for i in output.get("recommendedItems", [])]
-        scores = [_number(s) for s in output.get("scores", [])] + [""] * len(items)
+        # Theme jobs score each item by its relevance to the theme instead (itemsThemeRelevanceScores).
+        raw_scores = output.get("itemsThemeRelevanceScores" if self._settings.generates_themes else "scores", [])
+        scores = [_number(s) for s in raw_scores or []] + [""] * len(items)
+        theme = [str(output.get("theme") or "")] if self._settings.generates_themes else []
         if not long:
-            return [["|".join(items), "|".join(scores[: len(items)])]]
-        return [[str(rank), item, scores[rank - 1]] for rank, item in enumerate(items, start=1)] or [["", "", ""]]
+            return [["|".join(items), "|".join(scores[: len(items)]), *theme]]
+        rows = [[str(rank), item, scores[rank - 1], *theme] for rank, item in enumerate(items, start=1)]
+        return rows or [["", "", "", *theme]]
 
 
 def _number(value: Any) -> str:

@@ -50,7 +50,8 @@ def _reader(path: str, settings: PersonalizeSettings, *, with_output: bool) -> s
         columns[field] = "VARCHAR"  # Item-Attribute-Affinity echoes its query at the top level
     if with_output:
         columns["output"] = (
-            "STRUCT(recommendedItems VARCHAR[], scores JSON[], recommendedUsers VARCHAR[], usersList VARCHAR[])"
+            "STRUCT(recommendedItems VARCHAR[], scores JSON[], recommendedUsers VARCHAR[], usersList VARCHAR[], "
+            "theme VARCHAR, itemsThemeRelevanceScores JSON[])"
         )
     spec = ", ".join(f"{_quote(name)}: {_quote(kind)}" for name, kind in columns.items())
     # The reader buffers twice the largest line it accepts, so this bounds memory: a recommendation line is a
@@ -91,10 +92,14 @@ def _safe_list(expression: str, safe: bool) -> str:
 
 # Scores are read as JSON number text and written as such: no double -> text conversion, which measured as
 # the most expensive step of the CSV writer. A score sent as a string is cast (one check per record).
-_SCORES = (
-    "CASE WHEN contains(output.scores::VARCHAR, '\"') THEN output.scores::DOUBLE[]::VARCHAR[] "
-    "ELSE output.scores::VARCHAR[] END"
-)
+def _scores(field: str) -> str:
+    return (
+        f"CASE WHEN contains(output.{field}::VARCHAR, '\"') THEN output.{field}::DOUBLE[]::VARCHAR[] "
+        f"ELSE output.{field}::VARCHAR[] END"
+    )
+
+
+_SCORES = _scores("scores")
 
 
 def _prediction_query(source: str, settings: PersonalizeSettings, safe: bool) -> str:
@@ -116,7 +121,10 @@ def _prediction_query(source: str, settings: PersonalizeSettings, safe: bool) ->
         joined_users = _safe(f"nullif(array_to_string({users}, '|'), '')", safe)
         return f"SELECT {key}, {joined_users} {records}"
     items = "coalesce(output.recommendedItems, [])"
-    scores = f"coalesce({_SCORES}, [])"
+    # Theme jobs score each item by its relevance to the record's theme, which becomes the last column.
+    themed = settings.generates_themes
+    scores = f"coalesce({_scores('itemsThemeRelevanceScores') if themed else _SCORES}, [])"
+    theme = f", {_safe('output.theme', safe)}" if themed else ""
     if settings.output_format == "long":
         present = f"len({items}) > 0"
         # A record with no recommendations still gets one row; scores past the last item are dropped and
@@ -128,11 +136,12 @@ def _prediction_query(source: str, settings: PersonalizeSettings, safe: bool) ->
                 f"CASE WHEN {present} THEN {scores}[1:len({items})] ELSE [NULL] END AS scores",
             ]
         )
-        per_record = f"SELECT {key} AS key, {lists} {records}"
-        return f"SELECT key, unnest(ranks), unnest(items), unnest(scores) FROM ({per_record})"
+        per_record = f"SELECT {key} AS key, {lists}{theme + ' AS theme' if themed else ''} {records}"
+        last = ", theme" if themed else ""
+        return f"SELECT key, unnest(ranks), unnest(items), unnest(scores){last} FROM ({per_record})"
     joined_items = _safe(f"nullif(array_to_string({items}, '|'), '')", safe)
     joined_scores = f"nullif(array_to_string({scores}[1:len({items})], '|'), '')"
-    return f"SELECT {key}, {joined_items}, {joined_scores} {records}"
+    return f"SELECT {key}, {joined_items}, {joined_scores}{theme} {records}"
 
 
 @contextmanager

@@ -35,7 +35,7 @@ from batchline.adapters.base import (
 )
 from batchline.config import SageMakerSettings
 from batchline.csvsafe import NUMBER_PATTERN
-from batchline.errors import JobConflict, JobNotFound, OutputInvalid
+from batchline.errors import InputRejected, JobConflict, JobNotFound, OutputInvalid
 from batchline.layout import S3Location
 from batchline.lines import CsvLineWriter
 from batchline.naming import job_name_for
@@ -77,6 +77,7 @@ class SageMakerCsvEncoder:
     max_bytes_per_file = 10 * 1024**3
 
     def __init__(self, settings: SageMakerSettings) -> None:
+        self._features = settings.feature_columns
         self.max_records_per_file = settings.records_per_file
         self._max_bytes = settings.max_payload_in_mb * 1024 * 1024
         self._csv = CsvLineWriter()
@@ -87,8 +88,15 @@ class SageMakerCsvEncoder:
 
     def start(self, header: list[str], key_index: int) -> dict[str, Any]:
         self._key_index = key_index
-        self._feature_indexes = [i for i in range(len(header)) if i != key_index]
         self._header = header
+        if self._features is None:
+            self._feature_indexes = [i for i in range(len(header)) if i != key_index]
+        else:
+            # Only the model's columns, in the model's order: the staged line is key, then exactly those.
+            missing = [name for name in self._features if name not in header]
+            if missing:
+                raise InputRejected(f"featureColumns not in the header: {', '.join(missing)}")
+            self._feature_indexes = [header.index(name) for name in self._features]
         return {
             "keyHeader": header[key_index],
             "featureColumns": [header[i] for i in self._feature_indexes],

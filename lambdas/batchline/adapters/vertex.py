@@ -142,6 +142,10 @@ class VertexAdapter:
 
     def create_body(self, run: RunContext, gcs_run_prefix: str) -> dict[str, Any]:
         settings = self._settings
+        machine: dict[str, Any] = {"machineType": settings.machine_type}
+        if settings.accelerator_type:
+            machine["acceleratorType"] = settings.accelerator_type
+            machine["acceleratorCount"] = settings.accelerator_count or 1
         body: dict[str, Any] = {
             "displayName": self.job_id(run),
             "model": settings.model_resource,
@@ -152,14 +156,21 @@ class VertexAdapter:
                 "gcsDestination": {"outputUriPrefix": f"{gcs_run_prefix}output/"},
             },
             "dedicatedResources": {
-                "machineSpec": {"machineType": settings.machine_type},
+                "machineSpec": machine,
                 "startingReplicaCount": settings.starting_replica_count,
                 "maxReplicaCount": settings.max_replica_count,
             },
-            "labels": {JOB_LABEL: self.job_id(run), "batchline-pipeline": run.pipeline.name},
+            # Ours last: the job is found by its label, so a user's label can never replace it.
+            "labels": {**settings.labels, JOB_LABEL: self.job_id(run), "batchline-pipeline": run.pipeline.name},
         }
         if settings.job_service_account:
             body["serviceAccount"] = settings.job_service_account
+        if settings.batch_size:
+            body["manualBatchTuningParameters"] = {"batchSize": settings.batch_size}
+        if settings.kms_key_name:
+            body["encryptionSpec"] = {"kmsKeyName": settings.kms_key_name}
+        if settings.disable_container_logging:
+            body["disableContainerLogging"] = True
         return body
 
     def submit(self, run: RunContext) -> JobState:
