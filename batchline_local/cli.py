@@ -29,10 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "validate":
         return validate(args.file, args.pipeline, as_json=args.json, verbose=args.verbose)
     if args.command == "local" and args.local_command == "serve":
+        from batchline.errors import ConfigError
+
         from batchline_local.serve import serve
         from batchline_local.target import default_stack_name
 
-        return serve(args.host, args.port, args.stack or default_stack_name(), verbose=args.verbose)
+        try:
+            return serve(args.host, args.port, args.stack or default_stack_name(), verbose=args.verbose)
+        except ConfigError as exc:
+            return _fail_usage(str(exc))
     if args.command == "local":
         return local_run(
             args.file,
@@ -185,6 +190,12 @@ def _resolve_target(args: argparse.Namespace, scope: ExitStack) -> tuple[Any, bo
             "no local runtime is running in this process (it lives as long as the command that started it); "
             "use `batchline submit FILE --pipeline P --local`, or `batchline local run`"
         )
+    from batchline.errors import ConfigError, UnknownPipeline
+
+    try:
+        pipelines, _ = configured_pipeline(args.pipeline)
+    except (ConfigError, UnknownPipeline) as exc:
+        raise TargetError(str(exc)) from None
     problem = output_folder_problem(args.out)  # before the run: the outputs are saved at its end
     if problem:
         raise TargetError(problem)
@@ -192,7 +203,7 @@ def _resolve_target(args: argparse.Namespace, scope: ExitStack) -> tuple[Any, bo
         "Batchline local runtime: moto emulation of AWS; service predictions are EMULATED, not from a real model",
         file=sys.stderr,
     )
-    return local_target(scope.enter_context(LocalRuntime())), True
+    return local_target(scope.enter_context(LocalRuntime(pipelines))), True
 
 
 def validate(path: Path, pipeline_name: str, *, as_json: bool = False, verbose: bool = False) -> int:
@@ -202,17 +213,14 @@ def validate(path: Path, pipeline_name: str, *, as_json: bool = False, verbose: 
     ML pipeline without ``dataSchema`` does. With ``--json`` stdout is one JSON document, whatever happens.
     """
     from batchline.adapters import adapter_for
-    from batchline.config import parse_pipelines
     from batchline.errors import BatchlineError, ConfigError, UnknownPipeline
     from batchline.validation import validate_file
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from batchline_local.runtime import load_pipeline_context
-
     if not path.is_file():
         return _fail_usage(f"cannot read {path}: {'not a file' if path.exists() else 'no such file'}", as_json=as_json)
     try:
-        pipeline = parse_pipelines(load_pipeline_context()).get(pipeline_name)
+        _, pipeline = configured_pipeline(pipeline_name)
     except (UnknownPipeline, ConfigError) as exc:
         return _fail_usage(str(exc), as_json=as_json)
     try:
@@ -237,6 +245,28 @@ def validate(path: Path, pipeline_name: str, *, as_json: bool = False, verbose: 
         for rejection in report["rejections"]:
             print(f"  line {rejection['line']}: {rejection['reason']} (key {rejection['key']!r})")
     return 0 if not report["error"] and not report["rejected"] else 1
+
+
+def configured_pipeline(name: str) -> tuple[dict[str, Any], Any]:
+    """cdk.json's pipelines that are valid (raw, for a local runtime) and the named one, parsed.
+
+    ConfigError (one line) when cdk.json cannot be read or parsed, or when ``name`` is a pipeline whose own
+    settings are invalid; UnknownPipeline when no pipeline has that name. A broken pipeline blocks only itself.
+    """
+    from batchline.config import parse_pipelines
+    from batchline.errors import ConfigError, UnknownPipeline
+
+    from batchline_local.runtime import load_pipeline_context
+
+    refused: dict[str, str] = {}
+    usable = load_pipeline_context(refused=refused)
+    if name in refused:
+        raise ConfigError(f"{refused[name]} (fix it in cdk.json; the other pipelines work meanwhile)")
+    if name not in usable:
+        known = ", ".join(sorted(usable)) or "none"
+        broken = f"; invalid: {', '.join(sorted(refused))}" if refused else ""
+        raise UnknownPipeline(f"no pipeline named {name!r} is configured (configured: {known}{broken})")
+    return usable, parse_pipelines({name: usable[name]}).get(name)
 
 
 class _OnDemandClient:
@@ -347,7 +377,7 @@ def local_run(
     """
     from batchline.errors import ConfigError, UnknownPipeline
 
-    from batchline_local.runtime import RunStillRunning, load_pipeline_context
+    from batchline_local.runtime import RunStillRunning
 
     try:
         with path.open("rb") as handle:
@@ -355,9 +385,7 @@ def local_run(
     except OSError as exc:
         return _fail_usage(f"cannot read {path}: {exc.strerror or exc}", as_json=as_json)
     try:
-        from batchline.config import parse_pipelines
-
-        parse_pipelines(load_pipeline_context()).get(pipeline)
+        pipelines, _ = configured_pipeline(pipeline)
     except (UnknownPipeline, ConfigError) as exc:
         return _fail_usage(str(exc), as_json=as_json)
     problem = output_folder_problem(out)
@@ -369,7 +397,9 @@ def local_run(
         file=sys.stderr if as_json else sys.stdout,
     )
     try:
-        return _run_locally(path, pipeline, out, rows=rows, verbose=verbose, as_json=as_json, timeout=timeout)
+        return _run_locally(
+            path, pipeline, out, pipelines=pipelines, rows=rows, verbose=verbose, as_json=as_json, timeout=timeout
+        )
     except RunStillRunning as exc:
         message = f"{exc}; gave up, and the run ended with the local runtime (nothing was saved)"
         return _fail(message, EXIT_STILL_RUNNING, as_json=as_json, runId=exc.run_id, executionStatus="RUNNING")
@@ -383,12 +413,20 @@ def local_run(
 
 
 def _run_locally(
-    path: Path, pipeline: str, out: Path, *, rows: int, verbose: bool, as_json: bool, timeout: float | None
+    path: Path,
+    pipeline: str,
+    out: Path,
+    *,
+    pipelines: dict[str, Any],
+    rows: int,
+    verbose: bool,
+    as_json: bool,
+    timeout: float | None,
 ) -> int:
     from batchline_local.runtime import LocalRuntime
 
     started = time.monotonic()
-    with LocalRuntime(quiet=not verbose) as runtime:
+    with LocalRuntime(pipelines, quiet=not verbose) as runtime:
         result = runtime.run_file(path, pipeline, timeout_seconds=timeout)
         event = result.event
         downloaded: dict[str, Path | None] = {}

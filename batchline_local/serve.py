@@ -17,7 +17,7 @@ import threading
 import traceback
 from typing import Any
 
-from batchline_local.runtime import BUCKETS, EVENT_BUS, REGION, LocalRuntime
+from batchline_local.runtime import BUCKETS, EVENT_BUS, REGION, LocalRuntime, load_pipeline_context
 
 PLACEHOLDER_QUEUE = "batchline-local-stack"
 
@@ -90,7 +90,11 @@ def serve(host: str, port: int, stack_name: str, *, verbose: bool = False) -> in
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LocalRuntime(quiet=not verbose) as runtime:
+    refused: dict[str, str] = {}
+    pipelines = load_pipeline_context(refused=refused)  # a broken pipeline is left out, named; the others serve
+    for problem in refused.values():
+        print(f"batchline: left out, invalid: {problem}", file=sys.stderr, flush=True)
+    with LocalRuntime(pipelines, quiet=not verbose) as runtime:
         publish_stack(runtime, stack_name)
         server = ThreadedMotoServer(ip_address=host, port=port, verbose=verbose)
         server.start()
