@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     _Parser.json_errors = "--json" in arguments
     args = _parser().parse_args(arguments)
+    if getattr(args, "limit", 1) < 1:  # argparse would add its usage lines; this is the one line that matters
+        return _fail_usage(f"--limit must be 1 or more, got {args.limit}", as_json=args.json)
     if args.command == "validate":
         return validate(args.file, args.pipeline, as_json=args.json, verbose=args.verbose)
     if args.command == "local" and args.local_command == "serve":
@@ -64,6 +66,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="batchline", description="Batch predictions: upload a file, get a keyed CSV.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     output = _Parser(add_help=False)
     output.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -94,7 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("run", help="run ID (the execution name; `batchline runs` lists them)")
     results = commands.add_parser("results", parents=[where], help="download a run's predictions.csv (or errors.csv)")
     results.add_argument("run", help="run ID")
-    results.add_argument("-o", "--out", type=Path, help="file or folder to write (default ./predictions.csv)")
+    results.add_argument(
+        "-o",
+        "--out",
+        help="file or folder to write (default ./predictions.csv); a trailing / or an existing folder means a folder "
+        "(made if missing)",
+    )
     results.add_argument("--errors", action="store_true", help="download errors.csv instead")
 
     check = commands.add_parser(
@@ -125,6 +133,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--stack", help="stack name the commands will ask for (default: cdk.json batchline.stackName)")
     serve.add_argument("--verbose", action="store_true", help="show the handlers' logs and each request")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("batchline")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed; run `make setup`)"
 
 
 def _on_target(args: argparse.Namespace) -> int:
