@@ -1,6 +1,6 @@
 """``batchline``: the command line.
 
-``submit``, ``runs``, ``status`` and ``results`` act on a deployed stack (or, with ``--local``, the local
+``submit``, ``runs``, ``status``, ``results`` and ``cancel`` act on a deployed stack (or, with ``--local``, the local
 runtime) through one Target (target.py); ``validate`` checks a file offline; ``local run`` runs a file
 through the local runtime from start to end.
 """
@@ -104,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
         "(made if missing)",
     )
     results.add_argument("--errors", action="store_true", help="download errors.csv instead")
+    stop = commands.add_parser(
+        "cancel",
+        parents=[where],
+        help="stop a running run as a stop from the console does: its service jobs are stopped, one failure event",
+    )
+    stop.add_argument("run", help="run ID")
 
     check = commands.add_parser(
         "validate", parents=[output], help="run Prepare's checks on a local file, before uploading anything"
@@ -149,9 +155,11 @@ def _on_target(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from batchline_local import commands
-    from batchline_local.target import TargetError, explain
+    from batchline_local.target import TargetError, explain, run_id_of
 
     try:
+        if getattr(args, "run", None) is not None:
+            run_id_of(args.run)  # a mistyped run ID is refused before any AWS call
         with ExitStack() as scope:
             target, own_runtime = _resolve_target(args, scope)
             if args.command == "submit":
@@ -170,6 +178,8 @@ def _on_target(args: argparse.Namespace) -> int:
                 return commands.runs(target, pipeline=args.pipeline, limit=args.limit, as_json=args.json)
             if args.command == "status":
                 return commands.status(target, args.run, as_json=args.json)
+            if args.command == "cancel":
+                return commands.cancel(target, args.run, as_json=args.json)
             return commands.results(target, args.run, args.out, errors=args.errors, as_json=args.json)
     except TargetError as exc:
         return _fail_usage(str(exc), as_json=args.json)

@@ -267,6 +267,50 @@ def output_path(out: str | None, filename: str) -> Path:
     return Path(out)
 
 
+# What `cancel` stops a deployed run with; the failure event then says "stopped by hand" (ExecutionAborted).
+CANCEL_ERROR, CANCEL_CAUSE = "Cancelled", "batchline cancel"
+
+
+def cancel(target: Target, run: str, *, as_json: bool) -> int:
+    """Stop a running run as a stop from the console does: StopExecution; ExecutionEnded does the rest.
+
+    Exit 0 stopped, 1 the run had already ended (nothing done).
+    """
+    run_id = run_id_of(run)
+    view = describe_run(target, run_id)
+    if not view.running:
+        return _no_output(f"run {run_id} has already ended ({view.status}); nothing to cancel", as_json)
+    if target.stop_by_hand is not None:
+        ended: dict[str, Any] | None = target.stop_by_hand(run_id)
+    else:
+        target.client("stepfunctions").stop_execution(
+            executionArn=target.execution_arn(run_id), error=CANCEL_ERROR, cause=CANCEL_CAUSE
+        )
+        ended = None
+    view = describe_run(target, run_id)
+    if as_json:
+        _print_json(
+            {"runId": run_id, "executionStatus": view.execution_status, "status": view.status, "executionEnded": ended}
+        )
+        return EXIT_OK
+    print(f"run {run_id}: execution stopped (StopExecution; now {view.execution_status})")
+    if ended is None:
+        print(
+            "next: the stack's ExecutionEnded function (on the execution's status change) stops its service jobs "
+            "still running and publishes one Batch Prediction Failed event (ExecutionAborted); "
+            f"`batchline status {run_id}` shows the outcome"
+        )
+    elif ended.get("handled"):
+        jobs = (ended.get("error") or {}).get("jobStopped") or "none were running"
+        print(
+            f"ExecutionEnded stopped its service jobs ({jobs}) and published one Batch Prediction Failed event "
+            f"({(ended.get('error') or {}).get('error')})"
+        )
+    else:
+        print(f"ExecutionEnded did nothing more: {ended.get('reason') or 'the run had reported itself'}")
+    return EXIT_OK
+
+
 def _no_output(message: str, as_json: bool) -> int:
     print(f"batchline: {message}", file=sys.stderr)
     if as_json:
