@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(arguments)
     if getattr(args, "limit", 1) < 1:  # argparse would add its usage lines; this is the one line that matters
         return _fail_usage(f"--limit must be 1 or more, got {args.limit}", as_json=args.json)
+    if args.command == "local" and not args.verbose:
+        quiet_handlers()
     if args.command == "validate":
         return validate(args.file, args.pipeline, as_json=args.json, verbose=args.verbose)
     if args.command == "local" and args.local_command == "serve":
@@ -51,6 +53,16 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
         )
     return _on_target(args)
+
+
+def quiet_handlers() -> None:
+    """Keep the handlers' Python warnings (Powertools' "No application metrics to publish", which goes to the
+    function's log on AWS) out of a quiet command's output, as the runtime keeps their log lines out; for the
+    process's life, which is the command's. --verbose shows them."""
+    import warnings
+
+    warnings.filterwarnings("ignore", module=r"aws_lambda_powertools(\.|$)")
+    warnings.filterwarnings("ignore", module=r"(handlers|batchline)(\.|$)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -226,6 +238,7 @@ def _resolve_target(args: argparse.Namespace, scope: ExitStack) -> tuple[Any, bo
     problem = output_folder_problem(args.out)  # before the run: the outputs are saved at its end
     if problem:
         raise TargetError(problem)
+    quiet_handlers()
     print(
         "Batchline local runtime: moto emulation of AWS; service predictions are EMULATED, not from a real model",
         file=sys.stderr,
