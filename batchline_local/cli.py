@@ -1,6 +1,6 @@
 """``batchline``: the command line.
 
-``submit``, ``runs``, ``status`` and ``results`` act on a deployed stack (or, with ``--local``, the local
+``submit``, ``runs``, ``status``, ``results`` and ``cancel`` act on a deployed stack (or, with ``--local``, the local
 runtime) through one Target (target.py); ``validate`` checks a file offline; ``local run`` runs a file
 through the local runtime from start to end.
 """
@@ -26,13 +26,22 @@ def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     _Parser.json_errors = "--json" in arguments
     args = _parser().parse_args(arguments)
+    if getattr(args, "limit", 1) < 1:  # argparse would add its usage lines; this is the one line that matters
+        return _fail_usage(f"--limit must be 1 or more, got {args.limit}", as_json=args.json)
+    if args.command == "local" and not args.verbose:
+        quiet_handlers()
     if args.command == "validate":
         return validate(args.file, args.pipeline, as_json=args.json, verbose=args.verbose)
     if args.command == "local" and args.local_command == "serve":
+        from batchline.errors import ConfigError
+
         from batchline_local.serve import serve
         from batchline_local.target import default_stack_name
 
-        return serve(args.host, args.port, args.stack or default_stack_name(), verbose=args.verbose)
+        try:
+            return serve(args.host, args.port, args.stack or default_stack_name(), verbose=args.verbose)
+        except ConfigError as exc:
+            return _fail_usage(str(exc))
     if args.command == "local":
         return local_run(
             args.file,
@@ -44,6 +53,16 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
         )
     return _on_target(args)
+
+
+def quiet_handlers() -> None:
+    """Keep the handlers' Python warnings (Powertools' "No application metrics to publish", which goes to the
+    function's log on AWS) out of a quiet command's output, as the runtime keeps their log lines out; for the
+    process's life, which is the command's. --verbose shows them."""
+    import warnings
+
+    warnings.filterwarnings("ignore", module=r"aws_lambda_powertools(\.|$)")
+    warnings.filterwarnings("ignore", module=r"(handlers|batchline)(\.|$)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,6 +78,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="batchline", description="Batch predictions: upload a file, get a keyed CSV.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     output = _Parser(add_help=False)
     output.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -89,8 +109,19 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("run", help="run ID (the execution name; `batchline runs` lists them)")
     results = commands.add_parser("results", parents=[where], help="download a run's predictions.csv (or errors.csv)")
     results.add_argument("run", help="run ID")
-    results.add_argument("-o", "--out", type=Path, help="file or folder to write (default ./predictions.csv)")
+    results.add_argument(
+        "-o",
+        "--out",
+        help="file or folder to write (default ./predictions.csv); a trailing / or an existing folder means a folder "
+        "(made if missing)",
+    )
     results.add_argument("--errors", action="store_true", help="download errors.csv instead")
+    stop = commands.add_parser(
+        "cancel",
+        parents=[where],
+        help="stop a running run as a stop from the console does: its service jobs are stopped, one failure event",
+    )
+    stop.add_argument("run", help="run ID")
 
     check = commands.add_parser(
         "validate", parents=[output], help="run Prepare's checks on a local file, before uploading anything"
@@ -122,14 +153,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("batchline")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed; run `make setup`)"
+
+
 def _on_target(args: argparse.Namespace) -> int:
     """submit, runs, status, results: resolve the target, run the command, turn known problems into one line."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from batchline_local import commands
-    from batchline_local.target import TargetError, explain
+    from batchline_local.target import TargetError, explain, run_id_of
 
     try:
+        if getattr(args, "run", None) is not None:
+            run_id_of(args.run)  # a mistyped run ID is refused before any AWS call
         with ExitStack() as scope:
             target, own_runtime = _resolve_target(args, scope)
             if args.command == "submit":
@@ -148,6 +190,8 @@ def _on_target(args: argparse.Namespace) -> int:
                 return commands.runs(target, pipeline=args.pipeline, limit=args.limit, as_json=args.json)
             if args.command == "status":
                 return commands.status(target, args.run, as_json=args.json)
+            if args.command == "cancel":
+                return commands.cancel(target, args.run, as_json=args.json)
             return commands.results(target, args.run, args.out, errors=args.errors, as_json=args.json)
     except TargetError as exc:
         return _fail_usage(str(exc), as_json=args.json)
@@ -185,14 +229,21 @@ def _resolve_target(args: argparse.Namespace, scope: ExitStack) -> tuple[Any, bo
             "no local runtime is running in this process (it lives as long as the command that started it); "
             "use `batchline submit FILE --pipeline P --local`, or `batchline local run`"
         )
+    from batchline.errors import ConfigError, UnknownPipeline
+
+    try:
+        pipelines, _ = configured_pipeline(args.pipeline)
+    except (ConfigError, UnknownPipeline) as exc:
+        raise TargetError(str(exc)) from None
     problem = output_folder_problem(args.out)  # before the run: the outputs are saved at its end
     if problem:
         raise TargetError(problem)
+    quiet_handlers()
     print(
         "Batchline local runtime: moto emulation of AWS; service predictions are EMULATED, not from a real model",
         file=sys.stderr,
     )
-    return local_target(scope.enter_context(LocalRuntime())), True
+    return local_target(scope.enter_context(LocalRuntime(pipelines))), True
 
 
 def validate(path: Path, pipeline_name: str, *, as_json: bool = False, verbose: bool = False) -> int:
@@ -202,17 +253,14 @@ def validate(path: Path, pipeline_name: str, *, as_json: bool = False, verbose: 
     ML pipeline without ``dataSchema`` does. With ``--json`` stdout is one JSON document, whatever happens.
     """
     from batchline.adapters import adapter_for
-    from batchline.config import parse_pipelines
     from batchline.errors import BatchlineError, ConfigError, UnknownPipeline
     from batchline.validation import validate_file
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from batchline_local.runtime import load_pipeline_context
-
     if not path.is_file():
         return _fail_usage(f"cannot read {path}: {'not a file' if path.exists() else 'no such file'}", as_json=as_json)
     try:
-        pipeline = parse_pipelines(load_pipeline_context()).get(pipeline_name)
+        _, pipeline = configured_pipeline(pipeline_name)
     except (UnknownPipeline, ConfigError) as exc:
         return _fail_usage(str(exc), as_json=as_json)
     try:
@@ -237,6 +285,28 @@ def validate(path: Path, pipeline_name: str, *, as_json: bool = False, verbose: 
         for rejection in report["rejections"]:
             print(f"  line {rejection['line']}: {rejection['reason']} (key {rejection['key']!r})")
     return 0 if not report["error"] and not report["rejected"] else 1
+
+
+def configured_pipeline(name: str) -> tuple[dict[str, Any], Any]:
+    """cdk.json's pipelines that are valid (raw, for a local runtime) and the named one, parsed.
+
+    ConfigError (one line) when cdk.json cannot be read or parsed, or when ``name`` is a pipeline whose own
+    settings are invalid; UnknownPipeline when no pipeline has that name. A broken pipeline blocks only itself.
+    """
+    from batchline.config import parse_pipelines
+    from batchline.errors import ConfigError, UnknownPipeline
+
+    from batchline_local.runtime import load_pipeline_context
+
+    refused: dict[str, str] = {}
+    usable = load_pipeline_context(refused=refused)
+    if name in refused:
+        raise ConfigError(f"{refused[name]} (fix it in cdk.json; the other pipelines work meanwhile)")
+    if name not in usable:
+        known = ", ".join(sorted(usable)) or "none"
+        broken = f"; invalid: {', '.join(sorted(refused))}" if refused else ""
+        raise UnknownPipeline(f"no pipeline named {name!r} is configured (configured: {known}{broken})")
+    return usable, parse_pipelines({name: usable[name]}).get(name)
 
 
 class _OnDemandClient:
@@ -347,7 +417,7 @@ def local_run(
     """
     from batchline.errors import ConfigError, UnknownPipeline
 
-    from batchline_local.runtime import RunStillRunning, load_pipeline_context
+    from batchline_local.runtime import RunStillRunning
 
     try:
         with path.open("rb") as handle:
@@ -355,9 +425,7 @@ def local_run(
     except OSError as exc:
         return _fail_usage(f"cannot read {path}: {exc.strerror or exc}", as_json=as_json)
     try:
-        from batchline.config import parse_pipelines
-
-        parse_pipelines(load_pipeline_context()).get(pipeline)
+        pipelines, _ = configured_pipeline(pipeline)
     except (UnknownPipeline, ConfigError) as exc:
         return _fail_usage(str(exc), as_json=as_json)
     problem = output_folder_problem(out)
@@ -369,7 +437,9 @@ def local_run(
         file=sys.stderr if as_json else sys.stdout,
     )
     try:
-        return _run_locally(path, pipeline, out, rows=rows, verbose=verbose, as_json=as_json, timeout=timeout)
+        return _run_locally(
+            path, pipeline, out, pipelines=pipelines, rows=rows, verbose=verbose, as_json=as_json, timeout=timeout
+        )
     except RunStillRunning as exc:
         message = f"{exc}; gave up, and the run ended with the local runtime (nothing was saved)"
         return _fail(message, EXIT_STILL_RUNNING, as_json=as_json, runId=exc.run_id, executionStatus="RUNNING")
@@ -383,12 +453,20 @@ def local_run(
 
 
 def _run_locally(
-    path: Path, pipeline: str, out: Path, *, rows: int, verbose: bool, as_json: bool, timeout: float | None
+    path: Path,
+    pipeline: str,
+    out: Path,
+    *,
+    pipelines: dict[str, Any],
+    rows: int,
+    verbose: bool,
+    as_json: bool,
+    timeout: float | None,
 ) -> int:
     from batchline_local.runtime import LocalRuntime
 
     started = time.monotonic()
-    with LocalRuntime(quiet=not verbose) as runtime:
+    with LocalRuntime(pipelines, quiet=not verbose) as runtime:
         result = runtime.run_file(path, pipeline, timeout_seconds=timeout)
         event = result.event
         downloaded: dict[str, Path | None] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -150,16 +151,45 @@ def runs(target: Target, *, pipeline: str | None, limit: int, as_json: bool) -> 
     if not views:
         print(f"no runs{f' of pipeline {pipeline}' if pipeline else ''} in {target.label}")
         return EXIT_OK
-    print(f"{'RUN':<48} {'STATUS':<20} {'STARTED':<20} {'INPUT':>8} {'PREDICTED':>9} {'FAILED':>6} {'REJECTED':>8}")
-    for view in views:
-        row = _run_row(view)
-        counts = row["counts"]
-        started = (row["startedAt"] or "-")[:19].replace("T", " ")
-        print(
-            f"{view.run_id:<48} {view.status:<20} {started:<20} {_count(counts, 'input'):>8} "
-            f"{_count(counts, 'predicted'):>9} {_count(counts, 'failed'):>6} {_count(counts, 'rejected'):>8}"
-        )
+    print_table(RUNS_COLUMNS, [_table_row(view) for view in views])
     return EXIT_OK
+
+
+# The runs table: heading and whether the column is a number (right-aligned). Widths come from the rows.
+RUNS_COLUMNS = (
+    ("RUN", False),
+    ("PIPELINE", False),
+    ("STATUS", False),
+    ("STARTED", False),
+    ("INPUT", True),
+    ("PREDICTED", True),
+    ("FAILED", True),
+    ("REJECTED", True),
+)
+
+
+def _table_row(view: RunView) -> list[str]:
+    row = _run_row(view)
+    counts = row["counts"]
+    started = (row["startedAt"] or "-")[:19].replace("T", " ")
+    numbers = [_count(counts, name) for name in ("input", "predicted", "failed", "rejected")]
+    return [view.run_id, view.pipeline, view.status, started, *numbers]
+
+
+def print_table(columns: tuple[tuple[str, bool], ...], rows: list[list[str]]) -> None:
+    """Columns as wide as their widest cell (run IDs grow with the pipeline's name), two spaces apart."""
+    widths = [max(len(heading), *(len(row[index]) for row in rows)) for index, (heading, _) in enumerate(columns)]
+
+    def line(cells: list[str]) -> str:
+        aligned = [
+            cell.rjust(width) if number else cell.ljust(width)
+            for cell, width, (_, number) in zip(cells, widths, columns, strict=True)
+        ]
+        return "  ".join(aligned).rstrip()
+
+    print(line([heading for heading, _ in columns]))
+    for row in rows:
+        print(line(row))
 
 
 def _run_row(view: RunView) -> dict[str, Any]:
@@ -185,8 +215,11 @@ def status(target: Target, run: str, *, as_json: bool) -> int:
     return EXIT_OK if view.status == "SUCCEEDED" else EXIT_RUN_FAILED
 
 
-def results(target: Target, run: str, out: Path | None, *, errors: bool, as_json: bool) -> int:
-    """Download the run's predictions.csv (or errors.csv) from the results bucket."""
+def results(target: Target, run: str, out: str | None, *, errors: bool, as_json: bool) -> int:
+    """Download the run's predictions.csv (or errors.csv) from the results bucket.
+
+    ``out`` as typed: a trailing separator or an existing folder names a folder (made if missing), else a file.
+    """
     run_id = run_id_of(run)
     which = "errors" if errors else "predictions"
     view = describe_run(target, run_id)
@@ -198,10 +231,11 @@ def results(target: Target, run: str, out: Path | None, *, errors: bool, as_json
     if not uri:
         why = "no record failed or was rejected" if errors else "it predicted nothing"
         return _no_output(f"run {run_id} ({view.status}) has no {which}.csv: {why}", as_json)
-    target_path = out or Path(f"{which}.csv")
-    if target_path.is_dir():
-        target_path = target_path / f"{which}.csv"
-    target_path.parent.mkdir(parents=True, exist_ok=True)
+    target_path = output_path(out, f"{which}.csv")
+    try:
+        target_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TargetError(f"cannot make the folder {target_path.parent} for -o: {exc.strerror or exc}") from None
     bucket, key = uri[5:].split("/", 1)
     target.client("s3").download_file(bucket, key, str(target_path))
     with target_path.open(newline="", encoding="utf-8") as handle:
@@ -220,6 +254,60 @@ def results(target: Target, run: str, out: Path | None, *, errors: bool, as_json
         )
     else:
         print(f"{which}.csv of run {run_id} ({view.status}): {rows} rows -> {target_path}")
+    return EXIT_OK
+
+
+def output_path(out: str | None, filename: str) -> Path:
+    """Where ``-o`` puts ``filename``: a folder when it ends with a separator (Path() drops it) or is one."""
+    if not out:
+        return Path(filename)
+    separators = (os.sep, os.altsep) if os.altsep else (os.sep,)
+    if out.endswith(separators) or Path(out).is_dir():
+        return Path(out) / filename
+    return Path(out)
+
+
+# What `cancel` stops a deployed run with; the failure event then says "stopped by hand" (ExecutionAborted).
+CANCEL_ERROR, CANCEL_CAUSE = "Cancelled", "batchline cancel"
+
+
+def cancel(target: Target, run: str, *, as_json: bool) -> int:
+    """Stop a running run as a stop from the console does: StopExecution; ExecutionEnded does the rest.
+
+    Exit 0 stopped, 1 the run had already ended (nothing done).
+    """
+    run_id = run_id_of(run)
+    view = describe_run(target, run_id)
+    if not view.running:
+        return _no_output(f"run {run_id} has already ended ({view.status}); nothing to cancel", as_json)
+    if target.stop_by_hand is not None:
+        ended: dict[str, Any] | None = target.stop_by_hand(run_id)
+    else:
+        target.client("stepfunctions").stop_execution(
+            executionArn=target.execution_arn(run_id), error=CANCEL_ERROR, cause=CANCEL_CAUSE
+        )
+        ended = None
+    view = describe_run(target, run_id)
+    if as_json:
+        _print_json(
+            {"runId": run_id, "executionStatus": view.execution_status, "status": view.status, "executionEnded": ended}
+        )
+        return EXIT_OK
+    print(f"run {run_id}: execution stopped (StopExecution; now {view.execution_status})")
+    if ended is None:
+        print(
+            "next: the stack's ExecutionEnded function (on the execution's status change) stops its service jobs "
+            "still running and publishes one Batch Prediction Failed event (ExecutionAborted); "
+            f"`batchline status {run_id}` shows the outcome"
+        )
+    elif ended.get("handled"):
+        jobs = (ended.get("error") or {}).get("jobStopped") or "none were running"
+        print(
+            f"ExecutionEnded stopped its service jobs ({jobs}) and published one Batch Prediction Failed event "
+            f"({(ended.get('error') or {}).get('error')})"
+        )
+    else:
+        print(f"ExecutionEnded did nothing more: {ended.get('reason') or 'the run had reported itself'}")
     return EXIT_OK
 
 

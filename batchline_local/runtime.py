@@ -111,10 +111,41 @@ def sagemaker_model_role(settings: SageMakerSettings) -> str:
     return settings.model_execution_role_arn or f"arn:aws:iam::{ACCOUNT}:role/{settings.model_name}-execution"
 
 
-def load_pipeline_context(path: Path = CDK_JSON) -> dict[str, Any]:
-    """The pipelines declared in cdk.json: the one place, read by the stack and by this runtime."""
-    context = json.loads(path.read_text())["context"]["batchline"]
-    return dict(context["pipelines"])
+def load_pipeline_context(path: Path | None = None, *, refused: dict[str, str] | None = None) -> dict[str, Any]:
+    """The pipelines declared in cdk.json (default ``CDK_JSON``): the one place, read by the stack and this runtime.
+
+    A file that cannot be read or is not JSON raises ConfigError in one line naming the file (and for a syntax
+    error its line and column, as editors count them). With ``refused``, a pipeline whose own settings are
+    invalid is left out and its problem recorded there by name (one line), so the CLI still runs the others
+    locally; `cdk synth` refuses the whole configuration, so a stack never deploys with a broken pipeline.
+    """
+    from batchline.errors import ConfigError
+
+    path = path or CDK_JSON
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    context = document.get("context") if isinstance(document, dict) else None
+    settings = context.get("batchline") if isinstance(context, dict) else None
+    pipelines = settings.get("pipelines") if isinstance(settings, dict) else None
+    if not isinstance(pipelines, dict):
+        raise ConfigError(f"{path} has no pipelines: set context 'batchline' -> 'pipelines' (an object by name)")
+    if refused is None:
+        return dict(pipelines)
+    usable = {}
+    for name, body in pipelines.items():
+        try:
+            parse_pipelines({name: body})
+        except ConfigError as exc:  # "invalid pipeline configuration:" then one indented line per problem
+            refused[name] = f"{path.name}: " + "; ".join(line.strip() for line in str(exc).splitlines()[1:])
+            continue
+        usable[name] = body
+    return usable
 
 
 class RunStillRunning(TimeoutError):

@@ -4,7 +4,9 @@ The server answers from the runtime's in-memory AWS (moto's backends are process
 the emulators and the state machine interpreter all stay in this process. Two stand-ins make it look like a
 deployed stack to the CLI: a CloudFormation stack carrying the stack's outputs, so ``--endpoint-url`` finds
 everything by stack name as on AWS; and a watcher that hands each new inbox object version to StartRun once,
-the route S3 -> EventBridge -> StartRun that moto does not run.
+the route S3 -> EventBridge -> StartRun that moto does not run, and each execution that ends stopped, timed out
+or failed to ExecutionEnded once, the stack's rule on the status change (so `batchline cancel --endpoint-url`
+stops the run's jobs and publishes its failure event as on AWS).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import threading
 import traceback
 from typing import Any
 
-from batchline_local.runtime import BUCKETS, EVENT_BUS, REGION, LocalRuntime
+from batchline_local.runtime import BUCKETS, ENDED_BY_RULE, EVENT_BUS, REGION, LocalRuntime, load_pipeline_context
 
 PLACEHOLDER_QUEUE = "batchline-local-stack"
 
@@ -42,19 +44,22 @@ def publish_stack(runtime: LocalRuntime, stack_name: str) -> dict[str, str]:
 
 
 class InboxWatcher(threading.Thread):
-    """Delivers an Object Created event to StartRun for each inbox object version it has not seen."""
+    """Delivers an Object Created event to StartRun for each inbox object version it has not seen, and each
+    execution's end that the stack's rule takes (stopped by hand, timed out, failed) to ExecutionEnded once."""
 
     def __init__(self, runtime: LocalRuntime, interval: float = 0.2) -> None:
         super().__init__(name="batchline-inbox-watcher", daemon=True)
         self._runtime = runtime
         self._interval = interval
         self._seen: set[tuple[str, str]] = set()
+        self._ended: set[str] = set()
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(self._interval):
             try:
                 self.deliver_new()
+                self.deliver_endings()
             except Exception:  # a bad upload must not stop the watcher; say what happened and go on
                 traceback.print_exc(file=sys.stderr)
 
@@ -75,6 +80,20 @@ class InboxWatcher(threading.Thread):
                 decision = self._runtime.deliver(self._runtime.object_created_event(obj))
                 print(f"s3://{obj['bucket']}/{obj['key']}: {_describe(decision)}", file=sys.stderr, flush=True)
 
+    def deliver_endings(self) -> None:
+        """ExecutionEnded leaves alone a run that reported itself; each ending is still delivered only once."""
+        sfn = self._runtime.client("stepfunctions")
+        pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=self._runtime.state_machine_arn)
+        for execution in (execution for page in pages for execution in page["executions"]):
+            status = execution["status"]
+            if status not in (*ENDED_BY_RULE, "ABORTED") or execution["executionArn"] in self._ended:
+                continue
+            self._ended.add(execution["executionArn"])
+            answer = self._runtime.execution_ended(execution["name"], status)
+            if answer.get("handled"):
+                line = f"run {execution['name']} ended {status}: ExecutionEnded stopped its jobs and reported it"
+                print(line, file=sys.stderr, flush=True)
+
 
 def _describe(decision: dict[str, Any]) -> str:
     if decision.get("started"):
@@ -90,7 +109,11 @@ def serve(host: str, port: int, stack_name: str, *, verbose: bool = False) -> in
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LocalRuntime(quiet=not verbose) as runtime:
+    refused: dict[str, str] = {}
+    pipelines = load_pipeline_context(refused=refused)  # a broken pipeline is left out, named; the others serve
+    for problem in refused.values():
+        print(f"batchline: left out, invalid: {problem}", file=sys.stderr, flush=True)
+    with LocalRuntime(pipelines, quiet=not verbose) as runtime:
         publish_stack(runtime, stack_name)
         server = ThreadedMotoServer(ip_address=host, port=port, verbose=verbose)
         server.start()

@@ -73,6 +73,10 @@ class Target:
     # Deployed, S3 -> EventBridge -> StartRun starts the run; the local runtime has no such route (moto),
     # so its target delivers the Object Created event itself.
     on_upload: Callable[[dict[str, Any]], None] | None = None
+    # Deployed, `cancel` calls StopExecution and the stack's rule on the status change runs ExecutionEnded; the
+    # local runtime has no such rule, so its target stops a run by hand: StopExecution, then ExecutionEnded's
+    # answer (what it stopped and reported).
+    stop_by_hand: Callable[[str], dict[str, Any]] | None = None
     _clients: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def client(self, service: str) -> Any:
@@ -186,6 +190,7 @@ def local_target(runtime: LocalRuntime) -> Target:
         session=runtime.session,
         poll_seconds=0.05,
         on_upload=deliver,
+        stop_by_hand=runtime.stop_by_hand,
     )
 
 
