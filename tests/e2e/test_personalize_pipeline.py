@@ -195,12 +195,6 @@ def test_formula_keys_come_out_distinct_and_neutralised_in_predictions_and_error
     assert all(e["stage"] == "service" for e in errors)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="batchline_local/permissions/calls.py checks CreateBatchSegmentJob on the solution version, which is not "
-    "one of its resource types (batchSegmentJob): every segment job is denied locally, as "
-    "test_segment_job_lists_users_per_item is",
-)
 def test_a_segment_job_of_ten_thousand_users_per_item_with_a_filter(runtime: LocalRuntime, tmp_path: Path) -> None:
     result = runtime.run_file(write_csv(tmp_path / "big.csv", ["itemId"], [["i1"], ["i2"]]), "p-big-segment")
 
