@@ -4,7 +4,11 @@ Each patch is entered on the runtime's ExitStack and undone when the runtime end
 behave as AWS does where moto differs, and keep the figures of ``orchestration.json``:
 
 1. Time: Wait states and Retry back-offs sleep ``time_scale`` of their real time (``WaitFunction._wait_interval``,
-   the retrier module's ``time``).
+   the retrier module's ``time``), and so does a ``.waitForTaskToken`` task's wait for its callback before its
+   TimeoutSeconds(Path) ends it with States.Timeout (``StateTaskServiceCallback._wait_for_task_token_timeout``;
+   moto already fails the task with States.Timeout and a TaskTimedOut event, as AWS does, and a SendTaskSuccess
+   before then resumes it with the output given, which ResultPath places).
+   https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html#connect-wait-token
 2. Distributed Map failures: a failed child fails the Map with States.ExceedToleratedFailureThreshold when failures
    pass the tolerated count and percentage (moto lets the Map succeed). ``DistributedItemProcessorWorker._eval_job``
    and ``DistributedIterationComponent._map_run``.
@@ -216,6 +220,18 @@ class InterpreterPatches:
                 time.sleep(seconds * scale)
 
         self._patch(WaitFunction, "_wait_interval", short_wait)
+
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (  # noqa: E501
+            StateTaskServiceCallback,
+        )
+
+        def short_callback_wait(_self: Any, timeout_seconds: int, callback_endpoint: Any) -> Any:
+            # The outer TimeoutSeconds clock (ExecutionState._evaluate_with_timeout) keeps real seconds: this one
+            # ends first, as the task's own timeout would on AWS.
+            with working():
+                return callback_endpoint.wait(timeout=timeout_seconds * scale)
+
+        self._patch(StateTaskServiceCallback, "_wait_for_task_token_timeout", short_callback_wait)
         import time
 
         fake_time = SimpleNamespace(**{name: getattr(time, name) for name in ("time", "monotonic")})
