@@ -7,7 +7,9 @@ behave as AWS does where moto differs, and keep the figures of ``orchestration.j
    the retrier module's ``time``), and so does a ``.waitForTaskToken`` task's wait for its callback before its
    TimeoutSeconds(Path) ends it with States.Timeout (``StateTaskServiceCallback._wait_for_task_token_timeout``;
    moto already fails the task with States.Timeout and a TaskTimedOut event, as AWS does, and a SendTaskSuccess
-   before then resumes it with the output given, which ResultPath places).
+   before then resumes it with the output given, which ResultPath places). Once the task's wait is over, its
+   token is spent: SendTaskSuccess answers TaskTimedOut, as AWS does for a task that no longer waits (moto
+   accepted the token again; ``CallbackEndpoint.interrupt_all`` runs when the wait ends).
    https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html#connect-wait-token
 2. Distributed Map failures: a failed child fails the Map with States.ExceedToleratedFailureThreshold when failures
    pass the tolerated count and percentage (moto lets the Map succeed). ``DistributedItemProcessorWorker._eval_job``
@@ -232,6 +234,29 @@ class InterpreterPatches:
                 return callback_endpoint.wait(timeout=timeout_seconds * scale)
 
         self._patch(StateTaskServiceCallback, "_wait_for_task_token_timeout", short_callback_wait)
+
+        from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackConsumerTimeout, CallbackEndpoint
+
+        interrupt_all = CallbackEndpoint.interrupt_all
+
+        def interrupt_and_spend(endpoint: Any) -> None:
+            interrupt_all(endpoint)
+            if endpoint.consumer_error is None:
+                endpoint.report(CallbackConsumerTimeout())
+
+        self._patch(CallbackEndpoint, "interrupt_all", interrupt_and_spend)
+
+        # moto raises these without the message their class requires (a TypeError instead of the service's error).
+        from moto.stepfunctions.parser import api
+        from moto.stepfunctions.parser import models as parser_models
+
+        for name, message in (
+            ("TaskTimedOut", "Task Timed Out: 'Provided task does not exist anymore'"),
+            ("TaskDoesNotExist", "Task does not exist anymore"),
+            ("InvalidToken", "Invalid token"),
+        ):
+            error = getattr(api, name)
+            self._patch(parser_models, name, type(name, (error,), {"__init__": _with_message(error, name, message)}))
         import time
 
         fake_time = SimpleNamespace(**{name: getattr(time, name) for name in ("time", "monotonic")})
@@ -517,6 +542,13 @@ class InterpreterPatches:
                 )
 
             self._patch(owner, "_from_error", named)
+
+
+def _with_message(error: type, name: str, message: str) -> Callable[..., None]:
+    def init(self: Any, text: str = message) -> None:
+        error.__init__(self, text, name)  # AWSError(message, exception_type): the error code clients see
+
+    return init
 
 
 def _child_started(env: Any, child_input: Any) -> None:
