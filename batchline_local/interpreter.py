@@ -4,7 +4,13 @@ Each patch is entered on the runtime's ExitStack and undone when the runtime end
 behave as AWS does where moto differs, and keep the figures of ``orchestration.json``:
 
 1. Time: Wait states and Retry back-offs sleep ``time_scale`` of their real time (``WaitFunction._wait_interval``,
-   the retrier module's ``time``).
+   the retrier module's ``time``), and so does a ``.waitForTaskToken`` task's wait for its callback before its
+   TimeoutSeconds(Path) ends it with States.Timeout (``StateTaskServiceCallback._wait_for_task_token_timeout``;
+   moto already fails the task with States.Timeout and a TaskTimedOut event, as AWS does, and a SendTaskSuccess
+   before then resumes it with the output given, which ResultPath places). Once the task's wait is over, its
+   token is spent: SendTaskSuccess answers TaskTimedOut, as AWS does for a task that no longer waits (moto
+   accepted the token again; ``CallbackEndpoint.interrupt_all`` runs when the wait ends).
+   https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html#connect-wait-token
 2. Distributed Map failures: a failed child fails the Map with States.ExceedToleratedFailureThreshold when failures
    pass the tolerated count and percentage (moto lets the Map succeed). ``DistributedItemProcessorWorker._eval_job``
    and ``DistributedIterationComponent._map_run``.
@@ -216,6 +222,41 @@ class InterpreterPatches:
                 time.sleep(seconds * scale)
 
         self._patch(WaitFunction, "_wait_interval", short_wait)
+
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (  # noqa: E501
+            StateTaskServiceCallback,
+        )
+
+        def short_callback_wait(_self: Any, timeout_seconds: int, callback_endpoint: Any) -> Any:
+            # The outer TimeoutSeconds clock (ExecutionState._evaluate_with_timeout) keeps real seconds: this one
+            # ends first, as the task's own timeout would on AWS.
+            with working():
+                return callback_endpoint.wait(timeout=timeout_seconds * scale)
+
+        self._patch(StateTaskServiceCallback, "_wait_for_task_token_timeout", short_callback_wait)
+
+        from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackConsumerTimeout, CallbackEndpoint
+
+        interrupt_all = CallbackEndpoint.interrupt_all
+
+        def interrupt_and_spend(endpoint: Any) -> None:
+            interrupt_all(endpoint)
+            if endpoint.consumer_error is None:
+                endpoint.report(CallbackConsumerTimeout())
+
+        self._patch(CallbackEndpoint, "interrupt_all", interrupt_and_spend)
+
+        # moto raises these without the message their class requires (a TypeError instead of the service's error).
+        from moto.stepfunctions.parser import api
+        from moto.stepfunctions.parser import models as parser_models
+
+        for name, message in (
+            ("TaskTimedOut", "Task Timed Out: 'Provided task does not exist anymore'"),
+            ("TaskDoesNotExist", "Task does not exist anymore"),
+            ("InvalidToken", "Invalid token"),
+        ):
+            error = getattr(api, name)
+            self._patch(parser_models, name, type(name, (error,), {"__init__": _with_message(error, name, message)}))
         import time
 
         fake_time = SimpleNamespace(**{name: getattr(time, name) for name in ("time", "monotonic")})
@@ -501,6 +542,13 @@ class InterpreterPatches:
                 )
 
             self._patch(owner, "_from_error", named)
+
+
+def _with_message(error: type, name: str, message: str) -> Callable[..., None]:
+    def init(self: Any, text: str = message) -> None:
+        error.__init__(self, text, name)  # AWSError(message, exception_type): the error code clients see
+
+    return init
 
 
 def _child_started(env: Any, child_input: Any) -> None:

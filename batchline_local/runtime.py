@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import os
+import queue
 import sys
 import tempfile
 import threading
@@ -188,11 +189,22 @@ class LocalRuntime:
         limits: Limits | None = None,
         check_permissions: bool = True,
         stack_settings: dict[str, Any] | None = None,
+        service_job_seconds: float | None = None,
     ) -> None:
         self._raw_pipelines = dict(pipelines if pipelines is not None else load_pipeline_context())
         self.pipelines = parse_pipelines(self._raw_pipelines)  # fail early on a bad config
         self.time_scale = time_scale
         self.service_polls_until_done = service_polls_until_done
+        # When set, SageMaker and Bedrock jobs end this many (real) seconds after creation, whatever the polls.
+        self.service_job_seconds = service_job_seconds
+        # The job state change events the emulated services published (SageMaker, Bedrock), in order, with the
+        # monotonic time each was published; and what delivering each to the stack's rule's target returned.
+        self.service_events: list[tuple[float, dict[str, Any]]] = []
+        self.wake_results: list[dict[str, Any]] = []
+        # Fault injection: events published but never delivered (lost), or delivered this many times.
+        self.lose_service_events = False
+        self.service_event_deliveries = 1
+        self._deliveries: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.quiet = quiet
         self.limits = limits or Limits()  # Step Functions' 256 KiB and 25,000 events; tests lower them
         # Every AWS call a function makes is checked against its role in the synthesized stack (permissions/).
@@ -244,12 +256,25 @@ class LocalRuntime:
         self._capture_metrics()
         from batchline_local.emulators.sagemaker import SageMakerEmulator
 
-        self.sagemaker = self._stack.enter_context(SageMakerEmulator(self.service_polls_until_done))
+        self.sagemaker = self._stack.enter_context(
+            SageMakerEmulator(
+                self.service_polls_until_done,
+                on_event=self.publish_service_event,
+                job_seconds=self.service_job_seconds,
+            )
+        )
         from batchline_local.emulators.bedrock import BedrockEmulator
         from batchline_local.emulators.personalize import PersonalizeEmulator
 
         self.personalize = PersonalizeEmulator(self.service_polls_until_done, services=self.pipeline_service)
-        self.bedrock = BedrockEmulator(self.service_polls_until_done, REGION, ACCOUNT, services=self.pipeline_service)
+        self.bedrock = BedrockEmulator(
+            self.service_polls_until_done,
+            REGION,
+            ACCOUNT,
+            services=self.pipeline_service,
+            on_event=self.publish_service_event,
+            job_seconds=self.service_job_seconds,
+        )
         from batchline_local.emulators.amazonml import AmazonMLEmulator
 
         self.amazonml = AmazonMLEmulator(self.service_polls_until_done)
@@ -259,6 +284,7 @@ class LocalRuntime:
         self.google = self._stack.enter_context(GoogleCloudFake(self.service_polls_until_done))
         self.pipelines = parse_pipelines(self._with_local_google_endpoints(self._raw_pipelines))
         self._provision()
+        self._start_event_delivery()
         LocalRuntime._active = self
         return self
 
@@ -739,6 +765,50 @@ class LocalRuntime:
         # inside its stop path), so the event says what AWS would send.
         return self.execution_ended(run_id, "ABORTED")
 
+    # --- the services' job events on the default bus -------------------------------------------------
+
+    def publish_service_event(self, event: dict[str, Any]) -> None:
+        """What SageMaker and Bedrock do when a job changes: the event goes to the account's default bus, and
+        EventBridge delivers it, asynchronously, to the target of each of the stack's rules it matches (the
+        job-end rules of stacks/notifications.py, patterns from batchline.job_events). moto's rules send nothing
+        to Lambda, so delivery is this runtime's: a thread invokes the real WakeJob function."""
+        self.service_events.append((time.monotonic(), event))
+        self.service_session.client("events").put_events(
+            Entries=[
+                {
+                    "Source": event["source"],
+                    "DetailType": event["detail-type"],
+                    "Detail": json.dumps(event["detail"]),
+                    "Resources": event.get("resources", []),
+                }
+            ]
+        )
+        if self.lose_service_events or not _matches_a_job_end_rule(event):
+            return
+        for _ in range(self.service_event_deliveries):
+            self._deliveries.put(event)
+
+    def deliver_service_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Hand one event to the rule's target now, as EventBridge would (a foreign or forged event too)."""
+        result = self.invoke("WakeJob", event)
+        self.wake_results.append(result)
+        return result
+
+    def _start_event_delivery(self) -> None:
+        def deliver() -> None:
+            while (event := self._deliveries.get()) is not None:
+                with suppress(Exception):  # a failed delivery is retried by EventBridge, then dead-lettered
+                    self.deliver_service_event(event)
+
+        thread = threading.Thread(target=deliver, name="batchline-event-delivery", daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            self._deliveries.put(None)
+            thread.join(30)
+
+        self._stack.callback(stop)
+
     def execution_ended(self, run_id: str, status: str) -> dict[str, Any]:
         """What the stack's rule on "Step Functions Execution Status Change" does (moto's rules send nothing to
         Lambda): the event for ``status`` goes to the real ExecutionEnded function."""
@@ -834,6 +904,13 @@ class LocalRuntime:
         target.parent.mkdir(parents=True, exist_ok=True)
         self.client("s3").download_file(bucket, key, str(target))
         return target
+
+
+def _matches_a_job_end_rule(event: dict[str, Any]) -> bool:
+    from batchline.job_events import SOURCES
+    from moto.events.models import EventPattern
+
+    return any(EventPattern.load(json.dumps(known.pattern())).matches_event(event) for known in SOURCES)
 
 
 class EmulatedAwsClients(AwsClients):

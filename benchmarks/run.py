@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "lambdas"))
 from batchline.backoff import next_wait_seconds  # noqa: E402
 from batchline.config import parse_pipelines  # noqa: E402
 
-from benchmarks import collect_formats, orchestration, prepare_fanout  # noqa: E402
+from benchmarks import collect_formats, notice, orchestration, prepare_fanout  # noqa: E402
 from benchmarks.polling import HISTORY_TARGET, polling_cost  # noqa: E402
 from benchmarks.report import table  # noqa: E402
 
@@ -33,6 +33,7 @@ HANDLERS = [
     "finalize_run",
     "report_failure",
     "execution_ended",
+    "wake_job",
 ]
 
 
@@ -305,6 +306,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="memory runs at 100k and 1M records instead of 1M and 10M")
     args = parser.parse_args()
     polling()
+    notice.report()
     orchestration_jobs = [
         int(n) for n in os.environ.get("BENCH_ORCH_JOBS", "1,100" if args.quick else "1,100,1000").split(",")
     ]

@@ -21,7 +21,7 @@ from stacks.encryption import Encryption
 from stacks.event_schema import EventSchema
 from stacks.functions import CONFIG_LAYER_DIR, Functions
 from stacks.monitoring import Monitoring
-from stacks.notifications import EventBus, ExecutionEndWatcher, UploadTrigger
+from stacks.notifications import EventBus, ExecutionEndWatcher, JobEndWake, UploadTrigger
 from stacks.orchestration import Orchestration
 from stacks.provider_permissions import grant_service_calls
 from stacks.service_regions import require_service_regions
@@ -111,6 +111,13 @@ class BatchlineStack(Stack):
             state_machine=state_machine,
             functions=functions,
             bus=bus.bus,
+            dead_letters=uploads.dead_letters,
+            failed_invocations=uploads.failed_invocations,
+        )
+        JobEndWake(
+            self,
+            "JobEndWake",
+            functions=functions,
             dead_letters=uploads.dead_letters,
             failed_invocations=uploads.failed_invocations,
         )

@@ -14,6 +14,7 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
+from batchline.job_events import SOURCES
 from constructs import Construct
 
 from stacks.functions import Functions
@@ -22,6 +23,7 @@ from stacks.nag import acknowledge
 # The functions these rules invoke (entries of batchline.functions.CATALOGUE).
 STARTER = "StartRun"
 ENDED_HANDLER = "ExecutionEnded"
+WAKE_HANDLER = "WakeJob"
 # EventBridge invokes both asynchronously: a function error is retried by Lambda this many times (2, the most
 # it allows: both are idempotent, StartRun by its deterministic execution name and ExecutionEnded by its report
 # marker), then the invocation record goes to the on-failure destination instead of being dropped.
@@ -186,3 +188,50 @@ class ExecutionEndWatcher(Construct):
                 )
             ],
         )
+
+
+class JobEndWake(Construct):
+    """The services' job end events wake the job's waiting execution (batchline.steps.wake): one rule per service
+    that announces its jobs (SageMaker, Bedrock) on the account's default bus (where AWS services publish), for
+    Batchline's job names only, targeting WakeJob, which resumes the wait with SendTaskSuccess (granted here).
+
+    An event is only a wake-up: a lost one (Bedrock's are best effort) or a failed invocation costs at most one
+    poll interval, so failed deliveries go to the dead-letter queues for the record, not for a retry by hand.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: Functions,
+        dead_letters: sqs.IQueue,
+        failed_invocations: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        handler = functions[WAKE_HANDLER]
+        keep_failed_invocations(handler, failed_invocations)
+        # SendTaskSuccess has no resource-level permission: the task token is the capability.
+        handler.add_to_role_policy(iam.PolicyStatement(actions=["states:SendTaskSuccess"], resources=["*"]))
+        acknowledge(
+            handler.role,  # type: ignore[arg-type]  # always set: Functions gives every function a role
+            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            "states:SendTaskSuccess has no resource-level permissions (the task token names the task); X-Ray "
+            "tracing likewise.",
+        )
+        self.rules: dict[str, events.Rule] = {}
+        for known in SOURCES:
+            pattern = known.pattern()
+            self.rules[known.provider] = events.Rule(
+                self,
+                f"{known.provider.capitalize()}JobEnds",
+                description=f"Wakes the Batchline job waiting for this {known.detail_type} (its next poll reads it)",
+                event_pattern=events.EventPattern(
+                    source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"]
+                ),
+                targets=[
+                    targets.LambdaFunction(
+                        handler, retry_attempts=4, max_event_age=Duration.hours(1), dead_letter_queue=dead_letters
+                    )
+                ],
+            )

@@ -87,6 +87,8 @@ class Storage(Construct):
             grant_job_state(function, self.work)  # each job's execution records its looks in S3
         if access.discard_staged_parts:
             grant_discard_staged_parts(function, self.work)  # a discarded read's parts
+        if access.job_wake:
+            grant_job_wake(function, self.work)  # waiting jobs' tokens and end events
 
     def _bucket(self, construct_id: str, log_prefix: str, noncurrent_days: int | None = None) -> s3.Bucket:
         # Assemble's multipart uploads are aborted when it fails in Python; one killed mid-way (timeout) would
@@ -236,6 +238,21 @@ def grant_job_state(function: lambda_.Function, bucket: s3.IBucket) -> None:
         function.role,  # type: ignore[arg-type]
         f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*/state/job-*]",
         "Each job's last look, one object per job under <pipeline>/<run-id>/state/.",
+    )
+
+
+def grant_job_wake(function: lambda_.Function, bucket: s3.IBucket) -> None:
+    """GetObject and PutObject on ``wake/*`` only: a waiting job's task token and its end event, by job name
+    (WakeJob; see batchline.steps.wake)."""
+    function.add_to_role_policy(
+        iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject"], resources=[bucket.arn_for_objects("wake/*")])
+    )
+    stack = Stack.of(bucket)
+    logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
+    acknowledge(
+        function.role,  # type: ignore[arg-type]
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/wake/*]",
+        "One token and one end event per waiting job, named by the service job's name (known only at run time).",
     )
 
 

@@ -12,6 +12,11 @@ one, a recordId that is not alphanumeric, or a job outside the records/bytes quo
 values, else the common ones) fails the job while Validating. A record the model cannot take gets an
 ``error`` object instead of ``modelOutput`` (batch-inference-results.html); a missing recordId is added.
 
+Job state change events: each status a job reaches is handed to ``on_event`` as the "Batch Inference Job State
+Change" event Bedrock puts on the account's default bus, best effort (``batch_job_event``). With ``job_seconds``
+set, a job ends that many seconds after its creation whatever the polls (a timer thread runs it), so a test can
+end a job between two polls; otherwise it ends at its ``polls_until_done``-th GetModelInvocationJob.
+
 Job quotas (``job_quotas``, by model ID; unset means the default 20): a create past "Sum of in-progress and
 submitted batch inference jobs using a base model for <model>" is refused with ServiceQuotaExceededException
 naming the quota, its value and the jobs counted. Bedrock's own wording for it is not published: the message
@@ -27,6 +32,8 @@ import hashlib
 import json
 import posixpath
 import re
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -88,8 +95,14 @@ class BedrockEmulator(ServiceEmulator):
         account: str = "123456789012",
         quotas: Callable[[dict[str, Any]], BedrockQuotas] | None = None,
         services: PipelineServices = no_pipelines,
+        *,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        job_seconds: float | None = None,
     ):
         self.polls_until_done = polls_until_done
+        self.on_event = on_event  # each job state change, as the service's event
+        self.job_seconds = job_seconds  # when set, a job ends this long after its creation, whatever the polls
+        self._lock = threading.RLock()
         self._quotas = quotas or (lambda job: quotas_from_pipeline_config(job, services))
         self.region, self.account = region, account
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -118,6 +131,11 @@ class BedrockEmulator(ServiceEmulator):
             "step": 0,
             "counts": {},
         }
+        self._announce(self.jobs[arn])
+        if self.job_seconds is not None:
+            timer = threading.Timer(self.job_seconds, self._end, args=(self.jobs[arn],))
+            timer.daemon = True
+            timer.start()
         return {"jobArn": arn}
 
     def _check_job_quota(self, model_id: str) -> None:
@@ -132,21 +150,24 @@ class BedrockEmulator(ServiceEmulator):
 
     def get_model_invocation_job(self, jobIdentifier: str) -> dict[str, Any]:
         job = self._job(jobIdentifier)
-        if job["status"] in _PROGRESSION:
-            job["step"] += 1
-            if job["status"] == "Stopping" or job.get("stop_requested"):
+        with self._lock:
+            before = job["status"]
+            if self.job_seconds is not None and not job.get("stop_requested"):
+                if job["status"] in _PROGRESSION:
+                    job["status"] = "InProgress"  # until its timer ends it
+            elif job["status"] in _PROGRESSION:
+                job["step"] += 1
+                if job["status"] == "Stopping" or job.get("stop_requested"):
+                    job["status"] = "Stopped"
+                elif job["step"] < self.polls_until_done:
+                    job["status"] = _PROGRESSION[min(job["step"], len(_PROGRESSION) - 1)]
+                else:
+                    self._finish(job)
+            elif job["status"] == "Stopping":
                 job["status"] = "Stopped"
-            elif job["step"] < self.polls_until_done:
-                job["status"] = _PROGRESSION[min(job["step"], len(_PROGRESSION) - 1)]
-            elif "failing" in job["modelId"]:
-                job["status"], job["message"] = (
-                    "Failed",
-                    "emulated: the model is not available for batch inference",
-                )
-            else:
-                self._run(job)
-        elif job["status"] == "Stopping":
-            job["status"] = "Stopped"
+            changed = job["status"] != before
+        if changed:
+            self._announce(job)
         answer = {
             key: job[key]
             for key in (
@@ -164,6 +185,24 @@ class BedrockEmulator(ServiceEmulator):
             answer["message"] = job["message"]
         answer.update(job["counts"])
         return answer
+
+    def _finish(self, job: dict[str, Any]) -> None:
+        if "failing" in job["modelId"]:
+            job["status"], job["message"] = "Failed", "emulated: the model is not available for batch inference"
+        else:
+            self._run(job)
+
+    def _end(self, job: dict[str, Any]) -> None:
+        """A timed job's end (``job_seconds``): it runs, once, and says so."""
+        with self._lock:
+            if job["status"] not in _PROGRESSION:
+                return
+            self._finish(job)
+        self._announce(job)
+
+    def _announce(self, job: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            self.on_event(batch_job_event(job, self.region, self.account))
 
     def list_model_invocation_jobs(self, nameContains: str = "", **_: Any) -> dict[str, Any]:
         return {
@@ -272,6 +311,35 @@ class BedrockEmulator(ServiceEmulator):
         if total > quotas.max_records_per_job:
             raise InputInvalid(f"the job has {total} records, over the maximum of {quotas.max_records_per_job}")
         return files
+
+
+def batch_job_event(job: dict[str, Any], region: str, account: str) -> dict[str, Any]:
+    """The "Batch Inference Job State Change" event for the job's current status, as Bedrock sends it to the
+    default bus (best effort): https://docs.aws.amazon.com/bedrock/latest/userguide/monitoring-eventbridge-how-it-works.html"""
+    counts = job.get("counts") or {}
+    detail: dict[str, Any] = {
+        "version": "0.0",
+        "accountId": account,
+        "batchJobName": job["jobName"],
+        "batchJobArn": job["jobArn"],
+        "batchModelId": job["modelId"],
+        "status": job["status"],
+        "failureMessage": job.get("message", "") if job["status"] == "Failed" else "",
+        "processedRecordCount": counts.get("processedRecordCount", 0),
+        "successRecordCount": counts.get("successRecordCount", 0),
+        "errorRecordCount": counts.get("errorRecordCount", 0),
+    }
+    return {
+        "version": "0",
+        "id": f"local-{time.time_ns()}",
+        "detail-type": "Batch Inference Job State Change",
+        "source": "aws.bedrock",
+        "account": account,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": region,
+        "resources": [job["jobArn"]],
+        "detail": detail,
+    }
 
 
 class InputInvalid(Exception):

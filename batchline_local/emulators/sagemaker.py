@@ -12,6 +12,12 @@ the service's generic FailureReason, and the failed file is named only in ``Sage
 (the job's CloudWatch log stand-in). Input is listed and read through the S3 API, so a staged part whose
 latest version is a delete marker is not input, exactly as on S3.
 
+Job state change events: each change of a job's status (InProgress at creation, then Completed, Failed or
+Stopped) is handed to ``on_event`` as the "SageMaker Transform Job State Change" event SageMaker puts on the
+account's default bus (``transform_job_event``; the local runtime delivers it to the stack's rule's target).
+With ``job_seconds`` set, a job ends that many seconds after its creation whatever the polls (a timer thread runs
+it), so a test can end a job between two polls; otherwise it ends at its ``polls_until_done``-th describe.
+
 Instance quotas (``instance_quotas``, the applied value of "<instance type> for transform job usage" by instance
 type; unset means no limit): a create that would take the type's running instances over it is refused with
 ResourceLimitExceeded, worded as SageMaker words it, whether the quota is 0, full, or smaller than the request.
@@ -25,6 +31,9 @@ import hashlib
 import io
 import math
 import re
+import threading
+import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,8 +173,17 @@ class _Progress:
 class SageMakerEmulator:
     """Patches moto's SageMaker backend while active (use as a context manager)."""
 
-    def __init__(self, polls_until_done: int = 2) -> None:
+    def __init__(
+        self,
+        polls_until_done: int = 2,
+        *,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        job_seconds: float | None = None,
+    ) -> None:
         self.polls_until_done = polls_until_done
+        self.on_event = on_event  # each job state change, as the service's event
+        self.job_seconds = job_seconds  # when set, a job ends this long after its creation, whatever the polls
+        self._lock = threading.RLock()
         self.jobs: dict[str, _Progress] = {}
         self.create_calls = 0
         # Applied quota "<instance type> for transform job usage", in instances, by type (tests set it).
@@ -191,19 +209,25 @@ class SageMakerEmulator:
             emulator.create_calls += 1
             job = original_create(backend, transform_job_name, **kwargs)
             job.transform_job_status = "InProgress"
-            emulator.jobs[transform_job_name] = _Progress(emulator.polls_until_done)
+            progress = emulator.jobs[transform_job_name] = _Progress(emulator.polls_until_done)
+            emulator._announce(job)
+            if emulator.job_seconds is not None:
+                timer = threading.Timer(emulator.job_seconds, emulator._end, args=(job, progress))
+                timer.daemon = True
+                timer.start()
             return job
 
         def describe(backend: SageMakerModelBackend, transform_job_name: str) -> Any:
             progress = emulator.jobs.get(transform_job_name)
             job = backend.transform_jobs.get(transform_job_name)
-            if progress is not None and job is not None and job.transform_job_status in ("InProgress", "Stopping"):
-                progress.polls_until_done -= 1
-                if progress.polls_until_done <= 0:
-                    if progress.stop_requested:
-                        job.transform_job_status = "Stopped"
-                    else:
-                        emulator._run(job, progress)
+            if progress is not None and job is not None:
+                with emulator._lock:
+                    if job.transform_job_status in ("InProgress", "Stopping") and (
+                        emulator.job_seconds is None or progress.stop_requested
+                    ):
+                        progress.polls_until_done -= 1
+                        if progress.polls_until_done <= 0:
+                            emulator._end(job, progress)
             return original_describe(backend, transform_job_name)
 
         def stop(response: SageMakerResponse) -> Any:
@@ -241,6 +265,22 @@ class SageMakerEmulator:
         )
         if usage + delta > limit:
             raise ResourceLimitExceeded(limit_message(f"{instance_type} for transform job usage", limit, usage, delta))
+
+    def _end(self, job: Any, progress: _Progress) -> None:
+        """The job ends (Stopped if a stop was asked, else it runs), once, and says so."""
+        with self._lock:
+            if job.transform_job_status not in ("InProgress", "Stopping"):
+                return
+            if progress.stop_requested:
+                job.transform_job_status = "Stopped"
+            else:
+                self._run(job, progress)
+            job.batchline_ended_at = time.time()
+        self._announce(job)
+
+    def _announce(self, job: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(transform_job_event(job))
 
     @staticmethod
     def _identity(job: Any) -> ServiceIdentity | None:
@@ -286,6 +326,54 @@ class SageMakerEmulator:
             job.failure_reason = FAILURE_REASON
         else:
             job.transform_job_status = "Completed"
+
+
+def transform_job_event(job: Any) -> dict[str, Any]:
+    """The "SageMaker Transform Job State Change" event for the job's current status, as SageMaker sends it to the
+    default bus: ``detail`` mirrors DescribeTransformJob (times in epoch milliseconds), ``FailureReason`` when it
+    failed. https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html"""
+    _, _, _, region, account, _ = job.arn.split(":", 5)
+    created = getattr(job, "creation_time", None)
+    detail: dict[str, Any] = {
+        "TransformJobName": job.transform_job_name,
+        "TransformJobArn": job.arn,
+        "TransformJobStatus": job.transform_job_status,
+        "ModelName": job.model_name,
+        "TransformInput": job.transform_input,
+        "TransformOutput": job.transform_output,
+        "TransformResources": job.transform_resources,
+        "CreationTime": _epoch_ms(created),
+        "Tags": {tag["Key"]: tag["Value"] for tag in getattr(job, "tags", None) or [] if "Key" in tag},
+    }
+    if job.transform_job_status == "Failed":
+        detail["FailureReason"] = getattr(job, "failure_reason", None) or FAILURE_REASON
+    end = getattr(job, "batchline_ended_at", None)
+    if isinstance(end, float):
+        detail["TransformEndTime"] = int(end * 1000)
+    return {
+        "version": "0",
+        "id": f"local-{time.time_ns()}",
+        "detail-type": "SageMaker Transform Job State Change",
+        "source": "aws.sagemaker",
+        "account": account,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": region,
+        "resources": [job.arn],
+        "detail": detail,
+    }
+
+
+def _epoch_ms(value: Any) -> int | None:
+    from datetime import datetime
+
+    if isinstance(value, str):
+        try:
+            return int(datetime.fromisoformat(value).timestamp() * 1000)
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    return None
 
 
 # DescribeTransformJob's FailureReason when the model answered a record with a 4xx, as real jobs report it.

@@ -364,6 +364,8 @@ STEPFUNCTIONS: dict[str, Mapper] = {
     "GetExecutionHistory": lambda params, where: [IamRequest("states:GetExecutionHistory", _execution(params, where))],
     "StopExecution": lambda params, where: [IamRequest("states:StopExecution", _execution(params, where))],
     "ListExecutions": lambda params, where: [IamRequest("states:ListExecutions", params["stateMachineArn"])],
+    # No resource type (the Service Authorization Reference lists none): the task token names the task.
+    "SendTaskSuccess": lambda params, where: [IamRequest("states:SendTaskSuccess", "*")],
 }
 
 

@@ -682,6 +682,11 @@ class PipelineConfig(_Model):
         le=86400,
         description="Longest wait between polls; the wait is a tenth of the job's elapsed time within the bounds.",
     )
+    job_events: bool = Field(
+        default=True,
+        description="SageMaker and Bedrock: a job's wait ends at its end event on the default bus or at its next "
+        "poll, whichever comes first, and polls are four times sparser. false: poll only. Other services always poll.",
+    )
     max_concurrent_jobs: int = Field(
         default=2,
         ge=1,

@@ -35,6 +35,8 @@ class DataAccess:
     job_looks: bool = False
     # DeleteObject on staged parts and their indexes only (work bucket, .../{input,index}/part-*).
     discard_staged_parts: bool = False
+    # GetObject and PutObject on the waiting jobs' tokens and end events only (work bucket, wake/*).
+    job_wake: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,15 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         jobs=frozenset({"describe"}),
         calls_google=True,
         placeholder=_placeholder("PollJob"),
+    ),
+    # A job's wait (AwaitJobEnd) parks its task token here; the job-event rules (SageMaker, Bedrock) resume it.
+    FunctionSpec(
+        "WakeJob",
+        "handlers.wake_job.handler",
+        timeout_seconds=30,
+        memory_mb=256,
+        data=DataAccess(job_wake=True),
+        placeholder=_placeholder("WakeJob"),
     ),
     FunctionSpec(
         "PlanCollect",

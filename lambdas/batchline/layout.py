@@ -12,7 +12,12 @@ work bucket:    <pipeline>/<run-id>/input/part-00000.<ext>   staged provider inp
                 <pipeline>/<run-id>/state/job-00000.json     each job's last look (its own execution writes it)
                 <pipeline>/<run-id>/rejected.csv             rows Prepare refused
                 <pipeline>/<run-id>/failed.csv               records the service did not predict
+                wake/<job-name>.json                         a waiting job's task token (WakeJob), by job name
+                wake/<job-name>.event.json                   its end event, once one came (WakeJob)
 results bucket: <pipeline>/<run-id>/predictions.csv, errors.csv, manifest.json
+
+The wake objects are keyed by the job's name alone: that is all a service's job event gives (the name is a digest
+of the run ID, which cannot be read back from it).
 """
 
 from __future__ import annotations
@@ -131,3 +136,17 @@ class RunLayout:
     @property
     def manifest(self) -> S3Location:
         return S3Location(self.results_bucket, self._prefix + "manifest.json")
+
+
+WAKE_PREFIX = "wake/"
+
+
+def wake_token(work_bucket: str, job_name: str) -> S3Location:
+    """The task token of the job's current wait (the last one written wins), and whose job it is."""
+    return S3Location(work_bucket, f"{WAKE_PREFIX}{job_name}.json")
+
+
+def wake_event(work_bucket: str, job_name: str) -> S3Location:
+    """The job's end event as WakeJob received it: a job about to wait reads it, so an event that came between two
+    waits still ends the next one at once."""
+    return S3Location(work_bucket, f"{WAKE_PREFIX}{job_name}.event.json")

@@ -6,6 +6,8 @@ import hashlib
 import re
 
 _EXECUTION_NAME_MAX = 80
+# Every service job Batchline creates starts with this: IAM policies and the job-event rules are scoped to it.
+JOB_NAME_PREFIX = "bl-"
 
 
 def run_id_for(pipeline: str, bucket: str, key: str, version_id: str | None) -> str:
@@ -22,6 +24,6 @@ def job_name_for(run_id: str, *, max_length: int = 63, suffix: str = "") -> str:
     """Service job name: ``bl-`` (the prefix IAM policies are scoped to) + a digest of the run ID."""
     digest = hashlib.sha256(run_id.encode()).hexdigest()[:24]
     readable = re.sub(r"[^a-z0-9]+", "-", run_id.rsplit("-", 1)[0].lower()).strip("-")
-    room = max_length - len("bl-") - len(digest) - 1 - len(suffix)
+    room = max_length - len(JOB_NAME_PREFIX) - len(digest) - 1 - len(suffix)
     stem = readable[: max(room, 0)].strip("-")
-    return "-".join(part for part in ("bl", stem, digest) if part) + suffix
+    return "-".join(part for part in (JOB_NAME_PREFIX.rstrip("-"), stem, digest) if part) + suffix

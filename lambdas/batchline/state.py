@@ -96,6 +96,9 @@ class RunFacts(RunStart):
     jobs_file: S3Pointer  # the run's jobs (one chunk of the input each): what RunJobs reads
     job_count: int
     rejected_uri: str | None = None
+    # The service announces its jobs' ends (SageMaker, Bedrock) and the pipeline listens: each job's wait ends at
+    # its next poll or at its end event, whichever comes first (AwaitJobEnd). Otherwise a plain Wait.
+    job_events: bool | None = None
 
 
 class ChunkItem(_State):
@@ -189,3 +192,4 @@ class JobExecutionState(_State):
     chunk: ChunkItem
     job: JobLook | None = None
     error: StepError | None = None
+    wake: dict[str, Any] | None = None  # how AwaitJobEnd ended: SendTaskSuccess's output, or States.Timeout

@@ -122,3 +122,23 @@ def test_the_event_schema_is_published_from_the_file_the_tests_validate_against(
     assert content["properties"]["detail"] == {key: value for key, value in on_disk.items() if key != "$schema"}
     assert content["properties"]["source"] == {"enum": ["batchline"]}
     assert template.find_outputs("EventSchemaRegistryName") and template.find_outputs("EventSchemaName")
+
+
+def test_job_end_events_of_batchline_jobs_wake_the_waiting_job(template: Template) -> None:
+    """SageMaker's and Bedrock's job end events, for Batchline's job names only, go to WakeJob from the default
+    bus; WakeJob may read and write only the waiting jobs' objects (wake/*) and resume a task."""
+    from batchline.job_events import SOURCES
+
+    rules = [
+        rule["Properties"]
+        for rule in resources(template, "AWS::Events::Rule").values()
+        if rule["Properties"]["EventPattern"].get("source", [None])[0] in {s.source for s in SOURCES}
+    ]
+    assert sorted(r["EventPattern"]["source"][0] for r in rules) == ["aws.bedrock", "aws.sagemaker"]
+    for rule in rules:
+        assert "EventBusName" not in rule  # the default bus, where AWS services publish
+        (name_filter,) = [v for k, v in rule["EventPattern"]["detail"].items() if k.endswith("Name")]
+        assert name_filter == [{"prefix": "bl-"}]
+        (target,) = rule["Targets"]
+        assert "WakeJob" in json.dumps(target["Arn"])
+        assert "DeadLetterConfig" in target

@@ -34,7 +34,7 @@ def by_handler(template: Template) -> dict[str, dict[str, Any]]:
 
 def test_every_function_runs_python_313_on_arm64_with_active_tracing(template: Template) -> None:
     functions = resources(template, "AWS::Lambda::Function")
-    assert len(functions) == len(CATALOGUE) == 10
+    assert len(functions) == len(CATALOGUE) == 11
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"] == "python3.13" and props["Architectures"] == ["arm64"]

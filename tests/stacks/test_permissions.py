@@ -25,6 +25,8 @@ RESOURCELESS = {
     "xray:GetSamplingRules",
     "xray:GetSamplingTargets",
     "bedrock:ListModelInvocationJobs",
+    # WakeJob resumes a waiting job: the task token names the task.
+    "states:SendTaskSuccess",
     # The state machine's log delivery (CDK's LogOptions).
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
@@ -92,6 +94,7 @@ def test_no_role_carries_a_managed_policy(template: Template) -> None:
         ("FinalizeRun", {"s3:GetObject", "s3:PutObject"}, {"sagemaker:CreateTransformJob", "iam:PassRole"}),
         ("ReportFailure", {"sagemaker:StopTransformJob", "s3:PutObject"}, {"states:StartExecution"}),
         ("ExecutionEnded", {"states:GetExecutionHistory", "events:PutEvents"}, {"states:StartExecution"}),
+        ("WakeJob", {"states:SendTaskSuccess", "s3:GetObject", "s3:PutObject"}, {"states:StartExecution"}),
     ],
 )
 def test_each_function_may_do_its_step_and_not_others(

@@ -48,6 +48,7 @@ def test_placeholders_are_the_ones_the_stack_and_local_runtime_fill() -> None:
     assert placeholders == {
         "PrepareInputFunctionArn",
         "SubmitJobFunctionArn",
+        "WakeJobFunctionArn",
         "PollJobFunctionArn",
         "PlanCollectFunctionArn",
         "CollectUnitFunctionArn",

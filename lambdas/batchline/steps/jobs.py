@@ -6,12 +6,13 @@ Each records the job's last look in ``state/job-NNNNN.json``, where the run's la
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from batchline import errors as errors_module
 from batchline.adapters import adapter_for
 from batchline.adapters.base import JobState, JobStatus
-from batchline.backoff import next_wait_seconds
+from batchline.backoff import next_wait_seconds, next_wait_seconds_with_events
 from batchline.clients import AwsClients
 from batchline.clock import iso, parse_time, utc_now
 from batchline.config import Deployment, Pipelines
@@ -123,7 +124,7 @@ def _look(state: JobState, run: RunFacts, chunk: ChunkItem, poll_count: int, pip
         counts=state.counts,
         poll_count=poll_count,
         checked_at=iso(now),
-        wait_seconds=next_wait_seconds(elapsed, minimum=pipeline.min_poll_seconds, maximum=pipeline.max_poll_seconds),
+        wait_seconds=_wait_seconds(run, elapsed, pipeline.min_poll_seconds, pipeline.max_poll_seconds, now),
     )
     if not state.status.is_terminal:
         if now > parse_time(run.deadline):
@@ -135,6 +136,16 @@ def _look(state: JobState, run: RunFacts, chunk: ChunkItem, poll_count: int, pip
             look.ended = PollLimitReached.__name__
             look.cause = f"job {state.job_id} was polled {poll_count} times (maxPolls) and is still {state.raw_status}"
     return look
+
+
+def _wait_seconds(run: RunFacts, elapsed: float, minimum: int, maximum: int, now: datetime) -> int:
+    """The plain back-off; with job end events, the longer fallback wait (the event ends it early), never past
+    the run's deadline by more than the shortest wait, so a job still running then is seen in time."""
+    if not run.job_events:
+        return next_wait_seconds(elapsed, minimum=minimum, maximum=maximum)
+    wait = next_wait_seconds_with_events(elapsed, minimum=minimum, maximum=maximum)
+    to_deadline = (parse_time(run.deadline) - now).total_seconds()
+    return int(min(wait, max(to_deadline, minimum)))
 
 
 def _record(clients: AwsClients, deployment: Deployment, run: RunFacts, job: JobLook) -> None:

@@ -15,6 +15,7 @@ from batchline.clients import AwsClients
 from batchline.clock import iso, parse_time
 from batchline.config import Deployment, PipelineConfig, Pipelines
 from batchline.errors import InputRejected
+from batchline.job_events import announces_job_ends
 from batchline.layout import RunLayout, S3Location
 from batchline.prepare import RejectWriter, StagedPart, chunk_parts, prepare_records, temp_workdir
 from batchline.prepare_shards import SourceFile, merge_shards, plan_shards, prepare_shard
@@ -183,4 +184,5 @@ def _staged_facts(
         jobs_file=S3Pointer(bucket=layout.jobs_file.bucket, key=layout.jobs_file.key),
         job_count=len(jobs),
         rejected_uri=layout.rejected.uri if rejected else None,
+        job_events=pipeline.job_events and announces_job_ends(pipeline.provider),
     )
