@@ -144,6 +144,47 @@ def _csv_line(fields: list[str]) -> str:
     return ",".join(quoted) + "\n"
 
 
+# What CreateTransformJob refuses (SageMaker API reference): at most 16 environment variables, named
+# [a-zA-Z_][a-zA-Z0-9_]{0,1023} with values up to 10,240 characters; at most 50 tags; KMS keys of
+# [a-zA-Z0-9:/_-] up to 2,048 characters.
+_ENVIRONMENT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,1023}$")
+_KMS_KEY = re.compile(r"^[a-zA-Z0-9:/_-]{0,2048}$")
+
+
+def _check_request(request: dict[str, Any]) -> None:
+    from moto.sagemaker.exceptions import ValidationError
+
+    environment = request.get("environment") or {}
+    if len(environment) > 16:
+        raise ValidationError(
+            message="1 validation error detected: Value at 'environment' failed to satisfy "
+            "constraint: Map value must satisfy constraint: [Member must have length less than "
+            "or equal to 16]"
+        )
+    for name, value in environment.items():
+        if not _ENVIRONMENT_NAME.match(name) or len(value) > 10_240:
+            raise ValidationError(
+                message=f"1 validation error detected: Value at 'environment' failed to satisfy "
+                f"constraint: Map keys must satisfy constraint: [Member must satisfy regular "
+                f"expression pattern: [a-zA-Z_][a-zA-Z0-9_]*] ({name})"
+            )
+    if len(request.get("tags") or []) > 50:
+        raise ValidationError(
+            message="1 validation error detected: Value at 'tags' failed to satisfy constraint: "
+            "Member must have length less than or equal to 50"
+        )
+    keys = {
+        "transformOutput.kmsKeyId": (request.get("transform_output") or {}).get("KmsKeyId"),
+        "transformResources.volumeKmsKeyId": (request.get("transform_resources") or {}).get("VolumeKmsKeyId"),
+    }
+    for where, key in keys.items():
+        if key is not None and not _KMS_KEY.match(key):
+            raise ValidationError(
+                message=f"1 validation error detected: Value '{key}' at '{where}' failed to "
+                "satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9:/_-]*"
+            )
+
+
 class ResourceLimitExceeded(SagemakerClientError):
     code = "ResourceLimitExceeded"
 
@@ -205,6 +246,7 @@ class SageMakerEmulator:
                     f"Job name must be unique within an AWS account and region, and a job with this name "
                     f"already exists ({transform_job_name})"
                 )
+            _check_request(kwargs)
             emulator._check_quota(backend, kwargs.get("transform_resources") or {})
             emulator.create_calls += 1
             job = original_create(backend, transform_job_name, **kwargs)

@@ -35,6 +35,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
+# CreateTransformJob's limits (SageMaker API reference): Environment holds at most 16 variables, each name
+# [a-zA-Z_][a-zA-Z0-9_]{0,1023} and value up to 10,240 characters; a KMS key is given by ID, ARN or alias.
+SAGEMAKER_MAX_ENVIRONMENT = 16
+SAGEMAKER_MAX_ENVIRONMENT_VALUE = 10_240
+SAGEMAKER_ENVIRONMENT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,1023}$")
+SAGEMAKER_KMS_KEY_PATTERN = r"^[a-zA-Z0-9:/_-]+$"
+
+
 class SageMakerSettings(_Model):
     """SageMaker Batch Transform on a model that reads headerless CSV (``text/csv``)."""
 
@@ -86,6 +94,48 @@ class SageMakerSettings(_Model):
         pattern=ROLE_ARN_PATTERN,
         description="The model's execution role: the stack lets it read staged input and write output.",
     )
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variables for the model's containers in each transform job (CreateTransformJob "
+        f"Environment: at most {SAGEMAKER_MAX_ENVIRONMENT}; names of letters, digits and _ not starting with a "
+        "digit, values up to 10,240 characters).",
+    )
+    output_kms_key_id: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=SAGEMAKER_KMS_KEY_PATTERN,
+        description="KMS key SageMaker encrypts the job's output with (key ID, key ARN, alias name or alias ARN); "
+        "its key policy must let the model's execution role use it.",
+    )
+    volume_kms_key_id: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=SAGEMAKER_KMS_KEY_PATTERN,
+        description="KMS key of the storage volumes of the job's instances (not for instance types with local "
+        "instance storage, which the hardware encrypts).",
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Your tags on every transform job, added to Batchline's batchline:run-id and batchline:pipeline "
+        "(at most 48; keys starting aws: or batchline: are refused).",
+    )
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > SAGEMAKER_MAX_ENVIRONMENT:
+            raise ValueError(f"at most {SAGEMAKER_MAX_ENVIRONMENT} environment variables, got {len(value)}")
+        for name, text in value.items():
+            if not SAGEMAKER_ENVIRONMENT_NAME.match(name):
+                raise ValueError(f"environment variable {name!r}: letters, digits and _, not starting with a digit")
+            if len(text) > SAGEMAKER_MAX_ENVIRONMENT_VALUE:
+                raise ValueError(f"environment variable {name}: at most {SAGEMAKER_MAX_ENVIRONMENT_VALUE} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _tags(self) -> SageMakerSettings:
+        check_user_tags(self.tags, own=2)
+        return self
 
     @field_validator("prediction_columns", "feature_columns")
     @classmethod

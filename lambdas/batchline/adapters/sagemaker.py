@@ -170,12 +170,19 @@ class SageMakerAdapter:
                 "OutputFilter": f"$[0,{feature_count + 1}:]",
             },
             "Tags": [
+                *({"Key": key, "Value": value} for key, value in settings.tags.items()),
                 {"Key": RUN_ID_TAG, "Value": run.run_id[:256]},
                 {"Key": "batchline:pipeline", "Value": run.pipeline.name},
             ],
         }
         if settings.max_concurrent_transforms:
             request["MaxConcurrentTransforms"] = settings.max_concurrent_transforms
+        if settings.environment:
+            request["Environment"] = dict(settings.environment)
+        if settings.output_kms_key_id:
+            request["TransformOutput"]["KmsKeyId"] = settings.output_kms_key_id
+        if settings.volume_kms_key_id:
+            request["TransformResources"]["VolumeKmsKeyId"] = settings.volume_kms_key_id
         return request
 
     def submit(self, run: RunContext) -> JobState:
