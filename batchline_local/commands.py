@@ -43,16 +43,8 @@ def submit(
 
     ``download_to``: also copy the run's outputs into this folder (a local runtime's buckets end with it).
     """
-    target.check_pipeline(pipeline)
-    if not path.is_file():
-        raise TargetError(f"cannot read {path}: no such file")
-    key = f"{pipeline}/{path.name}"
-    version_id = _upload(target.client("s3"), path, target.inbox_bucket, key)
-    uploaded = {"bucket": target.inbox_bucket, "key": key, "versionId": version_id, "size": path.stat().st_size}
-    if target.on_upload is not None:
-        target.on_upload(uploaded)
-    run_id = run_id_for(pipeline, target.inbox_bucket, key, version_id)
-    view = _wait_for_start(target, run_id, uploaded)
+    view, uploaded = start_run(target, path, pipeline)
+    run_id, key, version_id = view.run_id, uploaded["key"], uploaded["versionId"]
     if not wait:
         if as_json:
             _print_json({"runId": run_id, "pipeline": pipeline, "uploaded": uploaded, "status": view.status})
@@ -75,6 +67,20 @@ def submit(
         )
         return EXIT_STILL_RUNNING, view
     return (EXIT_OK if view.status == "SUCCEEDED" else EXIT_RUN_FAILED), view
+
+
+def start_run(target: Target, path: Path, pipeline: str) -> tuple[RunView, dict[str, Any]]:
+    """Upload under the pipeline's prefix and return the run it started, and what was uploaded."""
+    target.check_pipeline(pipeline)
+    if not path.is_file():
+        raise TargetError(f"cannot read {path}: no such file")
+    key = f"{pipeline}/{path.name}"
+    version_id = _upload(target.client("s3"), path, target.inbox_bucket, key)
+    uploaded = {"bucket": target.inbox_bucket, "key": key, "versionId": version_id, "size": path.stat().st_size}
+    if target.on_upload is not None:
+        target.on_upload(uploaded)
+    run_id = run_id_for(pipeline, target.inbox_bucket, key, version_id)
+    return _wait_for_start(target, run_id, uploaded), uploaded
 
 
 def _download_outputs(target: Target, view: RunView, folder: Path) -> dict[str, str | None]:
