@@ -8,11 +8,14 @@ through the local runtime from start to end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -466,7 +469,7 @@ def _run_locally(
     from batchline_local.runtime import LocalRuntime
 
     started = time.monotonic()
-    with LocalRuntime(pipelines, quiet=not verbose) as runtime:
+    with LocalRuntime(pipelines, quiet=not verbose) as runtime, _shown_while_running(runtime, show=not as_json):
         result = runtime.run_file(path, pipeline, timeout_seconds=timeout)
         event = result.event
         downloaded: dict[str, Path | None] = {}
@@ -529,6 +532,44 @@ def _run_locally(
     print(f"event:       {out / 'event.json'} ({event['detail-type']})")
     print(json.dumps(event, separators=(",", ":")))
     return code
+
+
+@contextlib.contextmanager
+def _shown_while_running(runtime: Any, *, show: bool) -> Iterator[None]:
+    """On a terminal, the live panel `submit --wait` shows (state, jobs, records, elapsed) while a local run goes;
+    a big file no longer leaves the screen blank until the end. Elsewhere nothing: the summary says it all."""
+    from batchline_local.progress import RunProgress
+    from batchline_local.runs import describe_run
+    from batchline_local.target import TargetError, local_target
+
+    progress = RunProgress(show=show)
+    if not progress.live:
+        yield
+        return
+    target = local_target(runtime)
+    done = threading.Event()
+
+    def watch() -> None:
+        view = None
+        while not done.wait(0.25):
+            # The run's ID is known once its execution calls PrepareInput (StartRun names it from the upload).
+            run_ids = [event.get("runId") for name, event in runtime.invocations if name.endswith("PrepareInput")]
+            if not run_ids or not run_ids[0]:
+                continue
+            try:
+                view = describe_run(target, str(run_ids[0]), view)
+            except TargetError:
+                continue
+            progress.update(view)
+
+    with progress:
+        thread = threading.Thread(target=watch, name="batchline-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(5)
 
 
 def describe_orchestration(figures: dict[str, Any], path: Path) -> str:
