@@ -317,7 +317,7 @@ def fan_out(
             ["records per shard", f"{per_shard:,.0f}"],
             [
                 "one shard: rows at measured one-core rate + transfer",
-                f"{shard_seconds:.0f} s (read at {read_bytes_per_second / 1e6:.0f} MB/s, as measured above)",
+                f"{shard_seconds:.0f} s (read at {read_bytes_per_second / 1e6:.0f} MB/s: ranged GETs, fake S3 above)",
             ],
             ["reconcile rate measured (keys/s, largest run above)", f"{reconcile_keys_per_second:,.0f}"],
             ["assemble: reconcile + UploadPartCopy per part", f"{assemble_seconds:.0f} s"],
