@@ -132,6 +132,13 @@ class _FileS3:
     def upload_file(self, path: str, bucket: str, key: str, **_: Any) -> None:
         self._place(path, bucket, key)
 
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict[str, Any]:  # noqa: N803
+        """Prepare writes the run's jobs file (state/jobs.json) with PutObject."""
+        target = self._uploads / Bucket / Key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(Body)
+        return {}
+
     def copy(self, source: dict[str, str], bucket: str, key: str, **_: Any) -> None:
         self._place(str(self._uploads / source["Bucket"] / source["Key"]), bucket, key)
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from batchline.config import parse_pipelines  # noqa: E402
 
 from benchmarks import collect_formats, notice, orchestration, prepare_fanout  # noqa: E402
 from benchmarks.polling import HISTORY_TARGET, polling_cost  # noqa: E402
-from benchmarks.report import table  # noqa: E402
+from benchmarks.report import machine, table  # noqa: E402
 
 HANDLERS = [
     "start_run",
@@ -160,64 +161,125 @@ def _engine(engine: str, path: Path) -> dict[str, float] | None:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _best_runs(engines: tuple[str, ...], path: Path, repeats: int) -> dict[str, dict[str, float] | None]:
+def _interleaved_runs(engines: tuple[str, ...], path: Path, repeats: int) -> dict[str, list[dict[str, float]] | None]:
     """Each engine ``repeats`` times, in rounds so a burst of load on this shared machine hits every engine alike;
-    the fastest run of each is kept (as timeit does: the slower runs measure the neighbours, not the engine)."""
-    best: dict[str, dict[str, float] | None] = {}
+    every run is kept (None: the engine is not installed)."""
+    runs: dict[str, list[dict[str, float]] | None] = {}
     for _ in range(repeats):
         for name in engines:
-            if name in best and best[name] is None:
+            if name in runs and runs[name] is None:
                 continue  # not installed
             result = _engine(name, path)
-            kept = best.get(name)
-            if result is None or kept is None or result["seconds"] < kept["seconds"]:
-                best[name] = result
-    return best
+            if result is None:
+                runs[name] = None
+            else:
+                runs.setdefault(name, [])
+                runs[name].append(result)  # type: ignore[union-attr]
+    return runs
+
+
+def _spread(runs: list[dict[str, float]], field: str) -> tuple[float, float, float]:
+    """(median, min, max) of one figure over the runs."""
+    values = [run[field] for run in runs]
+    return statistics.median(values), min(values), max(values)
 
 
 def collect(records: int, repeats: int) -> tuple[float, float]:
-    """The engine comparison; returns Batchline's records/s and the output's bytes per record."""
+    """The engine comparison; returns Batchline's median records/s and the output's bytes per record."""
     from benchmarks.collect_personalize import make_output_file
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "out.jsonl"
         make_output_file(path, records)
         file_mb = path.stat().st_size / 1e6
-        results = _best_runs(("duckdb", "python", "polars", "pandas"), path, repeats)
-    pandas = results["pandas"]
+        results = _interleaved_runs(("duckdb", "python", "polars", "pandas"), path, repeats)
+        profiles = [_engine("duckdb-profile", path) or {} for _ in range(repeats)]
+    load_after = os.getloadavg()
+    pandas, duckdb = results["pandas"], results["duckdb"]
     assert pandas is not None, "make bench installs pandas (the bench extra)"
+    assert duckdb is not None
+    pandas_wall = _spread(pandas, "records_per_second")[0]
+    pandas_cpu = _spread(pandas, "records_per_cpu_second")[0]
     rows = []
-    for name, result in results.items():
-        if result is None:
-            rows.append([name, "not installed", "", "", "", "", ""])
+    for name, runs in results.items():
+        if runs is None:
+            rows.append([name, "not installed", "", "", "", "", "", ""])
             continue
+        wall, wall_low, wall_high = _spread(runs, "records_per_second")
+        cpu, cpu_low, cpu_high = _spread(runs, "records_per_cpu_second")
+        seconds, _, _ = _spread(runs, "seconds")
+        cpu_seconds, cpu_seconds_low, cpu_seconds_high = _spread(runs, "cpu_seconds")
         rows.append(
             [
                 name + (" (Batchline)" if name == "duckdb" else ""),
-                f"{result['records_per_second']:,.0f}",
-                f"{result['records_per_second'] / pandas['records_per_second']:.1f}x",
-                f"{result['seconds']:.1f} s",
-                f"{result['records_per_cpu_second']:,.0f}",
-                f"{result['records_per_cpu_second'] / pandas['records_per_cpu_second']:.1f}x",
-                f"{result['peak_mb']:.0f} MB",
+                f"{wall:,.0f} ({wall_low:,.0f}-{wall_high:,.0f})",
+                f"{wall / pandas_wall:.1f}x",
+                f"{cpu:,.0f} ({cpu_low:,.0f}-{cpu_high:,.0f})",
+                f"{cpu / pandas_cpu:.1f}x",
+                f"{seconds:.2f} s",
+                f"{cpu_seconds:.2f} s ({cpu_seconds_low:.2f}-{cpu_seconds_high:.2f})",
+                f"{_spread(runs, 'peak_mb')[0]:.0f} MB",
             ]
         )
-    duckdb = results["duckdb"]
-    assert duckdb is not None
-    ratio = duckdb["records_per_second"] / pandas["records_per_second"]
-    cpu_ratio = duckdb["records_per_cpu_second"] / pandas["records_per_cpu_second"]
+    ratio = _spread(duckdb, "records_per_second")[0] / pandas_wall
+    cpu_ratio = _spread(duckdb, "records_per_cpu_second")[0] / pandas_cpu
+    # The ratio's own spread: DuckDB's and pandas' runs paired by round (they ran back to back).
+    paired = sorted(
+        d["records_per_cpu_second"] / p["records_per_cpu_second"] for d, p in zip(duckdb, pandas, strict=True)
+    )
     table(
         f"Collect, Personalize output -> long CSV: {records:,} users x 25 items ({file_mb:.0f} MB), one core each, "
-        f"best of {repeats} interleaved runs timed after each engine's imports "
-        f"(target >= 10x pandas: {ratio:.1f}x wall-clock, "
-        f"{'met' if ratio >= 10 else 'NOT MET'}; {cpu_ratio:.1f}x in CPU time)",
-        ["engine", "records/s", "vs pandas", "time", "records/CPU-s", "vs pandas (CPU)", "peak RSS"],
+        f"median (min-max) of {repeats} interleaved runs, each timed after its engine's imports; {machine()}, "
+        f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after. "
+        f"Target >= 10x pandas at the median in CPU time: {cpu_ratio:.1f}x, {'met' if cpu_ratio >= 10 else 'NOT MET'} "
+        f"(per round {paired[0]:.1f}-{paired[-1]:.1f}x); wall-clock {ratio:.1f}x",
+        [
+            "engine",
+            "records/s",
+            "vs pandas",
+            "records/CPU-s",
+            "vs pandas (CPU)",
+            "wall time",
+            "CPU time",
+            "peak RSS",
+        ],
         rows,
     )
-    return duckdb["records_per_second"], file_mb * 1e6 / records
+    whole = statistics.median(profile["shard_to_csv in all"] for profile in profiles)
+    table(
+        f"Where DuckDB's CPU time goes in one shard (same file, median (min-max) of {repeats} runs; indented rows are "
+        "the predictions statement's pieces run alone)",
+        ["part", "CPU time", "share"],
+        [
+            [
+                part,
+                f"{median:.2f} s ({low:.2f}-{high:.2f})",
+                f"{median / whole:.0%}",
+            ]
+            for part in profiles[0]
+            for median, low, high in [_spread(profiles, part)]
+        ],
+    )
+    return _spread(duckdb, "records_per_second")[0], file_mb * 1e6 / records
 
 
-def fan_out(records_per_second: float, bytes_per_record: float, reconcile_keys_per_second: float) -> None:
+def collect_transfer(repeats: int) -> float:
+    """Collect's read of one shard (collectShardBytes' default, 256 MiB) from a throttled fake S3, one GET against
+    parallel ranged GETs; returns the median bytes/s of the setting Collect uses (s3io.PARALLEL_GETS)."""
+    from batchline.s3io import PARALLEL_GETS
+
+    from benchmarks import collect_transfer as bench
+
+    size = int(os.environ.get("BENCH_TRANSFER_MIB", "256"))
+    rows = bench.measure(size, repeats)
+    bench.report(rows, size, repeats)
+    return next(row["mb_per_second"] for row in rows if row["parallel_gets"] == PARALLEL_GETS) * 1e6
+
+
+def fan_out(
+    records_per_second: float, bytes_per_record: float, reconcile_keys_per_second: float, read_bytes_per_second: float
+) -> None:
     """What a 50-million-record Personalize output costs with the fan-out the state machine uses."""
     pipeline = parse_pipelines(
         {
@@ -236,7 +298,8 @@ def fan_out(records_per_second: float, bytes_per_record: float, reconcile_keys_p
     shards = -(-int(total_bytes) // pipeline.collect_shard_bytes)
     per_shard = records / shards
     waves = -(-shards // pipeline.max_concurrent_collectors)
-    transfer = pipeline.collect_shard_bytes / 80e6 * 2  # ranged GET at ~80 MB/s, and the part's upload
+    # The shard's read at the parallel ranged GETs' rate measured above, and the part's upload at ~80 MB/s.
+    transfer = pipeline.collect_shard_bytes / read_bytes_per_second + pipeline.collect_shard_bytes / 80e6
     shard_seconds = per_shard / records_per_second + transfer
     # Assemble: the reconcile at the rate measured over the most keys (its work grows linearly with them),
     # the keys files' download (~12 bytes a key at ~80 MB/s), then one UploadPartCopy per part (~0.3 s each).
@@ -253,7 +316,10 @@ def fan_out(records_per_second: float, bytes_per_record: float, reconcile_keys_p
             ["children at once (maxConcurrentCollectors)", f"{pipeline.max_concurrent_collectors}"],
             ["waves", f"{waves}"],
             ["records per shard", f"{per_shard:,.0f}"],
-            ["one shard: rows at measured one-core rate + transfer", f"{shard_seconds:.0f} s"],
+            [
+                "one shard: rows at measured one-core rate + transfer",
+                f"{shard_seconds:.0f} s (read at {read_bytes_per_second / 1e6:.0f} MB/s: ranged GETs, fake S3 above)",
+            ],
             ["reconcile rate measured (keys/s, largest run above)", f"{reconcile_keys_per_second:,.0f}"],
             ["assemble: reconcile + UploadPartCopy per part", f"{assemble_seconds:.0f} s"],
             ["wall time, estimated from the measured rate", f"{total / 60:.1f} min"],
@@ -304,7 +370,17 @@ def prepare(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Batchline's measured figures, side by side.")
     parser.add_argument("--quick", action="store_true", help="memory runs at 100k and 1M records instead of 1M and 10M")
+    parser.add_argument(
+        "--collect-only",
+        action="store_true",
+        help="only the Collect engine comparison and the parallel ranged GETs (a few minutes)",
+    )
     args = parser.parse_args()
+    repeats = int(os.environ.get("BENCH_REPEATS", "5"))
+    if args.collect_only:
+        collect(int(os.environ.get("BENCH_RECORDS", "200000")), repeats)
+        collect_transfer(repeats)
+        sys.exit(0)
     polling()
     notice.report()
     orchestration_jobs = [
@@ -318,12 +394,11 @@ if __name__ == "__main__":
     asset_sizes()
     flat_default = "100000,1000000" if args.quick else "1000000,10000000"
     flat_sizes = [int(n) for n in os.environ.get("BENCH_FLAT_RECORDS", flat_default).split(",")]
-    rate, bytes_per_record = collect(
-        int(os.environ.get("BENCH_RECORDS", "200000")), int(os.environ.get("BENCH_REPEATS", "5"))
-    )
+    rate, bytes_per_record = collect(int(os.environ.get("BENCH_RECORDS", "200000")), repeats)
+    read_rate = collect_transfer(repeats)
     formats = collect_formats.main(flat_sizes)
     largest = max(formats["reconcile"], key=lambda row: row.records)
-    fan_out(rate, bytes_per_record, largest.records / largest.seconds)
+    fan_out(rate, bytes_per_record, largest.records / largest.seconds, read_rate)
     collect_at_scale(formats)
     prepare(args.quick)
     prepare_fanout.report(prepare_fanout.measure(1_000_000 if args.quick else 10_000_000, shards=8))
