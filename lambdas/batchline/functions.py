@@ -20,7 +20,8 @@ JobCall = Literal["encode", "submit", "describe", "stop"]
 
 # Lambda's default and largest /tmp, in MB. A function that writes a file whose size grows with the upload gets
 # the largest: its worst case is an upload of maxInputBytes (10 GiB by default), so no smaller size is safe, and
-# /tmp above 512 MB costs little (billed per GB-second of the invocation). The others write nothing to /tmp.
+# /tmp above 512 MB costs little (billed per GB-second of the invocation). The others write nothing to /tmp
+# (errors.csv and rejected.csv are concatenated inside S3: s3io.concatenate_csv).
 DEFAULT_EPHEMERAL_MB = 512
 MAX_EPHEMERAL_MB = 10240
 
@@ -142,13 +143,13 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         calls_google=True,
         placeholder=_placeholder("AssembleOutput"),
     ),
-    # Merges rejected.csv and failed.csv into errors.csv through /tmp.
+    # Merges rejected.csv and failed.csv into errors.csv inside S3 (s3io.concatenate_csv: a multipart upload of
+    # ranged copies and 5 MiB gathered parts), so it needs no scratch space: the default /tmp, unused.
     FunctionSpec(
         "FinalizeRun",
         "handlers.finalize_run.handler",
         timeout_seconds=300,
         memory_mb=1024,
-        ephemeral_storage_mb=MAX_EPHEMERAL_MB,
         data=_READ_WRITE_BOTH,
         placeholder=_placeholder("FinalizeRun"),
     ),
@@ -157,8 +158,8 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         "handlers.report_failure.handler",
         timeout_seconds=120,
         memory_mb=512,
-        # Merges rejected.csv (up to every row of the upload, with a reason each) into errors.csv through /tmp.
-        ephemeral_storage_mb=MAX_EPHEMERAL_MB,
+        # Merges rejected.csv (up to every row of the upload, with a reason each) into errors.csv as FinalizeRun
+        # does, inside S3 with at most a 5 MiB part in memory: the default /tmp, unused.
         data=_READ_WRITE_BOTH,
         # Stops the run's jobs that still run: each is described first (never created: nothing to stop).
         jobs=frozenset({"describe", "stop"}),
@@ -171,8 +172,7 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         "handlers.execution_ended.handler",
         timeout_seconds=300,
         memory_mb=512,
-        # Like ReportFailure: rejected.csv is copied into errors.csv through /tmp.
-        ephemeral_storage_mb=MAX_EPHEMERAL_MB,
+        # Like ReportFailure: rejected.csv is copied into errors.csv inside S3, so the default /tmp, unused.
         data=_READ_WRITE_BOTH,
         # Stops the run's jobs that still run: each is described first (never created: nothing to stop).
         jobs=frozenset({"describe", "stop"}),

@@ -52,10 +52,11 @@ def test_each_function_has_its_handler_timeout_memory_and_scratch_space(template
         "handlers.plan_collect.handler": (300, 512, None),
         "handlers.collect_unit.handler": (900, 2048, 10240),
         "handlers.assemble_output.handler": (900, 2048, 10240),
-        "handlers.finalize_run.handler": (300, 1024, 10240),
-        # Both merge rejected.csv (up to every row of an upload of maxInputBytes) into errors.csv through /tmp.
-        "handlers.report_failure.handler": (120, 512, 10240),
-        "handlers.execution_ended.handler": (300, 512, 10240),
+        # These merge rejected.csv (up to every row of an upload of maxInputBytes) into errors.csv inside S3
+        # (s3io.concatenate_csv streams a multipart upload), so they keep the default /tmp.
+        "handlers.finalize_run.handler": (300, 1024, None),
+        "handlers.report_failure.handler": (120, 512, None),
+        "handlers.execution_ended.handler": (300, 512, None),
     }
     for handler, (timeout, memory, scratch) in expected.items():
         props = functions[handler]
