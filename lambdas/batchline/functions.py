@@ -178,6 +178,15 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         jobs=frozenset({"describe", "stop"}),
         calls_google=True,  # cancels the Vertex jobs of the run
     ),
+    # Outside the state machine: reads the FailedInvocations queue (StartRun or ExecutionEnded failed after its
+    # retries) and publishes the upload's or the run's failure event; HEADs the upload as StartRun does.
+    FunctionSpec(
+        "ReportFailedInvocation",
+        "handlers.report_failed_invocation.handler",
+        timeout_seconds=60,
+        memory_mb=256,
+        data=DataAccess(read=frozenset({"inbox"})),
+    ),
 )
 
 FUNCTION_NAMES: tuple[str, ...] = tuple(spec.name for spec in CATALOGUE)
