@@ -61,6 +61,8 @@ LOCAL_FUNCTION_SECONDS = 900
 STALL_SECONDS = 120.0
 # Function name -> handler, from the catalogue the stack builds its functions from.
 FUNCTIONS = {spec.name: spec.handler for spec in CATALOGUE}
+# Functions outside the state machine that get its ARN (stacks/notifications.py), so created after it.
+STATE_MACHINE_USERS = ("StartRun", "ReportFailedInvocation")
 FUNCTION_PREFIX = "batchline-local-"
 STATE_MACHINE = "batchline-local"
 UNDELIVERED_QUEUE = "batchline-local-undelivered-events"
@@ -633,7 +635,7 @@ class LocalRuntime:
         }
         arns = {}
         for name, handler in FUNCTIONS.items():
-            if name == "StartRun":
+            if name in STATE_MACHINE_USERS:
                 continue
             arns[name] = lam.create_function(
                 FunctionName=f"{FUNCTION_PREFIX}{name}",
@@ -655,14 +657,15 @@ class LocalRuntime:
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(
             name=STATE_MACHINE, definition=definition, roleArn=roles.get("StateMachine", role_arn), type="STANDARD"
         )["stateMachineArn"]
-        lam.create_function(
-            FunctionName=f"{FUNCTION_PREFIX}StartRun",
-            Runtime="python3.13",
-            Role=roles.get("StartRun", role_arn),
-            Handler=FUNCTIONS["StartRun"],
-            Code={"ZipFile": code.getvalue()},
-            Environment={"Variables": {**environment, "STATE_MACHINE_ARN": self.state_machine_arn}},
-        )
+        for name in STATE_MACHINE_USERS:
+            lam.create_function(
+                FunctionName=f"{FUNCTION_PREFIX}{name}",
+                Runtime="python3.13",
+                Role=roles.get(name, role_arn),
+                Handler=FUNCTIONS[name],
+                Code={"ZipFile": code.getvalue()},
+                Environment={"Variables": {**environment, "STATE_MACHINE_ARN": self.state_machine_arn}},
+            )
 
     def _create_roles(self) -> tuple[str, dict[str, str]]:
         """The roles the stack creates, under the names the permission checks know them by (each function's,

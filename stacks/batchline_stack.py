@@ -21,7 +21,13 @@ from stacks.encryption import Encryption
 from stacks.event_schema import EventSchema
 from stacks.functions import CONFIG_LAYER_DIR, Functions
 from stacks.monitoring import Monitoring
-from stacks.notifications import EventBus, ExecutionEndWatcher, JobEndWake, UploadTrigger
+from stacks.notifications import (
+    EventBus,
+    ExecutionEndWatcher,
+    FailedInvocationReporter,
+    JobEndWake,
+    UploadTrigger,
+)
 from stacks.orchestration import Orchestration
 from stacks.provider_permissions import grant_service_calls
 from stacks.service_regions import require_service_regions
@@ -119,7 +125,15 @@ class BatchlineStack(Stack):
             "JobEndWake",
             functions=functions,
             dead_letters=uploads.dead_letters,
-            failed_invocations=uploads.failed_invocations,
+        )
+        FailedInvocationReporter(
+            self,
+            "FailedInvocationReports",
+            queue=uploads.failed_invocations,
+            functions=functions,
+            state_machine=state_machine,
+            bus=bus.bus,
+            work=storage.work,
         )
         # Everything that reads or writes the encrypted buckets, queues and bus uses the key, and so do the roles
         # and services outside the stack that read and write the work bucket for the pipelines.
@@ -142,6 +156,7 @@ class BatchlineStack(Stack):
                 uploads.failed_invocations,
                 uploads.failed_invocations_alarm,
             ),
+            "Failed invocations left unreported": (uploads.unreported, uploads.unreported_alarm),
         }
         if subscriptions.dead_letters and subscriptions.dead_letters_alarm:
             dead_letter_queues["Subscribers' undelivered events"] = (

@@ -11,9 +11,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
+from batchline.functions import function
 from batchline.job_events import SOURCES
 from constructs import Construct
 
@@ -29,6 +31,10 @@ WAKE_HANDLER = "WakeJob"
 # marker), then the invocation record goes to the on-failure destination instead of being dropped.
 ASYNC_RETRIES = 2
 ASYNC_MAX_AGE = Duration.hours(6)
+# ReportFailedInvocation reads the FailedInvocations queue; a record it failed on this many times moves to the
+# UnreportedFailures queue (and its alarm) instead of being retried for the queue's 14 days.
+FAILED_REPORTER = "ReportFailedInvocation"
+FAILED_REPORT_RECEIVES = 5
 
 
 def keep_failed_invocations(function: lambda_.IFunction, queue: sqs.IQueue) -> None:
@@ -40,9 +46,21 @@ def keep_failed_invocations(function: lambda_.IFunction, queue: sqs.IQueue) -> N
 
 
 def dead_letter_queue(
-    scope: Construct, construct_id: str, key: kms.IKey | None, holds: str
+    scope: Construct,
+    construct_id: str,
+    key: kms.IKey | None,
+    holds: str,
+    *,
+    consumed_by: Duration | None = None,
+    redrive_to: sqs.IQueue | None = None,
 ) -> tuple[sqs.Queue, cloudwatch.Alarm]:
-    """A queue keeping what could not be delivered for 14 days, with an alarm as soon as anything lands in it."""
+    """A queue keeping what could not be delivered for 14 days, with an alarm as soon as anything lands in it.
+
+    ``consumed_by`` (the consuming function's timeout) makes it a queue a function reads: messages stay invisible
+    six times that long while read (AWS's advice for Lambda event sources), go to ``redrive_to`` after
+    FAILED_REPORT_RECEIVES reads that failed, and the alarm counts messages sent, since a consumed queue's
+    visible messages would not show them.
+    """
     queue = sqs.Queue(
         scope,
         construct_id,
@@ -50,13 +68,23 @@ def dead_letter_queue(
         encryption_master_key=key,
         enforce_ssl=True,
         retention_period=Duration.days(14),
+        visibility_timeout=Duration.seconds(6 * consumed_by.to_seconds()) if consumed_by else None,
+        dead_letter_queue=(
+            sqs.DeadLetterQueue(queue=redrive_to, max_receive_count=FAILED_REPORT_RECEIVES) if redrive_to else None
+        ),
     )
-    acknowledge(queue, "AwsSolutions::AwsSolutions-SQS3", f"This queue is itself a dead-letter queue: {holds}.")
+    if redrive_to is None:
+        acknowledge(queue, "AwsSolutions::AwsSolutions-SQS3", f"This queue is itself a dead-letter queue: {holds}.")
+    metric = (
+        queue.metric_number_of_messages_sent(period=Duration.minutes(5), statistic="Sum")
+        if consumed_by
+        else queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(5))
+    )
     alarm = cloudwatch.Alarm(
         scope,
         f"{construct_id}Alarm",
         alarm_description=f"Batchline dead-letter queue received {holds}",
-        metric=queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
+        metric=metric,
         threshold=1,
         evaluation_periods=1,
         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -105,11 +133,21 @@ class UploadTrigger(Construct):
         self.dead_letters, self.dead_letters_alarm = dead_letter_queue(
             self, "StartDeadLetters", key, "upload or execution-end events no function could handle"
         )
+        # What ReportFailedInvocation could not turn into a failure event, after FAILED_REPORT_RECEIVES tries.
+        self.unreported, self.unreported_alarm = dead_letter_queue(
+            self,
+            "UnreportedFailures",
+            key,
+            "failed StartRun or ExecutionEnded invocations whose failure event could not be published",
+        )
         self.failed_invocations, self.failed_invocations_alarm = dead_letter_queue(
             self,
             "FailedInvocations",
             key,
-            "uploads or execution ends whose function (StartRun, ExecutionEnded) failed after its retries",
+            "uploads or execution ends whose function (StartRun, ExecutionEnded) failed after its retries "
+            "(each also got a failure event on the bus from ReportFailedInvocation)",
+            consumed_by=Duration.seconds(function(FAILED_REPORTER).timeout_seconds),
+            redrive_to=self.unreported,
         )
         keep_failed_invocations(starter, self.failed_invocations)
         self.rule = events.Rule(
@@ -190,6 +228,64 @@ class ExecutionEndWatcher(Construct):
         )
 
 
+class FailedInvocationReporter(Construct):
+    """The FailedInvocations queue -> ReportFailedInvocation, which publishes the failure event of an upload
+    StartRun could not start, or of a run ExecutionEnded could not report (batchline.steps.failed_invocation).
+
+    Granted here: reading the queue (partial batch failures: a record it cannot handle is received again, then
+    moves to the UnreportedFailures queue), the state machine's ARN to look for the upload's execution and the
+    history of a FAILED one, the bus, and the reported-run marker (``<pipeline>/<run-id>/state/ended.json``,
+    shared with ExecutionEnded) in the work bucket. Reading the upload is its catalogue entry's (inbox).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        queue: sqs.IQueue,
+        functions: Functions,
+        state_machine: sfn.StateMachine,
+        bus: events.IEventBus,
+        work: s3.IBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        reporter = functions[FAILED_REPORTER]
+        reporter.add_event_source(event_sources.SqsEventSource(queue, batch_size=10, report_batch_item_failures=True))
+        functions.add_environment(FAILED_REPORTER, "STATE_MACHINE_ARN", state_machine.state_machine_arn)
+        stack = Stack.of(self)
+        executions = (
+            f"arn:{stack.partition}:states:{stack.region}:{stack.account}:execution:"
+            f"{state_machine.state_machine_name}:*"
+        )
+        reporter.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution", "states:GetExecutionHistory"], resources=[executions]
+            )
+        )
+        machine_id = stack.resolve(stack.get_logical_id(state_machine.node.default_child))  # type: ignore[arg-type]
+        acknowledge(
+            reporter.role,  # type: ignore[arg-type]  # always set: Functions gives every function a role
+            "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+            f"execution:<{machine_id}.Name>:*]",
+            "This state machine's executions only; execution names are the run IDs, known at run time.",
+        )
+        bus.grant_put_events_to(reporter)
+        # The marker only: HEAD (a 404 needs ListBucket) and write it once the event is published.
+        reporter.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[work.bucket_arn]))
+        reporter.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject"], resources=[work.arn_for_objects("*/state/ended.json")]
+            )
+        )
+        work_id = stack.resolve(stack.get_logical_id(work.node.default_child))  # type: ignore[arg-type]
+        acknowledge(
+            reporter.role,  # type: ignore[arg-type]
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{work_id}.Arn>/*/state/ended.json]",
+            "Each run's reported-run marker, one object per run under <pipeline>/<run-id>/state/.",
+        )
+
+
 class JobEndWake(Construct):
     """The services' job end events wake the job's waiting execution (batchline.steps.wake): one rule per service
     that announces its jobs (SageMaker, Bedrock) on the account's default bus (where AWS services publish), for
@@ -206,11 +302,12 @@ class JobEndWake(Construct):
         *,
         functions: Functions,
         dead_letters: sqs.IQueue,
-        failed_invocations: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         handler = functions[WAKE_HANDLER]
-        keep_failed_invocations(handler, failed_invocations)
+        # A wake that failed after its retries costs one poll interval: kept with the failed deliveries for the
+        # record, not in FailedInvocations, whose reader publishes failure events for uploads and runs.
+        keep_failed_invocations(handler, dead_letters)
         # SendTaskSuccess has no resource-level permission: the task token is the capability.
         handler.add_to_role_policy(iam.PolicyStatement(actions=["states:SendTaskSuccess"], resources=["*"]))
         acknowledge(

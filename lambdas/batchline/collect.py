@@ -335,19 +335,31 @@ def _reconcile(
         s3.download_file(run.layout.work_bucket, key, path)
         return path
 
-    staged_parts = sorted(list_keys(s3, run.chunk.input_prefix))
-    index_paths = [fetch(run.layout.index_for(posixpath.basename(key)).key, "index") for key in staged_parts]
-    rows_path = os.path.join(folder, "reconciled.csv")
-    count = reconcile(
-        connect(folder, memory_limit=RECONCILE_MEMORY_LIMIT),
-        index_paths=index_paths,
-        keys_paths=[fetch(s["keysKey"], "keys") for s in summaries if s.get("keysKey")],
-        failed_paths=[fetch(s["failedKey"], "failed") for s in summaries if s.get("failedKey")],
-        out_path=rows_path,
-        source_name=source_name,
-        missing_reason=adapter.missing_reason(run, job),
-        spreadsheet_safe=run.pipeline.spreadsheet_safe,
-    ).failed
-    with open(failed_path, "ab") as target, open(rows_path, "rb") as rows:
-        shutil.copyfileobj(rows, target, 1024 * 1024)
+    # The job's folder (its index, keys, failed lines, database and rows) goes once its rows are appended:
+    # a run of many jobs would otherwise hold every job's copies in /tmp until the last one is reconciled.
+    try:
+        staged_parts = sorted(list_keys(s3, run.chunk.input_prefix))
+        index_paths = [fetch(run.layout.index_for(posixpath.basename(key)).key, "index") for key in staged_parts]
+        keys_paths = [fetch(s["keysKey"], "keys") for s in summaries if s.get("keysKey")]
+        failed_paths = [fetch(s["failedKey"], "failed") for s in summaries if s.get("failedKey")]
+        rows_path = os.path.join(folder, "reconciled.csv")
+        connection = connect(folder, memory_limit=RECONCILE_MEMORY_LIMIT)
+        try:
+            count = reconcile(
+                connection,
+                index_paths=index_paths,
+                keys_paths=keys_paths,
+                failed_paths=failed_paths,
+                out_path=rows_path,
+                source_name=source_name,
+                missing_reason=adapter.missing_reason(run, job),
+                spreadsheet_safe=run.pipeline.spreadsheet_safe,
+                discard_inputs=True,
+            ).failed
+        finally:
+            connection.close()
+        with open(failed_path, "ab") as target, open(rows_path, "rb") as rows:
+            shutil.copyfileobj(rows, target, 1024 * 1024)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return count

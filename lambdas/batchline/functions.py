@@ -20,7 +20,8 @@ JobCall = Literal["encode", "submit", "describe", "stop"]
 
 # Lambda's default and largest /tmp, in MB. A function that writes a file whose size grows with the upload gets
 # the largest: its worst case is an upload of maxInputBytes (10 GiB by default), so no smaller size is safe, and
-# /tmp above 512 MB costs little (billed per GB-second of the invocation). The others write nothing to /tmp.
+# /tmp above 512 MB costs little (billed per GB-second of the invocation). The others write nothing to /tmp
+# (errors.csv and rejected.csv are concatenated inside S3: s3io.concatenate_csv).
 DEFAULT_EPHEMERAL_MB = 512
 MAX_EPHEMERAL_MB = 10240
 
@@ -153,13 +154,13 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         calls_google=True,
         placeholder=_placeholder("AssembleOutput"),
     ),
-    # Merges rejected.csv and failed.csv into errors.csv through /tmp.
+    # Merges rejected.csv and failed.csv into errors.csv inside S3 (s3io.concatenate_csv: a multipart upload of
+    # ranged copies and 5 MiB gathered parts), so it needs no scratch space: the default /tmp, unused.
     FunctionSpec(
         "FinalizeRun",
         "handlers.finalize_run.handler",
         timeout_seconds=300,
         memory_mb=1024,
-        ephemeral_storage_mb=MAX_EPHEMERAL_MB,
         data=_READ_WRITE_BOTH,
         placeholder=_placeholder("FinalizeRun"),
     ),
@@ -168,8 +169,8 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         "handlers.report_failure.handler",
         timeout_seconds=120,
         memory_mb=512,
-        # Merges rejected.csv (up to every row of the upload, with a reason each) into errors.csv through /tmp.
-        ephemeral_storage_mb=MAX_EPHEMERAL_MB,
+        # Merges rejected.csv (up to every row of the upload, with a reason each) into errors.csv as FinalizeRun
+        # does, inside S3 with at most a 5 MiB part in memory: the default /tmp, unused.
         data=_READ_WRITE_BOTH,
         # Stops the run's jobs that still run: each is described first (never created: nothing to stop).
         jobs=frozenset({"describe", "stop"}),
@@ -182,12 +183,20 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         "handlers.execution_ended.handler",
         timeout_seconds=300,
         memory_mb=512,
-        # Like ReportFailure: rejected.csv is copied into errors.csv through /tmp.
-        ephemeral_storage_mb=MAX_EPHEMERAL_MB,
+        # Like ReportFailure: rejected.csv is copied into errors.csv inside S3, so the default /tmp, unused.
         data=_READ_WRITE_BOTH,
         # Stops the run's jobs that still run: each is described first (never created: nothing to stop).
         jobs=frozenset({"describe", "stop"}),
         calls_google=True,  # cancels the Vertex jobs of the run
+    ),
+    # Outside the state machine: reads the FailedInvocations queue (StartRun or ExecutionEnded failed after its
+    # retries) and publishes the upload's or the run's failure event; HEADs the upload as StartRun does.
+    FunctionSpec(
+        "ReportFailedInvocation",
+        "handlers.report_failed_invocation.handler",
+        timeout_seconds=60,
+        memory_mb=256,
+        data=DataAccess(read=frozenset({"inbox"})),
     ),
 )
 

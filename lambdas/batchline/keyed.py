@@ -75,6 +75,7 @@ def reconcile(
     source_name: str,
     missing_reason: str,
     spreadsheet_safe: bool = True,
+    discard_inputs: bool = False,
 ) -> Reconciled:
     """Check the keys a job's output named against its staged index; write failed.csv rows with input lines.
 
@@ -82,6 +83,8 @@ def reconcile(
     records no line mentions become failures (``missing_reason``, where ``{part}`` names the staged file),
     as do the lines the service answered with an error (``failed_paths``: key, reason). The units keep keys
     as the service wrote them (they are joined here), so the rows written get the spreadsheet rule here.
+    ``discard_inputs`` deletes the index and keys files once they are bucketed (scratch copies the caller no
+    longer needs), so the scratch directory never holds them and their buckets at once.
     """
     staged = (
         f"SELECT line, key, regexp_extract(filename, '([^/]+)\\.index\\.csv$', 1) AS part FROM read_csv("
@@ -97,7 +100,11 @@ def reconcile(
     shutil.rmtree(folder, ignore_errors=True)
     try:
         staged_files = _write_buckets(connection, staged, buckets, os.path.join(folder, "staged"))
+        if discard_inputs:
+            _remove(index_paths)
         seen_files = _write_buckets(connection, seen, buckets, os.path.join(folder, "seen"))
+        if discard_inputs:
+            _remove(keys_paths)
         connection.execute("CREATE OR REPLACE TABLE missing (line BIGINT, key VARCHAR, part VARCHAR)")
         for bucket in range(buckets):
             staged_part = _parquet(staged_files.get(bucket, []), _STAGED)
@@ -129,6 +136,11 @@ def reconcile(
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # /tmp outlives the invocation in a warm Lambda
     return Reconciled(failed=written)
+
+
+def _remove(paths: list[str]) -> None:
+    for path in paths:
+        os.remove(path)
 
 
 def _write_buckets(connection: Any, query: str, buckets: int, folder: str) -> dict[int, list[str]]:

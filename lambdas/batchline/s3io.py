@@ -8,7 +8,6 @@ import io
 import json
 import mmap
 import os
-import tempfile
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -183,15 +182,122 @@ def append_object(s3: Any, location: S3Location, target: BinaryIO, *, skip_heade
     return written
 
 
+# S3 multipart limits: every part but the last is at least 5 MiB, a copied part at most 5 GiB, 10,000 parts.
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html
+MIN_PART_BYTES = 5 * 1024 * 1024
+MAX_PART_BYTES = 5 * 1024 * 1024 * 1024
+MAX_PARTS = 10_000
+
+
 def concatenate_csv(s3: Any, sources: list[S3Location], target: S3Location, header: bytes) -> None:
-    """One CSV object from several that each start with ``header``: the header once, then every body in order."""
-    with tempfile.TemporaryDirectory(prefix="batchline-", dir=scratch_dir()) as workdir:
-        path = os.path.join(workdir, "concatenated.csv")
-        with open(path, "wb") as merged:
-            merged.write(header)
-            for location in sources:
-                append_object(s3, location, merged, skip_header=True)
-        upload_file(s3, path, target, "text/csv")
+    """One CSV object from several that each start with a header line: ``header`` once, then every body in order.
+
+    Nothing goes through /tmp and memory stays under one 5 MiB part: a multipart upload whose parts are copied
+    inside S3 (UploadPartCopy, with a byte range after each source's header) wherever a stretch of a source can
+    stand as a part (5 MiB or more, or the end of the object), and whose other parts gather the header and the
+    small stretches as they are read. A result under 5 MiB is one PutObject. The upload is aborted on failure.
+    """
+    writer = _StreamedObject(s3, target, "text/csv")
+    try:
+        writer.write(header)
+        for number, location in enumerate(sources, start=1):
+            start, size = _body_range(s3, location)
+            last = number == len(sources)
+            while start < size:
+                if writer.buffered == 0 and (size - start >= MIN_PART_BYTES or last):
+                    end = min(size, start + MAX_PART_BYTES)
+                    writer.copy(location, start, end)
+                else:
+                    # Fill the gathered part up to 5 MiB, so what follows can be copied.
+                    end = min(size, start + MIN_PART_BYTES - writer.buffered)
+                    with open_object(s3, location, byte_range=(start, end)) as body:
+                        for block in iter(lambda: body.read(1024 * 1024), b""):
+                            writer.write(block)
+                start = end
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _body_range(s3: Any, location: S3Location) -> tuple[int, int]:
+    """(where the body starts after the first line, the object's size)."""
+    size = int(s3.head_object(Bucket=location.bucket, Key=location.key)["ContentLength"])
+    if size == 0:
+        return 0, 0
+    with open_object(s3, location, byte_range=(0, min(size, 64 * 1024))) as head:
+        first = head.readline()
+    if not first.endswith(b"\n") and len(first) < size:  # a header line longer than 64 KiB: read it whole
+        with open_object(s3, location) as body:
+            first = body.readline()
+    return len(first), size
+
+
+class _StreamedObject:
+    """An object written as a multipart upload started on the first full part; under 5 MiB, one PutObject."""
+
+    def __init__(self, s3: Any, target: S3Location, content_type: str) -> None:
+        self._s3 = s3
+        self._target = target
+        self._content_type = content_type
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._etags: list[str] = []
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) >= MIN_PART_BYTES:
+            self._flush()
+
+    def copy(self, source: S3Location, start: int, end: int) -> None:
+        """Bytes ``[start, end)`` of ``source`` as the next part, copied inside S3 (nothing gathered before it)."""
+        assert not self._buffer, "a copied part cannot follow gathered bytes"
+        response = self._s3.upload_part_copy(
+            **self._part(),
+            CopySource={"Bucket": source.bucket, "Key": source.key},
+            CopySourceRange=f"bytes={start}-{end - 1}",
+        )
+        self._etags.append(response["CopyPartResult"]["ETag"])
+
+    def finish(self) -> None:
+        if self._upload_id is None:
+            put_bytes(self._s3, self._target, bytes(self._buffer), self._content_type)
+            return
+        if self._buffer:
+            self._flush()  # the last part may be under 5 MiB
+        self._s3.complete_multipart_upload(
+            Bucket=self._target.bucket,
+            Key=self._target.key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(self._etags, 1)]},
+        )
+
+    def abort(self) -> None:
+        if self._upload_id is not None:
+            self._s3.abort_multipart_upload(Bucket=self._target.bucket, Key=self._target.key, UploadId=self._upload_id)
+
+    def _flush(self) -> None:
+        response = self._s3.upload_part(**self._part(), Body=bytes(self._buffer))
+        self._etags.append(response["ETag"])
+        self._buffer.clear()
+
+    def _part(self) -> dict[str, Any]:
+        if self._upload_id is None:
+            self._upload_id = self._s3.create_multipart_upload(
+                Bucket=self._target.bucket, Key=self._target.key, ContentType=self._content_type
+            )["UploadId"]
+        if len(self._etags) >= MAX_PARTS:
+            raise ServiceRequestFailed(f"{self._target.uri} would need more than {MAX_PARTS} multipart parts")
+        return {
+            "Bucket": self._target.bucket,
+            "Key": self._target.key,
+            "UploadId": self._upload_id,
+            "PartNumber": len(self._etags) + 1,
+        }
 
 
 def object_exists(s3: Any, location: S3Location) -> bool:

@@ -40,7 +40,8 @@ def test_inbox_uploads_reach_start_run_with_retries_and_a_dead_letter_queue(temp
 
 def test_dead_letter_queues_are_encrypted_tls_only_and_alarmed(template: Template) -> None:
     queues = resources(template, "AWS::SQS::Queue")
-    assert len(queues) == 3  # undelivered outcome events, undeliverable triggers, failed async invocations
+    # undelivered outcome events, undeliverable triggers, failed async invocations, failures left unreported
+    assert len(queues) == 4
     for queue in queues.values():
         assert queue["Properties"].get("SqsManagedSseEnabled") or queue["Properties"].get("KmsMasterKeyId")
     for policy in resources(template, "AWS::SQS::QueuePolicy").values():
@@ -85,6 +86,47 @@ def test_an_asynchronous_function_that_fails_after_its_retries_keeps_the_event_i
         if "sqs:SendMessage" in as_list(s["Action"]) and s["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
     ]
     assert sends
+
+
+def test_failed_invocations_are_read_by_the_reporter_and_what_it_cannot_report_goes_to_an_alarmed_queue(
+    template: Template,
+) -> None:
+    reporter = logical_id(template, "AWS::Lambda::Function", "FunctionsReportFailedInvocation")
+    queue = logical_id(template, "AWS::SQS::Queue", "FailedInvocations")
+    unreported = logical_id(template, "AWS::SQS::Queue", "UnreportedFailures")
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [queue, "Arn"]},
+            "FunctionName": {"Ref": reporter},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],  # one bad record does not send back the batch
+        },
+    )
+    props = resources(template, "AWS::SQS::Queue")[queue]["Properties"]
+    assert props["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [unreported, "Arn"]}, "maxReceiveCount": 5}
+    timeout = resources(template, "AWS::Lambda::Function")[reporter]["Properties"]["Timeout"]
+    assert props["VisibilityTimeout"] >= 6 * timeout  # a record being reported is not handed out twice
+    # The operator still hears of every failed invocation: the queue's alarm counts what arrives, not what waits.
+    [alarm] = [
+        a["Properties"]
+        for a in resources(template, "AWS::CloudWatch::Alarm").values()
+        if queue in json.dumps(a["Properties"].get("Dimensions", []))
+    ]
+    assert (alarm["MetricName"], alarm["Statistic"], alarm["Threshold"]) == ("NumberOfMessagesSent", "Sum", 1)
+
+
+def test_the_failed_invocation_reporter_may_publish_look_up_executions_and_write_only_the_ended_marker(
+    template: Template,
+) -> None:
+    statements = function_statements(template, "ReportFailedInvocation")
+    actions = {action for s in statements for action in as_list(s["Action"])}
+    assert {"events:PutEvents", "states:DescribeExecution", "states:GetExecutionHistory"} <= actions
+    assert "states:StartExecution" not in actions
+    writes = [s for s in statements if "s3:PutObject" in as_list(s["Action"])]
+    work = logical_id(template, "AWS::S3::Bucket", "StorageWork")
+    assert [json.dumps(s["Resource"]) for s in writes] == [
+        json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [work, "Arn"]}, "/*/state/ended.json"]]})
+    ]
 
 
 def test_project_bus_is_named_after_the_stack(template: Template) -> None:

@@ -34,7 +34,7 @@ def by_handler(template: Template) -> dict[str, dict[str, Any]]:
 
 def test_every_function_runs_python_313_on_arm64_with_active_tracing(template: Template) -> None:
     functions = resources(template, "AWS::Lambda::Function")
-    assert len(functions) == len(CATALOGUE) == 11
+    assert len(functions) == len(CATALOGUE) == 12
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"] == "python3.13" and props["Architectures"] == ["arm64"]
@@ -52,10 +52,12 @@ def test_each_function_has_its_handler_timeout_memory_and_scratch_space(template
         "handlers.plan_collect.handler": (300, 512, None),
         "handlers.collect_unit.handler": (900, 2048, 10240),
         "handlers.assemble_output.handler": (900, 2048, 10240),
-        "handlers.finalize_run.handler": (300, 1024, 10240),
-        # Both merge rejected.csv (up to every row of an upload of maxInputBytes) into errors.csv through /tmp.
-        "handlers.report_failure.handler": (120, 512, 10240),
-        "handlers.execution_ended.handler": (300, 512, 10240),
+        # These merge rejected.csv (up to every row of an upload of maxInputBytes) into errors.csv inside S3
+        # (s3io.concatenate_csv streams a multipart upload), so they keep the default /tmp.
+        "handlers.finalize_run.handler": (300, 1024, None),
+        "handlers.report_failure.handler": (120, 512, None),
+        "handlers.execution_ended.handler": (300, 512, None),
+        "handlers.report_failed_invocation.handler": (60, 256, None),
     }
     for handler, (timeout, memory, scratch) in expected.items():
         props = functions[handler]
@@ -75,7 +77,8 @@ def test_every_function_gets_the_same_environment_and_only_start_run_the_state_m
         )
         assert variables["BATCHLINE_PIPELINES_FILE"] == "/opt/batchline-config/pipelines.json"
         machine = logical_id(template, "AWS::StepFunctions::StateMachine", "BatchPrediction")
-        if handler == "handlers.start_run.handler":
+        # ReportFailedInvocation looks up the execution an upload would have started (it never starts one).
+        if handler in ("handlers.start_run.handler", "handlers.report_failed_invocation.handler"):
             assert variables["STATE_MACHINE_ARN"] == {"Ref": machine}
         else:
             assert "STATE_MACHINE_ARN" not in variables, handler

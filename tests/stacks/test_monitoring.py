@@ -64,8 +64,8 @@ def test_dashboard_shows_executions_lambda_errors_and_dead_letter_queue_depth(te
     errors = widget(body, "Lambda errors")["metrics"]
     assert len(errors) == len(CATALOGUE) and {line[1] for line in errors} == {"Errors"}
     depth = widget(body, "Dead-letter queues (messages waiting)")["metrics"]
-    assert len(depth) == 3 and {line[1] for line in depth} == {"ApproximateNumberOfMessagesVisible"}
-    assert len(widget(body, "Alarms")["alarms"]) == 5
+    assert len(depth) == 4 and {line[1] for line in depth} == {"ApproximateNumberOfMessagesVisible"}
+    assert len(widget(body, "Alarms")["alarms"]) == 6
 
 
 def test_failed_or_timed_out_executions_raise_an_alarm(template: Template) -> None:
@@ -115,7 +115,7 @@ def test_alarms_only_show_on_the_dashboard_without_a_topic(template: Template) -
 def test_every_alarm_including_the_dead_letter_queues_notifies_the_configured_topic() -> None:
     template = synth_with_pipelines(PIPELINES, alarmTopicArn=TOPIC, runAgeAlarmHours=6)
     alarms = resources(template, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 5  # failed runs, stale runs and the three dead-letter queues' own alarms, reused
+    assert len(alarms) == 6  # failed runs, stale runs and the four dead-letter queues' own alarms, reused
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [TOPIC]
         assert alarm["Properties"]["OKActions"] == [TOPIC]

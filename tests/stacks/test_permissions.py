@@ -95,6 +95,11 @@ def test_no_role_carries_a_managed_policy(template: Template) -> None:
         ("ReportFailure", {"sagemaker:StopTransformJob", "s3:PutObject"}, {"states:StartExecution"}),
         ("ExecutionEnded", {"states:GetExecutionHistory", "events:PutEvents"}, {"states:StartExecution"}),
         ("WakeJob", {"states:SendTaskSuccess", "s3:GetObject", "s3:PutObject"}, {"states:StartExecution"}),
+        (
+            "ReportFailedInvocation",
+            {"states:DescribeExecution", "events:PutEvents", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
+            {"states:StartExecution", "sagemaker:StopTransformJob", "s3:AbortMultipartUpload"},
+        ),
     ],
 )
 def test_each_function_may_do_its_step_and_not_others(
@@ -115,7 +120,9 @@ def test_the_job_steps_write_only_their_jobs_looks(template: Template, function:
     ]
 
 
-def test_only_start_run_and_prepare_input_read_the_inbox_and_nothing_writes_it(template: Template) -> None:
+def test_only_start_run_prepare_input_and_the_failure_reporter_read_the_inbox_and_nothing_writes_it(
+    template: Template,
+) -> None:
     inbox = logical_id(template, "AWS::S3::Bucket", "StorageInbox")
     readers = set()
     for name, policy in resources(template, "AWS::IAM::Policy").items():
@@ -123,7 +130,8 @@ def test_only_start_run_and_prepare_input_read_the_inbox_and_nothing_writes_it(t
             if inbox in json.dumps(statement["Resource"]):
                 readers.add(name.removeprefix("Functions").split("Role")[0])
                 assert actions_of([statement]) <= {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}, statement
-    assert readers == {"StartRun", "PrepareInput"}
+    # ReportFailedInvocation HEADs an upload StartRun failed on, as StartRun does, to name it in the event.
+    assert readers == {"StartRun", "PrepareInput", "ReportFailedInvocation"}
 
 
 def test_transform_jobs_are_limited_to_batchline_names_and_configured_models(template: Template) -> None:

@@ -47,7 +47,7 @@ def documented_patterns() -> list[dict[str, Any]]:
 def test_without_subscriptions_nothing_listens_on_the_bus(template: Template) -> None:
     assert rules_on_the_bus(template) == {}
     assert resources(template, "AWS::SNS::Topic") == {}
-    assert len(resources(template, "AWS::SQS::Queue")) == 3  # only the stack's own dead-letter queues
+    assert len(resources(template, "AWS::SQS::Queue")) == 4  # only the stack's own dead-letter queues
     assert not template.find_outputs("FailureTopicArn") and not template.find_outputs("SuccessQueueUrl")
 
 
