@@ -8,10 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from batchline.config import StackSettings
-from batchline.errors import ConfigError
+from batchline.config import StackSettings, parse_stack_settings
 from batchline.functions import FUNCTION_NAMES
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 
 class DeploymentSettings(StackSettings):
@@ -40,16 +39,4 @@ class DeploymentSettings(StackSettings):
 
 def parse_deployment_settings(raw: Mapping[str, Any]) -> DeploymentSettings:
     """Validate context ``batchline`` apart from its pipelines; errors name the field (``reservedConcurrency``)."""
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"context 'batchline' must be an object, got {type(raw).__name__}")
-    try:
-        return DeploymentSettings.model_validate(raw)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"]) or "(batchline)"
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "not a Batchline setting (check its spelling and level)"
-            problems.append(f"field {field!r}: {message}")
-        raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(problems)) from None
+    return parse_stack_settings(raw, DeploymentSettings)

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -931,12 +931,16 @@ class StackSettings(_Model):
         return self.alarm_topic_arn.split(":")[3] if self.alarm_topic_arn else None
 
 
-def parse_stack_settings(raw: Mapping[str, Any]) -> StackSettings:
-    """Validate context ``batchline`` apart from its pipelines; errors name the field (``subscriptions.x``)."""
+SettingsT = TypeVar("SettingsT", bound=StackSettings)
+
+
+def parse_stack_settings(raw: Mapping[str, Any], model: type[SettingsT] = StackSettings) -> SettingsT:  # type: ignore[assignment]  # the default model is a SettingsT
+    """Validate context ``batchline`` apart from its pipelines, as ``model`` (StackSettings, or the stack's
+    DeploymentSettings that extend it); errors name the field (``subscriptions.x``)."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"context 'batchline' must be an object, got {type(raw).__name__}")
     try:
-        return StackSettings.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
