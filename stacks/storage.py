@@ -16,9 +16,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from batchline.config import AmazonMLSettings, PersonalizeSettings, Pipelines, SageMakerSettings
 from batchline.functions import CATALOGUE, DataAccess
+from batchline.layout import WAKE_PREFIX
 from constructs import Construct
 
 from stacks.nag import acknowledge
+
+# Days a waiting job's wake objects are kept: the longest run maxRunHours allows (30 days), and one more.
+WAKE_DAYS = 31
 
 
 class Storage(Construct):
@@ -62,6 +66,9 @@ class Storage(Construct):
         )
         self.inbox = self._bucket("Inbox", "inbox/")
         self.work = self._bucket("Work", "work/", noncurrent_days=30)
+        # A waiting job's task token and end event (WakeJob) matter only while its run lasts: at most maxRunHours'
+        # bound (30 days), then a day's margin.
+        self.work.add_lifecycle_rule(id="ExpireJobWakes", prefix=WAKE_PREFIX, expiration=Duration.days(WAKE_DAYS))
         self.results = self._bucket("Results", "results/")
         # S3 -> EventBridge through the bucket's own property: event_bridge_enabled=True would add a
         # custom-resource Lambda (BucketNotificationsHandler) to set the same thing at deploy time.

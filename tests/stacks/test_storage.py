@@ -77,6 +77,14 @@ def test_work_bucket_forgets_overwritten_versions_after_30_days(template: Templa
     ]["Rules"]
 
 
+def test_waiting_jobs_wake_objects_expire_after_the_longest_run(template: Template) -> None:
+    work = resources(template, "AWS::S3::Bucket")[logical_id(template, "AWS::S3::Bucket", "StorageWork")]
+    rules = work["Properties"]["LifecycleConfiguration"]["Rules"]
+    [wakes] = [rule for rule in rules if rule.get("Prefix") == "wake/"]
+    assert wakes["ExpirationInDays"] * 24 > 24 * 30  # maxRunHours allows 30 days
+    assert all(rule.get("ExpirationInDays") is None for rule in rules if rule is not wakes)  # nothing else expires
+
+
 def test_data_buckets_drop_multipart_uploads_left_unfinished_for_a_week(template: Template) -> None:
     for name in ("StorageInbox", "StorageWork", "StorageResults"):
         bucket = resources(template, "AWS::S3::Bucket")[logical_id(template, "AWS::S3::Bucket", name)]
