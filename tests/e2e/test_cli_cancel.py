@@ -56,6 +56,9 @@ def test_cancel_stops_a_running_local_run_and_its_job_and_publishes_one_failure_
     error = event["detail"]["error"]
     assert error["error"] == "ExecutionAborted"
     assert stopped(error) == {job_name}
+    # the event shows the job as it is after the stop request, not the running look taken before it
+    [job] = event["detail"]["jobs"]
+    assert job["rawStatus"] in ("Stopping", "Stopped"), job
     # and the output says what happened: the jobs it stopped and the event, by ExecutionEnded
     assert f"run {run_id}" in out and "ExecutionEnded" in out and job_name in out
     assert "Batch Prediction Failed" in out

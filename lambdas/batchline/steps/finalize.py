@@ -4,6 +4,7 @@ stops the service jobs still running."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
@@ -159,6 +160,10 @@ def _stop_jobs(
             try:
                 if adapter.stop(run, name):
                     stopped.append(state.job_id)
+                    # The manifest and event show the job as it is after the stop request (Stopping, Stopped),
+                    # not the running look taken before it.
+                    with contextlib.suppress(Exception):
+                        state = adapter.describe(run, name)
                 else:
                     problems.append(f"{pipeline.provider} cannot stop job {name}; it runs to completion")
             except Exception as exc:  # noqa: BLE001
