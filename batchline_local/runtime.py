@@ -776,16 +776,18 @@ class LocalRuntime:
         job-end rules of stacks/notifications.py, patterns from batchline.job_events). moto's rules send nothing
         to Lambda, so delivery is this runtime's: a thread invokes the real WakeJob function."""
         self.service_events.append((time.monotonic(), event))
-        self.service_session.client("events").put_events(
-            Entries=[
-                {
-                    "Source": event["source"],
-                    "DetailType": event["detail-type"],
-                    "Detail": json.dumps(event["detail"]),
-                    "Resources": event.get("resources", []),
-                }
-            ]
-        )
+        # The service's own publishing: whatever becomes of it never fails the service's API call it came from.
+        with suppress(Exception):
+            self.service_session.client("events").put_events(
+                Entries=[
+                    {
+                        "Source": event["source"],
+                        "DetailType": event["detail-type"],
+                        "Detail": json.dumps(event["detail"]),
+                        "Resources": event.get("resources", []),
+                    }
+                ]
+            )
         if self.lose_service_events or not _matches_a_job_end_rule(event):
             return
         for _ in range(self.service_event_deliveries):

@@ -23,7 +23,11 @@ clients = AwsClients()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("step") != "await":  # an EventBridge event (a foreign one is ignored, never an error)
         result = wake_on_event(event, deployment=Deployment.from_env(), clients=clients)
-        logger.info("job event", extra={"result": result, "detailType": event.get("detail-type")})
+        if result.get("runId"):  # a waiting job of a run: its log line names the run, as every run's line does
+            logger.append_keys(run_id=result["runId"], pipeline=result.get("pipeline"), chunk=result.get("chunk"))
+            logger.info("job event", extra={"result": result, "detailType": event.get("detail-type")})
+        else:  # foreign, or no wait recorded yet (the next poll reads the job): nobody's run to log under
+            logger.debug("job event", extra={"result": result, "detailType": event.get("detail-type")})
         return result
     step = JobExecutionState.model_validate(event)
     if step.job is None:

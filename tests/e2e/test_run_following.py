@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import threading
 import time
 from typing import Any
 
@@ -37,24 +36,6 @@ def test_a_run_longer_than_the_stall_limit_is_not_cut_while_its_handlers_work(
     # THEN it runs to its end, well past that limit
     assert result.status == "SUCCEEDED" and result.event is not None
     assert time.monotonic() - started > 1.0
-
-
-def test_an_execution_that_stops_moving_is_given_up_by_name(
-    runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # GIVEN an interpreter stuck in a Wait state: no handler runs, nothing happens
-    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
-
-    release = threading.Event()
-    monkeypatch.setattr(WaitFunction, "_wait_interval", lambda _self, env, wait_seconds: release.wait(60))
-
-    # WHEN the run is followed with a stall limit of 0.5 s
-    with pytest.raises(RunStillRunning, match=r"stopped moving: RUNNING with nothing happening for 0.5 s") as raised:
-        runtime.run_file(SAMPLE, "demo-sagemaker", stall_seconds=0.5)
-
-    # THEN it was given up by name, and goes on once the interpreter does
-    release.set()
-    assert runtime.wait_for(raised.value.run_id).status == "SUCCEEDED"
 
 
 def test_a_wall_clock_limit_given_by_the_caller_is_kept(runtime: LocalRuntime) -> None:

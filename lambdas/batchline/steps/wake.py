@@ -80,7 +80,13 @@ def wake_on_event(event: dict[str, Any], *, deployment: Deployment, clients: Aws
     if parked is None:
         return {"woken": False, "jobName": ended.job_name, "reason": "no wait recorded for this job"}
     woken = _resume(clients.stepfunctions, parked["taskToken"], {"woken": "event", "status": ended.status})
-    summary = {"woken": woken, "jobName": ended.job_name, "runId": parked.get("runId"), "chunk": parked.get("chunk")}
+    summary = {
+        "woken": woken,
+        "jobName": ended.job_name,
+        "runId": parked.get("runId"),
+        "pipeline": parked.get("pipeline"),
+        "chunk": parked.get("chunk"),
+    }
     if not woken:
         summary["reason"] = "the wait had already ended (a poll, or an earlier event)"
     return summary
