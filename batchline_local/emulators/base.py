@@ -144,28 +144,22 @@ def s3_client(identity: ServiceIdentity | None = None) -> Any:
     )
     checker = runtime.permissions if runtime is not None else None
     if identity is not None and checker is not None:
+        from batchline_local.permissions.checker import attach_check
 
-        def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-            context[_CHECKED_PARAMS_KEY] = dict(params)
-
-        def check(model: Any, context: dict[str, Any], **_: Any) -> None:
+        def check(service: str, operation: str, params: Any) -> None:
             checker.check_service(
                 identity.principal,
-                "s3",
-                model.name,
-                context.get(_CHECKED_PARAMS_KEY, {}),
+                service,
+                operation,
+                params,
                 acting_for=identity.acting_for,
                 role_arn=identity.role_arn,
                 source_arn=identity.source_arn,
                 source_account=identity.source_account,
             )
 
-        client.meta.events.register_last("before-parameter-build", remember)
-        client.meta.events.register_first("before-call", check)
+        attach_check(client, check)
     return client
-
-
-_CHECKED_PARAMS_KEY = "batchline_service_params"
 
 
 def _active_runtime() -> Any:

@@ -284,19 +284,6 @@ class PermissionChecker:
 # --- boto3 hooks ----------------------------------------------------------------------------------
 
 
-def _hooks(checker: PermissionChecker, principal: Callable[[], str | None]) -> tuple[Any, Any]:
-    def keep_params(params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context[_PARAMS_KEY] = dict(params)  # the API parameters, before botocore serialises them
-
-    def check(model: Any, context: dict[str, Any], **_: Any) -> None:
-        who = principal()
-        if who is None:
-            return  # not a function's call (the runtime setting up its emulation)
-        checker.check(who, model.service_model.service_name, model.name, context.get(_PARAMS_KEY, {}))
-
-    return keep_params, check
-
-
 def attach(target: Any, checker: PermissionChecker, principal: Callable[[], str | None]) -> None:
     """Check every call of a boto3 client, or of every client a boto3 session makes from now on.
 
@@ -304,11 +291,30 @@ def attach(target: Any, checker: PermissionChecker, principal: Callable[[], str 
     local runtime knows which function runs in the current thread. A denied call raises the ClientError AWS
     would, before any request is made.
     """
+
+    def check(service: str, operation: str, params: Mapping[str, Any]) -> None:
+        who = principal()
+        if who is not None:  # None: not a function's call (the runtime setting up its emulation)
+            checker.check(who, service, operation, params)
+
+    attach_check(target, check)
+
+
+def attach_check(target: Any, check: Callable[[str, str, Mapping[str, Any]], None]) -> None:
+    """Call ``check(service, operation, params)`` before every call of a boto3 client (or of every client a
+    session makes from now on); what it raises is the call's error. ``attach`` checks a function's calls with it,
+    the emulated services their own reads and writes."""
     events = target.meta.events if hasattr(target, "meta") else target.events
-    keep_params, check = _hooks(checker, principal)
+
+    def keep_params(params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context[_PARAMS_KEY] = dict(params)  # the API parameters, before botocore serialises them
+
+    def before_call(model: Any, context: dict[str, Any], **_: Any) -> None:
+        check(model.service_model.service_name, model.name, context.get(_PARAMS_KEY, {}))
+
     # The API parameters are seen at before-parameter-build; before-call (after validation, before the request)
     # sees only the serialised request, so the first hands them to the second through the call's context.
-    events.register_last("before-parameter-build", keep_params, unique_id=f"batchline-permissions-{id(checker)}-p")
+    events.register_last("before-parameter-build", keep_params, unique_id=f"batchline-permissions-{id(check)}-p")
     # First among before-call's handlers: an emulator answers a call there (for services moto lacks), and a
     # call must be authorized before anything answers it.
-    events.register_first("before-call", check, unique_id=f"batchline-permissions-{id(checker)}-c")
+    events.register_first("before-call", before_call, unique_id=f"batchline-permissions-{id(check)}-c")
