@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from batchline_local.commands import follow, start_run
+from batchline_local.commands import download_outputs, follow, start_run
 from batchline_local.runs import RunView, describe_run
 from batchline_local.target import Target, TargetError, aws_session, default_stack_name, local_target, stack_target
 
@@ -98,21 +98,12 @@ class Run:
         return dict(json.loads(text)) if text is not None else {}
 
     def download(self, folder: str | Path) -> dict[str, Path | None]:
-        """predictions.csv, errors.csv and manifest.json into ``folder`` (made if missing)."""
-        target = Path(folder)
-        target.mkdir(parents=True, exist_ok=True)
-        files: dict[str, Path | None] = {}
-        for name, filename in (
-            ("predictions", "predictions.csv"),
-            ("errors", "errors.csv"),
-            ("manifest", "manifest.json"),
-        ):
-            text = self._output(name)
-            files[name] = None
-            if text is not None:
-                files[name] = target / filename
-                files[name].write_text(text, encoding="utf-8")  # type: ignore[union-attr]
-        return files
+        """predictions.csv, errors.csv and manifest.json into ``folder`` (made if missing), as `batchline submit
+        --out` saves them; a file the run did not write is None."""
+        if self.view.running:
+            raise RuntimeError(f"run {self.run_id} is still running; call wait() first")
+        files = download_outputs(self._target, self.view, Path(folder))
+        return {name: Path(path) if path else None for name, path in files.items()}
 
     def _output(self, name: str) -> str | None:
         if self.view.running:

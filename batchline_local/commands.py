@@ -53,7 +53,7 @@ def submit(
             print(f"run {run_id} started; follow it with `batchline status {run_id}`")
         return EXIT_OK, view
     view, finished = follow(target, view, timeout=timeout, show=not as_json)
-    files = _download_outputs(target, view, download_to) if download_to is not None and finished else None
+    files = download_outputs(target, view, download_to) if download_to is not None and finished else None
     if as_json:
         _print_json(view.to_json() | ({"files": files} if files is not None else {}))
     else:
@@ -83,7 +83,9 @@ def start_run(target: Target, path: Path, pipeline: str) -> tuple[RunView, dict[
     return _wait_for_start(target, run_id, uploaded), uploaded
 
 
-def _download_outputs(target: Target, view: RunView, folder: Path) -> dict[str, str | None]:
+def download_outputs(target: Target, view: RunView, folder: Path) -> dict[str, str | None]:
+    """predictions.csv, errors.csv and manifest.json of an ended run into ``folder`` (made if missing), streamed
+    to disk; a file the run did not write is None, and an older run's file of that name is removed."""
     folder.mkdir(parents=True, exist_ok=True)
     s3 = target.client("s3")
     files: dict[str, str | None] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -44,10 +46,13 @@ def test_refused_records_come_back_as_an_errors_dataframe_with_line_and_reason(b
     assert len(run.predictions()) == len(frame) - 1
 
 
-def test_a_file_a_run_id_and_a_failed_run(batchline: Batchline) -> None:
+def test_a_file_a_run_id_and_a_failed_run(batchline: Batchline, tmp_path: Path) -> None:
     run = batchline.submit(SAMPLES / "demo-bedrock.csv", "demo-bedrock", wait=False)
     again = batchline.run(run.run_id).wait(progress=False)
     assert again.status == "SUCCEEDED" and again.manifest()["runId"] == run.run_id
+    files = again.download(tmp_path / "out")
+    assert files["errors"] is None and files["predictions"] is not None and files["manifest"] is not None
+    assert files["predictions"].read_text().count("\n") == again.counts["predicted"] + 1
 
     empty = pd.DataFrame({"id": [], "tenure": []})
     failed = batchline.submit(empty, "demo-sagemaker", name="empty.csv", progress=False)
