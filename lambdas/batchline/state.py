@@ -119,6 +119,8 @@ class JobLook(_State):
     raw_status: str | None = None
     message: str | None = None
     counts: dict[str, int] = Field(default_factory=dict)
+    # The service's own timing and consumption figures (adapters.base.JOB_FIGURES).
+    figures: dict[str, Any] = Field(default_factory=dict)
     poll_count: int | None = None
     checked_at: str | None = None
     wait_seconds: int | None = None

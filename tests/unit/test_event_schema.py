@@ -140,3 +140,16 @@ def test_a_delivered_event_is_valid_against_the_registry_schema_and_a_foreign_on
 def test_only_a_draft_4_schema_can_be_published() -> None:
     with pytest.raises(ValueError, match="draft-04"):
         registry_schema({**schema(), "$schema": "https://json-schema.org/draft/2020-12/schema"})
+
+
+def test_job_figures_are_the_adapters_one_vocabulary_and_refuse_unknown_names() -> None:
+    from batchline.adapters.base import JOB_FIGURES
+
+    figures = schema()["properties"]["jobs"]["items"]["properties"]["figures"]
+    assert set(figures["properties"]) == set(JOB_FIGURES)
+    detail = succeeded()
+    detail["jobs"][0]["figures"] = {"startedAt": "2026-11-25T10:01:00Z", "computeSeconds": 12.5, "inputTokens": 40}
+    validator().validate(detail)
+    detail["jobs"][0]["figures"] = {"computeTime": 12}
+    with pytest.raises(ValidationError):
+        validator().validate(detail)

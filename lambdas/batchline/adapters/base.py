@@ -43,6 +43,23 @@ class JobState:
     message: str | None = None
     # Record counts when the service reports them (SageMaker does not).
     counts: dict[str, int] = field(default_factory=dict)
+    # The service's own figures for the job, under the names of JOB_FIGURES, when it reports them.
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+# The one vocabulary of the service's own timing and consumption figures (manifest.json and the event carry them
+# under ``jobs[].figures``); an adapter reports those its service returns, in these units, and leaves out the rest.
+JOB_FIGURES: dict[str, str] = {
+    "createdAt": "when the service created the job (ISO 8601, UTC)",
+    "startedAt": "when the job started running (ISO 8601, UTC)",
+    "endedAt": "when the job ended (ISO 8601, UTC)",
+    "computeSeconds": "compute time the service billed or reported, in seconds",
+    "replicaHours": "machine replica hours consumed (Vertex AI resourcesConsumed)",
+    "inputTokens": "input tokens processed (Bedrock)",
+    "outputTokens": "output tokens produced (Bedrock)",
+    "logUri": "where the service wrote the job's log",
+    "invocations": "on-demand model calls made instead of a batch job",
+}
 
 
 @dataclass(frozen=True)

@@ -215,7 +215,7 @@ def _counts_from_rejected(clients: AwsClients, layout: RunLayout) -> dict[str, i
 
 def _job_summary(job: JobLook) -> dict[str, Any]:
     look = job.model_dump(by_alias=True, mode="json")
-    return {k: look.get(k) for k in ("jobId", "status", "rawStatus", "message", "pollCount", "counts")}
+    return {k: look.get(k) for k in ("jobId", "status", "rawStatus", "message", "pollCount", "counts", "figures")}
 
 
 def _timings(started_at: str | None) -> dict[str, Any]:

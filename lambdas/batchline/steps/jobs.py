@@ -108,6 +108,7 @@ def state_summary(state: JobState) -> dict[str, Any]:
         "rawStatus": state.raw_status,
         "message": state.message,
         "counts": state.counts,
+        "figures": state.figures,
     }
 
 
@@ -122,6 +123,7 @@ def _look(state: JobState, run: RunFacts, chunk: ChunkItem, poll_count: int, pip
         raw_status=state.raw_status,
         message=state.message,
         counts=state.counts,
+        figures=state.figures,
         poll_count=poll_count,
         checked_at=iso(now),
         wait_seconds=_wait_seconds(run, elapsed, pipeline.min_poll_seconds, pipeline.max_poll_seconds, now),
