@@ -14,7 +14,7 @@ work bucket:    <pipeline>/<run-id>/input/part-00000.<ext>   staged provider inp
                 <pipeline>/<run-id>/failed.csv               records the service did not predict
                 wake/<job-name>.json                         a waiting job's task token (WakeJob), by job name
                 wake/<job-name>.event.json                   its end event, once one came (WakeJob)
-results bucket: <pipeline>/<run-id>/predictions.csv, errors.csv, manifest.json
+results bucket: <pipeline>/<run-id>/predictions.csv, errors.csv, manifest.json, report.html
 
 The wake objects are keyed by the job's name alone: that is all a service's job event gives (the name is a digest
 of the run ID, which cannot be read back from it).
@@ -136,6 +136,11 @@ class RunLayout:
     @property
     def manifest(self) -> S3Location:
         return S3Location(self.results_bucket, self._prefix + "manifest.json")
+
+    @property
+    def report(self) -> S3Location:
+        """The run's report page (batchline.report), beside predictions.csv."""
+        return S3Location(self.results_bucket, self._prefix + "report.html")
 
 
 WAKE_PREFIX = "wake/"

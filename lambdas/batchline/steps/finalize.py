@@ -1,12 +1,18 @@
-"""The run's outcome: FinalizeRun and ReportFailure write ``manifest.json`` and ``errors.csv`` in the results
-bucket and build the event the state machine publishes; ReportFailure (and ExecutionEnded, through it) also
-stops the service jobs still running."""
+"""The run's outcome: FinalizeRun and ReportFailure write ``manifest.json``, ``errors.csv`` and ``report.html`` in
+the results bucket and build the event the state machine publishes; ReportFailure (and ExecutionEnded, through it)
+also stops the service jobs still running.
+
+The summary statistics (batchline.summary) are computed here, reading predictions.csv and errors.csv once each as
+streams: memory stays flat at any size, and a time budget under the function's timeout (``summary_seconds``) ends
+the reading early, marked partial, rather than lose the run's event (benchmarks/report_summary.py measures it).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 from batchline.adapters import adapter_for
@@ -16,14 +22,20 @@ from batchline.clock import iso, parse_time, utc_now
 from batchline.config import Deployment, PipelineConfig, Pipelines
 from batchline.errors import JobNotFound, OutputInvalid, UnknownPipeline
 from batchline.events import EVENT_JOBS, build_detail, outcome, outcome_status
+from batchline.functions import function
 from batchline.layout import RunLayout, S3Location
 from batchline.prepare import ERROR_HEADER
 from batchline.s3io import concatenate_csv, csv_rows, object_exists, open_object, put_bytes
 from batchline.state import JobLook, RunFacts, read_job_looks
 from batchline.steps.jobs import state_summary
 from batchline.steps.run import describe_error, run_chunks, run_context, run_jobs
+from batchline.summary import RunSummary, summarize_errors, summarize_predictions
 
 logger = logging.getLogger(__name__)
+
+# What the summary may take of each function's time: the rest is for errors.csv, the manifest and the report.
+FINALIZE_SUMMARY_SECONDS = function("FinalizeRun").timeout_seconds - 120
+FAILURE_SUMMARY_SECONDS = function("ReportFailure").timeout_seconds - 60
 
 
 def _merge_errors(clients: AwsClients, sources: list[S3Location], target: S3Location) -> bool:
@@ -42,8 +54,10 @@ def finalize_run(
     pipelines: Pipelines,
     deployment: Deployment,
     clients: AwsClients,
+    summary_seconds: float = FINALIZE_SUMMARY_SECONDS,
 ) -> dict[str, Any]:
-    """Reconcile counts, write errors.csv and manifest.json, and return the event to publish."""
+    """Reconcile counts, write errors.csv, manifest.json and report.html, and return the event to publish."""
+    deadline = time.monotonic() + summary_seconds
     layout = deployment.layout(run.pipeline, run.run_id)
     counts = {**run.counts.dump(), **collected["counts"]}
     if counts["input"] != counts["predicted"] + counts["failed"] + counts["rejected"]:
@@ -56,6 +70,7 @@ def finalize_run(
         "predictions": collected["predictions"]["uri"] if collected["predictions"] else None,
         "errors": layout.errors.uri if has_errors else None,
         "manifest": layout.manifest.uri,
+        "report": layout.report.uri,
     }
     status = outcome_status(counts)
     error = None
@@ -77,17 +92,32 @@ def finalize_run(
         timings=_timings(run.started_at),
         error=error,
     )
-    _write_manifest(clients, layout, detail, parts=_parts(clients, collected["predictions"]))
+    safe = pipelines.get(run.pipeline).spreadsheet_safe
+    summary = _summary(
+        clients,
+        predictions=layout.predictions if outputs["predictions"] else None,
+        errors=layout.errors if has_errors else None,
+        spreadsheet_safe=safe,
+        deadline=deadline,
+    )
+    _write_manifest(clients, layout, detail, parts=_parts(clients, collected["predictions"]), summary=summary)
     return outcome(detail)
 
 
 def report_failure(
-    state: dict[str, Any], *, pipelines: Pipelines, deployment: Deployment, clients: AwsClients
+    state: dict[str, Any],
+    *,
+    pipelines: Pipelines,
+    deployment: Deployment,
+    clients: AwsClients,
+    summary_seconds: float = FAILURE_SUMMARY_SECONDS,
 ) -> dict[str, Any]:
-    """The failure path: stop jobs still running, keep rejected rows, write the manifest, build the event.
+    """The failure path: stop jobs still running, keep rejected rows, write the manifest and the report (the
+    error, the jobs and errors.csv's reasons: a failed run's page says why), build the event.
 
     ``state`` is the run's execution state wherever it failed, read as plain JSON: a model would refuse a
     half-built state, and the failure event must go out whatever the run got to."""
+    deadline = time.monotonic() + summary_seconds
     run_id, pipeline_name = state["runId"], state["pipeline"]
     error = describe_error(state.get("error") or {})
     prepared = state.get("prepared")
@@ -120,11 +150,15 @@ def report_failure(
             "predictions": None,
             "errors": layout.errors.uri if has_errors else None,
             "manifest": layout.manifest.uri,
+            "report": layout.report.uri,
         },
         timings=_timings(state.get("startedAt") or (prepared or {}).get("startedAt")),
         error=error,
     )
-    _write_manifest(clients, layout, detail, parts=[])
+    safe = pipeline.spreadsheet_safe if pipeline is not None else True
+    errors_csv = layout.errors if has_errors else None
+    summary = _summary(clients, predictions=None, errors=errors_csv, spreadsheet_safe=safe, deadline=deadline)
+    _write_manifest(clients, layout, detail, parts=[], summary=summary)
     return outcome(detail)
 
 
@@ -215,7 +249,8 @@ def _counts_from_rejected(clients: AwsClients, layout: RunLayout) -> dict[str, i
 
 def _job_summary(job: JobLook) -> dict[str, Any]:
     look = job.model_dump(by_alias=True, mode="json")
-    return {k: look.get(k) for k in ("jobId", "status", "rawStatus", "message", "pollCount", "counts", "figures")}
+    fields = ("jobId", "status", "rawStatus", "message", "pollCount", "checkedAt", "counts", "figures")
+    return {k: look.get(k) for k in fields}
 
 
 def _timings(started_at: str | None) -> dict[str, Any]:
@@ -234,8 +269,59 @@ def _parts(clients: AwsClients, predictions: dict[str, Any] | None) -> list[dict
         return list(json.load(body))
 
 
+def _summary(
+    clients: AwsClients,
+    *,
+    predictions: S3Location | None,
+    errors: S3Location | None,
+    spreadsheet_safe: bool,
+    deadline: float,
+) -> RunSummary | None:
+    """predictions.csv's columns and errors.csv's reasons, each read once as a stream; None when reading failed.
+
+    The statistics describe the run; they are not the run: a problem here is logged and the manifest says
+    ``summary: null``, rather than fail a run whose predictions.csv is written (or lose a failure's event)."""
+    try:
+        return RunSummary(
+            predictions=(
+                summarize_predictions(
+                    csv_rows(clients.s3, predictions), spreadsheet_safe=spreadsheet_safe, deadline=deadline
+                )
+                if predictions
+                else None
+            ),
+            errors=(
+                summarize_errors(csv_rows(clients.s3, errors), spreadsheet_safe=spreadsheet_safe, deadline=deadline)
+                if errors
+                else None
+            ),
+        )
+    except Exception:  # noqa: BLE001 - see the docstring
+        logger.exception("could not summarise the run's files")
+        return None
+
+
 def _write_manifest(
-    clients: AwsClients, layout: RunLayout, detail: dict[str, Any], parts: list[dict[str, Any]]
+    clients: AwsClients,
+    layout: RunLayout,
+    detail: dict[str, Any],
+    parts: list[dict[str, Any]],
+    summary: RunSummary | None,
 ) -> None:
-    manifest = {**detail, "parts": parts}
+    """manifest.json and report.html, the page drawn from the manifest (it shows what the manifest says).
+
+    A page that cannot be drawn is logged and left out (``outputs.report`` null), as a summary that cannot be
+    read is: the event goes out either way."""
+    from batchline.report import render_report
+
+    manifest = {**detail, "parts": parts, "summary": summary.dump() if summary is not None else None}
+    try:
+        page: bytes | None = render_report(manifest).encode()
+    except Exception:  # noqa: BLE001 - see the docstring
+        logger.exception("could not draw the run's report")
+        page = None
+        detail["outputs"]["report"] = None
+        manifest["outputs"] = detail["outputs"]
     put_bytes(clients.s3, layout.manifest, json.dumps(manifest, indent=2).encode(), "application/json")
+    if page is not None:
+        put_bytes(clients.s3, layout.report, page, "text/html; charset=utf-8")
