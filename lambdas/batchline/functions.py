@@ -156,19 +156,24 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
     ),
     # Merges rejected.csv and failed.csv into errors.csv inside S3 (s3io.concatenate_csv: a multipart upload of
     # ranged copies and 5 MiB gathered parts), so it needs no scratch space: the default /tmp, unused.
+    # Reads predictions.csv and errors.csv once for the run's summary and report: about 9 us a row on one core
+    # (benchmarks/report_summary.py), so 10 million rows take 1.5 minutes plus the read. 1,769 MB is one whole
+    # vCPU; memory stays under 100 MB (the summary is bounded), and 15 minutes leave room for 5x that.
     FunctionSpec(
         "FinalizeRun",
         "handlers.finalize_run.handler",
-        timeout_seconds=300,
-        memory_mb=1024,
+        timeout_seconds=900,
+        memory_mb=1769,
         data=_READ_WRITE_BOTH,
         placeholder=_placeholder("FinalizeRun"),
     ),
+    # Summarises errors.csv for the failed run's report (up to every row of the upload rejected): one vCPU, and
+    # time for 10 million rows; past its budget the summary is marked partial and the event still goes out.
     FunctionSpec(
         "ReportFailure",
         "handlers.report_failure.handler",
-        timeout_seconds=120,
-        memory_mb=512,
+        timeout_seconds=300,
+        memory_mb=1769,
         # Merges rejected.csv (up to every row of the upload, with a reason each) into errors.csv as FinalizeRun
         # does, inside S3 with at most a 5 MiB part in memory: the default /tmp, unused.
         data=_READ_WRITE_BOTH,

@@ -8,7 +8,7 @@ from batchline.clients import AwsClients
 from batchline.config import Deployment, pipelines_from_env
 from batchline.metrics import outcome_measures, publish
 from batchline.state import RunFacts
-from batchline.steps.finalize import finalize_run
+from batchline.steps.finalize import finalize_run, summary_seconds
 
 logger = Logger()
 tracer = Tracer()
@@ -28,6 +28,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         pipelines=pipelines_from_env(),
         deployment=Deployment.from_env(),
         clients=clients,
+        summary_seconds=summary_seconds(context.get_remaining_time_in_millis()),
     )
     detail = result["detail"]
     publish(metrics, pipeline=run.pipeline, run_id=run.run_id, measures=outcome_measures(detail))

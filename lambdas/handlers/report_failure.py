@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from batchline.clients import AwsClients
 from batchline.config import Deployment, pipelines_from_env
 from batchline.metrics import outcome_measures, publish
-from batchline.steps.finalize import report_failure
+from batchline.steps.finalize import report_failure, summary_seconds
 
 logger = Logger()
 tracer = Tracer()
@@ -20,7 +20,13 @@ clients = AwsClients()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event["runId"], pipeline=event["pipeline"])
-    result = report_failure(event, pipelines=pipelines_from_env(), deployment=Deployment.from_env(), clients=clients)
+    result = report_failure(
+        event,
+        pipelines=pipelines_from_env(),
+        deployment=Deployment.from_env(),
+        clients=clients,
+        summary_seconds=summary_seconds(context.get_remaining_time_in_millis()),
+    )
     detail = result["detail"]
     publish(metrics, pipeline=event["pipeline"], run_id=event["runId"], measures=outcome_measures(detail))
     logger.error("run failed", extra={"error": detail["error"], "counts": detail["counts"]})

@@ -33,9 +33,15 @@ from batchline.summary import RunSummary, summarize_errors, summarize_prediction
 
 logger = logging.getLogger(__name__)
 
-# What the summary may take of each function's time: the rest is for errors.csv, the manifest and the report.
-FINALIZE_SUMMARY_SECONDS = function("FinalizeRun").timeout_seconds - 120
-FAILURE_SUMMARY_SECONDS = function("ReportFailure").timeout_seconds - 60
+# What the summary leaves of a function's time for writing the manifest and the report, and publishing.
+SUMMARY_RESERVE_SECONDS = 30.0
+FINALIZE_SUMMARY_SECONDS = function("FinalizeRun").timeout_seconds - SUMMARY_RESERVE_SECONDS
+FAILURE_SUMMARY_SECONDS = function("ReportFailure").timeout_seconds - SUMMARY_RESERVE_SECONDS
+
+
+def summary_seconds(remaining_ms: int) -> float:
+    """The summary's time budget in an invocation with ``remaining_ms`` left (the Lambda context's figure)."""
+    return max(0.0, remaining_ms / 1000 - SUMMARY_RESERVE_SECONDS)
 
 
 def _merge_errors(clients: AwsClients, sources: list[S3Location], target: S3Location) -> bool:
