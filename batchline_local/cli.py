@@ -119,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
         "(made if missing)",
     )
     results.add_argument("--errors", action="store_true", help="download errors.csv instead")
+    _add_summary_option(results)
     stop = commands.add_parser(
         "cancel",
         parents=[where],
@@ -195,12 +196,33 @@ def _on_target(args: argparse.Namespace) -> int:
                 return commands.status(target, args.run, as_json=args.json)
             if args.command == "cancel":
                 return commands.cancel(target, args.run, as_json=args.json)
+            if args.summary:
+                return _results_summary(target, args)
             return commands.results(target, args.run, args.out, errors=args.errors, as_json=args.json)
     except TargetError as exc:
         return _fail_usage(str(exc), as_json=args.json)
     except (BotoCoreError, ClientError) as exc:
         explained = explain(exc)
         return _fail_usage(str(explained) if explained else f"AWS call failed: {exc}", as_json=args.json)
+
+
+def _add_summary_option(results: argparse.ArgumentParser) -> None:
+    results.add_argument(
+        "--summary",
+        action="store_true",
+        help="print the run's summary instead (counts, jobs, error reasons, each prediction column's distribution: "
+        "what report.html shows), from its manifest.json",
+    )
+
+
+def _results_summary(target: Any, args: argparse.Namespace) -> int:
+    """``results --summary``: prints, downloads nothing, so it takes no -o or --errors."""
+    from batchline_local import commands
+    from batchline_local.target import TargetError
+
+    if args.out or args.errors:
+        raise TargetError("--summary prints the run's summary and downloads nothing: drop -o/--errors")
+    return commands.summary(target, args.run, as_json=args.json)
 
 
 def _resolve_target(args: argparse.Namespace, scope: ExitStack) -> tuple[Any, bool]:
@@ -384,7 +406,12 @@ def _fail(message: str, code: int, *, as_json: bool, **document: Any) -> int:
     return code
 
 
-OUTPUT_FILES = (("predictions", "predictions.csv"), ("errors", "errors.csv"), ("manifest", "manifest.json"))
+OUTPUT_FILES = (
+    ("predictions", "predictions.csv"),
+    ("errors", "errors.csv"),
+    ("manifest", "manifest.json"),
+    ("report", "report.html"),
+)
 
 
 def output_folder_problem(out: Path) -> str | None:
@@ -525,6 +552,7 @@ def _run_locally(
     _print_file("errors", downloaded.get("errors"), rows)
     if downloaded.get("manifest"):
         print(f"manifest:    {downloaded['manifest']}")
+    _print_report_path(downloaded.get("report"))
     if detail.get("error"):
         print(f"error:       {detail['error'].get('error')}: {detail['error'].get('cause')}")
     print(describe_orchestration(result.orchestration, orchestration_file))
@@ -595,6 +623,12 @@ def describe_permissions(figures: dict[str, Any], path: Path) -> str:
         verdict = f"{len(denied)} DENIED, first: {first['principal']} {first['action']} on {first['resource']}"
     checked = f"{figures['checked']} calls checked for {len(figures['principals'])} principals"
     return f"permissions: {checked}, {verdict} -> {path}"
+
+
+def _print_report_path(path: Path | None) -> None:
+    """Where the run's page is, as a link a terminal can open (it needs no network)."""
+    if path is not None:
+        print(f"report:      {path} (open {path.resolve().as_uri()} in a browser)")
 
 
 def _print_file(label: str, path: Path | None, rows: int) -> None:

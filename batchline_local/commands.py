@@ -25,6 +25,13 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_STILL_RUNNING = 0, 1, 3
 # One PUT up to this size; above it a multipart upload (S3 takes at most 5 GB in one PUT).
 SINGLE_PUT_BYTES = 64 * 1024 * 1024
 PART_BYTES = 64 * 1024 * 1024
+# A run's outputs in the results bucket (the event's ``outputs``), under the names they are saved as.
+OUTPUT_FILES = (
+    ("predictions", "predictions.csv"),
+    ("errors", "errors.csv"),
+    ("manifest", "manifest.json"),
+    ("report", "report.html"),
+)
 # Deployed, the run starts when EventBridge has delivered the upload's event to StartRun (seconds, usually).
 START_TIMEOUT_SECONDS = 120.0
 
@@ -84,12 +91,12 @@ def start_run(target: Target, path: Path, pipeline: str) -> tuple[RunView, dict[
 
 
 def download_outputs(target: Target, view: RunView, folder: Path) -> dict[str, str | None]:
-    """predictions.csv, errors.csv and manifest.json of an ended run into ``folder`` (made if missing), streamed
-    to disk; a file the run did not write is None, and an older run's file of that name is removed."""
+    """The outputs (OUTPUT_FILES) of an ended run into ``folder`` (made if missing), streamed to disk; a file the
+    run did not write is None, and an older run's file of that name is removed."""
     folder.mkdir(parents=True, exist_ok=True)
     s3 = target.client("s3")
     files: dict[str, str | None] = {}
-    for name, filename in (("predictions", "predictions.csv"), ("errors", "errors.csv"), ("manifest", "manifest.json")):
+    for name, filename in OUTPUT_FILES:
         local_path = folder / filename
         local_path.unlink(missing_ok=True)  # never leave an older run's file beside this run's
         uri = view.outputs.get(name)
@@ -265,6 +272,25 @@ def results(target: Target, run: str, out: str | None, *, errors: bool, as_json:
     return EXIT_OK
 
 
+def summary(target: Target, run: str, *, as_json: bool) -> int:
+    """The run's summary statistics from its manifest.json, as aligned text (or the manifest's JSON)."""
+    from batchline_local.summary_view import summary_lines
+
+    run_id = run_id_of(run)
+    view = describe_run(target, run_id)
+    if view.running:
+        state = view.history.state
+        return _no_output(f"run {run_id} is still running ({state}); its summary comes at its end", as_json)
+    if not view.manifest:
+        return _no_output(f"run {run_id} ({view.status}) has no manifest.json, so no summary", as_json)
+    if as_json:
+        shown = ("runId", "status", "counts", "jobs", "outputs", "summary")
+        _print_json({key: view.manifest.get(key) for key in shown})
+        return EXIT_OK
+    print("\n".join(summary_lines(view.manifest)))
+    return EXIT_OK
+
+
 def output_path(out: str | None, filename: str) -> Path:
     """Where ``-o`` puts ``filename``: a folder when it ends with a separator (Path() drops it) or is one."""
     if not out:
@@ -340,7 +366,7 @@ def print_run(view: RunView) -> None:
         print(f"{'jobs:' if index == 0 else '':<12} {describe_job(index, job)} [{job.get('jobId')}]")
     if view.counts:
         print(f"records:     {describe_counts(view.counts)}")
-    for name in ("predictions", "errors", "manifest"):
+    for name in ("predictions", "errors", "manifest", "report"):
         if not view.running:
             print(f"{name + ':':<12} {view.outputs.get(name) or 'none'}")
     if view.error:
