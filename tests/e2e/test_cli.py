@@ -89,6 +89,7 @@ def test_json_output_is_one_document_with_the_event_and_files(
         "predictions": str(tmp_path / "predictions.csv"),
         "errors": None,
         "manifest": str(tmp_path / "manifest.json"),
+        "report": str(tmp_path / "report.html"),
         "event": str(tmp_path / "event.json"),
         "orchestration": str(tmp_path / "orchestration.json"),
         "permissions": str(tmp_path / "permissions.json"),
