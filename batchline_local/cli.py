@@ -174,6 +174,8 @@ def _on_target(args: argparse.Namespace) -> int:
     from batchline_local.target import TargetError, explain, run_id_of
 
     try:
+        if args.command == "results" and args.summary:
+            _check_summary_arguments(args)
         if getattr(args, "run", None) is not None:
             run_id_of(args.run)  # a mistyped run ID is refused before any AWS call
         with ExitStack() as scope:
@@ -215,13 +217,17 @@ def _add_summary_option(results: argparse.ArgumentParser) -> None:
     )
 
 
-def _results_summary(target: Any, args: argparse.Namespace) -> int:
-    """``results --summary``: prints, downloads nothing, so it takes no -o or --errors."""
-    from batchline_local import commands
+def _check_summary_arguments(args: argparse.Namespace) -> None:
+    """``results --summary`` prints and downloads nothing, so it takes no -o or --errors (before any AWS call)."""
     from batchline_local.target import TargetError
 
     if args.out or args.errors:
         raise TargetError("--summary prints the run's summary and downloads nothing: drop -o/--errors")
+
+
+def _results_summary(target: Any, args: argparse.Namespace) -> int:
+    from batchline_local import commands
+
     return commands.summary(target, args.run, as_json=args.json)
 
 

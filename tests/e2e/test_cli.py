@@ -36,12 +36,16 @@ def test_successful_run_writes_outputs_and_prints_the_event_last(
     assert {p.name for p in tmp_path.iterdir()} == {
         "predictions.csv",
         "manifest.json",
+        "report.html",
         "event.json",
         "orchestration.json",
         "permissions.json",
     }
     assert (tmp_path / "predictions.csv").read_text().startswith("id,churn_probability\ncust-0001,")
     assert "EMULATED" in out[0]
+    # make demo says where the run's page is, and the page is there.
+    assert any(line.startswith(f"report:      {tmp_path / 'report.html'} (open file://") for line in out)
+    assert (tmp_path / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
 def test_partial_run_exits_1_and_writes_errors_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
