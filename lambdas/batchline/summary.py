@@ -36,6 +36,10 @@ from batchline.csvsafe import restore
 # Values a text column tracks at once (Misra-Gries counters); the manifest shows the TOP_VALUES largest.
 TEXT_CAPACITY = 1000
 TOP_VALUES = 10
+# A column whose first this many non-blank cells are numbers stops counting its cells as text values (a numeric
+# column shows a histogram; counting its values too would cost a third of the time). If a word comes later, the
+# column is text, marked approximate by the numbers not counted.
+TRACK_NUMBERS_AS_TEXT = 10_000
 # A text value is counted by its first this many characters (a model's long answers stay bounded in memory).
 VALUE_CHARS = 200
 # Error groups tracked; later new groups count as "other reasons".
@@ -48,6 +52,8 @@ DISPLAY_BINS = 40
 # Finite numbers are summed in blocks of this many with math.fsum (correctly rounded per block).
 SUM_BLOCK = 4096
 OTHER_REASONS = "other reasons"
+# Reasons whose masked form is remembered (bounded: reasons naming a key are all different).
+PATTERN_CACHE = 10_000
 
 
 class _Model(BaseModel):
@@ -324,20 +330,21 @@ class ColumnStats:
             self.blanks += 1
             return
         self.count += 1
-        counts = self.values.counts
-        if cell in counts:
-            counts[cell] += 1
-        else:
-            self.values.add(cell if len(cell) <= VALUE_CHARS else _counted_form(cell))
+        if self.count <= TRACK_NUMBERS_AS_TEXT or not self.numeric:
+            counts = self.values.counts
+            if cell in counts:
+                counts[cell] += 1
+            else:
+                self.values.add(cell if len(cell) <= VALUE_CHARS else _counted_form(cell))
         if not self.numeric:
             return
         try:
             number = float(cell)
         except ValueError:
-            self.numeric = False
+            self._turn_text()
             return
         if "_" in cell:  # float() reads "1_000", which is a code, not a number
-            self.numeric = False
+            self._turn_text()
             return
         if number - number != 0.0:  # NaN or an infinity
             self.non_finite += 1
@@ -354,9 +361,19 @@ class ColumnStats:
             block.clear()
         self.histogram.add_fast(number, cell)
 
+    def _turn_text(self) -> None:
+        """A cell that is no number makes the column text. Past TRACK_NUMBERS_AS_TEXT numbers, the numbers were not
+        counted as values: the counts may be low by that many (the bound Misra-Gries' ``undercount`` carries)."""
+        self.numeric = False
+        skipped = self.count - 1 - TRACK_NUMBERS_AS_TEXT
+        if skipped > 0:
+            self.values.undercount += skipped
+
     def summary(self) -> ColumnSummary:
         distinct = None if self.values.undercount else len(self.values.counts)
         if self.numeric and self.count:
+            if self.count > TRACK_NUMBERS_AS_TEXT:
+                distinct = None  # not every number was counted as a value
             finite = self.finite
             mean = math.fsum([*self._sums, math.fsum(self._block)]) / finite if finite else None
             return ColumnSummary(
@@ -431,6 +448,7 @@ def summarize_errors(
     iterator: Iterator[list[str]] = iter(rows)
     next(iterator, None)
     groups: dict[tuple[str, str], list[object]] = {}
+    patterns: dict[str, str] = {}  # a service's reason repeats row after row: mask it once
     other = 0
     other_example: ErrorExample | None = None
     count = 0
@@ -443,7 +461,12 @@ def summarize_errors(
         line, key, stage, reason = (row + [""] * 6)[1:5]
         if spreadsheet_safe:
             key, reason = restore(key), restore(reason)
-        group = (stage, reason_pattern(reason))
+        pattern = patterns.get(reason)
+        if pattern is None:
+            pattern = reason_pattern(reason)
+            if len(patterns) < PATTERN_CACHE:
+                patterns[reason] = pattern
+        group = (stage, pattern)
         entry = groups.get(group)
         if entry is not None:
             entry[0] += 1  # type: ignore[operator]

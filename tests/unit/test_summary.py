@@ -200,3 +200,25 @@ def test_a_deadline_passed_marks_the_summary_partial() -> None:
     summary = summarize_predictions(rows_of(text), deadline=0.0)
 
     assert not summary.complete and summary.rows < 70_000
+
+
+def test_a_word_after_many_numbers_makes_the_column_text_marked_approximate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("batchline.summary.TRACK_NUMBERS_AS_TEXT", 5)
+    cells = ["1", "2", "2", "3", "4", "2", "2", "n/a", "n/a"]
+    text = "id,value\n" + "".join(f"k{n},{cell}\n" for n, cell in enumerate(cells))
+
+    column = summarize_predictions(rows_of(text)).columns[0]
+
+    assert column.kind == "text" and column.approximate and column.distinct is None
+    truth = Counter(cells)
+    for top in column.top_values:
+        assert truth[top.value] - column.max_undercount <= top.count <= truth[top.value]
+
+
+def test_a_long_numeric_column_does_not_claim_an_exact_distinct_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("batchline.summary.TRACK_NUMBERS_AS_TEXT", 5)
+    text = "id,value\n" + "".join(f"k{n},{n}\n" for n in range(20))
+
+    column = summarize_predictions(rows_of(text)).columns[0]
+
+    assert column.kind == "numeric" and column.distinct is None and column.count == 20
