@@ -8,6 +8,11 @@ from disk: S3's streaming adds its transfer time (about 100 MB/s in a Lambda) on
 
     .venv/bin/python -m benchmarks.report_summary            # 1M and 10M rows
     .venv/bin/python -m benchmarks.report_summary --rows 100000
+
+Measured 2026-12-06 (AMD EPYC, 2 cores shared with other work, Python 3.11): predictions.csv of 3 columns,
+1M rows 2.8 s CPU, 10M rows 27.4 s; errors.csv 1M 2.6 s, 10M 26.6 s; peak RSS 35 MB at both sizes (32 MB
+after imports); report.html 52 KB drawn in 0.2 s. A run's predictions and errors together have about one row
+per input record, so a 10-million-record run costs FinalizeRun about half a minute of its one vCPU plus the reads.
 """
 
 from __future__ import annotations

@@ -156,9 +156,10 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
     ),
     # Merges rejected.csv and failed.csv into errors.csv inside S3 (s3io.concatenate_csv: a multipart upload of
     # ranged copies and 5 MiB gathered parts), so it needs no scratch space: the default /tmp, unused.
-    # Reads predictions.csv and errors.csv once for the run's summary and report: about 9 us a row on one core
-    # (benchmarks/report_summary.py), so 10 million rows take 1.5 minutes plus the read. 1,769 MB is one whole
-    # vCPU; memory stays under 100 MB (the summary is bounded), and 15 minutes leave room for 5x that.
+    # Reads predictions.csv and errors.csv once for the run's summary and report: 27 s of one core for 10 million
+    # rows of either, at a flat 35 MB (benchmarks/report_summary.py), plus S3's transfer. 1,769 MB is one whole
+    # vCPU; 15 minutes cover an upload of maxInputBytes (10 GiB, some 100 million rows), past which the summary is
+    # marked partial.
     FunctionSpec(
         "FinalizeRun",
         "handlers.finalize_run.handler",

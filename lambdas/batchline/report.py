@@ -137,8 +137,14 @@ def _timeline(jobs: list[dict[str, Any]], run_started: str | None) -> str:
 
     style = Style(colors=("transparent", "#f0ad4e", "#337ab7"), background="white", plot_background="white")
     chart = pygal.HorizontalStackedBar(
-        js=[], style=style, width=720, height=80 + 30 * len(bars), x_title="seconds from the run's start"
+        js=[],
+        style=style,
+        width=720,
+        height=120 + 30 * len(bars),
+        x_title="seconds from the run's start",
+        legend_at_bottom=True,
     )
+    bars.reverse()  # a horizontal chart draws its first bar at the bottom: the first job goes on top
     chart.x_labels = [_label(name) for name, *_ in bars]
     chart.add("before submission", [created for _, created, _, _ in bars])
     chart.add("queued", [queued for _, _, queued, _ in bars])
@@ -195,7 +201,9 @@ def _numeric(column: dict[str, Any]) -> str:
     if not bins:
         return table
     pygal = _pygal()
-    chart = pygal.Bar(js=[], width=720, height=300, show_legend=False, x_label_rotation=30, style=_plain())
+    chart = pygal.Bar(
+        js=[], width=720, height=300, show_legend=False, x_label_rotation=30, y_title="rows", style=_plain()
+    )
     chart.x_labels = [f"{_number(b['start'])}–{_number(b['end'])}" for b in bins]
     chart.add(str(column.get("name")), [b["count"] for b in bins])
     return table + _svg(chart)
@@ -215,7 +223,9 @@ def _text(column: dict[str, Any]) -> str:
         return table
     rows = "".join(f'<tr><td><code>{_e(t["value"])}</code></td><td class="n">{_e(t["count"])}</td></tr>' for t in top)
     pygal = _pygal()
-    chart = pygal.HorizontalBar(js=[], width=720, height=80 + 28 * len(top), show_legend=False, style=_plain())
+    chart = pygal.HorizontalBar(
+        js=[], width=720, height=100 + 28 * len(top), show_legend=False, x_title="rows", style=_plain()
+    )
     chart.x_labels = [_label(t["value"]) for t in reversed(top)]
     chart.add(str(column.get("name")), [t["count"] for t in reversed(top)])
     return table + _svg(chart) + f'<table><tr><th>value</th><th class="n">rows</th></tr>{rows}</table>'

@@ -54,7 +54,7 @@ def test_each_function_has_its_handler_timeout_memory_and_scratch_space(template
         "handlers.assemble_output.handler": (900, 2048, 10240),
         # These merge rejected.csv (up to every row of an upload of maxInputBytes) into errors.csv inside S3
         # (s3io.concatenate_csv streams a multipart upload), so they keep the default /tmp.
-        # They also read predictions.csv and errors.csv once for the run's summary: one whole vCPU, time for 10M rows.
+        # They also read predictions.csv and errors.csv once for the summary: one vCPU and time for 100M rows.
         "handlers.finalize_run.handler": (900, 1769, None),
         "handlers.report_failure.handler": (300, 1769, None),
         "handlers.execution_ended.handler": (300, 512, None),

@@ -8,6 +8,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
@@ -159,3 +160,12 @@ def test_a_manifest_without_summary_still_renders() -> None:
     page = render_report({"runId": "r", "status": "FAILED", "error": {"error": "InputRejected", "cause": SCRIPT}})
 
     assert "InputRejected" in page and "<script" not in page.lower()
+
+
+def test_the_chart_library_is_in_the_lambda_layer_pinned_as_in_pyproject() -> None:
+    root = Path(__file__).resolve().parents[2]
+    layer = (root / "lambdas" / "layer" / "requirements.txt").read_text(encoding="utf-8")
+    project = (root / "pyproject.toml").read_text(encoding="utf-8")
+    pins = re.findall(r"^pygal==([\d.]+)$", layer, re.MULTILINE)
+
+    assert pins and f'"pygal=={pins[0]}"' in project
