@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import re
@@ -150,6 +151,13 @@ def test_report_shows_the_counts_the_jobs_and_each_chart(written_run: tuple[Any,
         assert re.search(rf'<th class="n">{name}</th>', page)
         assert f'<td class="n">{value}</td>' in page
     assert "job-0" in page and "2026-01-01T00:02:00Z" in page
+    predictions = list(csv.reader(io.StringIO(read(s3, layout.predictions.key))))
+    labels = Counter(row[2][1:] if row[2].startswith("'") else row[2] for row in predictions[1:] if row[2])
+    for value, count in labels.items():  # the top values' table, counted from predictions.csv
+        assert f'<tr><td><code>{html.escape(value)}</code></td><td class="n">{count}</td></tr>' in page
+    errors = list(csv.reader(io.StringIO(read(s3, layout.errors.key))))
+    for (stage, reason), count in Counter((row[3], reason_pattern(row[4])) for row in errors[1:]).items():
+        assert f'<tr><td>{stage}</td><td>{html.escape(reason)}</td><td class="n">{count}</td>' in page
     svgs = re.findall(r"<svg.*?</svg>", page, re.DOTALL)
     assert len(svgs) == 3  # the jobs' timeline, the score histogram, the label values
     for svg in svgs:
