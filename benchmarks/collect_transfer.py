@@ -66,7 +66,7 @@ class ThrottledS3:
         self._connections = threading.Semaphore(pool)
         self.gets = 0
 
-    def get_object(self, *, Bucket: str, Key: str, Range: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
+    def get_object(self, *, Bucket: str, Key: str, Range: str = "bytes=0-") -> dict[str, Any]:  # noqa: N803 - boto3's
         first, _, last = Range.removeprefix("bytes=").partition("-")
         if int(first) >= len(self._data):
             raise ClientError({"Error": {"Code": "InvalidRange", "Message": "not satisfiable"}}, "GetObject")
@@ -137,6 +137,60 @@ def measure(size_mib: int, repeats: int, parallel: tuple[int, ...] = (2, 4, 8)) 
     return rows
 
 
+def make_csv(size: int) -> bytes:
+    """About ``size`` bytes of SageMaker-shaped output lines (key, then the model's values)."""
+    line = b"cust-%08d,0.12345678,0.87654321,label-a\n"
+    count = size // len(line % 0) + 1
+    return b"".join(line % n for n in range(count))
+
+
+def adapter_parse_rate(data: bytes, reader: str) -> float:
+    """Bytes/s at which an adapter's own reader (s3io.csv_rows or json_lines) parses an object whose bytes arrive
+    at once (no transfer time): if it is below one GET's rate, the parse is the bound and parallel GETs cannot help."""
+    from batchline import s3io
+    from batchline.layout import S3Location
+
+    s3 = ThrottledS3(data, rate=float("inf"), first_byte=0.0)
+    location = S3Location("work", "output/part-00000.out")
+    start = time.perf_counter()
+    rows = sum(1 for _ in (s3io.csv_rows if reader == "csv" else s3io.json_lines)(s3, location))
+    seconds = time.perf_counter() - start
+    assert rows > 0
+    return len(data) / seconds
+
+
+def measure_adapters(size_mib: int, repeats: int) -> list[dict[str, Any]]:
+    """The parse rate of each whole-object reader, ``repeats`` times, interleaved."""
+    inputs = {
+        "csv_rows (SageMaker)": ("csv", make_csv(size_mib * 2**20)),
+        "json_lines (Bedrock, Personalize whole files)": ("json", make_lines(size_mib * 2**20)),
+    }
+    rates: dict[str, list[float]] = {label: [] for label in inputs}
+    for _ in range(repeats):
+        for label, (reader, data) in inputs.items():
+            rates[label].append(adapter_parse_rate(data, reader))
+    return [
+        {"reader": label, "median": statistics.median(r), "min": min(r), "max": max(r)} for label, r in rates.items()
+    ]
+
+
+def report_adapters(rows: list[dict[str, Any]], size_mib: int, repeats: int) -> None:
+    table(
+        f"Why the other adapters read with one GET: their readers' parse rate on a {size_mib} MiB output, bytes "
+        f"arriving at once, against one GET's {RATE / 1e6:.0f} MB/s; median and spread of {repeats} runs",
+        ["reader", "parse MB/s (median)", "min-max", "one GET / parse"],
+        [
+            [
+                row["reader"],
+                f"{row['median'] / 1e6:.1f}",
+                f"{row['min'] / 1e6:.1f}-{row['max'] / 1e6:.1f}",
+                f"{RATE / row['median']:.1f}x",
+            ]
+            for row in rows
+        ],
+    )
+
+
 def report(rows: list[dict[str, Any]], size_mib: int, repeats: int) -> None:
     base = rows[0]["median"]
     table(
@@ -165,3 +219,4 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lambdas"))
     size, repeats = 256, 5
     report(measure(size, repeats), size, repeats)
+    report_adapters(measure_adapters(64, repeats), 64, repeats)

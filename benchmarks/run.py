@@ -274,6 +274,8 @@ def collect_transfer(repeats: int) -> float:
     size = int(os.environ.get("BENCH_TRANSFER_MIB", "256"))
     rows = bench.measure(size, repeats)
     bench.report(rows, size, repeats)
+    adapters_mib = int(os.environ.get("BENCH_ADAPTER_READ_MIB", "64"))
+    bench.report_adapters(bench.measure_adapters(adapters_mib, repeats), adapters_mib, repeats)
     return next(row["mb_per_second"] for row in rows if row["parallel_gets"] == PARALLEL_GETS) * 1e6
 
 

@@ -118,6 +118,10 @@ def test_a_job_that_fails_ends_in_a_failure_event_with_the_service_reason(
     assert detail["jobs"][0]["rawStatus"] == "Failed"
     assert detail["counts"]["predicted"] == 0 and detail["counts"]["failed"] == 2
     assert read_s3_json(runtime, detail["outputs"]["manifest"])["status"] == "FAILED"
+    # Every record sent comes back in errors.csv with its line and the job's reason: the records to send again.
+    errors = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert [(row["key"], row["line"], row["stage"]) for row in errors] == [("a", "2", "service"), ("b", "3", "service")]
+    assert all("ended with status Failed" in row["reason"] for row in errors)
 
 
 def test_same_s3_event_delivered_twice_starts_one_run(runtime: LocalRuntime, tmp_path: Path) -> None:

@@ -9,9 +9,8 @@ from typing import Any
 from batchline.adapters import adapter_for
 from batchline.adapters.base import JobState, RunContext
 from batchline.clients import AwsClients
-from batchline.collect import CollectUnit, assemble, collect_unit, job_end_reason, plan_units
+from batchline.collect import CollectUnit, assemble, collect_unit, plan_units
 from batchline.config import Deployment, Pipelines
-from batchline.errors import JobFailed
 from batchline.s3io import open_object, put_bytes
 from batchline.state import ChunkItem, CollectPlan, JobLook, RunFacts
 from batchline.steps.jobs import raise_if_a_job_ended_early
@@ -20,19 +19,12 @@ from batchline.steps.run import job_state, run_chunks, run_context, run_jobs, so
 
 def plan_collect(run: RunFacts, *, pipelines: Pipelines, deployment: Deployment, clients: AwsClients) -> CollectPlan:
     """Collect's units of work, written where the Distributed Map reads its items. Fails by name when a job's
-    execution stopped waiting (deadline, poll bound, an error), and with each job's reason when none produced
-    output."""
+    execution stopped waiting (deadline, poll bound, an error). A job that failed is collected too: each of its
+    records becomes an errors.csv row with the job's reason, even when every job failed (FinalizeRun then fails
+    the run with JobFailed), so the user gets back exactly the records to send again."""
     pipeline = pipelines.get(run.pipeline)
     jobs = run_jobs(clients, deployment, run)
     raise_if_a_job_ended_early(jobs)
-    ended = [job for job in jobs if job.status in ("FAILED", "STOPPED")]
-    if len(ended) == len(jobs):
-        raise JobFailed(
-            "; ".join(
-                f"{pipeline.provider} {job_end_reason(job.job_id or '-', job.raw_status or '', job.message)}"
-                for job in ended
-            )
-        )
     units = plan_units(
         clients.s3,
         adapter_for(pipeline, clients),

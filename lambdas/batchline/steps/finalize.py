@@ -19,8 +19,9 @@ from batchline.adapters import adapter_for
 from batchline.adapters.base import BatchAdapter
 from batchline.clients import AwsClients
 from batchline.clock import iso, parse_time, utc_now
+from batchline.collect import job_end_reason
 from batchline.config import Deployment, PipelineConfig, Pipelines
-from batchline.errors import JobNotFound, OutputInvalid, UnknownPipeline
+from batchline.errors import JobFailed, JobNotFound, OutputInvalid, UnknownPipeline
 from batchline.events import EVENT_JOBS, build_detail, outcome, outcome_status
 from batchline.functions import function
 from batchline.layout import RunLayout, S3Location
@@ -79,12 +80,8 @@ def finalize_run(
         "report": layout.report.uri,
     }
     status = outcome_status(counts)
-    error = None
-    if status == "FAILED":
-        error = {
-            "error": "NoPredictions",
-            "cause": "the job returned no prediction for any record (see errors.csv)",
-        }
+    jobs = run_jobs(clients, deployment, run)
+    error = _no_predictions(jobs, run.provider) if status == "FAILED" else None
     detail = build_detail(
         status=status,
         run_id=run.run_id,
@@ -92,7 +89,7 @@ def finalize_run(
         provider=run.provider,
         runtime=deployment.runtime,
         input_object=run.input.dump(),
-        jobs=[_job_summary(job) for job in run_jobs(clients, deployment, run)],
+        jobs=[_job_summary(job) for job in jobs],
         counts=counts,
         outputs=outputs,
         timings=_timings(run.started_at),
@@ -251,6 +248,15 @@ def _counts_from_rejected(clients: AwsClients, layout: RunLayout) -> dict[str, i
         return {"input": 0, "sent": 0, "rejected": 0}
     rejected = sum(1 for _ in csv_rows(clients.s3, layout.rejected)) - 1  # less the header
     return {"input": rejected, "sent": 0, "rejected": rejected}
+
+
+def _no_predictions(jobs: list[JobLook], provider: str) -> dict[str, str]:
+    """Why a run that reached its end has no prediction: every job ended without output (JobFailed, with each
+    job's reason, as the event has always named it), or the jobs ran and every record failed."""
+    if jobs and all(job.status in ("FAILED", "STOPPED") for job in jobs):
+        reasons = (job_end_reason(job.job_id or "-", job.raw_status or "", job.message) for job in jobs)
+        return {"error": JobFailed.__name__, "cause": "; ".join(f"{provider} {reason}" for reason in reasons)}
+    return {"error": "NoPredictions", "cause": "the job returned no prediction for any record (see errors.csv)"}
 
 
 def _job_summary(job: JobLook) -> dict[str, Any]:
