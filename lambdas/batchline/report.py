@@ -100,9 +100,19 @@ def _offset(moment: str | None, start: str | None) -> float | None:
         return None
 
 
-def _jobs(jobs: list[dict[str, Any]], run_started: str | None) -> str:
-    if not jobs:
+# A run of thousands of jobs keeps a page that opens: the table and the timeline show the first ones.
+TABLE_JOBS = 200
+TIMELINE_JOBS = 50
+
+
+def _jobs(all_jobs: list[dict[str, Any]], run_started: str | None) -> str:
+    if not all_jobs:
         return "<h2>Jobs</h2><p>No service job was submitted.</p>"
+    jobs = all_jobs[:TABLE_JOBS]
+    more = ""
+    if len(all_jobs) > TABLE_JOBS:
+        more = f'<p class="note">The first {TABLE_JOBS} of {len(all_jobs)} jobs; manifest.json lists every one.</p>'
+
     head = "<tr><th>job</th><th>status</th><th>submitted</th><th>started</th><th>ended</th>"
     head += '<th class="n">polls</th><th>last checked</th><th>message</th></tr>'
     rows = []
@@ -115,7 +125,8 @@ def _jobs(jobs: list[dict[str, Any]], run_started: str | None) -> str:
             f'<td>{_e(figures.get("endedAt") or "-")}</td><td class="n">{_e(job.get("pollCount", "-"))}</td>'
             f"<td>{_e(job.get('checkedAt') or '-')}</td><td>{_e(job.get('message') or '')}</td></tr>"
         )
-    return "<h2>Jobs</h2>" + _timeline(jobs, run_started) + "<table>" + head + "".join(rows) + "</table>"
+    timeline = _timeline(jobs[:TIMELINE_JOBS], run_started)
+    return "<h2>Jobs</h2>" + more + timeline + "<table>" + head + "".join(rows) + "</table>"
 
 
 def _timeline(jobs: list[dict[str, Any]], run_started: str | None) -> str:

@@ -177,3 +177,21 @@ def test_the_chart_library_is_in_the_lambda_layer_pinned_as_in_pyproject() -> No
     pins = re.findall(r"^pygal==([\d.]+)$", layer, re.MULTILINE)
 
     assert pins and f'"pygal=={pins[0]}"' in project
+
+
+def test_a_run_of_thousands_of_jobs_shows_the_first_ones_and_says_so() -> None:
+    jobs = [
+        {
+            "jobId": f"job-{n}",
+            "status": "SUCCEEDED",
+            "figures": {"createdAt": "2026-01-01T00:00:00Z", "endedAt": "2026-01-01T00:01:00Z"},
+        }
+        for n in range(3000)
+    ]
+    page = render_report(
+        {"runId": "r", "status": "SUCCEEDED", "jobs": jobs, "timings": {"startedAt": "2026-01-01T00:00:00Z"}}
+    )
+
+    assert "The first 200 of 3000 jobs" in page
+    assert "job-199<" in page and "job-200<" not in page
+    assert len(page) < 500_000
