@@ -37,7 +37,12 @@ logger = logging.getLogger(__name__)
 # What the summary leaves of a function's time for writing the manifest and the report, and publishing.
 SUMMARY_RESERVE_SECONDS = 30.0
 FINALIZE_SUMMARY_SECONDS = function("FinalizeRun").timeout_seconds - SUMMARY_RESERVE_SECONDS
-FAILURE_SUMMARY_SECONDS = function("ReportFailure").timeout_seconds - SUMMARY_RESERVE_SECONDS
+# ExecutionEnded reports through report_failure too, after reading the execution's history: the shorter timeout,
+# and twice the reserve.
+FAILURE_SUMMARY_SECONDS = (
+    min(function("ReportFailure").timeout_seconds, function("ExecutionEnded").timeout_seconds)
+    - 2 * SUMMARY_RESERVE_SECONDS
+)
 
 
 def summary_seconds(remaining_ms: int) -> float:
