@@ -55,8 +55,9 @@ class SageMakerDataCapture(_Model):
         max_length=1024,
         pattern=S3_URI_PATTERN,
         description="Where SageMaker writes the capture manifests (under input/ and output/, by yyyy/mm/dd/hh of "
-        "the job's start). Unset: the stack's work bucket under <pipeline>/data-capture/, which the stack lets the "
-        "model's execution role write. A bucket of your own: grant that role s3:PutObject on the prefix yourself.",
+        "the job's start). Unset: the stack's work bucket under <pipeline>/data-capture/, where the stack lets the "
+        "model's execution role (modelExecutionRoleArn) write. A bucket of your own: grant that role s3:PutObject "
+        "on the prefix yourself.",
     )
     kms_key_id: str | None = Field(
         default=None,
