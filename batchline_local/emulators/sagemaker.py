@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
+from botocore.exceptions import ClientError
 from moto.core.utils import utcnow
 from moto.sagemaker.exceptions import SagemakerClientError
 from moto.sagemaker.models import SageMakerModelBackend
@@ -592,7 +593,14 @@ class SageMakerEmulator:
             s3.put_object(Bucket=out_bucket, Key=out_key, Body=body.encode("utf-8"))
             progress.outputs.append(out_key)
         if job.data_capture_config:
-            self._capture(s3, job, progress, inputs)
+            try:
+                self._capture(s3, job, progress, inputs)
+            except ClientError as exc:  # the model's role may not write the destination: the job fails
+                failed += 1
+                uri = job.data_capture_config["DestinationS3Uri"]
+                log.append(
+                    f"data capture to {uri}: {exc.response['Error']['Code']}: {exc.response['Error']['Message']}"
+                )
         if failed:
             job.transform_job_status = "Failed"
             # The service's words: which file and record failed is in the job's logs, never in the reason.

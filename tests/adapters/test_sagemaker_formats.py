@@ -400,3 +400,29 @@ def test_data_capture_writes_manifests_of_the_inputs_and_outputs_by_the_hour_the
     started = job["TransformStartTime"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert out[0] == "k1" and len(out[2]) == 36 and out[3] == started
     assert emulator.jobs["job-1"].captures == [f"s3://work/{key}" for key in keys]
+
+
+def test_json_jobs_with_inference_ids_keep_the_whole_joined_record(stubbed: Any) -> None:
+    client, stubber = stubbed
+    run = run_with(contentType="application/jsonlines", dataCapture={"generateInferenceId": True})
+    request = adapter_for(run, sagemaker=client).create_request(run)
+    stubber.add_response("create_transform_job", {"TransformJobArn": "arn:x"}, request)
+    client.create_transform_job(**request)
+
+    # whether SageMaker adds the IDs before or after the OutputFilter, the record keeps them
+    assert request["DataProcessing"] == {**JSON_PROCESSING, "OutputFilter": "$"}
+
+
+def test_a_capture_the_models_role_cannot_write_fails_the_job_and_says_where_in_its_log(
+    aws: tuple[Any, Any, SageMakerEmulator],
+) -> None:
+    s3, sagemaker, emulator = aws
+    s3.put_object(Bucket="work", Key="run/input/part-00000.csv", Body=b"k1,1,2\n")
+    sagemaker.create_transform_job(**job_request(DataCaptureConfig={"DestinationS3Uri": "s3://no-such-bucket/c"}))
+    sagemaker.describe_transform_job(TransformJobName="job-1")
+    job = sagemaker.describe_transform_job(TransformJobName="job-1")
+
+    assert job["TransformJobStatus"] == "Failed"
+    assert emulator.logs["job-1"] == [
+        "data capture to s3://no-such-bucket/c: NoSuchBucket: The specified bucket does not exist"
+    ]

@@ -240,11 +240,10 @@ class SageMakerAdapter:
 
     def _data_processing(self, run: RunContext) -> dict[str, str]:
         if self._json:
-            return {
-                "InputFilter": f"$.{JSON_FEATURES}",
-                "JoinSource": "Input",
-                "OutputFilter": f"$['{JSON_KEY}','SageMakerOutput']",
-            }
+            # With inference IDs the whole joined record is kept: the guide does not say whether SageMaker adds
+            # them before or after the OutputFilter, and a filter naming them too is over the API's 63 characters.
+            keep = "$" if self._inference_ids else f"$['{JSON_KEY}','SageMakerOutput']"
+            return {"InputFilter": f"$.{JSON_FEATURES}", "JoinSource": "Input", "OutputFilter": keep}
         feature_count = len(run.staging["featureColumns"])
         return {
             "InputFilter": "$[1:]",
