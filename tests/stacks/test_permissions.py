@@ -352,3 +352,7 @@ def test_a_created_personalize_role_may_use_the_kms_keys_its_pipeline_names_and_
         }
     ]
     assert not any(action.startswith("kms:") for action in actions_of(policy_statements(template, "plainrole")))
+    # the role's ARN is an output, for the keys' policies (which only their owner can edit)
+    outputs = [o for name, o in template.find_outputs("*").items() if "keyedrolearn" in name]
+    assert len(outputs) == 1 and "keyedrole" in json.dumps(outputs[0]["Value"])
+    assert not [name for name in template.find_outputs("*") if "plainrolearn" in name]
