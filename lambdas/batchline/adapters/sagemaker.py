@@ -40,7 +40,7 @@ from batchline.adapters.base import (
     translate_client_error,
 )
 from batchline.clock import iso
-from batchline.config import SageMakerSettings
+from batchline.config import SageMakerDataCapture, SageMakerSettings
 from batchline.csvsafe import NUMBER_PATTERN
 from batchline.errors import InputRejected, JobConflict, JobNotFound, OutputInvalid
 from batchline.layout import S3Location
@@ -235,7 +235,7 @@ class SageMakerAdapter:
         if settings.volume_kms_key_id:
             request["TransformResources"]["VolumeKmsKeyId"] = settings.volume_kms_key_id
         if settings.data_capture is not None:
-            request["DataCaptureConfig"] = self._data_capture(run)
+            request["DataCaptureConfig"] = _data_capture(settings.data_capture, run)
         return request
 
     def _data_processing(self, run: RunContext) -> dict[str, str]:
@@ -251,17 +251,6 @@ class SageMakerAdapter:
             # Joined line = key, features..., predictions: keep the key and everything after the features.
             "OutputFilter": f"$[0,{feature_count + 1}:]",
         }
-
-    def _data_capture(self, run: RunContext) -> dict[str, Any]:
-        capture = self._settings.data_capture
-        assert capture is not None
-        destination = capture.destination_s3_uri or data_capture_location(run).uri
-        config: dict[str, Any] = {"DestinationS3Uri": destination}
-        if capture.kms_key_id:
-            config["KmsKeyId"] = capture.kms_key_id
-        if capture.generate_inference_id:
-            config["GenerateInferenceId"] = True
-        return config
 
     def submit(self, run: RunContext) -> JobState:
         request = self.create_request(run)
@@ -477,6 +466,16 @@ def _join_part(
             yield Prediction(record.key, record.line, [values])
     if next(outputs, None) is not None:
         raise OutputInvalid(f"{part_name}.out has more records than the staged input")
+
+
+def _data_capture(capture: SageMakerDataCapture, run: RunContext) -> dict[str, Any]:
+    """DataCaptureConfig: the pipeline's destination, or the work bucket's place for it (data_capture_location)."""
+    config: dict[str, Any] = {"DestinationS3Uri": capture.destination_s3_uri or data_capture_location(run).uri}
+    if capture.kms_key_id:
+        config["KmsKeyId"] = capture.kms_key_id
+    if capture.generate_inference_id:
+        config["GenerateInferenceId"] = True
+    return config
 
 
 def data_capture_location(run: RunContext) -> S3Location:
