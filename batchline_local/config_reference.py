@@ -30,6 +30,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Subscriptions", config.SubscriptionSettings, "`context.batchline.subscriptions`"),
     ("Pipeline", config.PipelineConfig, "`context.batchline.pipelines.<name>`"),
     ("SageMaker Batch Transform", config.SageMakerSettings, '`service` with `"provider": "sagemaker"`'),
+    ("SageMaker data capture", config.SageMakerDataCapture, "`service.dataCapture` (SageMaker)"),
     ("Amazon Personalize", config.PersonalizeSettings, '`service` with `"provider": "personalize"`'),
     ("Amazon Bedrock batch inference", config.BedrockSettings, '`service` with `"provider": "bedrock"`'),
     ("Amazon Machine Learning (legacy)", config.AmazonMLSettings, '`service` with `"provider": "amazonml"`'),

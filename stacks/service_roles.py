@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from batchline.config import BedrockSettings, PersonalizeSettings, Pipelines
@@ -64,6 +64,14 @@ class ServiceRoles(Construct):
                     conditions={"StringLike": {"s3:prefix": [f"{name}/*"]}},
                 )
             )
+            if isinstance(settings, PersonalizeSettings) and grant_personalize_keys(role, settings):
+                # The keys' policies must name this role too (the stack cannot edit a key it does not own).
+                CfnOutput(
+                    self,
+                    f"{name}-role-arn",
+                    value=role.role_arn,
+                    description=f"Personalize role of pipeline {name}: name it in the key policies of its KMS keys",
+                )
             if isinstance(settings, BedrockSettings):
                 # A job invokes the model as this role: through an inference profile, on the profile and on the
                 # foundation model in each Region the profile routes to.
@@ -79,3 +87,19 @@ class ServiceRoles(Construct):
             )
             self.role_arns[name] = self.created[name] = role.role_arn
             self.created_roles.append(role)
+
+
+# "Giving Amazon Personalize permission to use your AWS KMS key"
+# (https://docs.aws.amazon.com/personalize/latest/dg/granting-personalize-key-access.html): the role's IAM policy must
+# allow these on a key a batch job names; kms:CreateGrant is needed in the key policy only (see README).
+PERSONALIZE_KEY_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:ListGrants"]
+
+
+def grant_personalize_keys(role: iam.Role, settings: PersonalizeSettings) -> bool:
+    """The KMS keys a pipeline's jobs name (input, output), on those key ARNs only; False when it names none. The
+    keys are the user's: their key policies must also let this role and Personalize in, which the stack cannot
+    write."""
+    keys = sorted({key for key in (settings.input_kms_key, settings.output_kms_key) if key})
+    if keys:
+        role.add_to_policy(iam.PolicyStatement(actions=PERSONALIZE_KEY_ACTIONS, resources=keys))
+    return bool(keys)

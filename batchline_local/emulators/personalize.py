@@ -27,6 +27,7 @@ import json
 import posixpath
 import random
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from batchline_local.emulators.base import (
@@ -108,6 +109,8 @@ class PersonalizeEmulator(ServiceEmulator):
             "kind": kind,
             "status": "CREATE PENDING",
             "polls_left": self.polls_until_done,
+            "creationDateTime": (now := datetime.now(UTC)),
+            "lastUpdatedDateTime": now,
         }
         return arn
 
@@ -116,6 +119,7 @@ class PersonalizeEmulator(ServiceEmulator):
         if job is None:
             raise EmulatedError("ResourceNotFoundException", f"{arn} does not exist")
         if job["status"] not in ("ACTIVE", "CREATE FAILED"):
+            before = job["status"]
             job["polls_left"] -= 1
             if job["polls_left"] > 0:
                 job["status"] = "CREATE IN_PROGRESS"
@@ -127,6 +131,8 @@ class PersonalizeEmulator(ServiceEmulator):
                 job["status"] = "CREATE FAILED" if failure else "ACTIVE"
                 if failure:
                     job["failureReason"] = f"emulated: {failure}"
+            if job["status"] != before:
+                job["lastUpdatedDateTime"] = datetime.now(UTC)
         described = {
             "jobName": job["jobName"],
             arn_field + "Arn": arn,
@@ -135,6 +141,9 @@ class PersonalizeEmulator(ServiceEmulator):
             "jobInput": job["jobInput"],
             "jobOutput": job["jobOutput"],
             "status": job["status"],
+            # As botocore parses them: the times the job was created and last changed status.
+            "creationDateTime": job["creationDateTime"],
+            "lastUpdatedDateTime": job["lastUpdatedDateTime"],
         }
         for field in ("numResults", "filterArn", "batchInferenceJobConfig", "batchInferenceJobMode"):
             if field in job:

@@ -29,27 +29,33 @@ import csv
 import gzip
 import hashlib
 import io
+import json
 import math
 import re
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
+from botocore.exceptions import ClientError
+from moto.core.utils import utcnow
 from moto.sagemaker.exceptions import SagemakerClientError
 from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
 from batchline_local.emulators.base import (
+    MalformedLine,
     ServiceIdentity,
     list_keys,
     pipeline_of,
     s3_client,
     service_lines,
     split_s3_uri,
+    strict_json,
 )
 
 _INDEX_PATTERN = re.compile(r"^\$\[(.+)\]$")
@@ -101,40 +107,180 @@ class RecordFailed(Exception):
     pass
 
 
+CSV, JSON_LINES = "text/csv", "application/jsonlines"
+_JSON_NAMES = re.compile(r"^\$\[\s*'[^']*'(?:\s*,\s*'[^']*')*\s*\]$")
+_JSON_CHILD = re.compile(r"^\$\.([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def select_json(document: Any, expression: str | None) -> Any:
+    """A SageMaker JSONPath filter on a JSON record: ``$``, ``$.name``, ``$['a','b']`` (a missing name is left out
+    of a bracket selection, and fails a dot one); index and slice forms on an array."""
+    if not expression or expression == "$":
+        return document
+    child = _JSON_CHILD.match(expression)
+    if child:
+        if not isinstance(document, dict) or child.group(1) not in document:
+            raise ValueError(f"{expression} selects nothing in the record")
+        return document[child.group(1)]
+    if _JSON_NAMES.match(expression):
+        if not isinstance(document, dict):
+            raise ValueError(f"{expression} applies to an object, the record is {type(document).__name__}")
+        names = re.findall(r"'([^']*)'", expression)
+        return {name: document[name] for name in names if name in document}
+    if isinstance(document, list):
+        return select(document, expression)
+    raise ValueError(f"emulator supports $, $.name, $['a','b'] and index filters, not {expression!r}")
+
+
+def _json_features(model_input: Any) -> list[str]:
+    """The emulated JSON model reads an object's values (or an array) as its features, numbers or decimal text."""
+    values = list(model_input.values()) if isinstance(model_input, dict) else model_input
+    if not isinstance(values, list):
+        raise ValueError(f"the model takes an object or an array of features, not {type(model_input).__name__}")
+    return [value if isinstance(value, str) else json.dumps(value) for value in values]
+
+
+@dataclass(frozen=True)
+class Processing:
+    """How a job hands records to the model and writes its answers (CreateTransformJob's settings)."""
+
+    data_processing: dict[str, str] = field(default_factory=dict)
+    content_type: str = CSV
+    accept: str | None = None
+    batch_strategy: str = "MultiRecord"
+    max_payload_mb: int | None = None
+    # GenerateInferenceId: the job's start time (ISO 8601 UTC) each record's inference ID is stamped with.
+    inference_time: str | None = None
+
+    @classmethod
+    def of(cls, job: Any, inference_time: str | None = None) -> Processing:
+        capture = getattr(job, "data_capture_config", None) or {}
+        return cls(
+            data_processing=job.data_processing or {},
+            content_type=job.transform_input.get("ContentType") or CSV,
+            accept=job.transform_output.get("Accept"),
+            batch_strategy=getattr(job, "batch_strategy", None) or "MultiRecord",
+            max_payload_mb=job.max_payload_in_mb,
+            inference_time=inference_time if capture.get("GenerateInferenceId") else None,
+        )
+
+
 def transform_file(
-    data: bytes | str, data_processing: dict[str, str], file_name: str, max_payload_mb: int | None = None
+    data: bytes | str,
+    data_processing: dict[str, str] | Processing,
+    file_name: str,
+    max_payload_mb: int | None = None,
+    requests: list[int] | None = None,
 ) -> str:
     """One input file -> its ``.out`` text, or RecordFailed naming the record the model could not take.
 
     With ``SplitType=Line`` the service splits records on newline (LF) only
     (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TransformInput.html); the CSV model reads
-    each record as one CSV row, so a quoted cell may hold a CR but an unquoted one may not.
+    each record as one CSV row, so a quoted cell may hold a CR but an unquoted one may not. Records go to the
+    model in requests: one record each (SingleRecord), or as many consecutive records as fit in MaxPayloadInMB
+    (MultiRecord; 0 means no limit, HTTP chunked encoding); a record larger than that fails its file. The number
+    of records of each request is appended to ``requests``.
     """
+    processing = (
+        data_processing
+        if isinstance(data_processing, Processing)
+        else Processing(data_processing=data_processing, max_payload_mb=max_payload_mb)
+    )
+    if processing.content_type not in (CSV, JSON_LINES) or (processing.accept or processing.content_type) != (
+        processing.content_type
+    ):
+        raise RecordFailed(
+            f"{file_name}: the emulated model reads and answers text/csv or application/jsonlines, one format in and "
+            f"out, not ContentType {processing.content_type!r} with Accept {processing.accept!r}"
+        )
     raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
         records = service_lines(raw)
     except UnicodeDecodeError as exc:
         raise RecordFailed(f"{file_name} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     out = io.StringIO()
-    limit = (max_payload_mb or 6) * 1024 * 1024
-    for number, text in records:
-        where = f"record {number} of {file_name}"
-        if len(text.encode("utf-8")) > limit:
-            raise RecordFailed(f"{where}: larger than MaxPayloadInMB ({limit // 1048576} MB)")
-        try:
-            record = next(csv.reader([text], strict=True), [])
-        except csv.Error as exc:
-            raise RecordFailed(f"{where}: not a CSV row ({exc})") from None
-        if not record:
-            raise RecordFailed(f"{where}: empty record")
-        try:
-            model_input = select(record, data_processing.get("InputFilter"))
-            prediction = [emulated_score(model_input)]
-        except (ValueError, IndexError) as exc:
-            raise RecordFailed(f"{where}: {exc}") from exc
-        joined = record + prediction if data_processing.get("JoinSource") == "Input" else prediction
-        out.write(_csv_line(select(joined, data_processing.get("OutputFilter"))))
+    for batch in _requests(records, processing, file_name):
+        if requests is not None:
+            requests.append(len(batch))
+        for number, text in batch:
+            out.write(_answer(text, processing, f"record {number} of {file_name}"))
     return out.getvalue()
+
+
+def _requests(
+    records: list[tuple[int, str]], processing: Processing, file_name: str
+) -> Iterator[list[tuple[int, str]]]:
+    """The file's records grouped into the model requests the batch strategy makes."""
+    mb = 6 if processing.max_payload_mb is None else processing.max_payload_mb
+    limit = mb * 1024 * 1024 or None  # 0: chunked encoding, no limit
+    batch: list[tuple[int, str]] = []
+    size = 0
+    for number, text in records:
+        length = len(text.encode("utf-8")) + 1  # the record and its LF
+        if limit is not None and length > limit:
+            raise RecordFailed(f"record {number} of {file_name}: larger than MaxPayloadInMB ({mb} MB)")
+        if batch and (processing.batch_strategy == "SingleRecord" or (limit is not None and size + length > limit)):
+            yield batch
+            batch, size = [], 0
+        batch.append((number, text))
+        size += length
+    if batch:
+        yield batch
+
+
+def _answer(text: str, processing: Processing, where: str) -> str:
+    """One record through InputFilter -> model -> JoinSource -> OutputFilter, as its output line."""
+    data_processing = processing.data_processing
+    if processing.content_type == JSON_LINES:
+        return _answer_json(text, processing, where)
+    try:
+        record = next(csv.reader([text], strict=True), [])
+    except csv.Error as exc:
+        raise RecordFailed(f"{where}: not a CSV row ({exc})") from None
+    if not record:
+        raise RecordFailed(f"{where}: empty record")
+    try:
+        model_input = select(record, data_processing.get("InputFilter"))
+        prediction = [emulated_score(model_input)]
+        joined = record + prediction if data_processing.get("JoinSource") == "Input" else prediction
+        fields = select(joined, data_processing.get("OutputFilter"))
+    except (ValueError, IndexError) as exc:
+        raise RecordFailed(f"{where}: {exc}") from exc
+    if processing.inference_time is not None:
+        fields = [*fields, str(uuid.uuid4()), processing.inference_time]
+    return _csv_line(fields)
+
+
+def _answer_json(text: str, processing: Processing, where: str) -> str:
+    """A JSON record: the model answers ``{"score": ...}``; the join adds it to an object as SageMakerOutput, or
+    wraps another record as SageMakerInput (DataProcessing JoinSource)."""
+    data_processing = processing.data_processing
+    try:
+        record = strict_json(text, 0)
+    except MalformedLine as exc:
+        raise RecordFailed(f"{where}: {str(exc).partition(': ')[2]}") from None
+    try:
+        answer = {
+            "score": float(emulated_score(_json_features(select_json(record, data_processing.get("InputFilter")))))
+        }
+        if data_processing.get("JoinSource") == "Input":
+            joined: Any = (
+                {**record, "SageMakerOutput": answer}
+                if isinstance(record, dict)
+                else {"SageMakerInput": record, "SageMakerOutput": answer}
+            )
+        else:
+            joined = answer
+        result = select_json(joined, data_processing.get("OutputFilter"))
+    except (ValueError, IndexError) as exc:
+        raise RecordFailed(f"{where}: {exc}") from exc
+    if processing.inference_time is not None and isinstance(result, dict):
+        result = {
+            **result,
+            "SageMakerInferenceId": str(uuid.uuid4()),
+            "SageMakerInferenceTime": processing.inference_time,
+        }
+    return json.dumps(result, ensure_ascii=False) + "\n"
 
 
 def _csv_line(fields: list[str]) -> str:
@@ -146,43 +292,113 @@ def _csv_line(fields: list[str]) -> str:
 
 # What CreateTransformJob refuses (SageMaker API reference): at most 16 environment variables, named
 # [a-zA-Z_][a-zA-Z0-9_]{0,1023} with values up to 10,240 characters; at most 50 tags; KMS keys of
-# [a-zA-Z0-9:/_-] up to 2,048 characters.
+# [a-zA-Z0-9:/_-] up to 2,048 characters; MaxPayloadInMB at most 100, and MaxConcurrentTransforms x MaxPayloadInMB
+# too; a BatchStrategy batches split records only (SplitType Line, RecordIO or TFRecord); JSONPath filters up to
+# 63 characters; S3 URIs of (https|s3)://([^/]+)/?(.*) up to 1,024. botocore checks types and required members
+# only, so these are the service's own refusals.
 _ENVIRONMENT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,1023}$")
 _KMS_KEY = re.compile(r"^[a-zA-Z0-9:/_-]{0,2048}$")
+_S3_URI = re.compile(r"^(https|s3)://([^/]+)/?(.*)$")
+_ENUMS = {
+    "batchStrategy": ("MultiRecord", "SingleRecord"),
+    "transformInput.splitType": ("None", "Line", "RecordIO", "TFRecord"),
+    "transformOutput.assembleWith": ("None", "Line"),
+    "dataProcessing.joinSource": ("Input", "None"),
+}
+
+
+def _validation(message: str) -> Exception:
+    from moto.sagemaker.exceptions import ValidationError
+
+    return ValidationError(message=message)
 
 
 def _check_request(request: dict[str, Any]) -> None:
-    from moto.sagemaker.exceptions import ValidationError
+    _check_environment(request.get("environment") or {})
+    if len(request.get("tags") or []) > 50:
+        raise _validation(
+            "1 validation error detected: Value at 'tags' failed to satisfy constraint: "
+            "Member must have length less than or equal to 50"
+        )
+    transform_input = request.get("transform_input") or {}
+    transform_output = request.get("transform_output") or {}
+    capture = request.get("data_capture_config") or {}
+    keys = {
+        "transformOutput.kmsKeyId": transform_output.get("KmsKeyId"),
+        "transformResources.volumeKmsKeyId": (request.get("transform_resources") or {}).get("VolumeKmsKeyId"),
+        "dataCaptureConfig.kmsKeyId": capture.get("KmsKeyId"),
+    }
+    for where, key in keys.items():
+        if key is not None and not _KMS_KEY.match(key):
+            raise _validation(
+                f"1 validation error detected: Value '{key}' at '{where}' failed to "
+                "satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9:/_-]*"
+            )
+    _check_batching(request, transform_input)
+    values = {
+        "batchStrategy": request.get("batch_strategy"),
+        "transformInput.splitType": transform_input.get("SplitType"),
+        "transformOutput.assembleWith": transform_output.get("AssembleWith"),
+        "dataProcessing.joinSource": (request.get("data_processing") or {}).get("JoinSource"),
+    }
+    for where, value in values.items():
+        if value is not None and value not in _ENUMS[where]:
+            raise _validation(
+                f"1 validation error detected: Value '{value}' at '{where}' failed to satisfy constraint: "
+                f"Member must satisfy enum value set: [{', '.join(_ENUMS[where])}]"
+            )
+    for name, path in (request.get("data_processing") or {}).items():
+        if name in ("InputFilter", "OutputFilter") and len(path) > 63:
+            where = f"dataProcessing.{name[0].lower()}{name[1:]}"
+            raise _validation(
+                f"1 validation error detected: Value '{path}' at '{where}' failed to satisfy constraint: "
+                "Member must have length less than or equal to 63"
+            )
+    if capture:
+        uri = str(capture.get("DestinationS3Uri", ""))
+        if len(uri) > 1024 or not _S3_URI.match(uri):
+            raise _validation(
+                f"1 validation error detected: Value '{uri}' at 'dataCaptureConfig.destinationS3Uri' failed to "
+                "satisfy constraint: Member must satisfy regular expression pattern: (https|s3)://([^/]+)/?(.*)"
+            )
 
-    environment = request.get("environment") or {}
+
+def _check_environment(environment: dict[str, str]) -> None:
     if len(environment) > 16:
-        raise ValidationError(
-            message="1 validation error detected: Value at 'environment' failed to satisfy "
+        raise _validation(
+            "1 validation error detected: Value at 'environment' failed to satisfy "
             "constraint: Map value must satisfy constraint: [Member must have length less than "
             "or equal to 16]"
         )
     for name, value in environment.items():
         if not _ENVIRONMENT_NAME.match(name) or len(value) > 10_240:
-            raise ValidationError(
-                message=f"1 validation error detected: Value at 'environment' failed to satisfy "
+            raise _validation(
+                f"1 validation error detected: Value at 'environment' failed to satisfy "
                 f"constraint: Map keys must satisfy constraint: [Member must satisfy regular "
                 f"expression pattern: [a-zA-Z_][a-zA-Z0-9_]*] ({name})"
             )
-    if len(request.get("tags") or []) > 50:
-        raise ValidationError(
-            message="1 validation error detected: Value at 'tags' failed to satisfy constraint: "
-            "Member must have length less than or equal to 50"
+
+
+def _check_batching(request: dict[str, Any], transform_input: dict[str, Any]) -> None:
+    """MaxPayloadInMB 0-100, its product with MaxConcurrentTransforms at most 100, and no batching of unsplit
+    files (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTransformJob.html)."""
+    payload = request.get("max_payload_in_mb")
+    if payload is not None and payload > 100:
+        raise _validation(
+            f"1 validation error detected: Value '{payload}' at 'maxPayloadInMB' failed to satisfy constraint: "
+            "Member must have value less than or equal to 100"
         )
-    keys = {
-        "transformOutput.kmsKeyId": (request.get("transform_output") or {}).get("KmsKeyId"),
-        "transformResources.volumeKmsKeyId": (request.get("transform_resources") or {}).get("VolumeKmsKeyId"),
-    }
-    for where, key in keys.items():
-        if key is not None and not _KMS_KEY.match(key):
-            raise ValidationError(
-                message=f"1 validation error detected: Value '{key}' at '{where}' failed to "
-                "satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9:/_-]*"
-            )
+    transforms = request.get("max_concurrent_transforms")
+    if transforms and transforms * (6 if payload is None else payload) > 100:
+        raise _validation(
+            f"MaxConcurrentTransforms ({transforms}) x MaxPayloadInMB ({6 if payload is None else payload}) "
+            "cannot exceed 100 MB."
+        )
+    if request.get("batch_strategy") == "MultiRecord" and transform_input.get("SplitType", "None") == "None":
+        raise _validation(
+            "BatchStrategy MultiRecord needs records to batch: set SplitType to Line, RecordIO or TFRecord "
+            "(with SplitType None each request carries one whole input object)."
+        )
 
 
 class ResourceLimitExceeded(SagemakerClientError):
@@ -209,6 +425,10 @@ class _Progress:
     polls_until_done: int
     stop_requested: bool = False
     outputs: list[str] = field(default_factory=list)
+    # Records of each request made to the model, in order (SingleRecord: all 1).
+    requests: list[int] = field(default_factory=list)
+    # The capture manifests written (DataCaptureConfig), as s3://bucket/key.
+    captures: list[str] = field(default_factory=list)
 
 
 class SageMakerEmulator:
@@ -251,6 +471,8 @@ class SageMakerEmulator:
             emulator.create_calls += 1
             job = original_create(backend, transform_job_name, **kwargs)
             job.transform_job_status = "InProgress"
+            # Not started nor ended yet: DescribeTransformJob leaves out the times it does not know.
+            job.transform_start_time = job.transform_end_time = None
             progress = emulator.jobs[transform_job_name] = _Progress(emulator.polls_until_done)
             emulator._announce(job)
             if emulator.job_seconds is not None:
@@ -264,6 +486,8 @@ class SageMakerEmulator:
             job = backend.transform_jobs.get(transform_job_name)
             if progress is not None and job is not None:
                 with emulator._lock:
+                    if job.transform_job_status == "InProgress" and job.transform_start_time is None:
+                        job.transform_start_time = utcnow()  # on its instances at the first look
                     if job.transform_job_status in ("InProgress", "Stopping") and (
                         emulator.job_seconds is None or progress.stop_requested
                     ):
@@ -313,10 +537,13 @@ class SageMakerEmulator:
         with self._lock:
             if job.transform_job_status not in ("InProgress", "Stopping"):
                 return
+            if job.transform_start_time is None:
+                job.transform_start_time = utcnow()
             if progress.stop_requested:
                 job.transform_job_status = "Stopped"
             else:
                 self._run(job, progress)
+            job.transform_end_time = utcnow()
             job.batchline_ended_at = time.time()
         self._announce(job)
 
@@ -347,14 +574,17 @@ class SageMakerEmulator:
         in_bucket, in_prefix = split_s3_uri(source["S3Uri"])
         out_bucket, out_prefix = split_s3_uri(job.transform_output["S3OutputPath"])
         log = self.logs.setdefault(job.transform_job_name, [])
+        processing = Processing.of(job, _iso(job.transform_start_time))
         failed = 0
+        inputs: list[str] = []
         for key in list_keys(s3, in_bucket, in_prefix):  # S3Prefix: every object under it
             relative = key[len(in_prefix) :].lstrip("/")
             data = s3.get_object(Bucket=in_bucket, Key=key)["Body"].read()
             if job.transform_input.get("CompressionType") == "Gzip":
                 data = gzip.decompress(data)
+            inputs.append(relative)
             try:
-                body = transform_file(data, job.data_processing or {}, relative, job.max_payload_in_mb)
+                body = transform_file(data, processing, relative, requests=progress.requests)
             except RecordFailed as exc:
                 failed += 1  # no .out for a failed file, as on the real service
                 log += [f"{in_bucket}/{key}: ClientError: 400", f"{in_bucket}/{key}: Message: emulated: {exc}"]
@@ -362,12 +592,47 @@ class SageMakerEmulator:
             out_key = f"{out_prefix.rstrip('/')}/{relative}.out"
             s3.put_object(Bucket=out_bucket, Key=out_key, Body=body.encode("utf-8"))
             progress.outputs.append(out_key)
+        if job.data_capture_config:
+            try:
+                self._capture(s3, job, progress, inputs)
+            except ClientError as exc:  # the model's role may not write the destination: the job fails
+                failed += 1
+                uri = job.data_capture_config["DestinationS3Uri"]
+                log.append(
+                    f"data capture to {uri}: {exc.response['Error']['Code']}: {exc.response['Error']['Message']}"
+                )
         if failed:
             job.transform_job_status = "Failed"
             # The service's words: which file and record failed is in the job's logs, never in the reason.
             job.failure_reason = FAILURE_REASON
         else:
             job.transform_job_status = "Completed"
+
+    @staticmethod
+    def _capture(s3: Any, job: Any, progress: _Progress, inputs: list[str]) -> None:
+        """DataCaptureConfig: manifests of the job's input objects and of the outputs it wrote, under
+        ``<DestinationS3Uri>/input/`` and ``/output/`` by the hour the job started (yyyy/mm/dd/hh), each a JSON
+        array of a ``{"prefix": ...}`` object then the objects' names under that prefix
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-batch.html). The guide gives no
+        manifest file name: the emulator names it after the job (Batchline never reads it)."""
+        bucket, prefix = split_s3_uri(job.data_capture_config["DestinationS3Uri"])
+        hour = job.transform_start_time.strftime("%Y/%m/%d/%H")
+        in_prefix = job.transform_input["DataSource"]["S3DataSource"]["S3Uri"]
+        out_prefix = job.transform_output["S3OutputPath"]
+        out_key_prefix = split_s3_uri(out_prefix)[1].rstrip("/") + "/"
+        listings = {
+            "input": [in_prefix.rstrip("/") + "/", *inputs],
+            "output": [out_prefix.rstrip("/") + "/", *(key[len(out_key_prefix) :] for key in progress.outputs)],
+        }
+        for kind, (source, *names) in listings.items():
+            key = f"{prefix.rstrip('/')}/{kind}/{hour}/{job.transform_job_name}.jsonl".lstrip("/")
+            body = json.dumps([{"prefix": source}, *names])
+            s3.put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"))
+            progress.captures.append(f"s3://{bucket}/{key}")
+
+
+def _iso(moment: Any) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
 
 
 def transform_job_event(job: Any) -> dict[str, Any]:
@@ -389,6 +654,9 @@ def transform_job_event(job: Any) -> dict[str, Any]:
     }
     if job.transform_job_status == "Failed":
         detail["FailureReason"] = getattr(job, "failure_reason", None) or FAILURE_REASON
+    started = _epoch_ms(getattr(job, "transform_start_time", None))
+    if started is not None:
+        detail["TransformStartTime"] = started
     end = getattr(job, "batchline_ended_at", None)
     if isinstance(end, float):
         detail["TransformEndTime"] = int(end * 1000)

@@ -41,10 +41,41 @@ SAGEMAKER_MAX_ENVIRONMENT = 16
 SAGEMAKER_MAX_ENVIRONMENT_VALUE = 10_240
 SAGEMAKER_ENVIRONMENT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,1023}$")
 SAGEMAKER_KMS_KEY_PATTERN = r"^[a-zA-Z0-9:/_-]+$"
+# MaxPayloadInMB is 0 to 100, and MaxConcurrentTransforms x MaxPayloadInMB at most 100 (CreateTransformJob).
+SAGEMAKER_MAX_PAYLOAD_MB = 100
+# An S3 URI as Batchline writes it: a bucket name and an optional key prefix (the API takes up to 1,024 characters).
+S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+
+
+class SageMakerDataCapture(_Model):
+    """CreateTransformJob DataCaptureConfig: SageMaker records which input and output objects each job used."""
+
+    destination_s3_uri: str | None = Field(
+        default=None,
+        max_length=1024,
+        pattern=S3_URI_PATTERN,
+        description="Where SageMaker writes the capture manifests (under input/ and output/, by yyyy/mm/dd/hh of "
+        "the job's start). Unset: the stack's work bucket under <pipeline>/data-capture/, where the stack lets the "
+        "model's execution role (modelExecutionRoleArn) write. A bucket of your own: grant that role s3:PutObject "
+        "on the prefix yourself.",
+    )
+    kms_key_id: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=SAGEMAKER_KMS_KEY_PATTERN,
+        description="KMS key SageMaker encrypts the captured data with (key ID, key ARN, alias name or alias ARN); "
+        "its key policy must let the model's execution role use it.",
+    )
+    generate_inference_id: bool = Field(
+        default=False,
+        description="SageMaker adds an inference ID and the job's start time to every output record (for Model "
+        "Monitor's ground truth merge): predictions.csv gets them as the columns sagemaker_inference_id and "
+        "sagemaker_inference_time.",
+    )
 
 
 class SageMakerSettings(_Model):
-    """SageMaker Batch Transform on a model that reads headerless CSV (``text/csv``)."""
+    """SageMaker Batch Transform on a model that reads headerless CSV (``text/csv``) or JSON lines."""
 
     provider: Literal["sagemaker"] = Field(description="SageMaker Batch Transform.")
     model_name: str = Field(
@@ -65,7 +96,33 @@ class SageMakerSettings(_Model):
         le=10_000_000,
         description="The input is split into files of this many records: a bad record fails only its file.",
     )
-    max_payload_in_mb: int = Field(default=6, ge=1, le=100, description="MaxPayloadInMB of the transform job.")
+    max_payload_in_mb: int = Field(
+        default=6,
+        ge=0,
+        le=SAGEMAKER_MAX_PAYLOAD_MB,
+        description="MaxPayloadInMB: the largest request to the model, 0 to 100 (a larger record is refused at "
+        "Prepare as one errors.csv row); with maxConcurrentTransforms, their product is at most 100. 0 sends each "
+        "request with HTTP chunked encoding and no size limit: only for containers that support it (SageMaker's "
+        "built-in algorithms do not).",
+    )
+    content_type: Literal["text/csv", "application/jsonlines"] = Field(
+        default="text/csv",
+        description="What the model reads and writes (ContentType and Accept), one record a line (SplitType and "
+        "AssembleWith Line). text/csv: the feature values in order. application/jsonlines: an object of the feature "
+        "columns by name (numbers with numericFeatures, else strings); each output line is the model's answer for "
+        "its record: an object holding the predictionColumns by name, an array of their values in order, or one "
+        "value for one column.",
+    )
+    batch_strategy: Literal["MultiRecord", "SingleRecord"] = Field(
+        default="MultiRecord",
+        description="BatchStrategy: MultiRecord sends as many records per request as fit in maxPayloadInMb; "
+        "SingleRecord sends one record per request (for models that take one at a time).",
+    )
+    data_capture: SageMakerDataCapture | None = Field(
+        default=None,
+        description="DataCaptureConfig {destinationS3Uri, kmsKeyId, generateInferenceId}: SageMaker writes manifests "
+        "of each job's input and output objects, for Model Monitor. Unset: no capture.",
+    )
     feature_columns: list[str] | None = Field(
         default=None,
         min_length=1,
@@ -135,6 +192,16 @@ class SageMakerSettings(_Model):
     @model_validator(mode="after")
     def _tags(self) -> SageMakerSettings:
         check_user_tags(self.tags, own=2)
+        return self
+
+    @model_validator(mode="after")
+    def _payload(self) -> SageMakerSettings:
+        transforms = self.max_concurrent_transforms
+        if transforms and transforms * self.max_payload_in_mb > SAGEMAKER_MAX_PAYLOAD_MB:
+            raise ValueError(
+                f"maxConcurrentTransforms x maxPayloadInMb is at most {SAGEMAKER_MAX_PAYLOAD_MB} MB, got "
+                f"{transforms} x {self.max_payload_in_mb}"
+            )
         return self
 
     @field_validator("prediction_columns", "feature_columns")

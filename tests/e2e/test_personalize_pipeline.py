@@ -10,7 +10,7 @@ import pytest
 from batchline.csvsafe import neutralise
 
 from batchline_local.runtime import LocalRuntime, load_pipeline_context
-from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, step_inputs, write_csv
+from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, read_s3_json, step_inputs, write_csv
 
 pytestmark = pytest.mark.timeout(120)
 ARN = "arn:aws:personalize:us-east-1:123456789012:solution/{}/abc"
@@ -217,3 +217,16 @@ def test_a_theme_job_writes_the_theme_of_each_item_as_a_column(runtime: LocalRun
     themes = {r["itemId"]: r["theme"] for r in rows}
     assert all(themes.values()) and len(set(themes.values())) > 1
     assert all(len({r["theme"] for r in rows if r["itemId"] == item}) == 1 for item in themes)
+
+
+def test_the_manifest_carries_the_jobs_creation_and_end_and_nothing_personalize_does_not_give(
+    runtime: LocalRuntime,
+) -> None:
+    result = runtime.run_file(SAMPLES / "demo-personalize.csv", "demo-personalize")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    (job,) = read_s3_json(runtime, detail["outputs"]["manifest"])["jobs"]
+    assert set(job["figures"]) == {"createdAt", "endedAt"}  # no start time, no consumption in DescribeBatch*Job
+    assert job["figures"]["createdAt"] <= job["figures"]["endedAt"]
+    assert detail["jobs"][0]["figures"] == job["figures"]

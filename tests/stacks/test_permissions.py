@@ -321,3 +321,38 @@ def test_a_foundation_model_id_is_granted_in_the_stacks_region_only(created_role
     creates = _granted(function_statements(created_role_template, "SubmitJob"), "bedrock:CreateModelInvocationJob")
     assert "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0" in creates
     assert not [arn for arn in creates if "inference-profile" in arn or ":*::" in arn], creates
+
+
+INPUT_KEY = "arn:aws:kms:us-east-1:111122223333:key/11111111-1111-1111-1111-111111111111"
+OUTPUT_KEY = "arn:aws:kms:us-east-1:111122223333:key/22222222-2222-2222-2222-222222222222"
+
+
+def test_a_created_personalize_role_may_use_the_kms_keys_its_pipeline_names_and_no_other() -> None:
+    personalize = {
+        "provider": "personalize",
+        "recipe": "USER_PERSONALIZATION",
+        "solutionVersionArn": "arn:aws:personalize:us-east-1:123456789012:solution/movies/abc",
+    }
+    template = synth_with_pipelines(
+        {
+            "keyed": {
+                "keyColumn": "userId",
+                "service": {**personalize, "inputKmsKeyArn": INPUT_KEY, "outputKmsKeyArn": OUTPUT_KEY},
+            },
+            "plain": {"keyColumn": "userId", "service": personalize},
+        }
+    )
+
+    keyed = [s for s in policy_statements(template, "keyedrole") if "kms:Decrypt" in as_list(s["Action"])]
+    assert keyed == [
+        {
+            "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey", "kms:ListGrants"],
+            "Effect": "Allow",
+            "Resource": [INPUT_KEY, OUTPUT_KEY],
+        }
+    ]
+    assert not any(action.startswith("kms:") for action in actions_of(policy_statements(template, "plainrole")))
+    # the role's ARN is an output, for the keys' policies (which only their owner can edit)
+    outputs = [o for name, o in template.find_outputs("*").items() if "keyedrolearn" in name]
+    assert len(outputs) == 1 and "keyedrole" in json.dumps(outputs[0]["Value"])
+    assert not [name for name in template.find_outputs("*") if "plainrolearn" in name]

@@ -13,6 +13,7 @@ import itertools
 import json
 import posixpath
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -30,6 +31,7 @@ from batchline.adapters.base import (
     UnitFiles,
     translate_client_error,
 )
+from batchline.clock import iso
 from batchline.config import PersonalizeSettings, require_role
 from batchline.errors import JobConflict, JobNotFound, OutputInvalid
 from batchline.layout import S3Location
@@ -290,7 +292,23 @@ def _number(value: Any) -> str:
 
 def _state(job_id: str, described: dict[str, Any]) -> JobState:
     raw = str(described.get("status", ""))
-    return JobState(job_id, normalise_status(raw), raw, described.get("failureReason") or None)
+    status = normalise_status(raw)
+    return JobState(job_id, status, raw, described.get("failureReason") or None, figures=job_figures(described, status))
+
+
+def job_figures(described: dict[str, Any], status: JobStatus) -> dict[str, Any]:
+    """DescribeBatch*Job's own figures: creationDateTime, and lastUpdatedDateTime as the end once the job ended.
+
+    A batch job cannot be updated (the API has no update, stop or delete for it), so the last update of an ACTIVE
+    or CREATE FAILED job is its move to that status. The API gives no start time and no consumption.
+    """
+    figures: dict[str, Any] = {}
+    created, updated = described.get("creationDateTime"), described.get("lastUpdatedDateTime")
+    if isinstance(created, datetime):
+        figures["createdAt"] = iso(created)
+    if status.is_terminal and isinstance(updated, datetime):
+        figures["endedAt"] = iso(updated)
+    return figures
 
 
 def _translate(exc: ClientError) -> Exception:
