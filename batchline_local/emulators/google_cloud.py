@@ -190,7 +190,7 @@ class GoogleCloudFake:
 
     def _end(self, job: dict[str, Any], state: str) -> None:
         job["state"] = state
-        job.setdefault("startTime", job["createTime"])  # a job that never ran has no start; ours all ran
+        job.setdefault("startTime", job.get("createTime") or _now())  # every job the fake ends has run
         job["endTime"] = job["updateTime"] = _now()
 
     def _write_files(self, job: dict[str, Any], predictions: list[Any], errors: list[Any]) -> None:
@@ -279,10 +279,12 @@ class GoogleCloudFake:
                     if config["instancesFormat"] == "csv":
                         records += _csv_records(data)
                         continue
+                    key_field = (job.get("instanceConfig") or {}).get("keyField")
                     for number, line in service_lines(data):
                         instance = strict_json(line, number)
-                        if not isinstance(instance, dict):
-                            raise MalformedLine(number, "not a JSON object")
+                        if not isinstance(instance, dict) or (key_field and key_field not in instance):
+                            wanted = f" with the key field {key_field!r}" if key_field else ""
+                            raise MalformedLine(number, f"not a JSON object{wanted}")
                         records.append(instance)
                 except UnicodeDecodeError as exc:
                     raise InstancesInvalid(f"gs://{bucket}/{name} is not UTF-8 ({exc.reason})") from None
