@@ -2,9 +2,14 @@
 
 One server answers: Security Token Service (the AWS-signed subject token is checked for a SigV4 signature),
 IAM Credentials generateAccessToken, the Cloud Storage JSON API (resumable upload, list, media download,
-delete) and Vertex AI batchPredictionJobs (create, get, list by label, cancel). Jobs go QUEUED -> PENDING ->
-RUNNING -> SUCCEEDED over GET calls and then write predictions/errors files in Vertex's layout. Every API
-call must carry the impersonated service account's token.
+delete), BigQuery v2 (load jobs by resumable upload, jobs.get, tables.get, tables.delete, tabledata.list in
+small pages; datasets are made with ``bigquery.create_dataset``) and Vertex AI batchPredictionJobs (create,
+get, list by label, cancel). Jobs go QUEUED -> PENDING -> RUNNING -> SUCCEEDED over GET calls, carrying
+createTime, startTime, endTime and resourcesConsumed.replicaHours as the REST resource does, and then write
+predictions/errors files in Vertex's layout, or predictions_/errors_ tables with bigqueryDestination. A result
+carries ``key`` with instanceConfig.keyField, else the instance as sent (an object for jsonl, an array for
+csv), and an Explanation with generateExplanation. Every API call must carry the impersonated service
+account's token.
 
 Only the AWS roles the stack binds may impersonate the service account: the roles of the functions in the stack's
 GOOGLE_CALLERS (its GoogleFederatedRoleArns output), read from the stack's source. As on Google, the STS exchange
@@ -19,9 +24,15 @@ split on LF only, each a JSON object; a line that is not JSON (``NaN``, ``Infini
 fails the job with INVALID_ARGUMENT, naming the object and line (whether Vertex fails the job or errors the
 instance is not documented: failing is the stricter choice, so such staging can never pass unnoticed).
 
-A create Vertex would refuse (``invalid_job``: machineSpec without machineType, an accelerator without a count
-or a count without an accelerator, startingReplicaCount over maxReplicaCount, a batch size under 1, labels that
-are not lowercase, a CMEK key of another Region) is answered 400 INVALID_ARGUMENT and creates nothing.
+CSV input is read as the Vertex documentation describes it: a header line, quoted strings, bare numbers, no line
+break in a cell; anything else fails the job with INVALID_ARGUMENT.
+
+A create Vertex would refuse (``invalid_job``: a format or source that do not match, instanceConfig fields a
+format does not take, dedicatedResources, manualBatchTuningParameters or keyField for a publisher model, a model
+of yours without dedicatedResources, explanation settings out of their rules, machineSpec without machineType,
+an accelerator without a count or a count without an accelerator, startingReplicaCount over maxReplicaCount, a
+batch size under 1, labels that are not lowercase, a CMEK key of another Region) is answered 400
+INVALID_ARGUMENT and creates nothing. A model ID containing ``explainable`` has an explanationSpec of its own.
 
 Test hooks: an audience containing ``reject`` fails the token exchange; ``api_status`` answers every API call
 (not the token exchange) with that HTTP status, as an outage or a refused permission would; a model containing
@@ -588,6 +599,9 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._authorised(ACCESS_TOKEN) or self._outage():
                 return None
             parts = url.path.split("/")
+            if url.path.startswith("/bigquery/v2/projects/"):
+                status, answer = self.fake.bigquery.delete(url.path)
+                return self._send(status, answer)
             self.fake.objects.pop((parts[4], unquote(parts[6])), None)
             return self._send(204)
 
@@ -751,6 +765,14 @@ class BigQueryFake:
                 }
             return self._page(table, query)
         return _bq_error(404, "notFound", f"emulated: no route {path}")[:2]
+
+    def delete(self, path: str) -> tuple[int, Any]:
+        """tables.delete: 204, or 404 notFound for a table that does not exist."""
+        parts = path.split("/")
+        key = (parts[4], parts[6], unquote(parts[8])) if len(parts) == 9 and parts[7] == "tables" else None
+        if key is None or self.tables.pop(key, None) is None:
+            return _bq_error(404, "notFound", f"Not found: Table {path}")[:2]
+        return 204, None
 
     def _page(self, table: dict[str, Any], query: dict[str, str]) -> tuple[int, Any]:
         """tabledata.list: at most maxResults rows (and never more than page_rows), pageToken to the next page."""

@@ -72,6 +72,10 @@ PIPELINES = {
         predictionFields=None,
         modelParameters={"temperature": 0.2, "maxOutputTokens": 64},
     ),
+    "v-publisher-csv": variant(
+        model="publishers/google/models/text-bison", instancesFormat="csv", numericColumns=[], predictionFields=None
+    ),
+    "v-bq-cleanup": variant(bigquerySource="bq://batchline-demo.batchline_in", deleteStagedAfterSuccess=True),
     "v-explain": variant(
         generateExplanation=True,
         explanationSpec={"parameters": {"sampledShapleyAttribution": {"pathCount": 10}}},
@@ -410,3 +414,31 @@ def test_explanations_become_a_column(runtime: LocalRuntime, tmp_path: Path) -> 
         (attribution,) = json.loads(row["explanation"])["attributions"]
         assert set(attribution["featureAttributions"]) == set(HEADER[1:])
         assert attribution["instanceOutputValue"] == float(row["score"])
+
+
+def test_a_publisher_model_on_csv_keys_results_by_the_echoed_instance_array(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    # GIVEN no keyField (a publisher model takes none) and csv input, which Vertex echoes as an array
+    rows = [[key, f"prompt {n}"] for n, key in enumerate(HOSTILE_KEYS)]
+    result = runtime.run_file(write_csv(tmp_path / "pc.csv", ["id", "prompt"], rows), "v-publisher-csv")
+
+    assert result.status == "SUCCEEDED" and result.event is not None
+    detail = result.event["detail"]
+    assert "instanceConfig" not in runtime.google.jobs[detail["jobs"][0]["jobId"]]
+    # THEN each key is the first value of the instance its result echoes (Batchline stages the key first)
+    predicted = read_s3_csv(runtime, detail["outputs"]["predictions"])
+    assert sorted(neutralise_back(row["id"]) for row in predicted) == sorted(HOSTILE_KEYS)
+
+
+def test_the_loaded_table_is_deleted_after_success_when_configured(runtime: LocalRuntime, tmp_path: Path) -> None:
+    runtime.google.bigquery.create_dataset("batchline-demo", "batchline_in", "us-central1")
+    before = set(runtime.google.bigquery.tables)
+    result = runtime.run_file(write_csv(tmp_path / "bqc.csv", HEADER, [["a", 1, 2, 3, 4]]), "v-bq-cleanup")
+
+    assert result.status == "SUCCEEDED" and result.event is not None
+    job = runtime.google.jobs[result.event["detail"]["jobs"][0]["jobId"]]
+    table = job["inputConfig"]["bigquerySource"]["inputUri"].rsplit(".", 1)[-1]
+    assert [key for key in runtime.google.bigquery.jobs if key[1].startswith(table)]  # it was loaded
+    assert set(runtime.google.bigquery.tables) == before  # and dropped once the results were read
+    assert len(read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])) == 1

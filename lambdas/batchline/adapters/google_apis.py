@@ -1,4 +1,4 @@
-"""Small clients for the Google REST APIs Batchline needs: STS federation, Cloud Storage, Vertex AI.
+"""Small clients for the Google REST APIs Batchline needs: STS federation, Cloud Storage, BigQuery, Vertex AI.
 
 google-auth turns the Lambda's AWS credentials into Google tokens (workload identity federation with an
 AWS credential source), so no service-account key exists anywhere. Plain REST keeps the Lambda package
@@ -263,6 +263,10 @@ class BigQuery:
             token = page.get("pageToken")
             if not token:
                 return
+
+    def delete_table(self, project: str, dataset: str, table: str) -> None:
+        """tables.delete; a table already gone (404) is what was asked for."""
+        call(self._http, "DELETE", self._table_url(project, dataset, table), f"delete {dataset}.{table}")
 
     def _table_url(self, project: str, dataset: str, table: str) -> str:
         return f"{self._endpoint}/bigquery/v2/projects/{project}/datasets/{dataset}/tables/{quote(table, safe='')}"

@@ -427,6 +427,10 @@ class VertexAdapter:
 
     def _delete_staged(self, run: RunContext, job: JobState) -> None:
         if self._settings.delete_staged_after_success and job.status is JobStatus.SUCCEEDED:
+            if self._settings.bigquery_source:
+                assert self._bigquery is not None
+                self._bigquery.delete_table(*self.source_table(run))
+                return
             staged_bucket, staged_prefix = self._gcs_run_prefix(run)
             for name in list(self._gcs.list(staged_bucket, staged_prefix + "input/")):
                 self._gcs.delete(staged_bucket, name)
@@ -476,8 +480,12 @@ class VertexAdapter:
 
     def _echoed_key(self, data: dict[str, Any], where: str) -> str:
         # With keyField the result carries "key"; without (publisher models) the instance it echoes holds it.
-        instance: dict[str, Any] = data["instance"] if isinstance(data.get("instance"), dict) else {}
-        key = data.get("key", instance.get(self._key_column))
+        instance = data.get("instance")
+        if isinstance(instance, list) and instance and self._settings.instances_format == "csv":
+            echoed: Any = instance[0]  # a csv instance echoes as an array in column order: the key is staged first
+        else:
+            echoed = instance.get(self._key_column) if isinstance(instance, dict) else None
+        key = data.get("key", echoed)
         if key is None:
             raise OutputInvalid(f"{where}: the result names no key ({self._key_column})")
         return str(key)
