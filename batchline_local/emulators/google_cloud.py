@@ -42,6 +42,7 @@ containing ``bad`` gets an error line; one with ``lost`` is left out of the outp
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -275,9 +276,9 @@ class GoogleCloudFake:
             if found is None:
                 raise InstancesInvalid(f"Not found: Table {project}:{dataset}.{table}")
             return [dict(row) for row in found["rows"]]
-        if config["instancesFormat"] not in ("jsonl", "csv"):
+        if config["instancesFormat"] not in ("jsonl", "csv", "file-list"):
             raise InstancesInvalid(
-                f"the emulator reads jsonl, csv and bigquery input only, not {config['instancesFormat']}"
+                f"the emulator reads jsonl, csv, file-list and bigquery input only, not {config['instancesFormat']}"
             )
         records: list[dict[str, Any]] = []
         for uri in config["gcsSource"]["uris"]:
@@ -290,6 +291,9 @@ class GoogleCloudFake:
                     if config["instancesFormat"] == "csv":
                         records += _csv_records(data)
                         continue
+                    if config["instancesFormat"] == "file-list":
+                        records += self._listed_files(data)
+                        continue
                     key_field = (job.get("instanceConfig") or {}).get("keyField")
                     for number, line in service_lines(data):
                         instance = strict_json(line, number)
@@ -301,6 +305,17 @@ class GoogleCloudFake:
                     raise InstancesInvalid(f"gs://{bucket}/{name} is not UTF-8 ({exc.reason})") from None
                 except MalformedLine as exc:
                     raise InstancesInvalid(f"gs://{bucket}/{name} {exc}") from None
+        return records
+
+    def _listed_files(self, data: bytes) -> list[dict[str, Any]]:
+        """file-list: each line a gs:// URI; the instance is the file's content, base64, as {"b64": ...}."""
+        records = []
+        for number, line in service_lines(data):
+            bucket, _, name = line.strip().removeprefix("gs://").partition("/")
+            content = self.objects.get((bucket, name))
+            if not line.startswith("gs://") or content is None:
+                raise InstancesInvalid(f"file-list line {number}: no such object {line!r}")
+            records.append({"b64": base64.b64encode(content).decode()})
         return records
 
     def public(self, job: dict[str, Any]) -> dict[str, Any]:
@@ -326,8 +341,9 @@ def _to_model_instance(job: dict[str, Any], record: dict[str, Any], key_field: s
             raise InstancesInvalid(f"an instance has no key field {key_field!r}")
         key = record.pop(key_field)
     config = job.get("instanceConfig") or {}
+    fmt = job["inputConfig"]["instancesFormat"]
     as_object = config.get("instanceType") == "object" or (
-        job["inputConfig"]["instancesFormat"] == "jsonl" and config.get("instanceType") != "array"
+        fmt in ("jsonl", "file-list") and config.get("instanceType") != "array"
     )
     return key, record if as_object else list(record.values())
 
@@ -581,7 +597,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             start = int(query.get("pageToken", "0"))
             page = names[start : start + 2]  # small pages, so callers must follow nextPageToken
-            body: dict[str, Any] = {"items": [{"name": name} for name in page]} if page else {}
+            body: dict[str, Any] = {"items": [self._resource(bucket, name) for name in page]} if page else {}
             if start + 2 < len(names):
                 body["nextPageToken"] = str(start + 2)
             return self._send(200, body)
@@ -591,7 +607,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, {"error": {"code": 404, "message": f"no object {name}"}})
         if query.get("alt") == "media":
             return self._send(200, data, {"Content-Type": "application/octet-stream"})
-        return self._send(200, {"name": name, "size": str(len(data))})
+        return self._send(200, self._resource(bucket, name))
+
+    def _resource(self, bucket: str, name: str) -> dict[str, Any]:
+        """An object resource as the JSON API lists it: name, size and the base64 MD5 of the content."""
+        data = self.fake.objects[(bucket, name)]
+        md5 = base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324 - GCS's own checksum
+        return {"name": name, "bucket": bucket, "size": str(len(data)), "md5Hash": md5}
 
     def do_DELETE(self) -> None:  # noqa: N802
         url = urlparse(self.path)

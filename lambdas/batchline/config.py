@@ -689,7 +689,16 @@ class VertexSettings(_Model):
         default="jsonl",
         description="inputConfig.instancesFormat of the staged input: jsonl (one JSON object a record), csv (a header, "
         "strings double-quoted, numericColumns bare; cells with a line break are refused per record). The key goes "
-        "as instanceConfig.keyField in both. file-list and tf-record are refused at synth (see the reference).",
+        "as instanceConfig.keyField in both; file-list (see fileColumn). tf-record is refused at synth.",
+    )
+    file_column: str | None = Field(
+        default=None,
+        min_length=1,
+        description="instancesFormat file-list: the column holding each record's gs://bucket/object URI. Vertex "
+        'sends the file\'s content to the model as {"b64": ...} and takes no keyField, so each result is tied '
+        "to its record by the MD5 of the content it echoes (read from Cloud Storage at Submit); records of one job "
+        "whose files have the same content cannot be told apart and fail with that reason. At most 1,000,000 "
+        "records a job.",
     )
     predictions_format: Literal["jsonl", "bigquery"] = Field(
         default="jsonl",
@@ -762,11 +771,11 @@ class VertexSettings(_Model):
                 'record reaches the model as opaque bytes ({"b64": ...}) only your model can decode, so Batchline '
                 "could not write records your model reads; use jsonl (objects) or csv"
             )
-        if self.instances_format == "file-list":
+        if (self.instances_format == "file-list") != (self.file_column is not None):
+            raise ValueError("instancesFormat file-list and fileColumn go together")
+        if self.file_column and (self.feature_columns or self.numeric_columns):
             raise ValueError(
-                "instancesFormat file-list is refused: Vertex takes no keyField with file-list and answers each file "
-                'with its content ({"b64": ...}), never its name, so a prediction could not be tied to its record; '
-                "use jsonl with the file's URI as a feature"
+                "with file-list the model gets each file's content only: featureColumns and numericColumns do not apply"
             )
         if self.bigquery_source and self.instances_format != "jsonl":
             raise ValueError(

@@ -14,7 +14,7 @@ from batchline.adapters.google_apis import BigQuery, CloudStorage, VertexJobs
 from batchline.adapters.vertex import VertexAdapter, VertexCsvEncoder, _state, bigquery_value
 from batchline.clients import google_session
 from batchline.config import parse_pipelines
-from batchline.errors import InputRejected, ServiceRequestFailed, ServiceThrottled
+from batchline.errors import InputRejected, OutputInvalid, ServiceRequestFailed, ServiceThrottled
 from batchline.layout import RunLayout, S3Location
 from moto import mock_aws
 
@@ -146,6 +146,45 @@ def test_an_explanation_job_passes_the_spec_through(fake: GoogleCloudFake) -> No
     assert body["generateExplanation"] is True and body["explanationSpec"] == spec
     assert created(fake, adapter, body) == body
     assert adapter.result_columns(run_of(config)) == ["prediction", "explanation"]
+
+
+def test_a_file_list_job_sends_no_key_field_and_the_fake_refuses_one(fake: GoogleCloudFake) -> None:
+    config = pipeline(fake, instancesFormat="file-list", fileColumn="uri")
+    adapter = adapter_for(fake, config)
+    body = adapter.create_body(run_of(config), "gs://bucket/base/v/r/job-00000/")
+    assert body["inputConfig"]["instancesFormat"] == "file-list" and "instanceConfig" not in body
+    assert "dedicatedResources" in body
+    assert created(fake, adapter, body) == body
+    with pytest.raises(ServiceRequestFailed, match="keyField is not supported with file-list"):
+        adapter._jobs.create({**body, "instanceConfig": {"keyField": "id"}})
+
+
+@pytest.mark.parametrize("uri", ["s3://b/x.png", "gs://b", "gs://Bucket/x", "gs://bucket/", "gs://bucket/a\nb", "x"])
+def test_a_file_list_record_without_a_gcs_uri_is_refused(uri: str) -> None:
+    from batchline.adapters.vertex import VertexFileListEncoder
+
+    encoder = VertexFileListEncoder(pipeline(instancesFormat="file-list", fileColumn="uri").service, "id")
+    encoder.start(["id", "uri"], 0)
+    assert encoder.encode(["k", "gs://bucket/images/a b.png"], 0).text == "gs://bucket/images/a b.png\n"
+    with pytest.raises(RecordRejected, match="column 'uri' is not a gs://bucket/object URI"):
+        encoder.encode(["k", uri], 0)
+
+
+def test_file_list_results_are_keyed_by_the_md5_of_the_content_they_echo(fake: GoogleCloudFake) -> None:
+    import base64
+    import hashlib
+
+    config = pipeline(fake, instancesFormat="file-list", fileColumn="uri")
+    adapter = adapter_for(fake, config)
+    digest = base64.b64encode(hashlib.md5(b"cat").digest()).decode()  # noqa: S324
+    adapter._digests = {digest: ["k,1"], "dup": ["a", "b"]}
+    echo = {"b64": base64.b64encode(b"cat").decode()}
+    assert adapter._echoed_key({"instance": echo, "prediction": 1}, "f line 1") == "k,1"
+    adapter._digests = {digest: ["a", "b"]}
+    assert adapter._echoed_key({"instance": echo}, "f line 1") is None  # shared content: nobody's
+    adapter._digests = {}
+    with pytest.raises(OutputInvalid, match="no listed file.s"):
+        adapter._echoed_key({"instance": echo}, "f line 1")
 
 
 # --- CSV staging keeps every key ----------------------------------------------------------------------------------

@@ -76,6 +76,7 @@ PIPELINES = {
         model="publishers/google/models/text-bison", instancesFormat="csv", numericColumns=[], predictionFields=None
     ),
     "v-bq-cleanup": variant(bigquerySource="bq://batchline-demo.batchline_in", deleteStagedAfterSuccess=True),
+    "v-files": variant(instancesFormat="file-list", fileColumn="uri", numericColumns=[], predictionFields=None),
     "v-explain": variant(
         generateExplanation=True,
         explanationSpec={"parameters": {"sampledShapleyAttribution": {"pathCount": 10}}},
@@ -442,3 +443,39 @@ def test_the_loaded_table_is_deleted_after_success_when_configured(runtime: Loca
     assert [key for key in runtime.google.bigquery.jobs if key[1].startswith(table)]  # it was loaded
     assert set(runtime.google.bigquery.tables) == before  # and dropped once the results were read
     assert len(read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])) == 1
+
+
+def test_a_file_list_run_ties_each_result_to_its_record_by_the_files_content(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    # GIVEN the user's files in Cloud Storage, two of them with the same content
+    contents = {f"images/{n}.png": f"picture {n}".encode() for n in range(len(HOSTILE_KEYS))}
+    contents["images/copy.png"] = contents["images/0.png"]
+    for name, data in contents.items():
+        runtime.google.objects[("batchline-demo-files", name)] = data
+    rows = [[key, f"gs://batchline-demo-files/images/{n}.png"] for n, key in enumerate(HOSTILE_KEYS)]
+    rows += [["twin", "gs://batchline-demo-files/images/copy.png"], ["no-uri", "s3://elsewhere/x.png"]]
+
+    result = runtime.run_file(write_csv(tmp_path / "files.csv", ["id", "uri"], rows), "v-files")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    job = runtime.google.jobs[detail["jobs"][0]["jobId"]]
+    assert job["inputConfig"]["instancesFormat"] == "file-list" and "instanceConfig" not in job  # no keyField
+    staged = [data for (_, name), data in runtime.google.objects.items() if result.run_id in name and "/input/" in name]
+    assert b"".join(staged).decode().splitlines() == [row[1] for row in rows[:-1]]
+    # THEN every file whose content is its own comes back under its key
+    predicted = read_s3_csv(runtime, detail["outputs"]["predictions"])
+    assert sorted(neutralise_back(row["id"]) for row in predicted) == sorted(HOSTILE_KEYS[1:])
+    # AND the two records sharing content cannot be told apart: they fail with that reason; a bad URI is refused
+    errors = {neutralise_back(e["key"]): e for e in read_s3_csv(runtime, detail["outputs"]["errors"])}
+    assert set(errors) == {HOSTILE_KEYS[0], "twin", "no-uri"}
+    assert "same content as another record's file" in errors["twin"]["reason"]
+    assert errors["no-uri"]["stage"] == "prepare" and "gs://bucket/object" in errors["no-uri"]["reason"]
+    assert detail["counts"] == {
+        "input": len(rows),
+        "sent": len(rows) - 1,
+        "rejected": 1,
+        "predicted": len(HOSTILE_KEYS) - 1,
+        "failed": 2,
+    }

@@ -32,7 +32,9 @@ def parsed(**service: Any) -> Any:
     ("service", "words"),
     [
         ({"instancesFormat": "tf-record"}, "tf-record is refused"),
-        ({"instancesFormat": "file-list"}, "file-list is refused: Vertex takes no keyField"),
+        ({"instancesFormat": "file-list"}, "file-list and fileColumn go together"),
+        ({"fileColumn": "uri"}, "file-list and fileColumn go together"),
+        ({"instancesFormat": "file-list", "fileColumn": "uri", "numericColumns": ["x"]}, "content only"),
         ({"instancesFormat": "parquet"}, "instancesFormat"),
         ({"predictionsFormat": "bigquery"}, "predictionsFormat bigquery and bigqueryDestination go together"),
         ({"bigqueryDestination": "bq://proj-12345.out"}, "go together"),
@@ -70,6 +72,7 @@ def test_the_settings_vertex_takes_survive_the_trip_to_the_functions() -> None:
             "explanationSpec": {"parameters": {"topK": 3}, "metadata": {"inputs": {}}},
         },
         {"instancesFormat": "csv", "numericColumns": ["x"]},
+        {"instancesFormat": "file-list", "fileColumn": "uri", "model": PUBLISHER},
     ):
         pipelines = parsed(**service)
         again = parse_pipelines(pipelines.to_env())

@@ -118,6 +118,11 @@ class CloudStorage:
         return resumable_put(self._http, start.headers["Location"], body, f"upload gs://{bucket}/{name}")[0]
 
     def list(self, bucket: str, prefix: str) -> Iterator[str]:
+        for item in self.items(bucket, prefix):
+            yield item["name"]
+
+    def items(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """The object resources (name, size, md5Hash, ...) under ``prefix``, following nextPageToken."""
         token = None
         while True:
             params = {"prefix": prefix, **({"pageToken": token} if token else {})}
@@ -128,8 +133,7 @@ class CloudStorage:
                 f"list gs://{bucket}/{prefix}",
                 params=params,
             ).json()
-            for item in page.get("items", []):
-                yield item["name"]
+            yield from page.get("items", [])
             token = page.get("nextPageToken")
             if not token:
                 return
@@ -145,6 +149,15 @@ class CloudStorage:
         )
         with response:
             yield from lf_lines(response.iter_content(chunk_size=LINE_READ_CHUNK))
+
+    def read(self, bucket: str, name: str) -> bytes:
+        """A small object's bytes, whole."""
+        response = call(
+            self._http, "GET", self._object_url(bucket, name), f"read gs://{bucket}/{name}", params={"alt": "media"}
+        )
+        if response.status_code == 404:
+            raise ServiceRequestFailed(f"gs://{bucket}/{name} does not exist")
+        return bytes(response.content)
 
     def delete(self, bucket: str, name: str) -> None:
         call(self._http, "DELETE", self._object_url(bucket, name), f"delete gs://{bucket}/{name}")

@@ -12,10 +12,15 @@ https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.bat
 
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
+import io
 import json
 import math
 import posixpath
 import re
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,7 +43,7 @@ from batchline.csvsafe import CsvWriter
 from batchline.errors import InputRejected, JobNotFound, OutputInvalid, ServiceRequestFailed, ServiceThrottled
 from batchline.layout import S3Location
 from batchline.naming import job_name_for
-from batchline.s3io import list_keys, open_object
+from batchline.s3io import csv_rows, list_keys, open_object
 
 _STATES = {
     "QUEUED": JobStatus.PENDING,
@@ -167,6 +172,34 @@ class VertexCsvEncoder(VertexJsonEncoder):
         return EncodedRecord(",".join(cells) + "\n", key)
 
 
+_GCS_URI = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]/[^\r\n]+$")
+# A job's file-list records: Collect holds their content digests in memory (about 150 bytes a record).
+FILE_LIST_LIMITS = JobLimits(max_records_per_job=1_000_000)
+DIGESTS_OBJECT = "file-digests.csv"
+
+
+class VertexFileListEncoder(VertexJsonEncoder):
+    """instancesFormat file-list: one gs:// URI a line, from fileColumn. The URI is the record's ID: Submit reads
+    the MD5 of each file, by which Collect ties the content each result echoes back to its key."""
+
+    suffix = ".txt"
+    content_type = "text/plain"
+    limits = FILE_LIST_LIMITS
+
+    def start(self, header: list[str], key_index: int) -> dict[str, Any]:
+        column = str(self._settings.file_column)
+        if column not in header:
+            raise InputRejected(f"fileColumn {column!r} is not in the header")
+        self._key_index, self._file_index = key_index, header.index(column)
+        return {"keyHeader": header[key_index]}
+
+    def encode(self, row: list[str], sequence: int) -> EncodedRecord:
+        uri = row[self._file_index]
+        if not _GCS_URI.match(uri):
+            raise RecordRejected(f"column {self._settings.file_column!r} is not a gs://bucket/object URI: {uri!r}")
+        return EncodedRecord(uri + "\n", uri)
+
+
 class _HeaderThenBody:
     """A readable of ``head`` then ``body``: each staged CSV part goes to GCS with the header Vertex needs first."""
 
@@ -202,10 +235,13 @@ class VertexAdapter:
         self._gcs = gcs
         self._s3 = s3
         self._bigquery = bigquery
+        self._digests: dict[str, list[str]] | None = None
 
     def input_encoder(self) -> VertexJsonEncoder:
         if self._settings.instances_format == "csv":
             return VertexCsvEncoder(self._settings, self._key_column)
+        if self._settings.instances_format == "file-list":
+            return VertexFileListEncoder(self._settings, self._key_column)
         return VertexJsonEncoder(self._settings, self._key_column)
 
     def job_id(self, run: RunContext) -> str:
@@ -229,7 +265,45 @@ class VertexAdapter:
                 continue  # a retried Submit: this part is already in place
             with open_object(self._s3, S3Location(run.chunk.input_prefix.bucket, key)) as body:
                 self._gcs.upload(bucket, name, _HeaderThenBody(head, body), encoder.content_type)
+        if self._settings.instances_format == "file-list" and self._gcs.size(bucket, prefix + DIGESTS_OBJECT) is None:
+            self._write_digests(run, bucket, prefix + DIGESTS_OBJECT)
         return f"gs://{bucket}/{prefix}"
+
+    def _write_digests(self, run: RunContext, bucket: str, name: str) -> None:
+        """``md5Hash,key`` of every listed file, from Cloud Storage's object listings (one listing a folder, not
+        one request a file). A file with no MD5 (a composite object) or none at all is left out: its record then
+        gets no result at Collect and fails with the reason."""
+        wanted: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for part in sorted(posixpath.basename(key) for key in list_keys(self._s3, run.chunk.input_prefix)):
+            for _line, key, uri in csv_rows(self._s3, run.layout.index_for(part)):
+                file_bucket, file_name = split_gcs_uri(uri)
+                wanted.setdefault((file_bucket, posixpath.dirname(file_name)), []).append((file_name, key))
+        with tempfile.TemporaryFile() as out:
+            text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+            rows = CsvWriter(text, safe=False)
+            for (file_bucket, folder), records in wanted.items():
+                found = {
+                    item["name"]: item.get("md5Hash")
+                    for item in self._gcs.items(file_bucket, f"{folder}/" if folder else "")
+                }
+                for file_name, key in records:
+                    if found.get(file_name):
+                        rows.writerow([found[file_name], key])
+            text.flush()
+            out.seek(0)
+            self._gcs.upload(bucket, name, out, "text/csv")
+            text.detach()
+
+    def _load_digests(self, run: RunContext) -> None:
+        """The job's MD5 -> keys map, for file-list results (which echo the file's content, not its name)."""
+        if self._settings.instances_format != "file-list" or self._digests is not None:
+            return
+        bucket, prefix = self._gcs_run_prefix(run)
+        digests: dict[str, list[str]] = {}
+        text = self._gcs.read(bucket, prefix + DIGESTS_OBJECT).decode("utf-8")
+        for digest, key in csv.reader(io.StringIO(text, newline="")):
+            digests.setdefault(digest, []).append(key)
+        self._digests = digests
 
     # --- BigQuery source: the records are loaded into a table of the job's own, with no Cloud Storage staging.
 
@@ -298,13 +372,14 @@ class VertexAdapter:
             # Ours last: the job is found by its label, so a user's label can never replace it.
             "labels": {**settings.labels, JOB_LABEL: self.job_id(run), "batchline-pipeline": run.pipeline.name},
         }
-        if not settings.is_publisher_model:
-            # instanceType applies to jsonl and bigquery only; a publisher model takes no keyField (the key then
-            # travels in the instance and comes back in the echoed instance).
+        if not settings.is_publisher_model and settings.instances_format != "file-list":
+            # instanceType applies to jsonl and bigquery only; a publisher model and file-list take no keyField
+            # (the key then travels in the instance, or is found by the content each result echoes).
             instance: dict[str, Any] = {"keyField": self._key_column}
             if settings.instances_format == "jsonl":
                 instance = {"instanceType": "object", **instance}
             body["instanceConfig"] = instance
+        if not settings.is_publisher_model:
             body["dedicatedResources"] = self._dedicated_resources()
         if settings.model_parameters is not None:
             body["modelParameters"] = settings.model_parameters
@@ -439,8 +514,11 @@ class VertexAdapter:
         self, run: RunContext, job: JobState, staged: Iterator[StagedRecord]
     ) -> Iterator[Prediction | FailedRecord]:
         by_key = {record.key: record for record in staged}
+        self._load_digests(run)
         for where, data in self._result_lines(job):
-            yield self._record(data, by_key, where)
+            result = self._record(data, by_key, where)
+            if result is not None:
+                yield result
         for record in by_key.values():
             yield FailedRecord(record.key, record.line, self.missing_reason(run, job))
         self._delete_staged(run, job)
@@ -449,6 +527,11 @@ class VertexAdapter:
     # written as they come and the keys are checked against the staged index afterwards, on disk.
 
     def missing_reason(self, run: RunContext, job: JobState) -> str:
+        if self._settings.instances_format == "file-list":
+            return (
+                f"Vertex AI returned no result Batchline could tie to it ({job.raw_status}): its file is missing, "
+                "has no MD5 (a composite object), or has the same content as another record's file in this job"
+            )
         return f"Vertex AI returned no result for it ({job.raw_status})"
 
     def collect_keyed(
@@ -465,8 +548,11 @@ class VertexAdapter:
                 rows.writerow(files.header)
             # Keys as the service wrote them: keyed.reconcile joins them to the index, then neutralises what it writes.
             keys, failures = CsvWriter(keys_file, safe=False), CsvWriter(failed_file, safe=False)
+            self._load_digests(run)
             for where, data in self._result_lines(job, uris):
                 key = self._echoed_key(data, where)
+                if key is None:
+                    continue  # content shared by several records' files: they fail as unanswered
                 keys.writerow([key])
                 reason = self._error(data)
                 if reason is not None:
@@ -478,9 +564,12 @@ class VertexAdapter:
         self._delete_staged(run, job)
         return {"predicted": predicted, "failed": failed, "rows": predicted}
 
-    def _echoed_key(self, data: dict[str, Any], where: str) -> str:
-        # With keyField the result carries "key"; without (publisher models) the instance it echoes holds it.
+    def _echoed_key(self, data: dict[str, Any], where: str) -> str | None:
+        """The key a result names, or None for a file-list result whose content several records' files share.
+        With keyField the result carries "key"; without (publisher models) the instance it echoes holds it."""
         instance = data.get("instance")
+        if self._digests is not None:
+            return self._key_by_content(instance, where)
         if isinstance(instance, list) and instance and self._settings.instances_format == "csv":
             echoed: Any = instance[0]  # a csv instance echoes as an array in column order: the key is staged first
         else:
@@ -498,8 +587,23 @@ class VertexAdapter:
             return f"Vertex AI error: {message}"
         return None
 
-    def _record(self, data: dict[str, Any], by_key: dict[str, StagedRecord], where: str) -> Prediction | FailedRecord:
+    def _key_by_content(self, instance: Any, where: str) -> str | None:
+        """file-list: the record whose file has the MD5 of the content the result echoes ({"b64": ...})."""
+        assert self._digests is not None
+        if not isinstance(instance, dict) or not isinstance(instance.get("b64"), str):
+            raise OutputInvalid(f"{where}: a file-list result echoes no {{'b64': ...}} instance")
+        digest = base64.b64encode(hashlib.md5(base64.b64decode(instance["b64"])).digest()).decode()  # noqa: S324
+        keys = self._digests.get(digest)
+        if not keys:
+            raise OutputInvalid(f"{where}: the content it echoes is no listed file's (MD5 {digest})")
+        return keys[0] if len(keys) == 1 else None
+
+    def _record(
+        self, data: dict[str, Any], by_key: dict[str, StagedRecord], where: str
+    ) -> Prediction | FailedRecord | None:
         key = self._echoed_key(data, where)
+        if key is None:
+            return None
         record = by_key.pop(key, None)
         if record is None:
             raise OutputInvalid(f"{where}: key {key!r} was not staged in this job")
