@@ -75,6 +75,14 @@ PIPELINES = {
     "v-publisher-csv": variant(
         model="publishers/google/models/text-bison", instancesFormat="csv", numericColumns=[], predictionFields=None
     ),
+    "v-publisher-bq": variant(
+        model="publishers/google/models/text-bison",
+        numericColumns=[],
+        predictionFields=None,
+        bigquerySource="bq://batchline-demo.batchline_in",
+        predictionsFormat="bigquery",
+        bigqueryDestination="bq://batchline-demo.batchline_out",
+    ),
     "v-bq-cleanup": variant(bigquerySource="bq://batchline-demo.batchline_in", deleteStagedAfterSuccess=True),
     "v-files": variant(instancesFormat="file-list", fileColumn="uri", numericColumns=[], predictionFields=None),
     "v-explain": variant(
@@ -428,6 +436,23 @@ def test_a_publisher_model_on_csv_keys_results_by_the_echoed_instance_array(
     detail = result.event["detail"]
     assert "instanceConfig" not in runtime.google.jobs[detail["jobs"][0]["jobId"]]
     # THEN each key is the first value of the instance its result echoes (Batchline stages the key first)
+    predicted = read_s3_csv(runtime, detail["outputs"]["predictions"])
+    assert sorted(neutralise_back(row["id"]) for row in predicted) == sorted(HOSTILE_KEYS)
+
+
+def test_a_publisher_model_reading_bigquery_keys_results_by_the_echoed_row(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    # GIVEN no keyField: Vertex echoes each BigQuery row as an array in column order, the key column first
+    for dataset in ("batchline_in", "batchline_out"):
+        runtime.google.bigquery.create_dataset("batchline-demo", dataset, "us-central1")
+    rows = [[key, f"prompt {n}"] for n, key in enumerate(HOSTILE_KEYS)]
+    result = runtime.run_file(write_csv(tmp_path / "pbq.csv", ["id", "prompt"], rows), "v-publisher-bq")
+
+    assert result.status == "SUCCEEDED" and result.event is not None
+    detail = result.event["detail"]
+    job = runtime.google.jobs[detail["jobs"][0]["jobId"]]
+    assert job["inputConfig"]["instancesFormat"] == "bigquery" and "instanceConfig" not in job
     predicted = read_s3_csv(runtime, detail["outputs"]["predictions"])
     assert sorted(neutralise_back(row["id"]) for row in predicted) == sorted(HOSTILE_KEYS)
 

@@ -570,8 +570,9 @@ class VertexAdapter:
         instance = data.get("instance")
         if self._digests is not None:
             return self._key_by_content(instance, where)
-        if isinstance(instance, list) and instance and self._settings.instances_format == "csv":
-            echoed: Any = instance[0]  # a csv instance echoes as an array in column order: the key is staged first
+        in_columns = self._settings.instances_format == "csv" or self._settings.bigquery_source is not None
+        if isinstance(instance, list) and instance and in_columns:
+            echoed: Any = instance[0]  # csv and BigQuery rows echo as arrays in column order: the key is staged first
         else:
             echoed = instance.get(self._key_column) if isinstance(instance, dict) else None
         key = data.get("key", echoed)
