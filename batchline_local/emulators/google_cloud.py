@@ -48,7 +48,7 @@ import json
 import re
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -110,6 +110,7 @@ class GoogleCloudFake:
         self.refused: list[str] = []  # functions refused a token, in order
         self.api_status: int | None = None
         self.bigquery = BigQueryFake()
+        self._last_create = datetime.min.replace(tzinfo=UTC)
         self._sts_callers: dict[str, str | None] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -132,6 +133,13 @@ class GoogleCloudFake:
             "sts": self.url,
             "iamCredentials": self.url,
         }
+
+    def next_create_time(self) -> str:
+        """Now, but later by a millisecond than the job created before: output names carry the create time to
+        the millisecond, and two jobs writing into one dataset must not share them."""
+        moment = max(datetime.now(UTC), self._last_create + timedelta(milliseconds=1))
+        self._last_create = moment
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     # --- job behaviour ---------------------------------------------------------------------------
 
@@ -207,7 +215,7 @@ class GoogleCloudFake:
 
     def _write_files(self, job: dict[str, Any], predictions: list[Any], errors: list[Any]) -> None:
         output_dir = job["outputConfig"]["gcsDestination"]["outputUriPrefix"].rstrip("/") + (
-            f"/prediction-{job['model'].rsplit('/', 1)[-1]}-2026_11_25T00_00_00_000Z/"
+            f"/prediction-{job['model'].rsplit('/', 1)[-1]}-{_stamp(job)}/"
         )
         out_bucket, out_prefix = output_dir[5:].split("/", 1)
         half = (len(predictions) + 1) // 2
@@ -224,7 +232,7 @@ class GoogleCloudFake:
         """predictions_<time> and errors_<time> tables in the destination dataset (a new dataset when only a
         project is named), their columns the echo (key or instance), prediction, explanation and errors."""
         project, _, dataset = uri.removeprefix("bq://").partition(".")
-        stamp = "2026_11_25T00_00_00_000Z"
+        stamp = _stamp(job)
         if not dataset:
             dataset = f"prediction_{re.sub(r'[^A-Za-z0-9_]', '_', job['model'].rsplit('/', 1)[-1])}_{stamp}"
             self.bigquery.datasets.setdefault((project, dataset), job["_location"])
@@ -324,6 +332,12 @@ class GoogleCloudFake:
 
 class InstancesInvalid(Exception):
     """Input Vertex cannot read at all: the job fails (INVALID_ARGUMENT) rather than erroring instances."""
+
+
+def _stamp(job: dict[str, Any]) -> str:
+    """The job's create time as Vertex names outputs: YYYY_MM_DDThh_mm_ss_sssZ."""
+    created = datetime.strptime(job.get("createTime", "2026-11-25T00:00:00.000000Z"), "%Y-%m-%dT%H:%M:%S.%fZ")
+    return created.strftime("%Y_%m_%dT%H_%M_%S_") + f"{created.microsecond // 1000:03d}Z"
 
 
 def _now() -> str:
@@ -473,7 +487,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._send(400, {"error": {"code": 400, "message": problem, "status": "INVALID_ARGUMENT"}})
                 self.fake.create_calls += 1
                 name = f"{url.path.removeprefix('/v1/')}/{1000 + len(self.fake.jobs)}"
-                created = _now()
+                created = self.fake.next_create_time()
                 self.fake.jobs[name] = {
                     **job,
                     "name": name,
