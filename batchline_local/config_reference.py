@@ -37,6 +37,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Google Vertex AI", config.VertexSettings, '`service` with `"provider": "vertex"`'),
     ("Vertex federation", config.GoogleFederation, "`service.federation` (Vertex)"),
     ("Vertex endpoints", config.GoogleEndpoints, "`service.endpoints` (Vertex)"),
+    ("Vertex explanation spec", config.VertexExplanationSpec, "`service.explanationSpec` (Vertex)"),
 ]
 # Set by the stack or the model, never written in cdk.json.
 NOT_WRITTEN = {(config.PipelineConfig, "name")}

@@ -654,9 +654,32 @@ class GoogleEndpoints(_Model):
         default=None, description="Vertex AI API; unset: https://<location>-aiplatform.googleapis.com."
     )
     storage: str = Field(default="https://storage.googleapis.com", description="Cloud Storage JSON API.")
+    bigquery: str = Field(default="https://bigquery.googleapis.com", description="BigQuery API (v2).")
     sts: str = Field(default="https://sts.googleapis.com", description="Security Token Service (the token exchange).")
     iam_credentials: str = Field(
         default="https://iamcredentials.googleapis.com", description="IAM Credentials API (impersonation)."
+    )
+
+
+# BigQuery names (https://cloud.google.com/bigquery/docs/datasets#dataset-naming): a dataset is up to 1,024
+# letters, digits and underscores; a column starts with a letter or underscore, up to 300 of them.
+BIGQUERY_DATASET_URI = r"^bq://[a-z][a-z0-9-]{4,28}[a-z0-9]\.[A-Za-z0-9_]{1,1024}$"
+BIGQUERY_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
+# A publisher model (Model Garden, Gemini): Vertex runs it on its own resources and takes no keyField.
+PUBLISHER_MODEL = re.compile(r"^(projects/[^/]+/locations/[^/]+/)?publishers/[^/]+/models/[^/]+$")
+
+
+class VertexExplanationSpec(_Model):
+    """BatchPredictionJob.explanationSpec: passed through to Vertex as given; unset fields come from the model's."""
+
+    parameters: dict[str, Any] | None = Field(
+        default=None,
+        description="ExplanationParameters (sampledShapleyAttribution, integratedGradientsAttribution, "
+        "xraiAttribution, examples, topK, outputIndices), as a JSON object.",
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None,
+        description="ExplanationMetadata (inputs, outputs, featureAttributionsSchemaUri, ...), as a JSON object.",
     )
 
 
@@ -691,10 +714,11 @@ class VertexSettings(_Model):
         default=None,
         description='Fields of object predictions that become columns; unset: one "prediction" column (JSON).',
     )
-    machine_type: str = Field(
-        default="n1-standard-4",
+    machine_type: str | None = Field(
+        default=None,
         pattern=r"^[a-z0-9]+(-[a-z0-9]+)+$",
-        description="dedicatedResources machine type (required by Vertex for batch prediction).",
+        description="dedicatedResources machine type (Vertex requires one for a model of yours); unset: "
+        "n1-standard-4. Publisher models take none.",
     )
     accelerator_type: VertexAccelerator | None = Field(
         default=None, description="GPU or TPU attached to each replica (machineSpec.acceleratorType)."
@@ -702,9 +726,11 @@ class VertexSettings(_Model):
     accelerator_count: int | None = Field(
         default=None, ge=1, description="Accelerators per replica; acceleratorType only, and 1 when unset there."
     )
-    starting_replica_count: int = Field(default=1, ge=1, description="Replicas the job starts with.")
-    max_replica_count: int = Field(
-        default=1, ge=1, description="Most replicas the job may scale to (at least startingReplicaCount)."
+    starting_replica_count: int | None = Field(
+        default=None, ge=1, description="Replicas the job starts with; unset: 1."
+    )
+    max_replica_count: int | None = Field(
+        default=None, ge=1, description="Most replicas the job may scale to (at least startingReplicaCount); unset: 1."
     )
     batch_size: int | None = Field(
         default=None,
@@ -726,6 +752,56 @@ class VertexSettings(_Model):
     disable_container_logging: bool = Field(
         default=False, description="Keep the model container's stdout and stderr out of Cloud Logging."
     )
+    instances_format: Literal["jsonl", "csv", "file-list", "tf-record"] = Field(
+        default="jsonl",
+        description="inputConfig.instancesFormat of the staged input: jsonl (one JSON object a record), csv (a header, "
+        "strings double-quoted, numericColumns bare; cells with a line break are refused per record). The key goes "
+        "as instanceConfig.keyField in both; file-list (see fileColumn). tf-record is refused at synth.",
+    )
+    file_column: str | None = Field(
+        default=None,
+        min_length=1,
+        description="instancesFormat file-list: the column holding each record's gs://bucket/object URI. Vertex "
+        'sends the file\'s content to the model as {"b64": ...} and takes no keyField, so each result is tied '
+        "to its record by the MD5 of the content it echoes (read from Cloud Storage at Submit); records of one job "
+        "whose files have the same content cannot be told apart and fail with that reason. At most 1,000,000 "
+        "records a job.",
+    )
+    predictions_format: Literal["jsonl", "bigquery"] = Field(
+        default="jsonl",
+        description="outputConfig.predictionsFormat: jsonl files in gcsPrefix, or bigquery (bigqueryDestination).",
+    )
+    bigquery_source: str | None = Field(
+        default=None,
+        pattern=BIGQUERY_DATASET_URI,
+        description="bq://<project>.<dataset>: instead of Cloud Storage, each job's records are loaded into a new "
+        "table batchline_<job> of this dataset (a BigQuery load job) and the job reads it (instancesFormat bigquery). "
+        "One table a job: a job reads its whole table. The dataset must exist, in the job's location.",
+    )
+    bigquery_destination: str | None = Field(
+        default=None,
+        pattern=BIGQUERY_DATASET_URI,
+        description="bq://<project>.<dataset>: predictions are written by the job into new tables of this dataset "
+        "(outputConfig.bigqueryDestination) and read back by Collect with tabledata.list; needs predictionsFormat "
+        "bigquery.",
+    )
+    bigquery_location: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z]+(-[a-z]+[0-9]{1,2})?$",
+        description="Location of the bigquerySource and bigqueryDestination datasets when it is a multi-region "
+        "(US, EU) holding the job's Region; unset: location.",
+    )
+    model_parameters: dict[str, Any] | None = Field(
+        default=None, description="modelParameters: a JSON object passed to the model as is (its parameters schema)."
+    )
+    generate_explanation: bool = Field(
+        default=False,
+        description="generateExplanation: each result's explanation becomes an explanation column (JSON); needs the "
+        "model's explanationSpec or explanationSpec here.",
+    )
+    explanation_spec: VertexExplanationSpec | None = Field(
+        default=None, description="explanationSpec (below), only with generateExplanation."
+    )
     job_service_account: str | None = Field(
         default=None, description="The service account the job itself runs as; unset: Vertex's default."
     )
@@ -739,17 +815,74 @@ class VertexSettings(_Model):
 
     @model_validator(mode="after")
     def _resources(self) -> VertexSettings:
-        if self.starting_replica_count > self.max_replica_count:
+        if (self.starting_replica_count or 1) > (self.max_replica_count or 1):
             raise ValueError(
-                f"startingReplicaCount ({self.starting_replica_count}) must not exceed maxReplicaCount "
-                f"({self.max_replica_count})"
+                f"startingReplicaCount ({self.starting_replica_count or 1}) must not exceed maxReplicaCount "
+                f"({self.max_replica_count or 1})"
             )
         if self.accelerator_count is not None and self.accelerator_type is None:
             raise ValueError("acceleratorCount needs acceleratorType")
         if self.kms_key_name and self.kms_key_name.split("/")[3] != self.location:
             raise ValueError(f"kmsKeyName must be a key in the job's location {self.location}")
         check_labels(self.labels, own=2)
+        self._check_formats()
+        self._check_publisher_model()
+        if self.explanation_spec is not None and not self.generate_explanation:
+            raise ValueError("explanationSpec is taken only with generateExplanation: true")
         return self
+
+    def _check_formats(self) -> None:
+        if self.instances_format == "tf-record":
+            raise ValueError(
+                "instancesFormat tf-record is refused: Batchline stages the rows of a CSV upload, and a TFRecord "
+                'record reaches the model as opaque bytes ({"b64": ...}) only your model can decode, so Batchline '
+                "could not write records your model reads; use jsonl (objects) or csv"
+            )
+        if (self.instances_format == "file-list") != (self.file_column is not None):
+            raise ValueError("instancesFormat file-list and fileColumn go together")
+        if self.file_column and (self.feature_columns or self.numeric_columns):
+            raise ValueError(
+                "with file-list the model gets each file's content only: featureColumns and numericColumns do not apply"
+            )
+        if self.bigquery_source and self.instances_format != "jsonl":
+            raise ValueError(
+                f"bigquerySource loads the records itself: instancesFormat {self.instances_format} "
+                "does not apply (leave it unset)"
+            )
+        if (self.predictions_format == "bigquery") != (self.bigquery_destination is not None):
+            raise ValueError("predictionsFormat bigquery and bigqueryDestination go together")
+        for name in [*(self.feature_columns or []), *self.numeric_columns]:
+            if self.bigquery_source and not BIGQUERY_COLUMN.match(name):
+                raise ValueError(f"column {name!r} cannot be a BigQuery column (letters, digits, _; not a digit first)")
+
+    def _check_publisher_model(self) -> None:
+        if not self.is_publisher_model:
+            return
+        # Only fields left unset (None) are absent after the round trip through the functions' config file.
+        dedicated = {
+            name
+            for name in (
+                "machine_type",
+                "accelerator_type",
+                "accelerator_count",
+                "starting_replica_count",
+                "max_replica_count",
+                "batch_size",
+            )
+            if getattr(self, name) is not None
+        }
+        if dedicated:
+            names = ", ".join(sorted(self.model_fields[f].alias or f for f in dedicated))
+            raise ValueError(
+                f"{self.model} is a publisher model: Vertex runs it on its own resources and refuses "
+                f"dedicatedResources and manualBatchTuningParameters ({names})"
+            )
+        if self.generate_explanation:
+            raise ValueError(f"{self.model} is a publisher model: it takes no generateExplanation")
+
+    @property
+    def is_publisher_model(self) -> bool:
+        return PUBLISHER_MODEL.match(self.model) is not None
 
     @property
     def model_resource(self) -> str:

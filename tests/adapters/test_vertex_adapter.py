@@ -100,6 +100,7 @@ def test_jobs_are_found_by_label_not_duplicated(fake: GoogleCloudFake) -> None:
         "model": "m",
         "inputConfig": {"instancesFormat": "jsonl", "gcsSource": {"uris": ["gs://bucket/in/*"]}},
         "outputConfig": {"predictionsFormat": "jsonl", "gcsDestination": {"outputUriPrefix": "gs://bucket/out/"}},
+        "dedicatedResources": {"machineSpec": {"machineType": "n1-standard-4"}},
     }
     created = jobs.create(body)
     assert jobs.find("batchline-job", "bl-x-0")["name"] == created["name"]  # type: ignore[index]

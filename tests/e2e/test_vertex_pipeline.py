@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,51 @@ PIPELINES = {
         kmsKeyName="projects/batchline-demo/locations/europe-west12/keyRings/ring/cryptoKeys/key",
         disableContainerLogging=True,
     ),
+    # Records loaded into BigQuery instead of GCS, GPUs, predictions written to BigQuery and read back.
+    "v-bq": variant(
+        machineType="g2-standard-8",
+        acceleratorType="NVIDIA_L4",
+        acceleratorCount=2,
+        maxReplicaCount=3,
+        bigquerySource="bq://batchline-demo.batchline_in",
+        predictionsFormat="bigquery",
+        bigqueryDestination="bq://batchline-demo.batchline_out",
+    ),
+    "v-bq-partial": variant(
+        model="partial-model",
+        numericColumns=[],
+        predictionFields=None,
+        predictionsFormat="bigquery",
+        bigqueryDestination="bq://batchline-demo.batchline_out",
+    ),
+    "v-csv": variant(instancesFormat="csv", numericColumns=["x"], predictionFields=None),
+    "v-publisher": variant(
+        model="publishers/google/models/text-bison",
+        numericColumns=[],
+        predictionFields=None,
+        modelParameters={"temperature": 0.2, "maxOutputTokens": 64},
+    ),
+    "v-publisher-csv": variant(
+        model="publishers/google/models/text-bison", instancesFormat="csv", numericColumns=[], predictionFields=None
+    ),
+    "v-publisher-bq": variant(
+        model="publishers/google/models/text-bison",
+        numericColumns=[],
+        predictionFields=None,
+        bigquerySource="bq://batchline-demo.batchline_in",
+        predictionsFormat="bigquery",
+        bigqueryDestination="bq://batchline-demo.batchline_out",
+    ),
+    "v-bq-cleanup": variant(bigquerySource="bq://batchline-demo.batchline_in", deleteStagedAfterSuccess=True),
+    "v-files": variant(instancesFormat="file-list", fileColumn="uri", numericColumns=[], predictionFields=None),
+    "v-explain": variant(
+        generateExplanation=True,
+        explanationSpec={"parameters": {"sampledShapleyAttribution": {"pathCount": 10}}},
+    ),
 }
 HEADER = ["id", "sepal_length", "sepal_width", "petal_length", "petal_width"]
+# Keys a spreadsheet, a CSV writer or a JSON encoder could mangle: each must come back as itself.
+HOSTILE_KEYS = ['say "hi"', "a,b", "=1+1", "  padded  ", "ünï-©ødé", '"', "'", "\\back", "tab\tin", "x" * 300]
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +300,208 @@ def test_a_gpu_job_in_europe_west12_submits_the_documented_request(runtime: Loca
     assert job["encryptionSpec"]["kmsKeyName"].endswith("/locations/europe-west12/keyRings/ring/cryptoKeys/key")
     assert job["disableContainerLogging"] is True
     assert len(read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])) == 2
+
+
+def test_a_bigquery_pipeline_with_accelerators_submits_the_documented_request_and_yields_the_keyed_csv(
+    runtime: LocalRuntime, tmp_path: Path, validate_event: Any
+) -> None:
+    # GIVEN the datasets the user named, in the job's Region
+    for dataset in ("batchline_in", "batchline_out"):
+        runtime.google.bigquery.create_dataset("batchline-demo", dataset, "us-central1")
+    rows = [[f"r{n}", n, 2, 3.5, 4] for n in range(5)]
+    uploads = runtime.google.create_calls
+
+    result = runtime.run_file(write_csv(tmp_path / "bq.csv", HEADER, rows), "v-bq")
+
+    assert result.status == "SUCCEEDED" and result.event is not None
+    validate_event(result.event)
+    detail = result.event["detail"]
+    job = runtime.google.jobs[detail["jobs"][0]["jobId"]]
+    # THEN the job reads the table Batchline loaded, with the key as keyField, on two L4s per replica
+    table = tuple(job["inputConfig"]["bigquerySource"]["inputUri"].removeprefix("bq://").split("."))
+    assert table[:2] == ("batchline-demo", "batchline_in") and table[2].startswith("batchline_")
+    assert job["inputConfig"] == {
+        "instancesFormat": "bigquery",
+        "bigquerySource": {"inputUri": "bq://" + ".".join(table)},
+    }
+    assert job["instanceConfig"] == {"instanceType": "object", "keyField": "id"}
+    assert job["outputConfig"] == {
+        "predictionsFormat": "bigquery",
+        "bigqueryDestination": {"outputUri": "bq://batchline-demo.batchline_out"},
+    }
+    assert job["dedicatedResources"] == {
+        "machineSpec": {"machineType": "g2-standard-8", "acceleratorType": "NVIDIA_L4", "acceleratorCount": 2},
+        "startingReplicaCount": 1,
+        "maxReplicaCount": 3,
+    }
+    loaded = runtime.google.bigquery.tables[table]
+    assert [field["name"] for field in loaded["fields"]] == HEADER
+    assert sorted(row["id"] for row in loaded["rows"]) == [f"r{n}" for n in range(5)]
+    assert loaded["rows"][0]["sepal_length"] == 0.0  # numeric columns are FLOAT, not text
+    # AND no record went through Cloud Storage
+    assert not [name for (_, name) in runtime.google.objects if result.run_id in name]
+    assert runtime.google.create_calls == uploads + 1
+    # AND the predictions, read back from BigQuery page by page, are keyed like any other run's
+    predicted = read_s3_csv(runtime, detail["outputs"]["predictions"])
+    assert sorted(row["id"] for row in predicted) == [f"r{n}" for n in range(5)]
+    assert {row["label"] for row in predicted} <= {"yes", "no"} and all(float(row["score"]) >= 0 for row in predicted)
+    assert detail["counts"] == {"input": 5, "sent": 5, "rejected": 0, "predicted": 5, "failed": 0}
+    # AND Vertex's own figures reach the event
+    figures = detail["jobs"][0]["figures"]
+    assert set(figures) == {"createdAt", "startedAt", "endedAt", "replicaHours"}
+    assert figures["createdAt"] <= figures["startedAt"] <= figures["endedAt"]
+    assert figures["replicaHours"] == job["resourcesConsumed"]["replicaHours"] > 0
+
+
+def test_bigquery_errors_and_left_out_instances_become_error_rows(runtime: LocalRuntime, tmp_path: Path) -> None:
+    runtime.google.bigquery.create_dataset("batchline-demo", "batchline_out", "us-central1")
+    rows = [["a", "fine"], ["b", "bad input"], ["c", "lost at sea"], ["d", "ok"]]
+    result = runtime.run_file(write_csv(tmp_path / "bqe.csv", ["id", "text"], rows), "v-bq-partial")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    assert detail["counts"] == {"input": 4, "sent": 4, "rejected": 0, "predicted": 2, "failed": 2}
+    errors = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert [(e["key"], e["line"]) for e in errors] == [("b", "3"), ("c", "4")]
+    assert "emulated: invalid instance" in errors[0]["reason"]  # from the errors table's errors column
+    assert errors[1]["reason"] == "Vertex AI returned no result for it (JOB_STATE_PARTIALLY_SUCCEEDED)"
+
+
+def test_a_csv_run_stages_quoted_csv_and_keeps_hostile_keys(runtime: LocalRuntime, tmp_path: Path) -> None:
+    rows = [[key, n, f"text {n}"] for n, key in enumerate(HOSTILE_KEYS)]
+    rows.append(["line\nbreak", 1, "t"])  # Vertex reads no line break in a CSV cell: refused before sending
+    result = runtime.run_file(write_csv(tmp_path / "c.csv", ["id", "x", "t"], rows), "v-csv")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    job = runtime.google.jobs[detail["jobs"][0]["jobId"]]
+    assert job["inputConfig"]["instancesFormat"] == "csv"
+    assert job["instanceConfig"] == {"keyField": "id"}  # instanceType does not apply to csv
+    staged = [data for (_, name), data in runtime.google.objects.items() if result.run_id in name and "/input/" in name]
+    assert staged and all(data.startswith(b'"id","x","t"\n') for data in staged)
+    predicted = read_s3_csv(runtime, detail["outputs"]["predictions"])
+    assert sorted(neutralise_back(row["id"]) for row in predicted) == sorted(HOSTILE_KEYS)
+    (refused,) = read_s3_csv(runtime, detail["outputs"]["errors"])
+    assert refused["stage"] == "prepare" and "line break" in refused["reason"]
+    assert detail["counts"]["predicted"] == len(HOSTILE_KEYS)
+
+
+def neutralise_back(cell: str) -> str:
+    """The key as the user wrote it: predictions.csv prefixes one apostrophe to formula-like cells."""
+    return cell[1:] if cell.startswith("'") and neutralise(cell[1:]) == cell else cell
+
+
+def test_a_publisher_model_run_sends_neither_dedicated_resources_nor_key_field(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    rows = [[key, f"prompt {n}"] for n, key in enumerate(HOSTILE_KEYS)]
+    result = runtime.run_file(write_csv(tmp_path / "p.csv", ["id", "prompt"], rows), "v-publisher")
+
+    assert result.status == "SUCCEEDED" and result.event is not None
+    detail = result.event["detail"]
+    job = runtime.google.jobs[detail["jobs"][0]["jobId"]]
+    assert job["model"] == "publishers/google/models/text-bison"
+    assert not {"dedicatedResources", "instanceConfig", "manualBatchTuningParameters"} & set(job)
+    assert job["modelParameters"] == {"temperature": 0.2, "maxOutputTokens": 64}
+    # THEN the key travelled in the instance and is read back from the instance each result echoes
+    predicted = read_s3_csv(runtime, detail["outputs"]["predictions"])
+    assert sorted(neutralise_back(row["id"]) for row in predicted) == sorted(HOSTILE_KEYS)
+    assert all(json.loads(row["prediction"])["label"] in ("yes", "no") for row in predicted)
+
+
+def test_explanations_become_a_column(runtime: LocalRuntime, tmp_path: Path) -> None:
+    result = runtime.run_file(
+        write_csv(tmp_path / "x.csv", HEADER, [["a", 1, 2, 3, 4], ["b", 5, 6, 7, 8]]), "v-explain"
+    )
+
+    assert result.status == "SUCCEEDED" and result.event is not None
+    job = runtime.google.jobs[result.event["detail"]["jobs"][0]["jobId"]]
+    assert job["generateExplanation"] is True
+    assert job["explanationSpec"] == {"parameters": {"sampledShapleyAttribution": {"pathCount": 10}}}
+    rows = read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])
+    assert list(rows[0]) == ["id", "label", "score", "explanation"]
+    for row in rows:
+        (attribution,) = json.loads(row["explanation"])["attributions"]
+        assert set(attribution["featureAttributions"]) == set(HEADER[1:])
+        assert attribution["instanceOutputValue"] == float(row["score"])
+
+
+def test_a_publisher_model_on_csv_keys_results_by_the_echoed_instance_array(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    # GIVEN no keyField (a publisher model takes none) and csv input, which Vertex echoes as an array
+    rows = [[key, f"prompt {n}"] for n, key in enumerate(HOSTILE_KEYS)]
+    result = runtime.run_file(write_csv(tmp_path / "pc.csv", ["id", "prompt"], rows), "v-publisher-csv")
+
+    assert result.status == "SUCCEEDED" and result.event is not None
+    detail = result.event["detail"]
+    assert "instanceConfig" not in runtime.google.jobs[detail["jobs"][0]["jobId"]]
+    # THEN each key is the first value of the instance its result echoes (Batchline stages the key first)
+    predicted = read_s3_csv(runtime, detail["outputs"]["predictions"])
+    assert sorted(neutralise_back(row["id"]) for row in predicted) == sorted(HOSTILE_KEYS)
+
+
+def test_a_publisher_model_reading_bigquery_keys_results_by_the_echoed_row(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    # GIVEN no keyField: Vertex echoes each BigQuery row as an array in column order, the key column first
+    for dataset in ("batchline_in", "batchline_out"):
+        runtime.google.bigquery.create_dataset("batchline-demo", dataset, "us-central1")
+    rows = [[key, f"prompt {n}"] for n, key in enumerate(HOSTILE_KEYS)]
+    result = runtime.run_file(write_csv(tmp_path / "pbq.csv", ["id", "prompt"], rows), "v-publisher-bq")
+
+    assert result.status == "SUCCEEDED" and result.event is not None
+    detail = result.event["detail"]
+    job = runtime.google.jobs[detail["jobs"][0]["jobId"]]
+    assert job["inputConfig"]["instancesFormat"] == "bigquery" and "instanceConfig" not in job
+    predicted = read_s3_csv(runtime, detail["outputs"]["predictions"])
+    assert sorted(neutralise_back(row["id"]) for row in predicted) == sorted(HOSTILE_KEYS)
+
+
+def test_the_loaded_table_is_deleted_after_success_when_configured(runtime: LocalRuntime, tmp_path: Path) -> None:
+    runtime.google.bigquery.create_dataset("batchline-demo", "batchline_in", "us-central1")
+    before = set(runtime.google.bigquery.tables)
+    result = runtime.run_file(write_csv(tmp_path / "bqc.csv", HEADER, [["a", 1, 2, 3, 4]]), "v-bq-cleanup")
+
+    assert result.status == "SUCCEEDED" and result.event is not None
+    job = runtime.google.jobs[result.event["detail"]["jobs"][0]["jobId"]]
+    table = job["inputConfig"]["bigquerySource"]["inputUri"].rsplit(".", 1)[-1]
+    assert [key for key in runtime.google.bigquery.jobs if key[1].startswith(table)]  # it was loaded
+    assert set(runtime.google.bigquery.tables) == before  # and dropped once the results were read
+    assert len(read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])) == 1
+
+
+def test_a_file_list_run_ties_each_result_to_its_record_by_the_files_content(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    # GIVEN the user's files in Cloud Storage, two of them with the same content
+    contents = {f"images/{n}.png": f"picture {n}".encode() for n in range(len(HOSTILE_KEYS))}
+    contents["images/copy.png"] = contents["images/0.png"]
+    for name, data in contents.items():
+        runtime.google.objects[("batchline-demo-files", name)] = data
+    rows = [[key, f"gs://batchline-demo-files/images/{n}.png"] for n, key in enumerate(HOSTILE_KEYS)]
+    rows += [["twin", "gs://batchline-demo-files/images/copy.png"], ["no-uri", "s3://elsewhere/x.png"]]
+
+    result = runtime.run_file(write_csv(tmp_path / "files.csv", ["id", "uri"], rows), "v-files")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    job = runtime.google.jobs[detail["jobs"][0]["jobId"]]
+    assert job["inputConfig"]["instancesFormat"] == "file-list" and "instanceConfig" not in job  # no keyField
+    staged = [data for (_, name), data in runtime.google.objects.items() if result.run_id in name and "/input/" in name]
+    assert b"".join(staged).decode().splitlines() == [row[1] for row in rows[:-1]]
+    # THEN every file whose content is its own comes back under its key
+    predicted = read_s3_csv(runtime, detail["outputs"]["predictions"])
+    assert sorted(neutralise_back(row["id"]) for row in predicted) == sorted(HOSTILE_KEYS[1:])
+    # AND the two records sharing content cannot be told apart: they fail with that reason; a bad URI is refused
+    errors = {neutralise_back(e["key"]): e for e in read_s3_csv(runtime, detail["outputs"]["errors"])}
+    assert set(errors) == {HOSTILE_KEYS[0], "twin", "no-uri"}
+    assert "same content as another record's file" in errors["twin"]["reason"]
+    assert errors["no-uri"]["stage"] == "prepare" and "gs://bucket/object" in errors["no-uri"]["reason"]
+    assert detail["counts"] == {
+        "input": len(rows),
+        "sent": len(rows) - 1,
+        "rejected": 1,
+        "predicted": len(HOSTILE_KEYS) - 1,
+        "failed": 2,
+    }

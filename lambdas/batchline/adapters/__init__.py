@@ -33,10 +33,11 @@ def adapter_for(pipeline: PipelineConfig, clients: AwsClients) -> BatchAdapter:
 
         return AmazonMLAdapter(settings, pipeline.key_column, clients.machinelearning, clients.s3)
     if isinstance(settings, VertexSettings):
-        from batchline.adapters.google_apis import CloudStorage, VertexJobs
+        from batchline.adapters.google_apis import BigQuery, CloudStorage, VertexJobs
         from batchline.adapters.vertex import VertexAdapter
 
         http = clients.google(settings)
         jobs, storage = VertexJobs(http, settings), CloudStorage(http, settings.endpoints.storage)
-        return VertexAdapter(settings, pipeline.key_column, jobs, storage, clients.s3)
+        bigquery = BigQuery(http, settings.endpoints.bigquery, settings.bigquery_location or settings.location)
+        return VertexAdapter(settings, pipeline.key_column, jobs, storage, clients.s3, bigquery)
     raise NotImplementedError(f"no adapter for provider {settings.provider!r}")

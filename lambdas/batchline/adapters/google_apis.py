@@ -1,4 +1,4 @@
-"""Small clients for the Google REST APIs Batchline needs: STS federation, Cloud Storage, Vertex AI.
+"""Small clients for the Google REST APIs Batchline needs: STS federation, Cloud Storage, BigQuery, Vertex AI.
 
 google-auth turns the Lambda's AWS credentials into Google tokens (workload identity federation with an
 AWS credential source), so no service-account key exists anywhere. Plain REST keeps the Lambda package
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
@@ -24,6 +24,12 @@ from batchline.errors import JobNotFound, ServiceRequestFailed, ServiceThrottled
 UPLOAD_CHUNK = 8 * 1024 * 1024
 # Result files are read in blocks of this size and split at LF.
 LINE_READ_CHUNK = 1024 * 1024
+
+
+class Readable(Protocol):
+    """What an upload reads from: an S3 body, a file, a header followed by a body."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 def call(http: AuthorizedSession, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
@@ -65,6 +71,24 @@ def lf_lines(chunks: Iterable[bytes]) -> Iterator[str]:
         yield line.decode("utf-8")
 
 
+def resumable_put(http: AuthorizedSession, session_url: str, body: Readable, what: str) -> tuple[int, Any]:
+    """Streams ``body`` to a resumable upload session in fixed chunks (memory stays at one chunk); returns the
+    bytes sent and the last response's JSON (the created object or job)."""
+    offset = 0
+    chunk = body.read(UPLOAD_CHUNK)
+    while True:
+        following = body.read(UPLOAD_CHUNK) if chunk else b""
+        last = not following
+        end = offset + len(chunk) - 1
+        total = str(offset + len(chunk)) if last else "*"
+        content_range = f"bytes {offset}-{end}/{total}" if chunk else f"bytes */{offset}"
+        response = call(http, "PUT", session_url, what, data=chunk, headers={"Content-Range": content_range})
+        offset += len(chunk)
+        if last:
+            return offset, response.json() if response.content else {}
+        chunk = following
+
+
 def split_gcs_uri(uri: str) -> tuple[str, str]:
     bucket, _, name = uri[5:].partition("/")
     return bucket, name
@@ -80,7 +104,7 @@ class CloudStorage:
         response = call(self._http, "GET", self._object_url(bucket, name), f"read gs://{bucket}/{name}")
         return None if response.status_code == 404 else int(response.json().get("size", 0))
 
-    def upload(self, bucket: str, name: str, body: BinaryIO, content_type: str) -> int:
+    def upload(self, bucket: str, name: str, body: Readable, content_type: str) -> int:
         """Streams ``body`` in fixed chunks through a resumable session: memory stays at one chunk."""
         start = call(
             self._http,
@@ -91,29 +115,14 @@ class CloudStorage:
             headers={"X-Upload-Content-Type": content_type},
             data=b"",
         )
-        session_url = start.headers["Location"]
-        offset = 0
-        chunk = body.read(UPLOAD_CHUNK)
-        while True:
-            following = body.read(UPLOAD_CHUNK) if chunk else b""
-            last = not following
-            end = offset + len(chunk) - 1
-            total = str(offset + len(chunk)) if last else "*"
-            content_range = f"bytes {offset}-{end}/{total}" if chunk else f"bytes */{offset}"
-            call(
-                self._http,
-                "PUT",
-                session_url,
-                f"upload gs://{bucket}/{name}",
-                data=chunk,
-                headers={"Content-Range": content_range},
-            )
-            offset += len(chunk)
-            if last:
-                return offset
-            chunk = following
+        return resumable_put(self._http, start.headers["Location"], body, f"upload gs://{bucket}/{name}")[0]
 
     def list(self, bucket: str, prefix: str) -> Iterator[str]:
+        for item in self.items(bucket, prefix):
+            yield item["name"]
+
+    def items(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """The object resources (name, size, md5Hash, ...) under ``prefix``, following nextPageToken."""
         token = None
         while True:
             params = {"prefix": prefix, **({"pageToken": token} if token else {})}
@@ -124,8 +133,7 @@ class CloudStorage:
                 f"list gs://{bucket}/{prefix}",
                 params=params,
             ).json()
-            for item in page.get("items", []):
-                yield item["name"]
+            yield from page.get("items", [])
             token = page.get("nextPageToken")
             if not token:
                 return
@@ -141,6 +149,15 @@ class CloudStorage:
         )
         with response:
             yield from lf_lines(response.iter_content(chunk_size=LINE_READ_CHUNK))
+
+    def read(self, bucket: str, name: str) -> bytes:
+        """A small object's bytes, whole."""
+        response = call(
+            self._http, "GET", self._object_url(bucket, name), f"read gs://{bucket}/{name}", params={"alt": "media"}
+        )
+        if response.status_code == 404:
+            raise ServiceRequestFailed(f"gs://{bucket}/{name} does not exist")
+        return bytes(response.content)
 
     def delete(self, bucket: str, name: str) -> None:
         call(self._http, "DELETE", self._object_url(bucket, name), f"delete gs://{bucket}/{name}")
@@ -194,3 +211,75 @@ class VertexJobs:
             data=b"{}",
             headers={"Content-Type": "application/json"},
         )
+
+
+class BigQuery:
+    """The BigQuery v2 calls Batchline makes: a load job streamed by resumable upload (no Cloud Storage), the
+    job's status, a table's schema and its rows page by page (tabledata.list).
+    https://cloud.google.com/bigquery/docs/reference/rest/v2/tabledata/list"""
+
+    def __init__(self, http: AuthorizedSession, endpoint: str, location: str) -> None:
+        self._http, self._endpoint, self._location = http, endpoint.rstrip("/"), location
+
+    def load(self, project: str, job_id: str, load: dict[str, Any], body: Readable) -> dict[str, Any]:
+        """Insert a load job under ``job_id`` with ``body`` (newline-delimited JSON) as its data."""
+        job = {
+            "jobReference": {"projectId": project, "jobId": job_id, "location": self._location},
+            "configuration": {"load": load},
+        }
+        start = call(
+            self._http,
+            "POST",
+            f"{self._endpoint}/upload/bigquery/v2/projects/{project}/jobs",
+            f"start BigQuery load job {job_id}",
+            params={"uploadType": "resumable"},
+            data=json.dumps(job),
+            headers={"Content-Type": "application/json", "X-Upload-Content-Type": "application/octet-stream"},
+        )
+        if start.status_code == 404:
+            raise ServiceRequestFailed(f"BigQuery answered 404 to load job {job_id}: {start.text[:300]}")
+        return dict(resumable_put(self._http, start.headers["Location"], body, f"load BigQuery job {job_id}")[1])
+
+    def job(self, project: str, job_id: str) -> dict[str, Any] | None:
+        """The job, or None when BigQuery has none of that ID (a 404)."""
+        response = call(
+            self._http,
+            "GET",
+            f"{self._endpoint}/bigquery/v2/projects/{project}/jobs/{quote(job_id, safe='')}",
+            f"read BigQuery job {job_id}",
+            params={"location": self._location},
+        )
+        return None if response.status_code == 404 else dict(response.json())
+
+    def table(self, project: str, dataset: str, table: str) -> dict[str, Any] | None:
+        """tables.get, or None when the table does not exist."""
+        response = call(self._http, "GET", self._table_url(project, dataset, table), f"read {dataset}.{table}")
+        return None if response.status_code == 404 else dict(response.json())
+
+    def rows(self, project: str, dataset: str, table: str) -> Iterator[list[Any]]:
+        """Every row's cells (``f[].v``), following pageToken to the last page."""
+        token = None
+        while True:
+            params = {"maxResults": "10000", **({"pageToken": token} if token else {})}
+            response = call(
+                self._http,
+                "GET",
+                self._table_url(project, dataset, table) + "/data",
+                f"read the rows of {dataset}.{table}",
+                params=params,
+            )
+            if response.status_code == 404:
+                raise ServiceRequestFailed(f"BigQuery has no table {project}.{dataset}.{table}")
+            page = response.json()
+            for row in page.get("rows", []):
+                yield [cell.get("v") for cell in row["f"]]
+            token = page.get("pageToken")
+            if not token:
+                return
+
+    def delete_table(self, project: str, dataset: str, table: str) -> None:
+        """tables.delete; a table already gone (404) is what was asked for."""
+        call(self._http, "DELETE", self._table_url(project, dataset, table), f"delete {dataset}.{table}")
+
+    def _table_url(self, project: str, dataset: str, table: str) -> str:
+        return f"{self._endpoint}/bigquery/v2/projects/{project}/datasets/{dataset}/tables/{quote(table, safe='')}"
