@@ -582,11 +582,11 @@ def _shown_while_running(runtime: Any, *, show: bool) -> Iterator[None]:
     from batchline_local.runs import describe_run
     from batchline_local.target import TargetError, local_target
 
-    progress = RunProgress(show=show)
+    target = local_target(runtime)
+    progress = RunProgress(show=show, target=target)
     if not progress.live:
         yield
         return
-    target = local_target(runtime)
     done = threading.Event()
 
     def watch() -> None:
