@@ -471,3 +471,20 @@ def test_release_job_waits_for_the_end_and_never_raises(stubbed: Any, caplog: py
 
     assert "could not delete the service objects of job bp-x" in caplog.text
     assert "still runs" in caplog.text
+
+
+def test_without_class_names_every_unit_takes_the_labels_of_the_run_s_first_result_even_when_job_0_failed(
+    s3: Any,
+) -> None:
+    # GIVEN job 0 wrote nothing (it failed) and job 1 wrote a result with its header
+    text = "tag,high,low\nR00000000000,0.9,0.1\n"
+    result = "ml/r/output/job-00001/batch-prediction/result/bp-y-part-00000.csv.gz"
+    s3.put_object(Bucket="work", Key=result, Body=gzip.compress(text.encode()))
+    manifest = {"s3://work/ml/r/jobs/job-00001/part-00000.csv": f"s3://work/{result}"}
+    s3.put_object(Bucket="work", Key="ml/r/output/job-00001/batch-prediction/bp-y.manifest", Body=json.dumps(manifest))
+    pipeline = multiclass()
+    run = RunContext(RUN.run_id, pipeline, RUN.layout, RUN.staging, RUN.chunk)  # job 0's unit writes the header
+
+    columns = AmazonMLAdapter(pipeline.service, "id", None, s3).result_columns(run)
+
+    assert columns == ["high", "low"]

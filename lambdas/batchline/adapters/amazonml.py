@@ -287,7 +287,10 @@ class AmazonMLAdapter:
             return list(self._settings.class_names)
         if self._classes is None:
             first = self._first_result(run)
-            self._classes = [] if first is None else _score_columns(self._header(first), first)
+            try:
+                self._classes = [] if first is None else _score_columns(self._header(first), first)
+            except OutputInvalid:
+                self._classes = []  # read_results reports the header, where Collect records a unit's error
         return list(self._classes)
 
     def read_results(
