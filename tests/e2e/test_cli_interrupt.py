@@ -68,4 +68,6 @@ def test_ctrl_c_while_the_local_runtime_starts_is_one_line_too(tmp_path: Path) -
     _, err = interrupt_when(process, "Batchline local run")
 
     assert process.returncode == 130
-    assert err.strip().splitlines() == [STOPPED]
+    # One line: the run's fate when the runtime had begun, a bare "interrupted" when the signal came just before.
+    (line,) = err.strip().splitlines()
+    assert line in (STOPPED, "batchline: interrupted")
