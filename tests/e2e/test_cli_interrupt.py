@@ -71,3 +71,32 @@ def test_ctrl_c_while_the_local_runtime_starts_is_one_line_too(tmp_path: Path) -
     # One line: the run's fate when the runtime had begun, a bare "interrupted" when the signal came just before.
     (line,) = err.strip().splitlines()
     assert line in (STOPPED, "batchline: interrupted")
+
+
+def test_ctrl_c_while_submit_wait_follows_its_own_local_run_says_the_run_ended_with_it(tmp_path: Path) -> None:
+    sample = REPO_ROOT / "samples" / "demo-vertex.csv"
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "batchline_local.cli", "submit", str(sample), "--pipeline", "demo-vertex"]
+        + ["--local", "--wait", "--out", str(tmp_path / "out")],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stderr is not None
+    seen = []
+    for line in process.stderr:  # progress lines: one per change, off a terminal
+        seen.append(line)
+        if "RunJobs" in line:
+            break
+    else:
+        pytest.fail(f"the run never reached RunJobs: {''.join(seen)[-2000:]}")
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+
+    assert process.returncode == 130
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == STOPPED
