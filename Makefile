@@ -16,7 +16,13 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(BIN)/.installed node_modules/.installed
+# The Lambda layers' wheels (arm64, CPython 3.13), fetched once here so `make synth` builds the layers offline.
+WHEELHOUSE := .build/wheels
+$(WHEELHOUSE)/.complete: lambdas/layer/requirements.txt lambdas/collect_layer/requirements.txt $(BIN)/.installed
+	$(BIN)/python -m stacks.wheelhouse
+	touch $@
+
+setup: $(BIN)/.installed node_modules/.installed $(WHEELHOUSE)/.complete
 
 demo: setup
 	$(BIN)/batchline local run samples/demo-sagemaker.csv --pipeline demo-sagemaker --out out/demo
@@ -24,6 +30,7 @@ demo: setup
 test: setup
 	$(BIN)/pytest
 
+# Offline after `make setup`: the layers install from $(WHEELHOUSE) only (stacks/wheelhouse.py).
 synth: setup
 	npx cdk synth --quiet
 

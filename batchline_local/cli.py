@@ -20,13 +20,33 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from batchline.clients import AwsClients
-
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_STILL_RUNNING = 0, 1, 2, 3
+# What a shell reports for a command ended by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command (``argv`` None: the process's own arguments). Ctrl-C at any point is one line and exit 130."""
     arguments = sys.argv[1:] if argv is None else argv
+    try:
+        return _command(arguments)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED, as_json="--json" in arguments)
+    finally:
+        if argv is None:
+            _exit_without_interruption()
+
+
+def _exit_without_interruption() -> None:
+    """The command has its answer: a Ctrl-C while the interpreter shuts down (joining pool threads, atexit hooks)
+    would only print a traceback over it and lose the exit code, so it is ignored from here on."""
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _command(arguments: list[str]) -> int:
     _Parser.json_errors = "--json" in arguments
     args = _parser().parse_args(arguments)
     if getattr(args, "limit", 1) < 1:  # argparse would add its usage lines; this is the one line that matters
@@ -173,6 +193,7 @@ def _on_target(args: argparse.Namespace) -> int:
     from batchline_local import commands
     from batchline_local.target import TargetError, explain, run_id_of
 
+    own_runtime = False
     try:
         if args.command == "results" and args.summary:
             _check_summary_arguments(args)
@@ -203,6 +224,8 @@ def _on_target(args: argparse.Namespace) -> int:
             return commands.results(target, args.run, args.out, errors=args.errors, as_json=args.json)
     except TargetError as exc:
         return _fail_usage(str(exc), as_json=args.json)
+    except KeyboardInterrupt:
+        return _fail(_interrupted(args.command, own_runtime), EXIT_INTERRUPTED, as_json=args.json)
     except (BotoCoreError, ClientError) as exc:
         explained = explain(exc)
         return _fail_usage(str(explained) if explained else f"AWS call failed: {exc}", as_json=args.json)
@@ -229,6 +252,16 @@ def _results_summary(target: Any, args: argparse.Namespace) -> int:
     from batchline_local import commands
 
     return commands.summary(target, args.run, as_json=args.json)
+
+
+def _interrupted(command: str, own_runtime: bool) -> str:
+    """What a Ctrl-C left behind: a run on a deployed stack goes on without the command; a local runtime's run
+    ends with it."""
+    if own_runtime:
+        return "interrupted: the run was stopped, and its emulated AWS state ended with the local runtime"
+    if command == "submit":
+        return "interrupted: stopped following; the run goes on (`batchline runs` lists it, `batchline cancel` ends it)"
+    return "interrupted"
 
 
 def _resolve_target(args: argparse.Namespace, scope: ExitStack) -> tuple[Any, bool]:
@@ -295,7 +328,7 @@ def validate(path: Path, pipeline_name: str, *, as_json: bool = False, verbose: 
     except (UnknownPipeline, ConfigError) as exc:
         return _fail_usage(str(exc), as_json=as_json)
     try:
-        encoder = adapter_for(pipeline, _OnDemandClients()).input_encoder()
+        encoder = adapter_for(pipeline, _on_demand_clients()).input_encoder()
     except (BatchlineError, BotoCoreError, ClientError) as exc:  # Amazon ML reads a model's schema from AWS
         return _fail_usage(_offline_problem(pipeline, exc), as_json=as_json)
     try:
@@ -353,12 +386,17 @@ class _OnDemandClient:
         return getattr(self._client, name)
 
 
-class _OnDemandClients(AwsClients):
-    """validate's clients: each made on its first call, so checks that never call AWS need no AWS setup."""
+def _on_demand_clients() -> Any:
+    """validate's clients: each made on its first call, so checks that never call AWS need no AWS setup (boto3 is
+    imported here, not when the command starts, so a Ctrl-C at start is still the command's one line)."""
+    from batchline.clients import AwsClients
 
-    def _client(self, name: str) -> Any:
-        make = super()._client
-        return _OnDemandClient(lambda: make(name))
+    class OnDemandClients(AwsClients):
+        def _client(self, name: str) -> Any:
+            make = super()._client
+            return _OnDemandClient(lambda: make(name))
+
+    return OnDemandClients()
 
 
 def _offline_problem(pipeline: Any, exc: Exception) -> str:
@@ -471,6 +509,7 @@ def local_run(
     print(
         "Batchline local run: moto emulation of AWS; service predictions are EMULATED, not from a real model",
         file=sys.stderr if as_json else sys.stdout,
+        flush=True,  # shown when the run starts, also through a pipe (`| tee`), not with the summary at the end
     )
     try:
         return _run_locally(
@@ -480,7 +519,8 @@ def local_run(
         message = f"{exc}; gave up, and the run ended with the local runtime (nothing was saved)"
         return _fail(message, EXIT_STILL_RUNNING, as_json=as_json, runId=exc.run_id, executionStatus="RUNNING")
     except KeyboardInterrupt:
-        return _fail("interrupted; the run ended with the local runtime", 130, as_json=as_json)
+        message = "interrupted: the run was stopped, and its emulated AWS state ended with the local runtime"
+        return _fail(message, EXIT_INTERRUPTED, as_json=as_json)
     except Exception as exc:
         if verbose:
             raise
@@ -576,11 +616,11 @@ def _shown_while_running(runtime: Any, *, show: bool) -> Iterator[None]:
     from batchline_local.runs import describe_run
     from batchline_local.target import TargetError, local_target
 
-    progress = RunProgress(show=show)
+    target = local_target(runtime)
+    progress = RunProgress(show=show, target=target)
     if not progress.live:
         yield
         return
-    target = local_target(runtime)
     done = threading.Event()
 
     def watch() -> None:

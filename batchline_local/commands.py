@@ -145,7 +145,7 @@ def _wait_for_start(target: Target, run_id: str, uploaded: dict[str, Any]) -> Ru
 def follow(target: Target, view: RunView, *, timeout: float, show: bool = True) -> tuple[RunView, bool]:
     """Look at the run every ``target.poll_seconds`` until it ends or ``timeout`` passes (then False)."""
     deadline = time.monotonic() + timeout
-    with RunProgress(show=show) as progress:
+    with RunProgress(show=show, target=target) as progress:
         while True:
             progress.update(view)
             if not view.running:

@@ -483,7 +483,7 @@ def generate_amazonml(run: RunWriter) -> Generated:
     for name, numbers in jobs[0]:
         result_key = f"{output}result/{bp_id}-{name}.gz"
         with run.open(result_key) as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1) as handle:
-            handle.write(b"id,bestAnswer,score\n")
+            handle.write(b"tag,bestAnswer,score\n")  # the rowId column, as Amazon ML heads it
             write_lines(handle, numbers, result_line)
         input_uri = f"s3://{WORK_BUCKET}/{run.layout.job_input_prefix(0, len(jobs)).key}{name}"
         manifest[input_uri] = f"s3://{WORK_BUCKET}/{result_key}"

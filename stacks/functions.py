@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from batchline.functions import CATALOGUE, DEFAULT_EPHEMERAL_MB
 from batchline.metrics import NAMESPACE, SERVICE
 from constructs import Construct
 
+from stacks import wheelhouse
 from stacks.nag import acknowledge
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,38 +68,14 @@ def environment_size(environment: Mapping[str, str], estimates: Mapping[str, int
 
 @jsii.implements(ILocalBundling)
 class PipInstallForArm64:
-    """Builds a layer on this machine: pip fetches manylinux aarch64 wheels for CPython 3.13."""
+    """Builds a layer on this machine from the wheels `make setup` fetched (stacks/wheelhouse.py): manylinux
+    aarch64 wheels for CPython 3.13, installed with no index, so synth needs no network."""
 
     def __init__(self, requirements: Path) -> None:
         self._requirements = requirements
 
     def try_bundle(self, output_dir: str, *, image: Any = None, **_: Any) -> bool:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-r",
-                str(self._requirements),
-                "--target",
-                f"{output_dir}/python",
-                "--platform",
-                "manylinux2014_aarch64",
-                # Lambda's Python 3.13 runs on Amazon Linux 2023 (glibc 2.34): newer manylinux wheels fit too.
-                "--platform",
-                "manylinux_2_28_aarch64",
-                "--implementation",
-                "cp",
-                "--python-version",
-                "3.13",
-                "--only-binary=:all:",
-                "--no-compile",
-            ],
-            check=True,
-        )
+        wheelhouse.install(self._requirements, Path(output_dir) / "python")
         return True
 
 

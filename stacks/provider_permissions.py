@@ -207,7 +207,26 @@ def _amazonml(stack: Stack, settings: Sequence[AmazonMLSettings]) -> OperationGr
         ),
         "describe": Grant(statements=[read], acknowledgments=acknowledged),
         "encode": model_lookup_grant(stack, settings),
+        "release": _amazonml_release(settings, [sources, predictions], acknowledged),
     }
+
+
+def _amazonml_release(
+    settings: Sequence[AmazonMLSettings], resources: list[str], acknowledged: dict[str, str]
+) -> Grant:
+    """The run's end marks an ended prediction and its DataSource DELETED, unless every pipeline opted out
+    (deleteServiceObjects false): then no function may delete anything."""
+    if not any(s.delete_service_objects for s in settings):
+        return Grant()
+    return Grant(
+        statements=[
+            iam.PolicyStatement(
+                actions=["machinelearning:DeleteBatchPrediction", "machinelearning:DeleteDataSource"],
+                resources=resources,
+            )
+        ],
+        acknowledgments=acknowledged,
+    )
 
 
 # provider -> the grants for all pipelines of that provider. Vertex AI calls Google APIs only (no AWS grant).

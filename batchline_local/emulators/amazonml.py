@@ -6,11 +6,18 @@ be created on a DataSource still being created: it stays PENDING until the DataS
 when the DataSource fails (a location with no data file), as the service's dependency management does; a look
 at the prediction moves its DataSource on too (the service works on it whether or not GetDataSource is called).
 A finished prediction writes ``<OutputUri>batch-prediction/<id>.manifest`` and gzip CSV results in
-``batch-prediction/result/``: a header, then one line per observation in input order, rowId first,
-a blank line for an observation it cannot use. Observations are read as the service reads them: one
-per line, any end-of-line ends one (even inside quotes), the header skipped when the schema says so.
+``batch-prediction/result/``: a header, then one line per observation in input order, the rowId first
+under the header ``tag`` (whatever the attribute is called), a blank line for an observation it cannot use.
+A MULTICLASS header names one column per class label of the model, written as CSV (a label with a comma or a
+quote is quoted). GetBatchPrediction answers CreatedAt and LastUpdatedAt, StartedAt from INPROGRESS on,
+FinishedAt once COMPLETED or FAILED, ComputeTime (milliseconds) once COMPLETED and a presigned LogUri, as
+the API reference says. DeleteBatchPrediction and DeleteDataSource mark the object DELETED (Get* still
+answers, with that status); an unknown ID is ResourceNotFoundException. Observations are read as the service
+reads them: one per line, any end-of-line ends one (even inside quotes), the header skipped when the schema
+says so.
 
-Models (by ID): contains ``multiclass`` -> MULTICLASS (classes low, medium, high); ``regression`` ->
+Models (by ID): contains ``multiclass`` -> MULTICLASS (classes low, medium, high; with ``stars`` the guide's
+1_star ... 5_stars; with ``awkward`` labels that need CSV quoting and are not ASCII); ``regression`` ->
 REGRESSION; otherwise BINARY. All share the demo training schema below. Test hooks: ``closed`` in the
 model ID answers the 403 new accounts get; ``failing`` fails the prediction; a non-numeric value in a
 NUMERIC attribute gives that record a blank result line.
@@ -25,7 +32,11 @@ import io
 import json
 import math
 import re
+import time
+from datetime import datetime
 from typing import Any
+
+from botocore.utils import parse_timestamp
 
 from batchline_local.emulators.base import (
     EmulatedError,
@@ -54,11 +65,25 @@ TRAINING_SCHEMA = {
     ],
 }
 CLASSES = ["low", "medium", "high"]
+STAR_CLASSES = ["1_star", "2_stars", "3_stars", "4_stars", "5_stars"]
+# Labels a CSV header must quote or that are not ASCII: a comma, a double quote, a non-ASCII letter.
+AWKWARD_CLASSES = ["low, or none", 'say "high"', "élevé"]
+TAG = "tag"
 CLOSED_MESSAGE = "AmazonML is no longer available to new customers. Please consider using Amazon SageMaker."
 
 
 def _model_type(model_id: str) -> str:
     return "MULTICLASS" if "multiclass" in model_id else "REGRESSION" if "regression" in model_id else "BINARY"
+
+
+def model_classes(model_id: str) -> list[str]:
+    """The class labels a MULTICLASS model learned from its training data (see the module's test hooks)."""
+    return STAR_CLASSES if "stars" in model_id else AWKWARD_CLASSES if "awkward" in model_id else CLASSES
+
+
+def _epoch(moment: float) -> datetime:
+    """A time as botocore hands the caller an epoch-seconds field of the response."""
+    return parse_timestamp(round(moment, 3))
 
 
 class AmazonMLEmulator(ServiceEmulator):
@@ -69,6 +94,7 @@ class AmazonMLEmulator(ServiceEmulator):
         self.data_sources: dict[str, dict[str, Any]] = {}
         self.predictions: dict[str, dict[str, Any]] = {}
         self.create_calls = 0
+        self.deleted: list[str] = []  # IDs in the order DeleteBatchPrediction / DeleteDataSource marked them
 
     def get_ml_model(self, MLModelId: str, Verbose: bool = False) -> dict[str, Any]:
         self._check_open(MLModelId)
@@ -102,10 +128,21 @@ class AmazonMLEmulator(ServiceEmulator):
     def get_batch_prediction(self, BatchPredictionId: str) -> dict[str, Any]:
         prediction = self._advance(self.predictions, BatchPredictionId)
         answer = {key: prediction[key] for key in ("BatchPredictionId", "MLModelId", "OutputUri", "Status")}
-        for key in ("Message", "TotalRecordCount", "InvalidRecordCount"):
+        for key in ("Message", "TotalRecordCount", "InvalidRecordCount", "ComputeTime", "LogUri"):
             if key in prediction:
                 answer[key] = prediction[key]
+        for key in ("CreatedAt", "LastUpdatedAt", "StartedAt", "FinishedAt"):
+            if key in prediction:
+                answer[key] = _epoch(prediction[key])
         return answer
+
+    def delete_batch_prediction(self, BatchPredictionId: str) -> dict[str, Any]:
+        self._delete(self.predictions, BatchPredictionId)
+        return {"BatchPredictionId": BatchPredictionId}
+
+    def delete_data_source(self, DataSourceId: str) -> dict[str, Any]:
+        self._delete(self.data_sources, DataSourceId)
+        return {"DataSourceId": DataSourceId}
 
     # --- behaviour -------------------------------------------------------------------------------
 
@@ -114,6 +151,13 @@ class AmazonMLEmulator(ServiceEmulator):
         if "closed" in model_id:
             raise EmulatedError("AccessDeniedException", CLOSED_MESSAGE, 403)
 
+    def _delete(self, table: dict[str, dict[str, Any]], entity_id: str) -> None:
+        entity = table.get(entity_id)
+        if entity is None:
+            raise EmulatedError("ResourceNotFoundException", f"{entity_id} does not exist")
+        entity["Status"], entity["LastUpdatedAt"] = "DELETED", time.time()
+        self.deleted.append(entity_id)
+
     def _remember(self, table: dict[str, dict[str, Any]], entity_id: str, params: dict[str, Any]) -> None:
         existing = table.get(entity_id)
         if existing is not None:
@@ -121,11 +165,14 @@ class AmazonMLEmulator(ServiceEmulator):
                 raise EmulatedError("IdempotentParameterMismatchException", f"{entity_id} exists with other parameters")
             return
         self.create_calls += 1
+        now = time.time()
         table[entity_id] = {
             **params,
             "params": params,
             "Status": "PENDING",
             "polls_left": self.polls_until_done,
+            "CreatedAt": now,
+            "LastUpdatedAt": now,
         }
 
     def _advance(self, table: dict[str, dict[str, Any]], entity_id: str) -> dict[str, Any]:
@@ -137,16 +184,38 @@ class AmazonMLEmulator(ServiceEmulator):
         if table is self.predictions and not self._source_ready(entity):
             return entity  # queued behind its data source (or failed with it)
         entity["polls_left"] -= 1
+        now = time.time()
+        entity["LastUpdatedAt"] = now
+        if table is self.predictions:
+            self._started(entity, now)
         if entity["polls_left"] > 0:
             entity["Status"] = "INPROGRESS"
         elif table is self.data_sources:
             self._read_source(entity)
         elif "failing" in entity["MLModelId"]:
             entity["Status"], entity["Message"] = "FAILED", "emulated: the ML model is not usable"
+            entity["FinishedAt"] = now
         else:
             entity["Status"] = "COMPLETED"
             self._predict(entity)  # may end it FAILED instead
+            entity["FinishedAt"] = now
+            if entity["Status"] == "COMPLETED":
+                # Approximate CPU milliseconds, "only available if the BatchPrediction is in the COMPLETED state".
+                entity["ComputeTime"] = 40 + entity.get("TotalRecordCount", 0) // 10
         return entity
+
+    @staticmethod
+    def _started(prediction: dict[str, Any], now: float) -> None:
+        """StartedAt and the log link from the moment the prediction leaves PENDING (the log is a presigned link
+        that expires)."""
+        if "StartedAt" in prediction:
+            return
+        prediction["StartedAt"] = now
+        expires = int(now) + 3600
+        prediction["LogUri"] = (
+            f"https://eml-prod-emr.s3.amazonaws.com/{prediction['BatchPredictionId']}/logs/batch-prediction.log"
+            f"?AWSAccessKeyId=AKIAEMULATED&Expires={expires}&Signature=emulated"
+        )
 
     def _source_ready(self, prediction: dict[str, Any]) -> bool:
         """Moves the prediction's data source on; True once it is COMPLETED (a failed one fails the prediction)."""
@@ -177,8 +246,9 @@ class AmazonMLEmulator(ServiceEmulator):
         out_bucket, out_prefix = split_s3_uri(prediction["OutputUri"])
         bp_id, model_type = prediction["BatchPredictionId"], _model_type(prediction["MLModelId"])
         row_id = schema.get("rowId")
-        header = ([row_id] if row_id else []) + (
-            ["bestAnswer", "score"] if model_type == "BINARY" else CLASSES if model_type == "MULTICLASS" else ["score"]
+        classes = model_classes(prediction["MLModelId"])
+        header = ([TAG] if row_id else []) + (
+            ["bestAnswer", "score"] if model_type == "BINARY" else classes if model_type == "MULTICLASS" else ["score"]
         )
         manifest, total, invalid = {}, 0, 0
         for key in list_keys(s3, in_bucket, in_prefix):
@@ -210,7 +280,8 @@ class AmazonMLEmulator(ServiceEmulator):
                 if model_type == "BINARY":
                     row += [str(int(score > 0.5)), _scientific(score)]
                 elif model_type == "MULTICLASS":
-                    weights = [max(1e-6, 1 - abs(score - centre)) for centre in (0.2, 0.5, 0.8)]
+                    centres = [(n + 0.5) / len(classes) for n in range(len(classes))]
+                    weights = [max(1e-6, 1 - abs(score - centre)) for centre in centres]
                     row += [_scientific(w / sum(weights)) for w in weights]
                 else:
                     row += [_scientific(score * 100)]

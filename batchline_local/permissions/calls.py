@@ -334,6 +334,12 @@ MACHINELEARNING: dict[str, Mapper] = {
     "GetMLModel": lambda params, where: [
         IamRequest("machinelearning:GetMLModel", _ml(where, "mlmodel", params["MLModelId"]))
     ],
+    "DeleteBatchPrediction": lambda params, where: [
+        IamRequest("machinelearning:DeleteBatchPrediction", _ml(where, "batchprediction", params["BatchPredictionId"]))
+    ],
+    "DeleteDataSource": lambda params, where: [
+        IamRequest("machinelearning:DeleteDataSource", _ml(where, "datasource", params["DataSourceId"]))
+    ],
 }
 
 

@@ -578,14 +578,42 @@ class AmazonMLSettings(_Model):
         description="The model's training DataSchema (JSON object). Omitted: read with GetMLModel at run time.",
     )
     class_names: list[str] | None = Field(
-        default=None, description="MULTICLASS only, and required there: class names, in score-column order."
+        default=None,
+        description=(
+            "MULTICLASS only: the model's class labels, in the order you want their score columns. Optional: "
+            "unset, the columns are the labels of the result file's header, in its order. Set, a result whose "
+            "header holds other labels fails the run, naming the file and both lists."
+        ),
     )
     records_per_file: int = Field(default=1_000_000, ge=1, description="Records per staged input file.")
+    delete_service_objects: bool = Field(
+        default=True,
+        description=(
+            "Delete the DataSource and BatchPrediction Batchline created once the run has ended (they are "
+            "Amazon ML's records, not the data: the staged input and the raw results in S3 are kept). A job "
+            "that still runs when a run fails is left in place. false keeps them."
+        ),
+    )
 
     @model_validator(mode="after")
     def _classes(self) -> AmazonMLSettings:
-        if self.model_type == "MULTICLASS" and not self.class_names:
-            raise ValueError("MULTICLASS models need classNames (the score columns of the output)")
+        if self.class_names is None:
+            return self
+        if self.model_type != "MULTICLASS":
+            raise ValueError(f"classNames is for MULTICLASS models only; a {self.model_type} model has fixed columns")
+        if not self.class_names:
+            raise ValueError("classNames is empty: list the model's class labels, or leave it out")
+        if any(not name.strip() for name in self.class_names):
+            raise ValueError("classNames holds a blank name: each entry is one of the model's class labels")
+        padded = [name for name in self.class_names if name != name.strip()]
+        if padded:
+            raise ValueError(
+                f"classNames entry {padded[0]!r} starts or ends with a space; the result header's labels are read "
+                "without surrounding spaces"
+            )
+        repeated = sorted({name for name in self.class_names if self.class_names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"classNames repeats {', '.join(map(repr, repeated))}: each class is one column")
         return self
 
 

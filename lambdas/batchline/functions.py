@@ -15,8 +15,9 @@ from typing import Literal
 # The stack's data buckets, by the name the functions' environment gives them (INBOX_BUCKET, ...).
 Bucket = Literal["inbox", "work", "results"]
 # The adapter operations (batchline.adapters.base.BatchAdapter) a function calls on a pipeline's service:
-# "encode" is input_encoder() (Amazon ML reads the model's training schema when the config gives none).
-JobCall = Literal["encode", "submit", "describe", "stop"]
+# "encode" is input_encoder() (Amazon ML reads the model's training schema when the config gives none);
+# "release" is the run's end deleting what a service keeps of ended jobs (adapters.base.ReleasesServiceObjects).
+JobCall = Literal["encode", "submit", "describe", "stop", "release"]
 
 # Lambda's default and largest /tmp, in MB. A function that writes a file whose size grows with the upload gets
 # the largest: its worst case is an upload of maxInputBytes (10 GiB by default), so no smaller size is safe, and
@@ -166,6 +167,8 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         timeout_seconds=900,
         memory_mb=1769,
         data=_READ_WRITE_BOTH,
+        # Deletes what a service keeps of the run's ended jobs (Amazon ML's DataSource and BatchPrediction).
+        jobs=frozenset({"release"}),
         placeholder=_placeholder("FinalizeRun"),
     ),
     # Summarises errors.csv for the failed run's report (up to every row of the upload rejected): one vCPU, and
@@ -178,8 +181,9 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         # Merges rejected.csv (up to every row of the upload, with a reason each) into errors.csv as FinalizeRun
         # does, inside S3 with at most a 5 MiB part in memory: the default /tmp, unused.
         data=_READ_WRITE_BOTH,
-        # Stops the run's jobs that still run: each is described first (never created: nothing to stop).
-        jobs=frozenset({"describe", "stop"}),
+        # Stops the run's jobs that still run: each is described first (never created: nothing to stop); releases
+        # those that have ended.
+        jobs=frozenset({"describe", "stop", "release"}),
         calls_google=True,
         placeholder=_placeholder("ReportFailure"),
     ),
@@ -191,8 +195,9 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         memory_mb=512,
         # Like ReportFailure: rejected.csv is copied into errors.csv inside S3, so the default /tmp, unused.
         data=_READ_WRITE_BOTH,
-        # Stops the run's jobs that still run: each is described first (never created: nothing to stop).
-        jobs=frozenset({"describe", "stop"}),
+        # Stops the run's jobs that still run: each is described first (never created: nothing to stop); releases
+        # those that have ended.
+        jobs=frozenset({"describe", "stop", "release"}),
         calls_google=True,  # cancels the Vertex jobs of the run
     ),
     # Outside the state machine: reads the FailedInvocations queue (StartRun or ExecutionEnded failed after its

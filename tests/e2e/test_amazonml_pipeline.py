@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from batchline.csvsafe import format_row
 
+from batchline_local.emulators.amazonml import AWKWARD_CLASSES
 from batchline_local.runtime import LocalRuntime, load_pipeline_context
 from tests.e2e.conftest import SAMPLES, check_every_event, read_s3_csv, read_s3_json, step_inputs, write_csv
 
@@ -36,6 +37,29 @@ PIPELINES = {
     "ml-closed": {
         "keyColumn": "id",
         "service": {"provider": "amazonml", "mlModelId": "ml-closed-1", "modelType": "BINARY"},
+    },
+    # The reproduction of the blank scores: the model's classes are 1_star ... 5_stars, the config says otherwise.
+    "ml-stars-misnamed": {
+        "keyColumn": "id",
+        "service": {
+            "provider": "amazonml",
+            "mlModelId": "ml-multiclass-stars-1",
+            "modelType": "MULTICLASS",
+            "classNames": ["low", "medium", "high"],
+        },
+    },
+    "ml-awkward": {
+        "keyColumn": "id",
+        "service": {"provider": "amazonml", "mlModelId": "ml-multiclass-awkward-1", "modelType": "MULTICLASS"},
+    },
+    "ml-keep": {
+        "keyColumn": "id",
+        "service": {
+            "provider": "amazonml",
+            "mlModelId": "ml-keep-1",
+            "modelType": "BINARY",
+            "deleteServiceObjects": False,
+        },
     },
 }
 ROWS = [["a1", 30, "basic", 20.5], ["a2", 61, "pro", 99.0]]
@@ -113,7 +137,8 @@ def test_closed_service_says_so_in_the_failure_event(
 
 
 def test_duplicate_submit_reuses_the_data_source_and_prediction_ids(runtime: LocalRuntime, tmp_path: Path) -> None:
-    result = runtime.run_file(write_csv(tmp_path / "d.csv", HEADER, ROWS), "demo-amazonml")
+    # A pipeline that keeps its service objects: a deleted prediction would (rightly) read DELETED afterwards.
+    result = runtime.run_file(write_csv(tmp_path / "d.csv", HEADER, ROWS), "ml-keep")
     (submit_input,) = step_inputs(runtime, "SubmitJob", result.run_id)
     creates = runtime.amazonml.create_calls
 
@@ -142,3 +167,70 @@ def test_keys_with_line_breaks_come_back_under_their_own_keys(runtime: LocalRunt
     errors = {row["key"]: row for row in read_s3_csv(runtime, detail["outputs"]["errors"])}
     assert errors["bad"]["stage"] == "prepare" and "line break" in errors["bad"]["reason"]
     assert errors["blank"]["stage"] == "service" and "blank result line" in errors["blank"]["reason"]
+
+
+def test_class_names_unlike_the_result_header_fail_the_run_naming_the_file_and_both_lists(
+    runtime: LocalRuntime, validate_event: Any, tmp_path: Path
+) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "stars.csv", HEADER, ROWS), "ml-stars-misnamed")
+
+    assert result.status == "FAILED" and result.event is not None
+    validate_event(result.event)
+    detail = result.event["detail"]
+    assert detail["outputs"]["predictions"] is None  # no row of blank scores counted as predicted
+    cause = detail["error"]["cause"]
+    assert "batch-prediction/result/" in cause and ".csv.gz" in cause
+    assert "'1_star', '2_stars', '3_stars', '4_stars', '5_stars'" in cause
+    assert "'low', 'medium', 'high'" in cause
+
+
+def test_multiclass_columns_come_from_the_header_labels_as_the_service_writes_them(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "awkward.csv", HEADER, ROWS), "ml-awkward")
+
+    assert result.status == "SUCCEEDED" and result.event is not None
+    rows = read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])
+    assert list(rows[0]) == ["id", *AWKWARD_CLASSES]  # a comma, a quote and an accent, each one column
+    assert all(abs(sum(float(row[c]) for c in AWKWARD_CLASSES) - 1) < 1e-4 for row in rows)
+
+
+def test_the_service_figures_reach_the_manifest_and_the_event(runtime: LocalRuntime, tmp_path: Path) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "figures.csv", HEADER, ROWS), "demo-amazonml")
+
+    assert result.event is not None
+    detail = result.event["detail"]
+    figures = detail["jobs"][0]["figures"]
+    assert set(figures) == {"createdAt", "startedAt", "endedAt", "computeSeconds", "logUri"}
+    assert figures["createdAt"] <= figures["startedAt"] <= figures["endedAt"]
+    assert figures["computeSeconds"] > 0 and figures["logUri"].startswith("https://")
+    assert read_s3_json(runtime, detail["outputs"]["manifest"])["jobs"][0]["figures"] == figures
+
+
+def test_a_failed_prediction_s_figures_are_in_the_failure_event(runtime: LocalRuntime, tmp_path: Path) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "failing.csv", HEADER, ROWS), "ml-failing")
+
+    assert result.status == "FAILED" and result.event is not None
+    figures = result.event["detail"]["jobs"][0]["figures"]
+    assert {"createdAt", "startedAt", "endedAt", "logUri"} <= set(figures)
+    assert "computeSeconds" not in figures  # ComputeTime is only given for a COMPLETED prediction
+
+
+def test_the_run_s_data_source_and_prediction_are_deleted_after_it_and_nothing_is_denied(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    ok = runtime.run_file(write_csv(tmp_path / "ok.csv", HEADER, ROWS), "demo-amazonml")
+    failed = runtime.run_file(write_csv(tmp_path / "bad.csv", HEADER, ROWS), "ml-failing")
+    kept = runtime.run_file(write_csv(tmp_path / "kept.csv", HEADER, ROWS), "ml-keep")
+
+    for result in (ok, failed):
+        assert result.event is not None
+        (job,) = result.event["detail"]["jobs"]
+        prediction = job["jobId"]
+        source = "ds-" + prediction[3:]
+        assert runtime.amazonml.predictions[prediction]["Status"] == "DELETED"
+        assert runtime.amazonml.data_sources[source]["Status"] == "DELETED"
+        assert result.permissions["denied"] == []
+    assert kept.event is not None
+    kept_job = kept.event["detail"]["jobs"][0]["jobId"]
+    assert runtime.amazonml.predictions[kept_job]["Status"] == "COMPLETED"

@@ -161,7 +161,9 @@ def test_human_output_names_the_run_state_counts_and_outputs(
     assert code == 0
     # Off a terminal, progress is one stderr line per change: states as they come, then the outcome.
     lines = [line.split("] ", 1)[1] for line in progress.strip().splitlines()]
-    assert lines[0] in ("starting", "PrepareInput") and lines[-1] == "SUCCEEDED | job 0: SUCCEEDED (Completed)"
+    assert lines[0] in ("starting", "PrepareInput")
+    outcome = "SUCCEEDED | read 120 (sent 120, rejected 0), collected 120 of 120 | job 0: SUCCEEDED (Completed)"
+    assert lines[-1] == outcome
     assert len(lines) == len(set(lines))
     assert "status:      SUCCEEDED (execution SUCCEEDED)" in out
     assert "records:     input 120, sent 120, rejected 0, predicted 120, failed 0" in out

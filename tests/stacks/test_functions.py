@@ -10,6 +10,7 @@ import pytest
 from aws_cdk.assertions import Template
 from batchline.functions import CATALOGUE
 
+from stacks import wheelhouse
 from stacks.app_factory import build_app, cdk_json_context
 from stacks.functions import LAYER_DIR, PipInstallForArm64, environment_size
 from tests.stacks.conftest import as_list, function_statements, logical_id, resources
@@ -154,7 +155,12 @@ def test_layer_bundles_aarch64_cpython_313_wheels_with_this_python_and_no_docker
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[list[str]] = []
-    monkeypatch.setattr(subprocess, "run", lambda command, check: calls.append(command))
+
+    def run(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", run)
     bundler = PipInstallForArm64(LAYER_DIR / "requirements.txt")
     assert bundler.try_bundle("/out") is True  # False would make CDK try Docker
     command = calls[0]
@@ -170,3 +176,6 @@ def test_layer_bundles_aarch64_cpython_313_wheels_with_this_python_and_no_docker
     assert "--only-binary=:all:" in command and "--no-compile" in command
     platforms = [command[i + 1] for i, flag in enumerate(command) if flag == "--platform"]
     assert platforms == ["manylinux2014_aarch64", "manylinux_2_28_aarch64"]  # Lambda 3.13: glibc 2.34
+    # Offline: only the wheels `make setup` fetched, whatever the machine's pip configuration says.
+    assert "--no-index" in command and "--isolated" in command
+    assert command[command.index("--find-links") + 1] == str(wheelhouse.WHEELHOUSE)

@@ -220,6 +220,8 @@ DESCRIBE = {
     "machinelearning:GetDataSource",  # before the batch prediction exists
 }
 STOP = {"sagemaker:StopTransformJob", "bedrock:StopModelInvocationJob"}  # Personalize and Amazon ML cannot stop
+# The run's end deletes Amazon ML's records of ended jobs (deleteServiceObjects, on by default).
+RELEASE = {"machinelearning:DeleteBatchPrediction", "machinelearning:DeleteDataSource"}
 SUBMIT = {
     "sagemaker:CreateTransformJob",
     "sagemaker:AddTags",
@@ -244,9 +246,9 @@ SUBMIT = {
         ("PlanCollect", set()),
         ("CollectUnit", set()),
         ("AssembleOutput", set()),
-        ("FinalizeRun", set()),
-        ("ReportFailure", DESCRIBE | STOP),
-        ("ExecutionEnded", DESCRIBE | STOP),
+        ("FinalizeRun", RELEASE),
+        ("ReportFailure", DESCRIBE | STOP | RELEASE),
+        ("ExecutionEnded", DESCRIBE | STOP | RELEASE),
     ],
 )
 def test_only_the_submitting_function_creates_jobs_or_passes_roles_the_others_describe_or_stop(
@@ -356,3 +358,34 @@ def test_a_created_personalize_role_may_use_the_kms_keys_its_pipeline_names_and_
     outputs = [o for name, o in template.find_outputs("*").items() if "keyedrolearn" in name]
     assert len(outputs) == 1 and "keyedrole" in json.dumps(outputs[0]["Value"])
     assert not [name for name in template.find_outputs("*") if "plainrolearn" in name]
+
+
+def test_amazonml_pipelines_that_keep_their_service_objects_grant_no_deletion() -> None:
+    kept = synth_with_pipelines(
+        {
+            "ml-kept": {
+                "keyColumn": "id",
+                "service": {
+                    "provider": "amazonml",
+                    "mlModelId": "ml-abc",
+                    "modelType": "BINARY",
+                    "deleteServiceObjects": False,
+                },
+            }
+        }
+    )
+    for function in ("FinalizeRun", "ReportFailure", "ExecutionEnded"):
+        assert not actions_of(function_statements(kept, function)) & RELEASE
+
+
+def test_deletion_is_granted_on_the_ids_batchline_creates_only(template: Template) -> None:
+    statements = [
+        statement
+        for statement in function_statements(template, "FinalizeRun")
+        if set(as_list(statement["Action"])) & RELEASE
+    ]
+    arns = {rendered_arn(resource) for statement in statements for resource in as_list(statement["Resource"])}
+    assert arns == {
+        "arn:aws:machinelearning:us-east-1:123456789012:datasource/ds-*",
+        "arn:aws:machinelearning:us-east-1:123456789012:batchprediction/bp-*",
+    }

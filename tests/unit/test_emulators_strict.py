@@ -307,7 +307,7 @@ def test_amazonml_writes_a_header_then_one_line_per_observation_in_order_blank_w
     described, lines = ml_prediction(AmazonMLEmulator())
 
     assert (described["Status"], described["TotalRecordCount"], described["InvalidRecordCount"]) == ("COMPLETED", 4, 1)
-    assert lines[0] == "id,bestAnswer,score"
+    assert lines[0] == "tag,bestAnswer,score"  # the rowId column is headed "tag", whatever the attribute's name
     assert [(next(csv.reader([line])) or [""])[0] for line in lines[1:]] == ["a\u2028\u00851", "b2", "", "d,4"]
     assert lines[3] == ""  # "x" is not NUMERIC: that observation's line is blank, the order kept
     assert re.fullmatch(r"[01],\d\.\d{6}E-?\d+", lines[1].split(",", 1)[1])  # 7.899012E-1, as the service

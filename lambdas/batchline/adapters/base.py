@@ -6,6 +6,7 @@ encode records, create or find the job, normalise its status, and read results b
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -16,6 +17,8 @@ from botocore.exceptions import ClientError
 from batchline.config import PipelineConfig
 from batchline.errors import QuotaFull, ServiceRequestFailed, ServiceThrottled
 from batchline.layout import RunLayout, S3Location
+
+logger = logging.getLogger(__name__)
 
 
 class JobStatus(StrEnum):
@@ -262,6 +265,33 @@ class PartOrderedOutput(Protocol):
     def check_outputs(self, run: RunContext) -> None:
         """OutputInvalid when an output file matches no staged part of the chunk."""
         ...
+
+
+@runtime_checkable
+class ReleasesServiceObjects(Protocol):
+    """An adapter whose service keeps records of a job beside its output (Amazon ML's DataSource and
+    BatchPrediction) that Batchline deletes once the job has ended. Adapters without such records leave it out."""
+
+    def release(self, run: RunContext, job: JobState) -> None:
+        """Delete what the service keeps of ``job`` (terminal); raises what the service said when it cannot."""
+        ...
+
+
+def release_job(adapter: object, run: RunContext, job: JobState) -> None:
+    """The one call the run's end makes for each job: the adapter releases what its service keeps of a job that has
+    ended; nothing for another adapter or a job still running (it is still using them). A failed deletion is
+    logged and never raised: the run's outcome is decided and must still be reported."""
+    if not isinstance(adapter, ReleasesServiceObjects):
+        return
+    if not job.status.is_terminal:
+        logger.warning(
+            "job %s still runs (%s): the service objects it uses are left in place", job.job_id, job.raw_status
+        )
+        return
+    try:
+        adapter.release(run, job)
+    except Exception:  # noqa: BLE001 - a cleanup that fails never fails a run that has ended
+        logger.exception("could not delete the service objects of job %s; delete them by hand", job.job_id)
 
 
 THROTTLING_CODES = frozenset(

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from batchline.adapters import adapter_for
-from batchline.adapters.base import BatchAdapter
+from batchline.adapters.base import BatchAdapter, release_job
 from batchline.clients import AwsClients
 from batchline.clock import iso, parse_time, utc_now
 from batchline.collect import job_end_reason
@@ -29,6 +29,7 @@ from batchline.prepare import ERROR_HEADER
 from batchline.s3io import concatenate_csv, csv_rows, object_exists, open_object, put_bytes
 from batchline.state import JobLook, RunFacts, read_job_looks
 from batchline.steps.jobs import state_summary
+from batchline.steps.release import release_run_jobs
 from batchline.steps.run import describe_error, run_chunks, run_context, run_jobs
 from batchline.summary import RunSummary, summarize_errors, summarize_predictions
 
@@ -109,6 +110,7 @@ def finalize_run(
         deadline=deadline,
     )
     _write_manifest(clients, layout, detail, parts=_parts(clients, collected["predictions"]), summary=summary)
+    release_run_jobs(run, pipelines=pipelines, deployment=deployment, clients=clients)
     return outcome(detail)
 
 
@@ -212,6 +214,7 @@ def _stop_jobs(
                 # The failure event must still go out; it says the stop did not happen and why.
                 problems.append(f"could not stop job {name}: {exc}")
         jobs.append({**state_summary(state), "pollCount": polls.get(chunk.index)})
+        release_job(adapter, run, state)  # only once the job has ended (a job still running keeps them)
     if stopped:
         # Named in full up to the event's 25 jobs: the event stays small at any number of jobs.
         shown = ", ".join(stopped[:EVENT_JOBS])
