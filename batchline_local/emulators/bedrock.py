@@ -24,11 +24,19 @@ here is the emulator's, and the adapter reads from it only what it must (see ada
 
 Test hooks: a model ID containing ``failing`` fails the job; a record whose body mentions ``error``
 gets a per-record error; ``always-error`` in every record makes a "Completed" job with no successes.
+
+bedrock-runtime (on-demand inference) is answered by the same emulator: InvokeModel checks the body against
+the model family's documented request (Anthropic Messages, Titan Text, Nova; a family it does not know takes
+any JSON object) and answers in that family's response shape with its token usage; Converse checks what the
+service checks beyond botocore's model (a non-empty conversation that starts with the user and alternates).
+A body mentioning ``error`` is refused with ValidationException, as a batch record is. ``throttle_next`` makes
+that many of the next runtime calls fail with ThrottlingException; ``runtime_calls`` counts the calls made.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import posixpath
 import re
@@ -36,7 +44,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+
+from botocore.response import StreamingBody
 
 from batchline_local.emulators.base import (
     EmulatedError,
@@ -58,6 +69,7 @@ PRINCIPAL = "bedrock.amazonaws.com"
 _PROGRESSION = ["Submitted", "Validating", "Scheduled", "InProgress"]
 # Jobs that take a slot of the model's quota (Stopping still runs until it is Stopped).
 _HOLDING = (*_PROGRESSION, "Stopping")
+_ENDED = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
 DEFAULT_JOB_QUOTA = 20
 
 
@@ -88,6 +100,10 @@ def emulated_output(model_id: str, body: dict[str, Any]) -> dict[str, Any]:
 class BedrockEmulator(ServiceEmulator):
     service = "bedrock"
 
+    def handles(self, client: Any) -> bool:
+        """The control plane (batch jobs) and bedrock-runtime (on-demand calls): one service, one state."""
+        return bool(client.meta.service_model.service_name in ("bedrock", "bedrock-runtime"))
+
     def __init__(
         self,
         polls_until_done: int = 2,
@@ -110,6 +126,66 @@ class BedrockEmulator(ServiceEmulator):
         self.tokens_seen: list[str] = []
         # Applied value of each model's concurrent batch job quota (tests set it; unset: DEFAULT_JOB_QUOTA).
         self.job_quotas: dict[str, int] = {}
+        # bedrock-runtime: calls answered or refused, by operation; and how many of the next are throttled.
+        self.runtime_calls: dict[str, int] = {"InvokeModel": 0, "Converse": 0}
+        self.throttle_next = 0
+
+    # --- bedrock-runtime -----------------------------------------------------------------------------
+
+    def _runtime_call(self, operation: str, model_id: str) -> None:
+        with self._lock:
+            self.runtime_calls[operation] += 1
+            if self.throttle_next > 0:
+                self.throttle_next -= 1
+                raise EmulatedError("ThrottlingException", "Too many requests, please wait before trying again.", 429)
+        if "failing" in model_id:
+            raise EmulatedError("ResourceNotFoundException", "Model not found: emulated failing model.", 404)
+
+    def invoke_model(
+        self,
+        modelId: str,
+        body: Any = b"",
+        contentType: str = "application/json",
+        accept: str = "application/json",
+        **_: Any,
+    ) -> dict[str, Any]:
+        self._runtime_call("InvokeModel", modelId)
+        if contentType != "application/json" or accept not in ("application/json", "*/*"):
+            raise EmulatedError("ValidationException", f"Unsupported content type or accept: {contentType}, {accept}")
+        raw = body.read() if hasattr(body, "read") else body
+        try:
+            request = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise EmulatedError(
+                "ValidationException", "Malformed input request, please reformat your input and try again."
+            ) from None
+        family = runtime_family(modelId)
+        problem = invoke_body_problem(family, request)
+        if problem is not None:
+            raise EmulatedError(
+                "ValidationException", f"Malformed input request: {problem}, please reformat your input and try again."
+            )
+        if "error" in json.dumps(request, ensure_ascii=False):
+            raise EmulatedError("ValidationException", "emulated: the model rejected this input")
+        data = json.dumps(runtime_output(family, modelId, request)).encode()
+        return {"body": StreamingBody(io.BytesIO(data), len(data)), "contentType": "application/json"}
+
+    def converse(self, modelId: str, messages: list[dict[str, Any]] | None = None, **rest: Any) -> dict[str, Any]:
+        self._runtime_call("Converse", modelId)
+        problem = conversation_problem(messages or [], converse=True)
+        if problem is not None:
+            raise EmulatedError("ValidationException", problem)
+        request = {"messages": messages, **rest}
+        if "error" in json.dumps(request, ensure_ascii=False, default=str):
+            raise EmulatedError("ValidationException", "emulated: the model rejected this input")
+        text = emulated_text(modelId, request)
+        usage = _usage(request, text)
+        return {
+            "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": usage[0], "outputTokens": usage[1], "totalTokens": sum(usage)},
+            "metrics": {"latencyMs": 1},
+        }
 
     def create_model_invocation_job(self, **params: Any) -> dict[str, Any]:
         token = params.get("clientRequestToken", "")
@@ -123,8 +199,11 @@ class BedrockEmulator(ServiceEmulator):
         job_id = hashlib.sha256(params["jobName"].encode()).hexdigest()[:12]
         arn = f"arn:aws:bedrock:{self.region}:{self.account}:model-invocation-job/{job_id}"
         self.create_calls += 1
+        now = datetime.now(UTC)
         self.jobs[arn] = {
             **params,
+            "submitTime": now,
+            "lastModifiedTime": now,
             "jobArn": arn,
             "jobId": job_id,
             "status": "Submitted",
@@ -166,6 +245,10 @@ class BedrockEmulator(ServiceEmulator):
             elif job["status"] == "Stopping":
                 job["status"] = "Stopped"
             changed = job["status"] != before
+            if changed:
+                job["lastModifiedTime"] = datetime.now(UTC)
+                if job["status"] in _ENDED:
+                    job["endTime"] = job["lastModifiedTime"]
         if changed:
             self._announce(job)
         answer = {
@@ -179,8 +262,12 @@ class BedrockEmulator(ServiceEmulator):
                 "inputDataConfig",
                 "outputDataConfig",
                 "clientRequestToken",
+                "submitTime",
+                "lastModifiedTime",
             )
         }
+        if "endTime" in job:
+            answer["endTime"] = job["endTime"]
         if job.get("message"):
             answer["message"] = job["message"]
         answer.update(job["counts"])
@@ -198,6 +285,7 @@ class BedrockEmulator(ServiceEmulator):
             if job["status"] not in _PROGRESSION:
                 return
             self._finish(job)
+            job["lastModifiedTime"] = job["endTime"] = datetime.now(UTC)
         self._announce(job)
 
     def _announce(self, job: dict[str, Any]) -> None:
@@ -398,3 +486,131 @@ def _model_input_problem(body: Any) -> str | None:
 
 def _generated_id(key: str, number: int) -> str:
     return hashlib.sha256(f"{key}|{number}".encode()).hexdigest()[:11].upper()
+
+
+# --- bedrock-runtime request bodies, per model family -----------------------------------------------------------
+
+# https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages.html
+_ANTHROPIC_KEYS = {
+    "anthropic_version",
+    "anthropic_beta",
+    "max_tokens",
+    "messages",
+    "system",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop_sequences",
+    "tools",
+    "tool_choice",
+    "thinking",
+}
+# https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-text.html
+_TITAN_CONFIG_KEYS = {"maxTokenCount", "temperature", "topP", "stopSequences"}
+# https://docs.aws.amazon.com/nova/latest/userguide/complete-request-schema.html
+_NOVA_KEYS = {"schemaVersion", "system", "messages", "inferenceConfig", "toolConfig"}
+_NOVA_CONFIG_KEYS = {"maxTokens", "max_new_tokens", "temperature", "topP", "top_p", "topK", "top_k", "stopSequences"}
+
+
+def runtime_family(model_id: str) -> str:
+    """The request family of a model ID or inference profile ID (``us.anthropic...`` is Anthropic)."""
+    model = model_id.rsplit("/", 1)[-1].lower()
+    for marker, family in (("anthropic.", "anthropic"), ("amazon.titan-text", "titan"), ("amazon.nova", "nova")):
+        if marker in model:
+            return family
+    return "other"
+
+
+def invoke_body_problem(family: str, body: Any) -> str | None:
+    """Why the family's model refuses this InvokeModel body, or None (an unknown family takes any object)."""
+    if not isinstance(body, dict) or not body:
+        return "the body must be a non-empty JSON object"
+    if family == "anthropic":
+        extra = sorted(set(body) - _ANTHROPIC_KEYS)
+        if extra:
+            return f"extraneous key [{extra[0]}] is not permitted"
+        if body.get("anthropic_version") != "bedrock-2023-05-31":
+            return "anthropic_version must be bedrock-2023-05-31"
+        if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
+            return "max_tokens: a positive integer is required"
+        return conversation_problem(body.get("messages"), converse=False)
+    if family == "titan":
+        if not isinstance(body.get("inputText"), str):
+            return "required key [inputText] not found"
+        extra = sorted(set(body) - {"inputText", "textGenerationConfig"})
+        config = body.get("textGenerationConfig", {})
+        unknown = sorted(set(config) - _TITAN_CONFIG_KEYS) if isinstance(config, dict) else ["textGenerationConfig"]
+        if extra or unknown:
+            return f"extraneous key [{(extra or unknown)[0]}] is not permitted"
+        return None
+    if family == "nova":
+        extra = sorted(set(body) - _NOVA_KEYS)
+        if extra:
+            return f"extraneous key [{extra[0]}] is not permitted"
+        if "schemaVersion" in body and body["schemaVersion"] != "messages-v1":
+            return "schemaVersion must be messages-v1"
+        config = body.get("inferenceConfig", {})
+        if not isinstance(config, dict) or set(config) - _NOVA_CONFIG_KEYS:
+            return "inferenceConfig holds an unknown key"
+        return conversation_problem(body.get("messages"), converse=False)
+    return None
+
+
+_STARTS_WITH_USER = (
+    "A conversation must start with a user message. Try again with a conversation that starts with a user message."
+)
+_ALTERNATES = (
+    "A conversation must alternate between user and assistant roles. Make sure the conversation alternates "
+    "between user and assistant roles and try again."
+)
+
+
+def conversation_problem(messages: Any, *, converse: bool) -> str | None:
+    """A conversation the models refuse: empty, not starting with the user, roles not alternating, empty content."""
+    if not isinstance(messages, list) or not messages:
+        return (
+            "A conversation must start with a user message." if converse else "messages: a non-empty list is required"
+        )
+    previous = None
+    for number, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in ("user", "assistant"):
+            return f"messages.{number}.role must be user or assistant"
+        if number == 0 and role != "user":
+            return _STARTS_WITH_USER
+        if role == previous:
+            return _ALTERNATES
+        content = message.get("content")
+        if not content or (isinstance(content, list) and any(not block for block in content)):
+            return f"messages.{number}.content must not be empty"
+        previous = role
+    return None
+
+
+def _usage(body: Any, text: str) -> tuple[int, int]:
+    """Emulated token counts: about four characters a token, as the models' guides estimate."""
+    return max(1, len(json.dumps(body, ensure_ascii=False)) // 4), max(1, len(text) // 4)
+
+
+def runtime_output(family: str, model_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The InvokeModel response body of the family, with its own usage fields."""
+    output = emulated_output(model_id, body)
+    input_tokens, output_tokens = _usage(body, emulated_text(model_id, body))
+    if family == "anthropic":
+        output.update(
+            id="msg_emulated",
+            type="message",
+            model=model_id,
+            stop_sequence=None,
+            usage={"input_tokens": input_tokens, "output_tokens": output_tokens},
+        )
+    elif family == "titan":
+        output["inputTextTokenCount"] = input_tokens
+        output["results"][0]["tokenCount"] = output_tokens
+    elif family == "nova":
+        output["usage"] = {
+            "inputTokens": input_tokens,
+            "outputTokens": output_tokens,
+            "totalTokens": input_tokens + output_tokens,
+        }
+    return output

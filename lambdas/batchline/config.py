@@ -424,6 +424,11 @@ class PersonalizeSettings(_Model):
         return self.output_kms_key_arn or self.kms_key_arn
 
 
+# Seconds an on-demand Bedrock job may take inside one SubmitJob call: two thirds of its 900 s timeout, so the
+# last calls, the checkpoint and the job's record fit after it (adapters/bedrock_on_demand.py stops there too).
+ON_DEMAND_BUDGET_SECONDS = 600
+
+
 class BedrockSettings(_Model):
     """Amazon Bedrock batch inference over a prompt per record (InvokeModel or Converse bodies)."""
 
@@ -462,13 +467,31 @@ class BedrockSettings(_Model):
     )
     # Quotas differ per model and Region (see the Service Quotas console); these are the common values.
     min_records_per_job: int = Field(
-        default=100, ge=1, description="Bedrock's minimum: a smaller input fails before anything is submitted."
+        default=100,
+        ge=1,
+        description="Bedrock's batch minimum: a job of fewer records is answered on demand (onDemandBelowMinimum), "
+        "or refused before anything is submitted when that is off.",
     )
     max_records_per_job: int = Field(default=50_000, ge=1, description="Records per job; more make more jobs.")
     records_per_file: int = Field(default=50_000, ge=1, description="Records per staged input file.")
     max_bytes_per_file: int = Field(default=1024**3, ge=1024, description="Bytes per staged input file.")
     max_bytes_per_job: int = Field(default=5 * 1024**3, ge=1024, description="Bytes of input per job.")
     kms_key_arn: str | None = Field(default=None, description="KMS key for the job's output (s3EncryptionKeyId).")
+    on_demand_below_minimum: bool = Field(
+        default=True,
+        description="A job under minRecordsPerJob is answered by SubmitJob calling the model itself (InvokeModel or "
+        "Converse), with the same output, errors and event as a batch job; false: such an input is refused.",
+    )
+    on_demand_concurrency: int = Field(
+        default=4, ge=1, le=32, description="Model calls in flight at once while answering on demand."
+    )
+    on_demand_seconds_per_call: int = Field(
+        default=20,
+        ge=1,
+        le=300,
+        description="The longest one on-demand model call is expected to take, retries included: with "
+        "onDemandConcurrency it bounds how many records one SubmitJob call can answer (checked at synth).",
+    )
 
     @model_validator(mode="after")
     def _prompt_source(self) -> BedrockSettings:
@@ -478,7 +501,22 @@ class BedrockSettings(_Model):
             raise ValueError("modelFamily 'custom' (or a model ID of unknown family) needs bodyTemplate")
         if self.min_records_per_job > self.max_records_per_job:
             raise ValueError("minRecordsPerJob must not exceed maxRecordsPerJob")
+        if self.on_demand_below_minimum and self.on_demand_worst_seconds > ON_DEMAND_BUDGET_SECONDS:
+            raise ValueError(
+                f"on demand, one SubmitJob call answers up to {self.min_records_per_job - 1} records (under "
+                f"minRecordsPerJob); at {self.on_demand_seconds_per_call} s a call (onDemandSecondsPerCall), "
+                f"{self.on_demand_concurrency} at a time (onDemandConcurrency), that takes up to "
+                f"{self.on_demand_worst_seconds} s, over the {ON_DEMAND_BUDGET_SECONDS} s budget (two thirds of "
+                "SubmitJob's timeout): raise onDemandConcurrency, lower minRecordsPerJob, or set "
+                "onDemandBelowMinimum false"
+            )
         return self
+
+    @property
+    def on_demand_worst_seconds(self) -> int:
+        """The longest an on-demand job of the most records it can hold takes, at the assumed seconds per call."""
+        waves = -(-(self.min_records_per_job - 1) // self.on_demand_concurrency)
+        return waves * self.on_demand_seconds_per_call
 
     @property
     def resolved_family(self) -> str:

@@ -17,7 +17,7 @@ import itertools
 import json
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -35,6 +35,8 @@ from batchline.adapters.base import (
     StagedRecord,
     translate_client_error,
 )
+from batchline.adapters.bedrock_on_demand import FOLDER, OnDemandJob, read_finished
+from batchline.clock import iso
 from batchline.config import BedrockSettings, require_role
 from batchline.errors import InputRejected, JobNotFound, OutputInvalid
 from batchline.layout import S3Location
@@ -146,6 +148,7 @@ class BedrockJsonEncoder:
             min_records_per_job=settings.min_records_per_job,
             max_records_per_job=settings.max_records_per_job,
             max_bytes_per_job=settings.max_bytes_per_job,
+            below_minimum_allowed=settings.on_demand_below_minimum,
         )
         self._header: list[str] = []
         self._key_index = 0
@@ -190,10 +193,19 @@ class BedrockJsonEncoder:
 class BedrockAdapter:
     provider = "bedrock"
 
-    def __init__(self, settings: BedrockSettings, bedrock: Any, s3: Any) -> None:
+    def __init__(
+        self, settings: BedrockSettings, bedrock: Any, s3: Any, runtime: Callable[[], Any] | None = None
+    ) -> None:
         self._settings = settings
         self._bedrock = bedrock
         self._s3 = s3
+        # bedrock-runtime, made only when a chunk is answered on demand.
+        self._runtime = runtime
+
+    def on_demand(self, run: RunContext) -> bool:
+        """True when the chunk is under the batch minimum and is answered on demand instead of by a batch job."""
+        settings = self._settings
+        return settings.on_demand_below_minimum and run.chunk.records < settings.min_records_per_job
 
     def input_encoder(self) -> BedrockJsonEncoder:
         return BedrockJsonEncoder(self._settings)
@@ -223,6 +235,12 @@ class BedrockAdapter:
         return request
 
     def submit(self, run: RunContext) -> JobState:
+        if self.on_demand(run):
+            if self._runtime is None:
+                raise ValueError("answering on demand needs a bedrock-runtime client")
+            job = OnDemandJob(self._settings, self._runtime(), self._s3)
+            manifest, summary = job.run(run.chunk.input_prefix, run.chunk.output_prefix)
+            return self._on_demand_state(run, manifest, summary)
         try:
             arn = self._bedrock.create_model_invocation_job(**self.create_request(run))["jobArn"]
         except ClientError as exc:
@@ -230,6 +248,11 @@ class BedrockAdapter:
         return self.describe(run, arn)
 
     def describe(self, run: RunContext, job_id: str) -> JobState:
+        if self.on_demand(run):
+            finished = read_finished(self._s3, run.chunk.output_prefix)
+            if finished is None:  # answered inside Submit only: no output means no job (yet)
+                raise JobNotFound(f"Bedrock on demand has not answered job {job_id}: its submit never finished")
+            return self._on_demand_state(run, *finished)
         arn = self._resolve(job_id)
         try:
             described = self._bedrock.get_model_invocation_job(jobIdentifier=arn)
@@ -249,7 +272,56 @@ class BedrockAdapter:
             if described.get(field) is not None
         }
         message = described.get("message") or ("the job expired before it finished" if raw == "Expired" else None)
-        return JobState(described["jobArn"], normalise_status(raw), raw, message, counts)
+        status = normalise_status(raw)
+        return JobState(described["jobArn"], status, raw, message, counts, self._figures(run, described, status))
+
+    def _figures(self, run: RunContext, described: dict[str, Any], status: JobStatus) -> dict[str, Any]:
+        """The job's own times and, once it has results, the tokens its manifest.json.out counts. Bedrock gives
+        no start time (lastModifiedTime is any change), so startedAt is not reported for a batch job."""
+        figures: dict[str, Any] = {}
+        if described.get("submitTime") is not None:
+            figures["createdAt"] = iso(described["submitTime"])
+        if described.get("endTime") is not None:
+            figures["endedAt"] = iso(described["endTime"])
+        if status in (JobStatus.SUCCEEDED, JobStatus.PARTIAL):
+            figures.update(self._manifest_tokens(run))
+        return figures
+
+    def _manifest_tokens(self, run: RunContext) -> dict[str, int]:
+        prefix = run.chunk.output_prefix
+        for key in list_keys(self._s3, prefix):
+            if posixpath.basename(key) == MANIFEST and FOLDER not in key[len(prefix.key) :]:
+                with open_object(self._s3, S3Location(prefix.bucket, key)) as body:
+                    manifest = json.loads(body.read())
+                return {
+                    name: int(manifest[field])
+                    for name, field in (("inputTokens", "inputTokenCount"), ("outputTokens", "outputTokenCount"))
+                    if manifest.get(field) is not None
+                }
+        return {}
+
+    def _on_demand_state(self, run: RunContext, manifest: dict[str, Any], summary: dict[str, Any]) -> JobState:
+        """An on-demand job as a batch job's look: the same statuses, counts and figures from its own manifest."""
+        total, succeeded = int(manifest["totalRecordCount"]), int(manifest["successRecordCount"])
+        raw = "PartiallyCompleted" if 0 < succeeded < total else "Completed"  # as a batch job ends
+        counts = {
+            "total": total,
+            "processed": int(manifest["processedRecordCount"]),
+            "succeeded": succeeded,
+            "errored": int(manifest["errorRecordCount"]),
+        }
+        figures = {
+            "startedAt": summary["startedAt"],
+            "endedAt": summary["endedAt"],
+            "invocations": int(summary["invocations"]),
+            "inputTokens": int(manifest["inputTokenCount"]),
+            "outputTokens": int(manifest["outputTokenCount"]),
+        }
+        message = (
+            f"answered on demand ({summary['invocationType']}): {total} records, under the batch minimum of "
+            f"{self._settings.min_records_per_job}"
+        )
+        return JobState(self.job_id(run), normalise_status(raw), raw, message, counts, figures)
 
     def _resolve(self, job_id: str) -> str:
         if _JOB_ARN.match(job_id):
