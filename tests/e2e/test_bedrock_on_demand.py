@@ -16,7 +16,7 @@ from batchline.adapters.bedrock import model_input
 from batchline.config import parse_pipelines
 
 from batchline_local.emulators.bedrock import emulated_text
-from batchline_local.runtime import LocalRuntime
+from batchline_local.runtime import BUCKETS, LocalRuntime
 from tests.e2e.conftest import check_every_event, read_s3_csv, read_s3_json, write_csv
 
 pytestmark = pytest.mark.timeout(180)
@@ -143,14 +143,9 @@ def test_the_on_demand_output_has_the_batch_shape(runtime: LocalRuntime, tmp_pat
     result = runtime.run_file(texts(tmp_path, "two.csv", ["x", "y"]), "od-nova")
 
     assert result.event is not None
-    s3 = runtime.client("s3")
-    work = runtime.resources["work_bucket"] if hasattr(runtime, "resources") else None
+    s3, bucket = runtime.client("s3"), BUCKETS["work"]
     prefix = f"od-nova/{result.event['detail']['runId']}/output/job-00000/on-demand/"
-    buckets = [work] if work else [b["Name"] for b in s3.list_buckets()["Buckets"]]
-    for bucket in buckets:
-        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-        if listed:
-            break
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
     names = sorted(item["Key"][len(prefix) :] for item in listed)
     assert "manifest.json.out" in names and any(name.endswith(".jsonl.out") for name in names)
     out_key = prefix + next(name for name in names if name.endswith(".jsonl.out"))

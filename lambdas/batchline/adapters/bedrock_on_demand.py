@@ -96,11 +96,14 @@ class _Stop:
     """Set by the first call that gives up on the run's behalf: the others start no new call."""
 
     reason: str | None = None
+    # Calls made for records left unanswered (their retry calls again): counted in the job's invocations.
+    unanswered_calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def set(self, reason: str) -> None:
+    def set(self, reason: str, calls: int = 0) -> None:
         with self.lock:
             self.reason = self.reason or reason
+            self.unanswered_calls += calls
 
 
 def output_folder(output_prefix: S3Location) -> S3Location:
@@ -150,7 +153,7 @@ class OnDemandJob:
         folder = output_folder(output_prefix)
         started = self._started_at(folder)
         records = list(self._staged(input_prefix))
-        answers, segments = self._progress(folder)
+        answers, segments, unanswered_calls = self._progress(folder)
         remaining = [record for record in records if record[1]["recordId"] not in answers]
         stop = _Stop()
         deadline = self._clock() + self._budget
@@ -165,14 +168,15 @@ class OnDemandJob:
                     segments = self._checkpoint(folder, segments, pending)
                     pending = []
             if pending:
-                self._checkpoint(folder, segments, pending)
+                segments = self._checkpoint(folder, segments, pending)
         if stop.reason is not None:
+            self._count_unanswered(folder, segments, stop.unanswered_calls)
             left = len(records) - len(answers)
             raise ServiceThrottled(
                 f"Bedrock on demand: {len(answers)} of {len(records)} records answered, {left} left ({stop.reason}); "
                 "the answers are kept and the retried submit goes on from there"
             )
-        return self._finish(folder, records, answers, started)
+        return self._finish(folder, records, answers, started, unanswered_calls)
 
     # --- reading -----------------------------------------------------------------------------------
 
@@ -184,18 +188,23 @@ class OnDemandJob:
                 for _, line in json_lines(self._s3, S3Location(input_prefix.bucket, key)):
                     yield part, line
 
-    def _progress(self, folder: S3Location) -> tuple[dict[str, Answer], int]:
-        """The answers earlier attempts checkpointed, by recordId, and how many progress objects hold them."""
+    def _progress(self, folder: S3Location) -> tuple[dict[str, Answer], int, int]:
+        """The answers earlier attempts checkpointed, by recordId; how many progress objects hold them; and the
+        calls earlier attempts made for records they left unanswered."""
         answers: dict[str, Answer] = {}
-        segments = 0
+        segments = unanswered_calls = 0
         progress = S3Location(folder.bucket, folder.key + "progress/")
         for key in list_keys(self._s3, progress):
-            if posixpath.basename(key).startswith("answers-"):
+            name = posixpath.basename(key)
+            if name.startswith("answers-"):
                 segments += 1
                 for _, data in json_lines(self._s3, S3Location(folder.bucket, key)):
                     answer = Answer.from_json(data)
                     answers[answer.line["recordId"]] = answer
-        return answers, segments
+            elif name.startswith("unanswered-"):
+                with open_object(self._s3, S3Location(folder.bucket, key)) as body:
+                    unanswered_calls += int(json.loads(body.read())["calls"])
+        return answers, segments, unanswered_calls
 
     def _started_at(self, folder: S3Location) -> str:
         location = S3Location(folder.bucket, folder.key + "progress/started.json")
@@ -215,9 +224,10 @@ class OnDemandJob:
         line: dict[str, Any] = {"recordId": staged["recordId"], "modelInput": body}
         for attempt in range(self._backoff.attempts):
             if stop.reason is not None:
+                stop.set(stop.reason, attempt)
                 return None
             if self._clock() >= deadline:
-                stop.set(f"the {self._budget:.0f} s budget of one submit ran out")
+                stop.set(f"the {self._budget:.0f} s budget of one submit ran out", attempt)
                 return None
             try:
                 output, tokens = self._call(body)
@@ -234,7 +244,7 @@ class OnDemandJob:
                     if code in _RECORD_LEVEL_AFTER_RETRIES:
                         line["error"] = {"errorCode": status, "errorMessage": f"{code}: {message}"}
                         return Answer(part, line, calls=attempt + 1)
-                    stop.set(f"{code} after {self._backoff.attempts} attempts: {message}")
+                    stop.set(f"{code} after {self._backoff.attempts} attempts: {message}", attempt + 1)
                     return None
                 self._sleep(self._backoff.pause(attempt, self._draw))
                 continue
@@ -264,8 +274,18 @@ class OnDemandJob:
         put_bytes(self._s3, location, text.encode("utf-8"), "application/x-ndjson")
         return segments + 1
 
+    def _count_unanswered(self, folder: S3Location, segments: int, calls: int) -> None:
+        # Named by time too: an attempt that answered nothing has the same segment count as the one before it.
+        location = S3Location(folder.bucket, f"{folder.key}progress/unanswered-{segments:05d}-{time.time_ns()}.json")
+        put_bytes(self._s3, location, json.dumps({"calls": calls}).encode(), "application/json")
+
     def _finish(
-        self, folder: S3Location, records: list[tuple[str, dict[str, Any]]], answers: dict[str, Answer], started: str
+        self,
+        folder: S3Location,
+        records: list[tuple[str, dict[str, Any]]],
+        answers: dict[str, Answer],
+        started: str,
+        unanswered_calls: int,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         by_part: dict[str, list[str]] = {}
         for part, staged in records:
@@ -286,7 +306,7 @@ class OnDemandJob:
         }
         summary = {
             "invocationType": self._settings.invocation_type,
-            "invocations": sum(answer.calls for answer in answers.values()),
+            "invocations": unanswered_calls + sum(answer.calls for answer in answers.values()),
             "startedAt": started,
             "endedAt": iso(utc_now()),
         }
@@ -319,7 +339,8 @@ def token_counts(output: Any, headers: dict[str, str]) -> tuple[int, int]:
             return int(usage.get("inputTokens") or 0), int(usage.get("outputTokens") or 0)
         return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
     if "inputTextTokenCount" in output:
-        results = output.get("results") if isinstance(output.get("results"), list) else []
-        produced = sum(int(result.get("tokenCount") or 0) for result in results if isinstance(result, dict))
+        results = output.get("results")
+        listed: list[Any] = results if isinstance(results, list) else []
+        produced = sum(int(result.get("tokenCount") or 0) for result in listed if isinstance(result, dict))
         return int(output["inputTextTokenCount"] or 0), produced
     return 0, 0
