@@ -174,14 +174,6 @@ def test_a_refused_record_is_one_error_line_and_the_others_are_answered(aws: Any
     assert failed[0].reason == "Bedrock error 400: ValidationException: emulated: the model rejected this input"  # type: ignore[union-attr]
 
 
-def test_an_access_denied_call_fails_the_submit_instead_of_every_record(aws: Any) -> None:
-    s3, runtime, emulator = aws
-    run = run_for(1, modelId="anthropic.failing-model")
-    staged_prompts(s3, run, ["x"])
-    with pytest.raises(ClientError, match="ResourceNotFoundException"):
-        adapter(run, s3, runtime).submit(run)
-
-
 def test_an_unfinished_on_demand_job_is_not_found(aws: Any) -> None:
     s3, runtime, _ = aws
     run = run_for(2)
@@ -253,3 +245,12 @@ def test_a_setting_that_could_outrun_submit_jobs_timeout_is_refused_at_synth() -
 def test_the_on_demand_budget_leaves_a_third_of_submit_jobs_timeout() -> None:
     submit = next(spec for spec in CATALOGUE if spec.name == "SubmitJob")
     assert submit.timeout_seconds * 2 >= ON_DEMAND_BUDGET_SECONDS * 3
+
+
+def test_a_call_that_fails_the_job_stops_the_calls_not_yet_made(aws: Any) -> None:
+    s3, runtime, emulator = aws
+    run = run_for(6, onDemandConcurrency=1, modelId="anthropic.failing-model")
+    staged_prompts(s3, run, [f"p{n}" for n in range(6)])
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        adapter(run, s3, runtime).submit(run)
+    assert emulator.runtime_calls["InvokeModel"] == 1

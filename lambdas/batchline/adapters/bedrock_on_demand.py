@@ -157,16 +157,18 @@ class OnDemandJob:
         remaining = [record for record in records if record[1]["recordId"] not in answers]
         stop = _Stop()
         deadline = self._clock() + self._budget
-        with ThreadPoolExecutor(max_workers=self._settings.on_demand_concurrency) as pool:
-            pending: list[Answer] = []
-            for answer in pool.map(lambda record: self._answer(record, stop, deadline), remaining):
-                if answer is None:
-                    continue
-                answers[answer.line["recordId"]] = answer
-                pending.append(answer)
-                if len(pending) >= _CHECKPOINT_EVERY:
-                    segments = self._checkpoint(folder, segments, pending)
-                    pending = []
+        pending: list[Answer] = []
+        try:
+            with ThreadPoolExecutor(max_workers=self._settings.on_demand_concurrency) as pool:
+                for answer in pool.map(lambda record: self._answer(record, stop, deadline), remaining):
+                    if answer is None:
+                        continue
+                    answers[answer.line["recordId"]] = answer
+                    pending.append(answer)
+                    if len(pending) >= _CHECKPOINT_EVERY:
+                        segments = self._checkpoint(folder, segments, pending)
+                        pending = []
+        finally:  # also when a call failed the job: what was answered is kept for the retry
             if pending:
                 segments = self._checkpoint(folder, segments, pending)
         if stop.reason is not None:
@@ -239,6 +241,7 @@ class OnDemandJob:
                     line["error"] = {"errorCode": status, "errorMessage": f"{code}: {message}"}
                     return Answer(part, line, calls=attempt + 1)
                 if code not in RETRYABLE:
+                    stop.set(f"{code}: {message}", attempt + 1)  # the calls not yet made are not made
                     raise
                 if attempt + 1 == self._backoff.attempts:
                     if code in _RECORD_LEVEL_AFTER_RETRIES:
