@@ -453,9 +453,10 @@ class BedrockSettings(_Model):
         default=None,
         description='A prompt filled from columns by {name} ("Summarise {text}"); plain substitution.',
     )
-    model_family: Literal["auto", "anthropic", "titan", "nova", "custom"] = Field(
+    model_family: Literal["auto", "anthropic", "titan", "nova", "titan-embed", "cohere-embed", "custom"] = Field(
         default="auto",
-        description="InvokeModel body family; auto detects it from modelId, custom uses bodyTemplate.",
+        description="InvokeModel body family; auto detects it from modelId (embedding models too: "
+        "amazon.titan-embed-text-*, cohere.embed-*), custom uses bodyTemplate.",
     )
     body_template: dict[str, Any] | None = Field(
         default=None, description='A JSON body where the string "{prompt}" is replaced by each record\'s prompt.'
@@ -477,6 +478,30 @@ class BedrockSettings(_Model):
     max_bytes_per_file: int = Field(default=1024**3, ge=1024, description="Bytes per staged input file.")
     max_bytes_per_job: int = Field(default=5 * 1024**3, ge=1024, description="Bytes of input per job.")
     kms_key_arn: str | None = Field(default=None, description="KMS key for the job's output (s3EncryptionKeyId).")
+    embedding_output: Literal["json", "columns"] = Field(
+        default="json",
+        description="Embedding models: the vector as one column `embedding` holding a JSON array, or one column "
+        "per dimension (`embedding_0`, `embedding_1`, ...; needs embeddingDimensions).",
+    )
+    embedding_dimensions: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Embedding models: the vector's length. Sent to Titan Text Embeddings V2 (256, 512 or 1024); "
+        "for other models it must be the model's own length. An answer of another length is a failed record.",
+    )
+    embedding_input_type: Literal["search_document", "search_query", "classification", "clustering"] = Field(
+        default="search_document", description="Cohere Embed models: the input_type of each request."
+    )
+    extract_fields: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Text models: read these top-level fields of the answer, parsed as a JSON object (a ```json "
+        "fence around it is allowed), into columns of their own after output_text. A field missing, or an answer "
+        "that is not a JSON object, leaves the fields blank and says why in the `extract_error` column; the "
+        "record still counts as predicted (the model answered).",
+    )
     on_demand_below_minimum: bool = Field(
         default=True,
         description="A job under minRecordsPerJob is answered by SubmitJob calling the model itself (InvokeModel or "
@@ -501,6 +526,8 @@ class BedrockSettings(_Model):
             raise ValueError("modelFamily 'custom' (or a model ID of unknown family) needs bodyTemplate")
         if self.min_records_per_job > self.max_records_per_job:
             raise ValueError("minRecordsPerJob must not exceed maxRecordsPerJob")
+        self._check_embedding_settings()
+        self._check_extract_fields()
         if self.on_demand_below_minimum and self.on_demand_worst_seconds > ON_DEMAND_BUDGET_SECONDS:
             raise ValueError(
                 f"on demand, one SubmitJob call answers up to {self.min_records_per_job - 1} records (under "
@@ -513,6 +540,40 @@ class BedrockSettings(_Model):
         return self
 
     @property
+    def is_embedding(self) -> bool:
+        return self.resolved_family in ("titan-embed", "cohere-embed")
+
+    def _check_embedding_settings(self) -> None:
+        if self.invocation_type == "Converse" and self._model_family in ("titan-embed", "cohere-embed"):
+            raise ValueError("embedding models take InvokeModel bodies: invocationType Converse does not apply")
+        if not self.is_embedding:
+            if self.embedding_dimensions is not None or self.embedding_output != "json":
+                raise ValueError("embeddingDimensions and embeddingOutput apply to embedding models only")
+            return
+        if self.extract_fields:
+            raise ValueError("extractFields reads fields of a text answer: an embedding model answers a vector")
+        if self.embedding_output == "columns" and self.embedding_dimensions is None:
+            raise ValueError("embeddingOutput 'columns' needs embeddingDimensions (the number of columns)")
+        if self.titan_embed_v2 and self.embedding_dimensions not in (None, 256, 512, 1024):
+            raise ValueError("embeddingDimensions: Titan Text Embeddings V2 makes vectors of 256, 512 or 1024")
+
+    @property
+    def titan_embed_v2(self) -> bool:
+        return self.resolved_family == "titan-embed" and "titan-embed-text-v2" in self.model_id.lower()
+
+    def _check_extract_fields(self) -> None:
+        fields = self.extract_fields or []
+        reserved = {"output_text", "model_output", "extract_error"}
+        for name in fields:
+            if not name.strip():
+                raise ValueError("extractFields: a field name must not be blank")
+            if name in reserved:
+                raise ValueError(f"extractFields: {name!r} is a column Batchline writes itself")
+        duplicates = sorted({name for name in fields if fields.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"extractFields: {', '.join(duplicates)} named more than once")
+
+    @property
     def on_demand_worst_seconds(self) -> int:
         """The longest an on-demand job of the most records it can hold takes, at the assumed seconds per call."""
         waves = -(-(self.min_records_per_job - 1) // self.on_demand_concurrency)
@@ -523,6 +584,10 @@ class BedrockSettings(_Model):
         """Converse jobs share one body shape; otherwise the family decides the InvokeModel body."""
         if self.invocation_type == "Converse":
             return "converse"
+        return self._model_family
+
+    @property
+    def _model_family(self) -> str:
         if self.model_family != "auto":
             return self.model_family
         model = self.model_id.lower()
@@ -530,6 +595,8 @@ class BedrockSettings(_Model):
             ("anthropic.", "anthropic"),
             ("amazon.titan-text", "titan"),
             ("amazon.nova", "nova"),
+            ("amazon.titan-embed-text", "titan-embed"),
+            ("cohere.embed", "cohere-embed"),
         ):
             if marker in model:
                 return family

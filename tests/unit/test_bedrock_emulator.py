@@ -151,3 +151,35 @@ def test_a_prompt_the_model_rejects_is_a_validation_exception(runtime: Any) -> N
     body = {**ANTHROPIC_BODY, "messages": [{"role": "user", "content": "make an error"}]}
     with pytest.raises(ClientError, match="ValidationException"):
         invoke(client, CLAUDE, body)
+
+
+def test_embedding_models_answer_a_vector_of_their_length_in_their_shape(runtime: Any) -> None:
+    client, _ = runtime
+    v2 = invoke(client, "amazon.titan-embed-text-v2:0", {"inputText": "hi", "dimensions": 512})
+    assert len(v2["embedding"]) == 512 and v2["embeddingsByType"]["float"] == v2["embedding"]
+    assert v2["inputTextTokenCount"] > 0
+    assert len(invoke(client, "amazon.titan-embed-text-v2:0", {"inputText": "hi"})["embedding"]) == 1024
+    assert len(invoke(client, "amazon.titan-embed-text-v1", {"inputText": "hi"})["embedding"]) == 1536
+    cohere = invoke(client, "cohere.embed-english-v3", {"texts": ["a", "b"], "input_type": "search_query"})
+    assert cohere["response_type"] == "embeddings_floats" and [len(v) for v in cohere["embeddings"]] == [1024, 1024]
+    assert cohere["texts"] == ["a", "b"] and cohere["embeddings"][0] != cohere["embeddings"][1]
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "says"),
+    [
+        ("amazon.titan-embed-text-v1", {"inputText": "hi", "dimensions": 256}, "extraneous key [dimensions]"),
+        ("amazon.titan-embed-text-v2:0", {"inputText": "hi", "dimensions": 300}, "256, 512, 1024"),
+        ("amazon.titan-embed-text-v2:0", {"inputText": ""}, "inputText"),
+        ("cohere.embed-english-v3", {"texts": ["a"]}, "input_type"),
+        ("cohere.embed-english-v3", {"texts": ["a"] * 97, "input_type": "clustering"}, "1 to 96"),
+        ("cohere.embed-english-v3", {"texts": ["a" * 2049], "input_type": "clustering"}, "2048"),
+    ],
+)
+def test_embedding_models_refuse_what_their_request_reference_refuses(
+    runtime: Any, model: str, body: dict[str, Any], says: str
+) -> None:
+    client, _ = runtime
+    with pytest.raises(ClientError, match="ValidationException") as caught:
+        invoke(client, model, body)
+    assert says in caught.value.response["Error"]["Message"]

@@ -93,6 +93,15 @@ def model_input(family: str, prompt: str, settings: BedrockSettings) -> dict[str
         if settings.temperature is not None:
             config["temperature"] = settings.temperature
         return {"inputText": prompt, "textGenerationConfig": config}
+    if family == "titan-embed":
+        # https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html
+        embed: dict[str, Any] = {"inputText": prompt}
+        if settings.titan_embed_v2 and settings.embedding_dimensions is not None:
+            embed["dimensions"] = settings.embedding_dimensions
+        return embed
+    if family == "cohere-embed":
+        # https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-embed.html
+        return {"texts": [prompt], "input_type": settings.embedding_input_type}
     if family in ("nova", "converse"):
         inference: dict[str, Any] = {"maxTokens": settings.max_tokens}
         if settings.temperature is not None:
@@ -133,6 +142,107 @@ def output_text(model_output: Any) -> str | None:
         if isinstance(model_output.get(key), str):
             return str(model_output[key])
     return None
+
+
+def result_columns(settings: BedrockSettings) -> list[str]:
+    """The prediction columns after the key: the vector for embedding models; else the text, the raw output for a
+    family we do not know, and the extracted fields with the reason any is blank."""
+    if settings.is_embedding:
+        if settings.embedding_output == "columns" and settings.embedding_dimensions is not None:
+            return [f"embedding_{n}" for n in range(settings.embedding_dimensions)]
+        return ["embedding"]
+    columns = ["output_text"]
+    if settings.resolved_family == "custom":
+        columns.append("model_output")
+    if settings.extract_fields:
+        columns += [*settings.extract_fields, "extract_error"]
+    return columns
+
+
+class AnswerReader:
+    """One modelOutput -> its CSV cells (after the key), or the reason the record failed."""
+
+    def __init__(self, settings: BedrockSettings) -> None:
+        self._settings = settings
+
+    def row(self, model_output: Any) -> list[str] | str:
+        settings = self._settings
+        if settings.is_embedding:
+            return self._embedding(model_output)
+        text = output_text(model_output)
+        row = [text or ""]
+        if settings.resolved_family == "custom":
+            row.append(json.dumps(model_output, ensure_ascii=False))
+        if settings.extract_fields:
+            values, reason = extract_fields(text, settings.extract_fields)
+            row += [*values, reason]
+        return row
+
+    def _embedding(self, model_output: Any) -> list[str] | str:
+        vector = embedding_vector(model_output)
+        if vector is None:
+            return "Bedrock answered without an embedding (no numeric vector in the model's output)"
+        expected = self._settings.embedding_dimensions
+        if expected is not None and len(vector) != expected:
+            return f"the embedding has {len(vector)} values, not embeddingDimensions {expected}"
+        if self._settings.embedding_output == "columns":
+            return [repr(float(value)) for value in vector]
+        return [json.dumps(vector)]
+
+
+def embedding_vector(model_output: Any) -> list[float] | None:
+    """The vector of a Titan (``embedding``) or Cohere (``embeddings[0]``, or ``embeddings.float[0]``) answer."""
+    if not isinstance(model_output, dict):
+        return None
+    vector: Any = model_output.get("embedding")
+    if vector is None:
+        embeddings = model_output.get("embeddings")
+        if isinstance(embeddings, dict):  # Cohere with embedding_types: {"float": [[...]]}
+            embeddings = embeddings.get("float")
+        if isinstance(embeddings, list) and len(embeddings) == 1:
+            vector = embeddings[0]
+    if not isinstance(vector, list) or not vector:
+        return None
+    if not all(isinstance(value, int | float) and not isinstance(value, bool) for value in vector):
+        return None
+    return [float(value) for value in vector]
+
+
+_FENCE = re.compile(r"^```[A-Za-z]*[ \t]*\r?\n(?P<body>.*?)\r?\n?```$", re.DOTALL)
+
+
+def extract_fields(text: str | None, fields: list[str]) -> tuple[list[str], str]:
+    """The named top-level fields of a JSON object answer, as cells, and why any is blank ("" when none is).
+
+    A string value is written as it is, null as blank, any other value as its JSON text. The answer may be wrapped
+    in one Markdown code fence (```json ... ```), as models often write it; nothing else around it is guessed at.
+    """
+    blank = [""] * len(fields)
+    if text is None or not text.strip():
+        return blank, "the answer has no text to read fields from"
+    body = text.strip()
+    fenced = _FENCE.match(body)
+    if fenced:
+        body = fenced["body"].strip()
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        detail = f"{exc.msg} at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else exc
+        return blank, f"the answer is not JSON ({detail})"
+    if not isinstance(parsed, dict):
+        return blank, f"the answer is JSON but not an object (a {type(parsed).__name__})"
+    values, missing = [], []
+    for name in fields:
+        if name not in parsed:
+            missing.append(name)
+            values.append("")
+        elif parsed[name] is None:
+            values.append("")
+        elif isinstance(parsed[name], str):
+            values.append(parsed[name])
+        else:
+            values.append(json.dumps(parsed[name], ensure_ascii=False))
+    return values, (f"the answer has no field {', '.join(missing)}" if missing else "")
 
 
 class BedrockJsonEncoder:
@@ -345,7 +455,7 @@ class BedrockAdapter:
         return True
 
     def result_columns(self, run: RunContext) -> list[str]:
-        return ["output_text"] if self._settings.resolved_family != "custom" else ["output_text", "model_output"]
+        return result_columns(self._settings)
 
     def read_results(
         self, run: RunContext, job: JobState, staged: Iterator[StagedRecord]
@@ -378,7 +488,7 @@ class BedrockAdapter:
     def _read_part(
         self, location: S3Location, by_id: dict[str, StagedRecord], part: str
     ) -> Iterator[Prediction | FailedRecord]:
-        raw_column = self._settings.resolved_family == "custom"
+        answer = AnswerReader(self._settings)
         for number, data in json_lines(self._s3, location):
             record = by_id.pop(str(data.get("recordId")), None)
             if record is None:
@@ -389,12 +499,11 @@ class BedrockAdapter:
                 code = error.get("errorCode") if isinstance(error, dict) else None
                 yield FailedRecord(record.key, record.line, f"Bedrock error {code}: {message}")
                 continue
-            model_output = data.get("modelOutput")
-            text_out = output_text(model_output)
-            row = [text_out or ""]
-            if raw_column:
-                row.append(json.dumps(model_output, ensure_ascii=False))
-            yield Prediction(record.key, record.line, [row])
+            row = answer.row(data.get("modelOutput"))
+            if isinstance(row, str):
+                yield FailedRecord(record.key, record.line, row)
+            else:
+                yield Prediction(record.key, record.line, [row])
 
     def _reconcile(self, location: S3Location, succeeded: int, errored: int) -> None:
         with open_object(self._s3, location) as body:
