@@ -497,8 +497,8 @@ class BedrockSettings(_Model):
         default=None,
         min_length=1,
         max_length=100,
-        description="Text models: read these top-level fields of the answer, parsed as a JSON object (a ```json "
-        "fence around it is allowed), into columns of their own after output_text. A field missing, or an answer "
+        description="Text models: read these top-level fields of the answer, parsed as a JSON object (a Markdown "
+        "code fence around it is allowed), into columns of their own after output_text. A field missing, or an answer "
         "that is not a JSON object, leaves the fields blank and says why in the `extract_error` column; the "
         "record still counts as predicted (the model answered).",
     )

@@ -38,6 +38,7 @@ PIPELINES = {
     "od-claude": pipeline(CLAUDE),
     "od-converse": pipeline(NOVA, invocationType="Converse"),
     "od-off": pipeline(NOVA, onDemandBelowMinimum=False),
+    "od-failing": pipeline("anthropic.failing-model"),
 }
 
 
@@ -153,3 +154,19 @@ def test_the_on_demand_output_has_the_batch_shape(runtime: LocalRuntime, tmp_pat
     assert [sorted(line) for line in lines] == [["modelInput", "modelOutput", "recordId"]] * 2
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=prefix + "manifest.json.out")["Body"].read())
     assert manifest["totalRecordCount"] == 2 and manifest["successRecordCount"] == 2
+
+
+def test_a_model_that_cannot_be_called_fails_the_run_with_the_services_reason(
+    runtime: LocalRuntime, validate_event: Any, tmp_path: Path
+) -> None:
+    calls = runtime.bedrock.runtime_calls["InvokeModel"]
+
+    result = runtime.run_file(texts(tmp_path, "three.csv", ["a", "b", "c"]), "od-failing")
+
+    assert result.status == "FAILED"
+    assert result.event is not None
+    validate_event(result.event)
+    detail = result.event["detail"]
+    assert "ResourceNotFoundException" in detail["error"]["cause"]
+    assert "stopError" not in detail["error"]  # nothing to stop: the on-demand job never finished
+    assert runtime.bedrock.runtime_calls["InvokeModel"] > calls  # the model was called, and refused
