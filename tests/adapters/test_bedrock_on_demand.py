@@ -254,3 +254,27 @@ def test_a_call_that_fails_the_job_stops_the_calls_not_yet_made(aws: Any) -> Non
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
         adapter(run, s3, runtime).submit(run)
     assert emulator.runtime_calls["InvokeModel"] == 1
+
+
+def test_a_chunk_of_several_parts_gets_one_output_file_per_part(aws: Any) -> None:
+    s3, runtime, _ = aws
+    run = run_for(4)
+    encoder = BedrockJsonEncoder(run.pipeline.service)  # type: ignore[arg-type]
+    encoder.start(["id", "q"], 0)
+    for number, part in enumerate(("part-00000.jsonl", "part-00001.jsonl")):
+        rows = [[f"k{number}{n}", f"q{number}{n}"] for n in range(2)]
+        stage(s3, run.layout, run.chunk.input_prefix, encoder, rows, part=part, first_sequence=number * 2)
+
+    state = adapter(run, s3, runtime).submit(run)
+
+    folder = "p/r/output/job-00000/on-demand/"
+    listed = [item["Key"] for item in s3.list_objects_v2(Bucket="work", Prefix=folder)["Contents"]]
+    assert sorted(key for key in listed if key.endswith(".out")) == [
+        folder + "manifest.json.out",
+        folder + "part-00000.jsonl.out",
+        folder + "part-00001.jsonl.out",
+    ]
+    results = list(
+        adapter(run, s3, runtime).read_results(run, state, iter(staged(s3, run.layout, run.chunk.input_prefix)))
+    )
+    assert sorted(r.key for r in results if isinstance(r, Prediction)) == ["k00", "k01", "k10", "k11"]

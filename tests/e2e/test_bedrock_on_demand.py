@@ -39,6 +39,7 @@ PIPELINES = {
     "od-converse": pipeline(NOVA, invocationType="Converse"),
     "od-off": pipeline(NOVA, onDemandBelowMinimum=False),
     "od-failing": pipeline("anthropic.failing-model"),
+    "od-profile": pipeline("us.anthropic.claude-3-5-haiku-20241022-v1:0"),
 }
 
 
@@ -170,3 +171,15 @@ def test_a_model_that_cannot_be_called_fails_the_run_with_the_services_reason(
     assert "ResourceNotFoundException" in detail["error"]["cause"]
     assert "stopError" not in detail["error"]  # nothing to stop: the on-demand job never finished
     assert runtime.bedrock.runtime_calls["InvokeModel"] > calls  # the model was called, and refused
+
+
+def test_through_an_inference_profile_the_grant_on_profile_and_model_lets_submit_call_it(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    # The runtime checks InvokeModel on the profile and on its foundation model in this Region against the
+    # synthesized SubmitJob role: a missing grant would fail the run with AccessDenied.
+    result = runtime.run_file(texts(tmp_path, "two.csv", ["x", "y"]), "od-profile")
+
+    assert result.event is not None and result.event["detail"]["status"] == "SUCCEEDED"
+    rows = read_s3_csv(runtime, result.event["detail"]["outputs"]["predictions"])
+    assert [row["output_text"].startswith("[emulated us.anthropic.") for row in rows] == [True, True]
