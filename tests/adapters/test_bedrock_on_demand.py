@@ -7,6 +7,8 @@ service model first); S3 is moto.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -278,3 +280,29 @@ def test_a_chunk_of_several_parts_gets_one_output_file_per_part(aws: Any) -> Non
         adapter(run, s3, runtime).read_results(run, state, iter(staged(s3, run.layout, run.chunk.input_prefix)))
     )
     assert sorted(r.key for r in results if isinstance(r, Prediction)) == ["k00", "k01", "k10", "k11"]
+
+
+def test_no_more_calls_are_in_flight_than_on_demand_concurrency(aws: Any) -> None:
+    s3, runtime, emulator = aws
+    run = run_for(8)  # onDemandConcurrency 2
+    staged_prompts(s3, run, [f"q{n}" for n in range(8)])
+    active, most = 0, 0
+    lock = threading.Lock()
+    original = emulator.invoke_model
+
+    def invoke(**params: Any) -> dict[str, Any]:
+        nonlocal active, most
+        with lock:
+            active += 1
+            most = max(most, active)
+        try:
+            time.sleep(0.01)  # long enough for the others to start if nothing held them back
+            return original(**params)
+        finally:
+            with lock:
+                active -= 1
+
+    emulator.invoke_model = invoke  # type: ignore[method-assign]
+    adapter(run, s3, runtime).submit(run)
+    assert 1 <= most <= 2
+    assert emulator.runtime_calls["InvokeModel"] == 8
