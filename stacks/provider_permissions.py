@@ -155,14 +155,20 @@ def _bedrock(stack: Stack, settings: Sequence[BedrockSettings]) -> OperationGran
             "bedrock:ListModelInvocationJobs has no resource-level permissions."
         )
     }
+    submit = [
+        iam.PolicyStatement(actions=["bedrock:CreateModelInvocationJob"], resources=[jobs, *models]),
+        iam.PolicyStatement(actions=["bedrock:TagResource", "bedrock:GetModelInvocationJob"], resources=[jobs]),
+    ]
+    # A chunk under the batch minimum is answered by SubmitJob itself: InvokeModel, which Converse also needs
+    # (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html), on the models of the
+    # pipelines that answer on demand, and nothing else (no streaming, no other function).
+    on_demand = sorted(
+        {arn for s, (arns, _) in zip(settings, granted, strict=True) if s.on_demand_below_minimum for arn in arns}
+    )
+    if on_demand:
+        submit.append(iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=on_demand))
     return {
-        "submit": Grant(
-            statements=[
-                iam.PolicyStatement(actions=["bedrock:CreateModelInvocationJob"], resources=[jobs, *models]),
-                iam.PolicyStatement(actions=["bedrock:TagResource", "bedrock:GetModelInvocationJob"], resources=[jobs]),
-            ],
-            acknowledgments=acknowledged,
-        ),
+        "submit": Grant(statements=submit, acknowledgments=acknowledged),
         "describe": Grant(
             statements=[iam.PolicyStatement(actions=["bedrock:GetModelInvocationJob"], resources=[jobs]), lookup],
             acknowledgments={**acknowledged, **lookup_reason},

@@ -96,6 +96,8 @@ class Storage(Construct):
             grant_discard_staged_parts(function, self.work)  # a discarded read's parts
         if access.job_wake:
             grant_job_wake(function, self.work)  # waiting jobs' tokens and end events
+        if access.job_outputs:
+            grant_job_outputs(function, self.work)  # on-demand answers, where a batch job writes
 
     def _bucket(self, construct_id: str, log_prefix: str, noncurrent_days: int | None = None) -> s3.Bucket:
         # Assemble's multipart uploads are aborted when it fails in Python; one killed mid-way (timeout) would
@@ -245,6 +247,21 @@ def grant_job_state(function: lambda_.Function, bucket: s3.IBucket) -> None:
         function.role,  # type: ignore[arg-type]
         f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*/state/job-*]",
         "Each job's last look, one object per job under <pipeline>/<run-id>/state/.",
+    )
+
+
+def grant_job_outputs(function: lambda_.Function, bucket: s3.IBucket) -> None:
+    """PutObject on the jobs' output prefixes only (``<pipeline>/<run-id>/output/job-*``): a Bedrock chunk under
+    the batch minimum is answered by its submit, which writes the output there as a batch job would."""
+    function.add_to_role_policy(
+        iam.PolicyStatement(actions=["s3:PutObject"], resources=[bucket.arn_for_objects("*/output/job-*")])
+    )
+    stack = Stack.of(bucket)
+    logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
+    acknowledge(
+        function.role,  # type: ignore[arg-type]
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*/output/job-*]",
+        "Each job's output, under <pipeline>/<run-id>/output/ (run IDs known only at run time).",
     )
 
 

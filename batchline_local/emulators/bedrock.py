@@ -23,20 +23,34 @@ naming the quota, its value and the jobs counted. Bedrock's own wording for it i
 here is the emulator's, and the adapter reads from it only what it must (see adapters/bedrock.py).
 
 Test hooks: a model ID containing ``failing`` fails the job; a record whose body mentions ``error``
-gets a per-record error; ``always-error`` in every record makes a "Completed" job with no successes.
+gets a per-record error; ``always-error`` in every record makes a "Completed" job with no successes; a body
+saying ``reply in json`` is answered with a JSON object (see emulated_text). Embedding models (Titan Text
+Embeddings V1/V2, Cohere Embed) answer a deterministic vector of the model's length in their documented shape.
+
+bedrock-runtime (on-demand inference) is answered by the same emulator: InvokeModel checks the body against
+the model family's documented request (Anthropic Messages, Titan Text, Nova; a family it does not know takes
+any JSON object) and answers in that family's response shape with its token usage; Converse checks what the
+service checks beyond botocore's model (a non-empty conversation that starts with the user and alternates).
+A body mentioning ``error`` is refused with ValidationException, as a batch record is. ``throttle_next`` makes
+that many of the next runtime calls fail with ThrottlingException; ``runtime_calls`` counts the calls made.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import posixpath
+import random
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+
+from botocore.response import StreamingBody
 
 from batchline_local.emulators.base import (
     EmulatedError,
@@ -58,6 +72,7 @@ PRINCIPAL = "bedrock.amazonaws.com"
 _PROGRESSION = ["Submitted", "Validating", "Scheduled", "InProgress"]
 # Jobs that take a slot of the model's quota (Stopping still runs until it is Stopped).
 _HOLDING = (*_PROGRESSION, "Stopping")
+_ENDED = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
 DEFAULT_JOB_QUOTA = 20
 
 
@@ -67,7 +82,13 @@ def job_quota_name(model_id: str) -> str:
 
 
 def emulated_text(model_id: str, body: dict[str, Any]) -> str:
+    """The emulated model's answer: a sentence naming the model, or, when the request says ``reply in json``, a JSON
+    object (in a ```json fence when it says ``fenced``) with the fields ``answer`` and ``model``."""
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]
+    request = json.dumps(body, ensure_ascii=False).lower()
+    if "reply in json" in request:
+        answer = json.dumps({"answer": f"answer {digest}", "model": model_id, "score": 0.5})
+        return f"```json\n{answer}\n```" if "fenced" in request else answer
     return f"[emulated {model_id}] answer {digest}"
 
 
@@ -87,6 +108,10 @@ def emulated_output(model_id: str, body: dict[str, Any]) -> dict[str, Any]:
 
 class BedrockEmulator(ServiceEmulator):
     service = "bedrock"
+
+    def handles(self, client: Any) -> bool:
+        """The control plane (batch jobs) and bedrock-runtime (on-demand calls): one service, one state."""
+        return bool(client.meta.service_model.service_name in ("bedrock", "bedrock-runtime"))
 
     def __init__(
         self,
@@ -110,6 +135,66 @@ class BedrockEmulator(ServiceEmulator):
         self.tokens_seen: list[str] = []
         # Applied value of each model's concurrent batch job quota (tests set it; unset: DEFAULT_JOB_QUOTA).
         self.job_quotas: dict[str, int] = {}
+        # bedrock-runtime: calls answered or refused, by operation; and how many of the next are throttled.
+        self.runtime_calls: dict[str, int] = {"InvokeModel": 0, "Converse": 0}
+        self.throttle_next = 0
+
+    # --- bedrock-runtime -----------------------------------------------------------------------------
+
+    def _runtime_call(self, operation: str, model_id: str) -> None:
+        with self._lock:
+            self.runtime_calls[operation] += 1
+            if self.throttle_next > 0:
+                self.throttle_next -= 1
+                raise EmulatedError("ThrottlingException", "Too many requests, please wait before trying again.", 429)
+        if "failing" in model_id:
+            raise EmulatedError("ResourceNotFoundException", "Model not found: emulated failing model.", 404)
+
+    def invoke_model(
+        self,
+        modelId: str,
+        body: Any = b"",
+        contentType: str = "application/json",
+        accept: str = "application/json",
+        **_: Any,
+    ) -> dict[str, Any]:
+        self._runtime_call("InvokeModel", modelId)
+        if contentType != "application/json" or accept not in ("application/json", "*/*"):
+            raise EmulatedError("ValidationException", f"Unsupported content type or accept: {contentType}, {accept}")
+        raw = body.read() if hasattr(body, "read") else body
+        try:
+            request = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise EmulatedError(
+                "ValidationException", "Malformed input request, please reformat your input and try again."
+            ) from None
+        family = runtime_family(modelId)
+        problem = invoke_body_problem(family, request, modelId)
+        if problem is not None:
+            raise EmulatedError(
+                "ValidationException", f"Malformed input request: {problem}, please reformat your input and try again."
+            )
+        if "error" in json.dumps(request, ensure_ascii=False):
+            raise EmulatedError("ValidationException", "emulated: the model rejected this input")
+        data = json.dumps(runtime_output(family, modelId, request)).encode()
+        return {"body": StreamingBody(io.BytesIO(data), len(data)), "contentType": "application/json"}
+
+    def converse(self, modelId: str, messages: list[dict[str, Any]] | None = None, **rest: Any) -> dict[str, Any]:
+        self._runtime_call("Converse", modelId)
+        problem = conversation_problem(messages or [], converse=True)
+        if problem is not None:
+            raise EmulatedError("ValidationException", problem)
+        request = {"messages": messages, **rest}
+        if "error" in json.dumps(request, ensure_ascii=False, default=str):
+            raise EmulatedError("ValidationException", "emulated: the model rejected this input")
+        text = emulated_text(modelId, request)
+        usage = _usage(request, text)
+        return {
+            "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": usage[0], "outputTokens": usage[1], "totalTokens": sum(usage)},
+            "metrics": {"latencyMs": 1},
+        }
 
     def create_model_invocation_job(self, **params: Any) -> dict[str, Any]:
         token = params.get("clientRequestToken", "")
@@ -123,8 +208,11 @@ class BedrockEmulator(ServiceEmulator):
         job_id = hashlib.sha256(params["jobName"].encode()).hexdigest()[:12]
         arn = f"arn:aws:bedrock:{self.region}:{self.account}:model-invocation-job/{job_id}"
         self.create_calls += 1
+        now = datetime.now(UTC)
         self.jobs[arn] = {
             **params,
+            "submitTime": now,
+            "lastModifiedTime": now,
             "jobArn": arn,
             "jobId": job_id,
             "status": "Submitted",
@@ -166,6 +254,10 @@ class BedrockEmulator(ServiceEmulator):
             elif job["status"] == "Stopping":
                 job["status"] = "Stopped"
             changed = job["status"] != before
+            if changed:
+                job["lastModifiedTime"] = datetime.now(UTC)
+                if job["status"] in _ENDED:
+                    job["endTime"] = job["lastModifiedTime"]
         if changed:
             self._announce(job)
         answer = {
@@ -179,8 +271,12 @@ class BedrockEmulator(ServiceEmulator):
                 "inputDataConfig",
                 "outputDataConfig",
                 "clientRequestToken",
+                "submitTime",
+                "lastModifiedTime",
             )
         }
+        if "endTime" in job:
+            answer["endTime"] = job["endTime"]
         if job.get("message"):
             answer["message"] = job["message"]
         answer.update(job["counts"])
@@ -198,6 +294,7 @@ class BedrockEmulator(ServiceEmulator):
             if job["status"] not in _PROGRESSION:
                 return
             self._finish(job)
+            job["lastModifiedTime"] = job["endTime"] = datetime.now(UTC)
         self._announce(job)
 
     def _announce(self, job: dict[str, Any]) -> None:
@@ -254,13 +351,13 @@ class BedrockEmulator(ServiceEmulator):
                 if "recordId" not in record:  # the service adds one in the output
                     record = {"recordId": _generated_id(key, number), **record}
                 body = record.get("modelInput")
-                problem = _model_input_problem(body)
+                problem = _model_input_problem(body) or self._body_problem(job, body)
                 if problem is None and "error" in json.dumps(body, ensure_ascii=False):
                     problem = "emulated: the model rejected this input"
                 if problem is not None:
                     record["error"] = {"errorCode": 400, "errorMessage": problem}
                 else:
-                    record["modelOutput"] = emulated_output(job["modelId"], body)
+                    record["modelOutput"] = self._batch_output(job, body)
                     success += 1
                 # Raw UTF-8, as the service writes it: U+2028 and U+0085 reach the reader unescaped.
                 lines.append(json.dumps(record, ensure_ascii=False) + "\n")
@@ -280,6 +377,27 @@ class BedrockEmulator(ServiceEmulator):
         s3.put_object(Bucket=out_bucket, Key=f"{base}/manifest.json.out", Body=json.dumps(manifest).encode())
         job["counts"] = counts
         job["status"] = "Completed" if success == total or success == 0 else "PartiallyCompleted"
+
+    @staticmethod
+    def _body_problem(job: dict[str, Any], body: dict[str, Any]) -> str | None:
+        """What the model refuses in one record's body: a Converse request for Converse jobs, else the family's."""
+        if job.get("modelInvocationType") == "Converse":
+            return conversation_problem(body.get("messages"), converse=True)
+        return invoke_body_problem(runtime_family(job["modelId"]), body, job["modelId"])
+
+    @staticmethod
+    def _batch_output(job: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """The record's modelOutput: the InvokeModel response body of the family, or Converse's response."""
+        if job.get("modelInvocationType") == "Converse":
+            text = emulated_text(job["modelId"], body)
+            usage = _usage(body, text)
+            return {
+                "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+                "stopReason": "end_turn",
+                "usage": {"inputTokens": usage[0], "outputTokens": usage[1], "totalTokens": sum(usage)},
+                "metrics": {"latencyMs": 1},
+            }
+        return runtime_output(runtime_family(job["modelId"]), job["modelId"], body)
 
     def _validated(
         self, job: dict[str, Any], s3: Any, bucket: str, keys: list[str]
@@ -398,3 +516,214 @@ def _model_input_problem(body: Any) -> str | None:
 
 def _generated_id(key: str, number: int) -> str:
     return hashlib.sha256(f"{key}|{number}".encode()).hexdigest()[:11].upper()
+
+
+# --- bedrock-runtime request bodies, per model family -----------------------------------------------------------
+
+# https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages.html
+_ANTHROPIC_KEYS = {
+    "anthropic_version",
+    "anthropic_beta",
+    "max_tokens",
+    "messages",
+    "system",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop_sequences",
+    "tools",
+    "tool_choice",
+    "thinking",
+}
+# https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-text.html
+_TITAN_CONFIG_KEYS = {"maxTokenCount", "temperature", "topP", "stopSequences"}
+# https://docs.aws.amazon.com/nova/latest/userguide/complete-request-schema.html
+_NOVA_KEYS = {"schemaVersion", "system", "messages", "inferenceConfig", "toolConfig"}
+_NOVA_CONFIG_KEYS = {"maxTokens", "max_new_tokens", "temperature", "topP", "top_p", "topK", "top_k", "stopSequences"}
+
+
+def runtime_family(model_id: str) -> str:
+    """The request family of a model ID or inference profile ID (``us.anthropic...`` is Anthropic)."""
+    model = model_id.rsplit("/", 1)[-1].lower()
+    for marker, family in (
+        ("anthropic.", "anthropic"),
+        ("amazon.titan-text", "titan"),
+        ("amazon.nova", "nova"),
+        ("amazon.titan-embed-text", "titan-embed"),
+        ("cohere.embed", "cohere-embed"),
+    ):
+        if marker in model:
+            return family
+    return "other"
+
+
+def invoke_body_problem(family: str, body: Any, model_id: str = "") -> str | None:
+    """Why the family's model refuses this InvokeModel body, or None (an unknown family takes any object)."""
+    if not isinstance(body, dict) or not body:
+        return "the body must be a non-empty JSON object"
+    check = _BODY_CHECKS.get(family)
+    return check(body, model_id) if check is not None else None
+
+
+def _extra_key(body: dict[str, Any], allowed: set[str]) -> str | None:
+    extra = sorted(set(body) - allowed)
+    return f"extraneous key [{extra[0]}] is not permitted" if extra else None
+
+
+def _anthropic_problem(body: dict[str, Any], model_id: str) -> str | None:
+    extra = _extra_key(body, _ANTHROPIC_KEYS)
+    if extra:
+        return extra
+    if body.get("anthropic_version") != "bedrock-2023-05-31":
+        return "anthropic_version must be bedrock-2023-05-31"
+    if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
+        return "max_tokens: a positive integer is required"
+    return conversation_problem(body.get("messages"), converse=False)
+
+
+def _titan_text_problem(body: dict[str, Any], model_id: str) -> str | None:
+    if not isinstance(body.get("inputText"), str):
+        return "required key [inputText] not found"
+    config = body.get("textGenerationConfig", {})
+    if not isinstance(config, dict):
+        return "textGenerationConfig must be an object"
+    return _extra_key(body, {"inputText", "textGenerationConfig"}) or _extra_key(config, _TITAN_CONFIG_KEYS)
+
+
+def _nova_problem(body: dict[str, Any], model_id: str) -> str | None:
+    extra = _extra_key(body, _NOVA_KEYS)
+    if extra:
+        return extra
+    if "schemaVersion" in body and body["schemaVersion"] != "messages-v1":
+        return "schemaVersion must be messages-v1"
+    config = body.get("inferenceConfig", {})
+    if not isinstance(config, dict) or set(config) - _NOVA_CONFIG_KEYS:
+        return "inferenceConfig holds an unknown key"
+    return conversation_problem(body.get("messages"), converse=False)
+
+
+def _titan_embed_problem(body: dict[str, Any], model_id: str) -> str | None:
+    # V1 takes the text alone; V2 also its dimensions, normalize and embeddingTypes.
+    extra = _extra_key(body, _TITAN_EMBED_V2_KEYS if _titan_v2(model_id) else {"inputText"})
+    if extra:
+        return extra
+    if not isinstance(body.get("inputText"), str) or not body["inputText"]:
+        return "required key [inputText] not found"
+    if "dimensions" in body and body["dimensions"] not in (256, 512, 1024):
+        return f"dimensions: {body['dimensions']} is not a valid enum value (256, 512, 1024)"
+    return None
+
+
+def _cohere_embed_problem(body: dict[str, Any], model_id: str) -> str | None:
+    extra = _extra_key(body, _COHERE_EMBED_KEYS)
+    if extra:
+        return extra
+    if body.get("input_type") not in _COHERE_INPUT_TYPES:
+        return "input_type: one of search_document, search_query, classification, clustering or image is required"
+    texts = body.get("texts")
+    if not isinstance(texts, list) or not 1 <= len(texts) <= 96 or not all(isinstance(t, str) for t in texts):
+        return "texts: a list of 1 to 96 strings is required"
+    if any(len(text) > 2048 for text in texts):
+        return "texts: each text must be at most 2048 characters"
+    return None
+
+
+_BODY_CHECKS: dict[str, Callable[[dict[str, Any], str], str | None]] = {
+    "anthropic": _anthropic_problem,
+    "titan": _titan_text_problem,
+    "nova": _nova_problem,
+    "titan-embed": _titan_embed_problem,
+    "cohere-embed": _cohere_embed_problem,
+}
+
+
+_STARTS_WITH_USER = (
+    "A conversation must start with a user message. Try again with a conversation that starts with a user message."
+)
+_ALTERNATES = (
+    "A conversation must alternate between user and assistant roles. Make sure the conversation alternates "
+    "between user and assistant roles and try again."
+)
+
+
+def conversation_problem(messages: Any, *, converse: bool) -> str | None:
+    """A conversation the models refuse: empty, not starting with the user, roles not alternating, empty content."""
+    if not isinstance(messages, list) or not messages:
+        return (
+            "A conversation must start with a user message." if converse else "messages: a non-empty list is required"
+        )
+    previous = None
+    for number, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in ("user", "assistant"):
+            return f"messages.{number}.role must be user or assistant"
+        if number == 0 and role != "user":
+            return _STARTS_WITH_USER
+        if role == previous:
+            return _ALTERNATES
+        content = message.get("content")
+        if not content or (isinstance(content, list) and any(not block for block in content)):
+            return f"messages.{number}.content must not be empty"
+        previous = role
+    return None
+
+
+def _usage(body: Any, text: str) -> tuple[int, int]:
+    """Emulated token counts: about four characters a token, as the models' guides estimate."""
+    return max(1, len(json.dumps(body, ensure_ascii=False)) // 4), max(1, len(text) // 4)
+
+
+def runtime_output(family: str, model_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The InvokeModel response body of the family, with its own usage fields."""
+    if family == "titan-embed":
+        size = body.get("dimensions", 1024) if _titan_v2(model_id) else 1536
+        vector = emulated_vector(model_id, body["inputText"], size)
+        answer: dict[str, Any] = {"embedding": vector, "inputTextTokenCount": _usage(body, "")[0]}
+        if _titan_v2(model_id):
+            answer["embeddingsByType"] = {"float": vector}
+        return answer
+    if family == "cohere-embed":
+        size = 384 if "light" in model_id else 1024
+        return {
+            "embeddings": [emulated_vector(model_id, text, size) for text in body["texts"]],
+            "id": hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:36],
+            "response_type": "embeddings_floats",
+            "texts": list(body["texts"]),
+        }
+    output = emulated_output(model_id, body)
+    input_tokens, output_tokens = _usage(body, emulated_text(model_id, body))
+    if family == "anthropic":
+        output.update(
+            id="msg_emulated",
+            type="message",
+            model=model_id,
+            stop_sequence=None,
+            usage={"input_tokens": input_tokens, "output_tokens": output_tokens},
+        )
+    elif family == "titan":
+        output["inputTextTokenCount"] = input_tokens
+        output["results"][0]["tokenCount"] = output_tokens
+    elif family == "nova":
+        output["usage"] = {
+            "inputTokens": input_tokens,
+            "outputTokens": output_tokens,
+            "totalTokens": input_tokens + output_tokens,
+        }
+    return output
+
+
+def emulated_vector(model_id: str, text: str, size: int) -> list[float]:
+    """A deterministic vector for a text: the same text always embeds the same, a different one differently."""
+    seed = hashlib.sha256(f"{model_id}|{text}".encode()).digest()
+    return [round(random.Random(seed + bytes([n % 256, n // 256])).uniform(-1, 1), 6) for n in range(size)]
+
+
+def _titan_v2(model_id: str) -> bool:
+    return "titan-embed-text-v2" in model_id
+
+
+# https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html
+_TITAN_EMBED_V2_KEYS = {"inputText", "dimensions", "normalize", "embeddingTypes"}
+# https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-embed.html
+_COHERE_EMBED_KEYS = {"texts", "images", "input_type", "truncate", "embedding_types"}
+_COHERE_INPUT_TYPES = {"search_document", "search_query", "classification", "clustering", "image"}

@@ -306,6 +306,23 @@ BEDROCK: dict[str, Mapper] = {
 }
 
 
+def _invoke_model(params: Mapping[str, Any], where: Where) -> list[IamRequest]:
+    """InvokeModel and Converse both need bedrock:InvokeModel. Through a system-defined inference profile, IAM
+    checks the profile and the foundation model in the Region that serves the request (here, this one)."""
+    model_id = str(params["modelId"])
+    resource, _ = bedrock_model_resource(model_id, where)
+    requests = [IamRequest("bedrock:InvokeModel", resource)]
+    if ":inference-profile/" in resource:
+        model = resource.rsplit("/", 1)[-1].split(".", 1)[1]
+        requests.append(
+            IamRequest("bedrock:InvokeModel", where.arn("bedrock", f"foundation-model/{model}", account=False))
+        )
+    return requests
+
+
+BEDROCK_RUNTIME: dict[str, Mapper] = {"InvokeModel": _invoke_model, "Converse": _invoke_model}
+
+
 # --- Amazon Machine Learning ----------------------------------------------------------------------
 
 
@@ -434,6 +451,7 @@ OPERATIONS: dict[str, dict[str, Mapper]] = {
     "sagemaker": SAGEMAKER,
     "personalize": PERSONALIZE,
     "bedrock": BEDROCK,
+    "bedrock-runtime": BEDROCK_RUNTIME,
     "machinelearning": MACHINELEARNING,
     "events": {"PutEvents": _put_events},
     "stepfunctions": STEPFUNCTIONS,

@@ -12,6 +12,11 @@ from botocore.config import Config
 # Standard mode retries throttling and transient errors with jittered back-off inside each call;
 # what is still throttled after that surfaces as ServiceThrottled and the state machine retries.
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=10, read_timeout=60)
+_CONFIGS = {
+    # One attempt per call: Bedrock's on-demand caller retries with its own back-off inside its time budget
+    # (adapters/bedrock_on_demand.py), and a model may take minutes to answer.
+    "bedrock-runtime": Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=10, read_timeout=300),
+}
 
 
 class AwsClients:
@@ -22,7 +27,7 @@ class AwsClients:
         self._google: dict[str, Any] = {}
 
     def _client(self, name: str) -> Any:
-        return self._session.client(name, config=_CONFIG)
+        return self._session.client(name, config=_CONFIGS.get(name, _CONFIG))
 
     @cached_property
     def s3(self) -> Any:
@@ -39,6 +44,10 @@ class AwsClients:
     @cached_property
     def bedrock(self) -> Any:
         return self._client("bedrock")
+
+    @cached_property
+    def bedrock_runtime(self) -> Any:
+        return self._client("bedrock-runtime")
 
     @cached_property
     def machinelearning(self) -> Any:

@@ -491,6 +491,11 @@ class PersonalizeSettings(_Model):
         return self.output_kms_key_arn or self.kms_key_arn
 
 
+# Seconds an on-demand Bedrock job may take inside one SubmitJob call: two thirds of its 900 s timeout, so the
+# last calls, the checkpoint and the job's record fit after it (adapters/bedrock_on_demand.py stops there too).
+ON_DEMAND_BUDGET_SECONDS = 600
+
+
 class BedrockSettings(_Model):
     """Amazon Bedrock batch inference over a prompt per record (InvokeModel or Converse bodies)."""
 
@@ -515,9 +520,10 @@ class BedrockSettings(_Model):
         default=None,
         description='A prompt filled from columns by {name} ("Summarise {text}"); plain substitution.',
     )
-    model_family: Literal["auto", "anthropic", "titan", "nova", "custom"] = Field(
+    model_family: Literal["auto", "anthropic", "titan", "nova", "titan-embed", "cohere-embed", "custom"] = Field(
         default="auto",
-        description="InvokeModel body family; auto detects it from modelId, custom uses bodyTemplate.",
+        description="InvokeModel body family; auto detects it from modelId (embedding models too: "
+        "amazon.titan-embed-text-*, cohere.embed-*), custom uses bodyTemplate.",
     )
     body_template: dict[str, Any] | None = Field(
         default=None, description='A JSON body where the string "{prompt}" is replaced by each record\'s prompt.'
@@ -529,13 +535,55 @@ class BedrockSettings(_Model):
     )
     # Quotas differ per model and Region (see the Service Quotas console); these are the common values.
     min_records_per_job: int = Field(
-        default=100, ge=1, description="Bedrock's minimum: a smaller input fails before anything is submitted."
+        default=100,
+        ge=1,
+        description="Bedrock's batch minimum: a job of fewer records is answered on demand (onDemandBelowMinimum), "
+        "or refused before anything is submitted when that is off.",
     )
     max_records_per_job: int = Field(default=50_000, ge=1, description="Records per job; more make more jobs.")
     records_per_file: int = Field(default=50_000, ge=1, description="Records per staged input file.")
     max_bytes_per_file: int = Field(default=1024**3, ge=1024, description="Bytes per staged input file.")
     max_bytes_per_job: int = Field(default=5 * 1024**3, ge=1024, description="Bytes of input per job.")
     kms_key_arn: str | None = Field(default=None, description="KMS key for the job's output (s3EncryptionKeyId).")
+    embedding_output: Literal["json", "columns"] = Field(
+        default="json",
+        description="Embedding models: the vector as one column `embedding` holding a JSON array, or one column "
+        "per dimension (`embedding_0`, `embedding_1`, ...; needs embeddingDimensions).",
+    )
+    embedding_dimensions: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Embedding models: the vector's length. Sent to Titan Text Embeddings V2 (256, 512 or 1024); "
+        "for other models it must be the model's own length. An answer of another length is a failed record.",
+    )
+    embedding_input_type: Literal["search_document", "search_query", "classification", "clustering"] = Field(
+        default="search_document", description="Cohere Embed models: the input_type of each request."
+    )
+    extract_fields: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Text models: read these top-level fields of the answer, parsed as a JSON object (a Markdown "
+        "code fence around it is allowed), into columns of their own after output_text. A field missing, or an answer "
+        "that is not a JSON object, leaves the fields blank and says why in the `extract_error` column; the "
+        "record still counts as predicted (the model answered).",
+    )
+    on_demand_below_minimum: bool = Field(
+        default=True,
+        description="A job under minRecordsPerJob is answered by SubmitJob calling the model itself (InvokeModel or "
+        "Converse), with the same output, errors and event as a batch job; false: such an input is refused.",
+    )
+    on_demand_concurrency: int = Field(
+        default=4, ge=1, le=32, description="Model calls in flight at once while answering on demand."
+    )
+    on_demand_seconds_per_call: int = Field(
+        default=20,
+        ge=1,
+        le=300,
+        description="The longest one on-demand model call is expected to take, retries included: with "
+        "onDemandConcurrency it bounds how many records one SubmitJob call can answer (checked at synth).",
+    )
 
     @model_validator(mode="after")
     def _prompt_source(self) -> BedrockSettings:
@@ -545,13 +593,68 @@ class BedrockSettings(_Model):
             raise ValueError("modelFamily 'custom' (or a model ID of unknown family) needs bodyTemplate")
         if self.min_records_per_job > self.max_records_per_job:
             raise ValueError("minRecordsPerJob must not exceed maxRecordsPerJob")
+        self._check_embedding_settings()
+        self._check_extract_fields()
+        if self.on_demand_below_minimum and self.on_demand_worst_seconds > ON_DEMAND_BUDGET_SECONDS:
+            raise ValueError(
+                f"on demand, one SubmitJob call answers up to {self.min_records_per_job - 1} records (under "
+                f"minRecordsPerJob); at {self.on_demand_seconds_per_call} s a call (onDemandSecondsPerCall), "
+                f"{self.on_demand_concurrency} at a time (onDemandConcurrency), that takes up to "
+                f"{self.on_demand_worst_seconds} s, over the {ON_DEMAND_BUDGET_SECONDS} s budget (two thirds of "
+                "SubmitJob's timeout): raise onDemandConcurrency, lower minRecordsPerJob, or set "
+                "onDemandBelowMinimum false"
+            )
         return self
+
+    @property
+    def is_embedding(self) -> bool:
+        return self.resolved_family in ("titan-embed", "cohere-embed")
+
+    def _check_embedding_settings(self) -> None:
+        if self.invocation_type == "Converse" and self._model_family in ("titan-embed", "cohere-embed"):
+            raise ValueError("embedding models take InvokeModel bodies: invocationType Converse does not apply")
+        if not self.is_embedding:
+            if self.embedding_dimensions is not None or self.embedding_output != "json":
+                raise ValueError("embeddingDimensions and embeddingOutput apply to embedding models only")
+            return
+        if self.extract_fields:
+            raise ValueError("extractFields reads fields of a text answer: an embedding model answers a vector")
+        if self.embedding_output == "columns" and self.embedding_dimensions is None:
+            raise ValueError("embeddingOutput 'columns' needs embeddingDimensions (the number of columns)")
+        if self.titan_embed_v2 and self.embedding_dimensions not in (None, 256, 512, 1024):
+            raise ValueError("embeddingDimensions: Titan Text Embeddings V2 makes vectors of 256, 512 or 1024")
+
+    @property
+    def titan_embed_v2(self) -> bool:
+        return self.resolved_family == "titan-embed" and "titan-embed-text-v2" in self.model_id.lower()
+
+    def _check_extract_fields(self) -> None:
+        fields = self.extract_fields or []
+        reserved = {"output_text", "model_output", "extract_error"}
+        for name in fields:
+            if not name.strip():
+                raise ValueError("extractFields: a field name must not be blank")
+            if name in reserved:
+                raise ValueError(f"extractFields: {name!r} is a column Batchline writes itself")
+        duplicates = sorted({name for name in fields if fields.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"extractFields: {', '.join(duplicates)} named more than once")
+
+    @property
+    def on_demand_worst_seconds(self) -> int:
+        """The longest an on-demand job of the most records it can hold takes, at the assumed seconds per call."""
+        waves = -(-(self.min_records_per_job - 1) // self.on_demand_concurrency)
+        return waves * self.on_demand_seconds_per_call
 
     @property
     def resolved_family(self) -> str:
         """Converse jobs share one body shape; otherwise the family decides the InvokeModel body."""
         if self.invocation_type == "Converse":
             return "converse"
+        return self._model_family
+
+    @property
+    def _model_family(self) -> str:
         if self.model_family != "auto":
             return self.model_family
         model = self.model_id.lower()
@@ -559,6 +662,8 @@ class BedrockSettings(_Model):
             ("anthropic.", "anthropic"),
             ("amazon.titan-text", "titan"),
             ("amazon.nova", "nova"),
+            ("amazon.titan-embed-text", "titan-embed"),
+            ("cohere.embed", "cohere-embed"),
         ):
             if marker in model:
                 return family

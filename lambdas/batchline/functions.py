@@ -39,6 +39,9 @@ class DataAccess:
     discard_staged_parts: bool = False
     # GetObject and PutObject on the waiting jobs' tokens and end events only (work bucket, wake/*).
     job_wake: bool = False
+    # PutObject on the jobs' output prefixes only (work bucket, <pipeline>/<run-id>/output/job-*): a job answered
+    # on demand (Bedrock under its batch minimum) is written there by its submit, as the service writes a job's.
+    job_outputs: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ CATALOGUE: tuple[FunctionSpec, ...] = (
         "handlers.submit_job.handler",
         timeout_seconds=900,
         memory_mb=512,
-        data=DataAccess(read=frozenset({"work"}), job_looks=True),
+        data=DataAccess(read=frozenset({"work"}), job_looks=True, job_outputs=True),
         # submit() describes what it created, or the job an earlier attempt created.
         jobs=frozenset({"submit", "describe"}),
         calls_google=True,

@@ -340,10 +340,11 @@ def chunk_parts(parts: list[StagedPart], limits: JobLimits, source_name: str) ->
     """Split staged parts into jobs that respect the service's per-job minimum and maxima.
 
     Parts are small next to a job, so spreading them evenly over the fewest jobs that fit keeps every
-    job far above the minimum; an input under the minimum is refused before anything is billed.
+    job far above the minimum; an input under the minimum is refused before anything is billed, unless the
+    service answers such a job another way (``below_minimum_allowed``).
     """
     total_records = sum(part.records for part in parts)
-    if total_records < limits.min_records_per_job:
+    if total_records < limits.min_records_per_job and not limits.below_minimum_allowed:
         raise InputRejected(
             f"{source_name}: {total_records} valid records, but this service needs at least "
             f"{limits.min_records_per_job} per job; add records or use a different pipeline"
@@ -372,7 +373,7 @@ def chunk_parts(parts: list[StagedPart], limits: JobLimits, source_name: str) ->
         groups.append(current)
     for group in groups:
         records = sum(parts[i].records for i in group)
-        if records < limits.min_records_per_job:
+        if records < limits.min_records_per_job and not limits.below_minimum_allowed:
             raise InputRejected(
                 f"{source_name}: cannot split {total_records} records into jobs of at least "
                 f"{limits.min_records_per_job} and at most {limits.max_records_per_job}; "

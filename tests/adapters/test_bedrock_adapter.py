@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -63,7 +64,7 @@ def test_create_request_carries_a_deterministic_client_token(stubbed: Any) -> No
             "modelId": "m",
             "roleArn": "arn:aws:iam::123456789012:role/b",
             "status": "Validating",
-            "submitTime": "2026-11-25T00:00:00Z",
+            "submitTime": datetime(2026, 11, 25, tzinfo=UTC),
             "inputDataConfig": {"s3InputDataConfig": {"s3Uri": "s3://w/i"}},
             "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": "s3://w/o"}},
         },
@@ -71,6 +72,7 @@ def test_create_request_carries_a_deterministic_client_token(stubbed: Any) -> No
     )
     state = adapter.submit(RUN)
     assert (state.job_id, state.status) == (ARN, JobStatus.PENDING)
+    assert state.figures == {"createdAt": "2026-11-25T00:00:00Z"}  # no end, no tokens before the job ends
     assert request["inputDataConfig"]["s3InputDataConfig"]["s3Uri"] == "s3://work/p/r/jobs/job-00001/"
 
 
@@ -294,3 +296,37 @@ def test_a_denied_look_is_not_never_created(stubbed: Any) -> None:
     with pytest.raises(Exception) as raised:
         adapter.describe(RUN, ARN)
     assert not isinstance(raised.value, JobNotFound)
+
+
+def test_a_finished_job_reports_its_times_and_the_manifest_tokens(s3: Any) -> None:
+    # GIVEN a completed job whose output manifest counts its tokens
+    bedrock_output(s3, "p.jsonl", [])
+    prefix = RUN.chunk.output_prefix.key + "abcdef123456/"
+    manifest = {"totalRecordCount": 0, "inputTokenCount": 1234, "outputTokenCount": 56}
+    s3.put_object(Bucket="work", Key=prefix + "manifest.json.out", Body=json.dumps(manifest).encode())
+    client = boto3.client("bedrock", region_name="us-east-1")
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "get_model_invocation_job",
+            {
+                "jobArn": ARN,
+                "modelId": "m",
+                "roleArn": "arn:aws:iam::123456789012:role/b",
+                "status": "Completed",
+                "submitTime": datetime(2026, 11, 25, 8, 0, tzinfo=UTC),
+                "lastModifiedTime": datetime(2026, 11, 25, 9, 30, tzinfo=UTC),
+                "endTime": datetime(2026, 11, 25, 9, 30, tzinfo=UTC),
+                "inputDataConfig": {"s3InputDataConfig": {"s3Uri": "s3://w/i"}},
+                "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": "s3://w/o"}},
+            },
+            {"jobIdentifier": ARN},
+        )
+        # WHEN it is described
+        state = BedrockAdapter(PIPELINE.service, client, s3).describe(RUN, ARN)
+    # THEN its own times and tokens are its figures (Bedrock states no start time, so none is made up)
+    assert state.figures == {
+        "createdAt": "2026-11-25T08:00:00Z",
+        "endedAt": "2026-11-25T09:30:00Z",
+        "inputTokens": 1234,
+        "outputTokens": 56,
+    }

@@ -95,18 +95,18 @@ def test_large_input_is_split_into_several_jobs_within_quotas(runtime: LocalRunt
     assert manifest["counts"]["predicted"] == 10
 
 
-def test_input_under_the_minimum_fails_before_anything_is_submitted(
+def test_input_under_the_minimum_is_answered_on_demand_without_a_batch_job(
     runtime: LocalRuntime, validate_event: Any, tmp_path: Path
 ) -> None:
-    creates = runtime.bedrock.create_calls
+    creates, calls = runtime.bedrock.create_calls, runtime.bedrock.runtime_calls["InvokeModel"]
     result = runtime.run_file(texts(tmp_path, "one.csv", ["only one"]), "b-split")
 
-    assert result.status == "FAILED"
+    assert result.status == "SUCCEEDED"
     assert result.event is not None
     validate_event(result.event)
-    assert result.event["detail"]["error"]["error"] == "InputRejected"
-    assert "needs at least 2 per job" in result.event["detail"]["error"]["cause"]
+    assert result.event["detail"]["counts"]["predicted"] == 1
     assert runtime.bedrock.create_calls == creates
+    assert runtime.bedrock.runtime_calls["InvokeModel"] == calls + 1
 
 
 def test_record_errors_make_a_partial_run_with_the_model_message(

@@ -99,13 +99,13 @@ def test_a_partial_run_exits_1_and_its_errors_csv_downloads(
 def test_a_failed_run_reports_its_reason_and_has_no_predictions(
     runtime: LocalRuntime, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = write_csv(tmp_path / "few.csv", ["id", "prompt"], [["a", "hello"]])  # Bedrock needs 100 per job
+    path = write_csv(tmp_path / "empty.csv", ["id", "prompt"], [])  # a header and no record: refused
     code, submitted, _ = run_cli(capsys, "submit", str(path), "--pipeline", "demo-bedrock", "--wait")
 
     assert code == 1
     assert (submitted["status"], submitted["executionStatus"], submitted["state"]) == ("FAILED", "FAILED", "RunFailed")
     assert submitted["error"]["error"] == "InputRejected"
-    assert "needs at least 100 per job" in submitted["error"]["cause"]
+    assert "the file has a header but no records" in submitted["error"]["cause"]
 
     code, status, _ = run_cli(capsys, "status", submitted["runId"])
     assert code == 1 and status["error"] == submitted["error"]

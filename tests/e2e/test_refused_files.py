@@ -22,6 +22,7 @@ PIPELINES = {
             "roleArn": "arn:aws:iam::123456789012:role/bedrock-batch",
             "promptColumn": "text",
             "minRecordsPerJob": 4,
+            "onDemandBelowMinimum": False,  # a file under the minimum is refused, not answered on demand
             "maxRecordsPerJob": 10,
             "recordsPerFile": 10,
         },

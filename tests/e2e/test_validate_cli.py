@@ -35,10 +35,13 @@ def test_rejections_are_listed_with_line_and_reason(tmp_path: Path, capsys: pyte
     assert "line 3: duplicate key 'k' (first seen on line 2)" in out and "line 4: blank key" in out
 
 
-def test_a_file_under_the_service_minimum_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_file_under_the_bedrock_batch_minimum_is_valid_as_one_on_demand_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_csv(tmp_path / "few.csv", ["id", "prompt"], [["a", "hello"]])
-    assert main(["validate", str(path), "--pipeline", "demo-bedrock", "--json"]) == 1
-    assert "needs at least 100 per job" in json.loads(capsys.readouterr().out)["error"]
+    assert main(["validate", str(path), "--pipeline", "demo-bedrock", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["records"], report["sent"], report["jobs"]) == (1, 1, 1)
 
 
 def test_unknown_pipeline_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

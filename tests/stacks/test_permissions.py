@@ -110,14 +110,22 @@ def test_each_function_may_do_its_step_and_not_others(
     assert not may_not & actions, may_not & actions
 
 
-@pytest.mark.parametrize("function", ["SubmitJob", "PollJob"])
-def test_the_job_steps_write_only_their_jobs_looks(template: Template, function: str) -> None:
+@pytest.mark.parametrize(
+    ("function", "prefixes"),
+    [
+        # SubmitJob also writes a job's output when it answers a Bedrock chunk on demand.
+        ("SubmitJob", ["/*/output/job-*", "/*/state/job-*"]),
+        ("PollJob", ["/*/state/job-*"]),
+    ],
+)
+def test_the_job_steps_write_only_their_jobs_looks_and_outputs(
+    template: Template, function: str, prefixes: list[str]
+) -> None:
     work = logical_id(template, "AWS::S3::Bucket", "StorageWork")
     writes = [s for s in function_statements(template, function) if "s3:PutObject" in as_list(s["Action"])]
-    assert [as_list(s["Action"]) for s in writes] == [["s3:PutObject"]]
-    assert [r["Fn::Join"][1] for r in as_list(writes[0]["Resource"])] == [
-        [{"Fn::GetAtt": [work, "Arn"]}, "/*/state/job-*"]
-    ]
+    assert {action for s in writes for action in as_list(s["Action"])} == {"s3:PutObject"}
+    assert sorted(r["Fn::Join"][1][1] for s in writes for r in as_list(s["Resource"])) == prefixes
+    assert {r["Fn::Join"][1][0]["Fn::GetAtt"][0] for s in writes for r in as_list(s["Resource"])} == {work}
 
 
 def test_only_start_run_prepare_input_and_the_failure_reporter_read_the_inbox_and_nothing_writes_it(
@@ -230,6 +238,7 @@ SUBMIT = {
     "personalize:TagResource",
     "bedrock:CreateModelInvocationJob",
     "bedrock:TagResource",
+    "bedrock:InvokeModel",  # a Bedrock chunk under the batch minimum is answered on demand
     "machinelearning:CreateDataSourceFromS3",
     "machinelearning:CreateBatchPrediction",
     "iam:PassRole",
@@ -389,3 +398,20 @@ def test_deletion_is_granted_on_the_ids_batchline_creates_only(template: Templat
         "arn:aws:machinelearning:us-east-1:123456789012:datasource/ds-*",
         "arn:aws:machinelearning:us-east-1:123456789012:batchprediction/bp-*",
     }
+
+
+def test_only_submit_job_may_invoke_the_model_and_only_the_pipelines_model(
+    profile_template: Template, created_role_template: Template
+) -> None:
+    # A Bedrock chunk under the batch minimum is answered on demand by SubmitJob: InvokeModel (Converse's
+    # permission too) on the pipelines' models and profiles, nothing more, and no other function may.
+    us_profile = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0"
+    us_models = "arn:aws:bedrock:us-*::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0"
+    invokes = _granted(function_statements(profile_template, "SubmitJob"), "bedrock:InvokeModel")
+    assert {us_profile, us_models} <= invokes
+    assert not [arn for arn in invokes if "*" in arn and "foundation-model/" not in arn], invokes
+    for function in ("PrepareInput", "PollJob", "PlanCollect", "CollectUnit", "AssembleOutput"):
+        statements = function_statements(profile_template, function)
+        assert "bedrock:InvokeModel" not in actions_of(statements), function
+    nova = _granted(function_statements(created_role_template, "SubmitJob"), "bedrock:InvokeModel")
+    assert nova == {"arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0"}

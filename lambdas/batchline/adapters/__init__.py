@@ -27,7 +27,7 @@ def adapter_for(pipeline: PipelineConfig, clients: AwsClients) -> BatchAdapter:
     if isinstance(settings, BedrockSettings):
         from batchline.adapters.bedrock import BedrockAdapter
 
-        return BedrockAdapter(settings, clients.bedrock, clients.s3)
+        return BedrockAdapter(settings, clients.bedrock, clients.s3, lambda: clients.bedrock_runtime)
     if isinstance(settings, AmazonMLSettings):
         from batchline.adapters.amazonml import AmazonMLAdapter
 

@@ -161,6 +161,8 @@ class JobLimits:
     min_records_per_job: int = 1
     max_records_per_job: int = 10**12
     max_bytes_per_job: int = 10**15
+    # The service answers a job under the minimum another way (Bedrock on demand): such a job is made, not refused.
+    below_minimum_allowed: bool = False
 
 
 class InputEncoder(Protocol):

@@ -17,7 +17,7 @@ import itertools
 import json
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -35,6 +35,8 @@ from batchline.adapters.base import (
     StagedRecord,
     translate_client_error,
 )
+from batchline.adapters.bedrock_on_demand import FOLDER, OnDemandJob, read_finished
+from batchline.clock import iso
 from batchline.config import BedrockSettings, require_role
 from batchline.errors import InputRejected, JobNotFound, OutputInvalid
 from batchline.layout import S3Location
@@ -91,6 +93,15 @@ def model_input(family: str, prompt: str, settings: BedrockSettings) -> dict[str
         if settings.temperature is not None:
             config["temperature"] = settings.temperature
         return {"inputText": prompt, "textGenerationConfig": config}
+    if family == "titan-embed":
+        # https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html
+        embed: dict[str, Any] = {"inputText": prompt}
+        if settings.titan_embed_v2 and settings.embedding_dimensions is not None:
+            embed["dimensions"] = settings.embedding_dimensions
+        return embed
+    if family == "cohere-embed":
+        # https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-embed.html
+        return {"texts": [prompt], "input_type": settings.embedding_input_type}
     if family in ("nova", "converse"):
         inference: dict[str, Any] = {"maxTokens": settings.max_tokens}
         if settings.temperature is not None:
@@ -133,6 +144,107 @@ def output_text(model_output: Any) -> str | None:
     return None
 
 
+def result_columns(settings: BedrockSettings) -> list[str]:
+    """The prediction columns after the key: the vector for embedding models; else the text, the raw output for a
+    family we do not know, and the extracted fields with the reason any is blank."""
+    if settings.is_embedding:
+        if settings.embedding_output == "columns" and settings.embedding_dimensions is not None:
+            return [f"embedding_{n}" for n in range(settings.embedding_dimensions)]
+        return ["embedding"]
+    columns = ["output_text"]
+    if settings.resolved_family == "custom":
+        columns.append("model_output")
+    if settings.extract_fields:
+        columns += [*settings.extract_fields, "extract_error"]
+    return columns
+
+
+class AnswerReader:
+    """One modelOutput -> its CSV cells (after the key), or the reason the record failed."""
+
+    def __init__(self, settings: BedrockSettings) -> None:
+        self._settings = settings
+
+    def row(self, model_output: Any) -> list[str] | str:
+        settings = self._settings
+        if settings.is_embedding:
+            return self._embedding(model_output)
+        text = output_text(model_output)
+        row = [text or ""]
+        if settings.resolved_family == "custom":
+            row.append(json.dumps(model_output, ensure_ascii=False))
+        if settings.extract_fields:
+            values, reason = extract_fields(text, settings.extract_fields)
+            row += [*values, reason]
+        return row
+
+    def _embedding(self, model_output: Any) -> list[str] | str:
+        vector = embedding_vector(model_output)
+        if vector is None:
+            return "Bedrock answered without an embedding (no numeric vector in the model's output)"
+        expected = self._settings.embedding_dimensions
+        if expected is not None and len(vector) != expected:
+            return f"the embedding has {len(vector)} values, not embeddingDimensions {expected}"
+        if self._settings.embedding_output == "columns":
+            return [repr(float(value)) for value in vector]
+        return [json.dumps(vector)]
+
+
+def embedding_vector(model_output: Any) -> list[float] | None:
+    """The vector of a Titan (``embedding``) or Cohere (``embeddings[0]``, or ``embeddings.float[0]``) answer."""
+    if not isinstance(model_output, dict):
+        return None
+    vector: Any = model_output.get("embedding")
+    if vector is None:
+        embeddings = model_output.get("embeddings")
+        if isinstance(embeddings, dict):  # Cohere with embedding_types: {"float": [[...]]}
+            embeddings = embeddings.get("float")
+        if isinstance(embeddings, list) and len(embeddings) == 1:
+            vector = embeddings[0]
+    if not isinstance(vector, list) or not vector:
+        return None
+    if not all(isinstance(value, int | float) and not isinstance(value, bool) for value in vector):
+        return None
+    return [float(value) for value in vector]
+
+
+_FENCE = re.compile(r"^```[A-Za-z]*[ \t]*\r?\n(?P<body>.*?)\r?\n?```$", re.DOTALL)
+
+
+def extract_fields(text: str | None, fields: list[str]) -> tuple[list[str], str]:
+    """The named top-level fields of a JSON object answer, as cells, and why any is blank ("" when none is).
+
+    A string value is written as it is, null as blank, any other value as its JSON text. The answer may be wrapped
+    in one Markdown code fence (```json ... ```), as models often write it; nothing else around it is guessed at.
+    """
+    blank = [""] * len(fields)
+    if text is None or not text.strip():
+        return blank, "the answer has no text to read fields from"
+    body = text.strip()
+    fenced = _FENCE.match(body)
+    if fenced:
+        body = fenced["body"].strip()
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        detail = f"{exc.msg} at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else exc
+        return blank, f"the answer is not JSON ({detail})"
+    if not isinstance(parsed, dict):
+        return blank, f"the answer is JSON but not an object (a {type(parsed).__name__})"
+    values, missing = [], []
+    for name in fields:
+        if name not in parsed:
+            missing.append(name)
+            values.append("")
+        elif parsed[name] is None:
+            values.append("")
+        elif isinstance(parsed[name], str):
+            values.append(parsed[name])
+        else:
+            values.append(json.dumps(parsed[name], ensure_ascii=False))
+    return values, (f"the answer has no field {', '.join(missing)}" if missing else "")
+
+
 class BedrockJsonEncoder:
     suffix = ".jsonl"
     content_type = "application/json"
@@ -146,6 +258,7 @@ class BedrockJsonEncoder:
             min_records_per_job=settings.min_records_per_job,
             max_records_per_job=settings.max_records_per_job,
             max_bytes_per_job=settings.max_bytes_per_job,
+            below_minimum_allowed=settings.on_demand_below_minimum,
         )
         self._header: list[str] = []
         self._key_index = 0
@@ -190,10 +303,19 @@ class BedrockJsonEncoder:
 class BedrockAdapter:
     provider = "bedrock"
 
-    def __init__(self, settings: BedrockSettings, bedrock: Any, s3: Any) -> None:
+    def __init__(
+        self, settings: BedrockSettings, bedrock: Any, s3: Any, runtime: Callable[[], Any] | None = None
+    ) -> None:
         self._settings = settings
         self._bedrock = bedrock
         self._s3 = s3
+        # bedrock-runtime, made only when a chunk is answered on demand.
+        self._runtime = runtime
+
+    def on_demand(self, run: RunContext) -> bool:
+        """True when the chunk is under the batch minimum and is answered on demand instead of by a batch job."""
+        settings = self._settings
+        return settings.on_demand_below_minimum and run.chunk.records < settings.min_records_per_job
 
     def input_encoder(self) -> BedrockJsonEncoder:
         return BedrockJsonEncoder(self._settings)
@@ -223,6 +345,12 @@ class BedrockAdapter:
         return request
 
     def submit(self, run: RunContext) -> JobState:
+        if self.on_demand(run):
+            if self._runtime is None:
+                raise ValueError("answering on demand needs a bedrock-runtime client")
+            job = OnDemandJob(self._settings, self._runtime(), self._s3)
+            manifest, summary = job.run(run.chunk.input_prefix, run.chunk.output_prefix)
+            return self._on_demand_state(run, manifest, summary)
         try:
             arn = self._bedrock.create_model_invocation_job(**self.create_request(run))["jobArn"]
         except ClientError as exc:
@@ -230,6 +358,11 @@ class BedrockAdapter:
         return self.describe(run, arn)
 
     def describe(self, run: RunContext, job_id: str) -> JobState:
+        if self.on_demand(run):
+            finished = read_finished(self._s3, run.chunk.output_prefix)
+            if finished is None:  # answered inside Submit only: no output means no job (yet)
+                raise JobNotFound(f"Bedrock on demand has not answered job {job_id}: its submit never finished")
+            return self._on_demand_state(run, *finished)
         arn = self._resolve(job_id)
         try:
             described = self._bedrock.get_model_invocation_job(jobIdentifier=arn)
@@ -249,7 +382,56 @@ class BedrockAdapter:
             if described.get(field) is not None
         }
         message = described.get("message") or ("the job expired before it finished" if raw == "Expired" else None)
-        return JobState(described["jobArn"], normalise_status(raw), raw, message, counts)
+        status = normalise_status(raw)
+        return JobState(described["jobArn"], status, raw, message, counts, self._figures(run, described, status))
+
+    def _figures(self, run: RunContext, described: dict[str, Any], status: JobStatus) -> dict[str, Any]:
+        """The job's own times and, once it has results, the tokens its manifest.json.out counts. Bedrock gives
+        no start time (lastModifiedTime is any change), so startedAt is not reported for a batch job."""
+        figures: dict[str, Any] = {}
+        if described.get("submitTime") is not None:
+            figures["createdAt"] = iso(described["submitTime"])
+        if described.get("endTime") is not None:
+            figures["endedAt"] = iso(described["endTime"])
+        if status in (JobStatus.SUCCEEDED, JobStatus.PARTIAL):
+            figures.update(self._manifest_tokens(run))
+        return figures
+
+    def _manifest_tokens(self, run: RunContext) -> dict[str, int]:
+        prefix = run.chunk.output_prefix
+        for key in list_keys(self._s3, prefix):
+            if posixpath.basename(key) == MANIFEST and FOLDER not in key[len(prefix.key) :]:
+                with open_object(self._s3, S3Location(prefix.bucket, key)) as body:
+                    manifest = json.loads(body.read())
+                return {
+                    name: int(manifest[field])
+                    for name, field in (("inputTokens", "inputTokenCount"), ("outputTokens", "outputTokenCount"))
+                    if manifest.get(field) is not None
+                }
+        return {}
+
+    def _on_demand_state(self, run: RunContext, manifest: dict[str, Any], summary: dict[str, Any]) -> JobState:
+        """An on-demand job as a batch job's look: the same statuses, counts and figures from its own manifest."""
+        total, succeeded = int(manifest["totalRecordCount"]), int(manifest["successRecordCount"])
+        raw = "PartiallyCompleted" if 0 < succeeded < total else "Completed"  # as a batch job ends
+        counts = {
+            "total": total,
+            "processed": int(manifest["processedRecordCount"]),
+            "succeeded": succeeded,
+            "errored": int(manifest["errorRecordCount"]),
+        }
+        figures = {
+            "startedAt": summary["startedAt"],
+            "endedAt": summary["endedAt"],
+            "invocations": int(summary["invocations"]),
+            "inputTokens": int(manifest["inputTokenCount"]),
+            "outputTokens": int(manifest["outputTokenCount"]),
+        }
+        message = (
+            f"answered on demand ({summary['invocationType']}): {total} records, under the batch minimum of "
+            f"{self._settings.min_records_per_job}"
+        )
+        return JobState(self.job_id(run), normalise_status(raw), raw, message, counts, figures)
 
     def _resolve(self, job_id: str) -> str:
         if _JOB_ARN.match(job_id):
@@ -273,7 +455,7 @@ class BedrockAdapter:
         return True
 
     def result_columns(self, run: RunContext) -> list[str]:
-        return ["output_text"] if self._settings.resolved_family != "custom" else ["output_text", "model_output"]
+        return result_columns(self._settings)
 
     def read_results(
         self, run: RunContext, job: JobState, staged: Iterator[StagedRecord]
@@ -306,7 +488,7 @@ class BedrockAdapter:
     def _read_part(
         self, location: S3Location, by_id: dict[str, StagedRecord], part: str
     ) -> Iterator[Prediction | FailedRecord]:
-        raw_column = self._settings.resolved_family == "custom"
+        answer = AnswerReader(self._settings)
         for number, data in json_lines(self._s3, location):
             record = by_id.pop(str(data.get("recordId")), None)
             if record is None:
@@ -317,12 +499,11 @@ class BedrockAdapter:
                 code = error.get("errorCode") if isinstance(error, dict) else None
                 yield FailedRecord(record.key, record.line, f"Bedrock error {code}: {message}")
                 continue
-            model_output = data.get("modelOutput")
-            text_out = output_text(model_output)
-            row = [text_out or ""]
-            if raw_column:
-                row.append(json.dumps(model_output, ensure_ascii=False))
-            yield Prediction(record.key, record.line, [row])
+            row = answer.row(data.get("modelOutput"))
+            if isinstance(row, str):
+                yield FailedRecord(record.key, record.line, row)
+            else:
+                yield Prediction(record.key, record.line, [row])
 
     def _reconcile(self, location: S3Location, succeeded: int, errored: int) -> None:
         with open_object(self._s3, location) as body:
