@@ -291,7 +291,8 @@ def _resolve_target(args: argparse.Namespace, scope: ExitStack) -> tuple[Any, bo
     if args.command != "submit":
         raise TargetError(
             "no local runtime is running in this process (it lives as long as the command that started it); "
-            "use `batchline submit FILE --pipeline P --local`, or `batchline local run`"
+            "use `batchline submit FILE --pipeline P --local`, or `batchline local run`; to use it from other "
+            "shells, keep one running with `batchline local serve` and pass `--endpoint-url http://127.0.0.1:5050`"
         )
     from batchline.errors import ConfigError, UnknownPipeline
 

@@ -80,3 +80,4 @@ def test_cancel_local_without_a_runtime_in_the_process_names_the_fix(capsys: pyt
     code = main(["cancel", "demo-sagemaker-" + "ab" * 16, "--local"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "no local runtime is running" in err
+    assert "`batchline local serve`" in err and "--endpoint-url" in err  # how to reach one from another shell
