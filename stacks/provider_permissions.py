@@ -200,6 +200,9 @@ def _amazonml(stack: Stack, settings: Sequence[AmazonMLSettings]) -> OperationGr
         actions=["machinelearning:GetBatchPrediction", "machinelearning:GetDataSource"],
         resources=[sources, predictions],
     )
+    # The user's tags go on with AddTags after each create; no pipeline with tags, no grant.
+    tagged = any(s.tags for s in settings)
+    tagging = [iam.PolicyStatement(actions=["machinelearning:AddTags"], resources=[sources, predictions])] * tagged
     return {
         "submit": Grant(
             statements=[
@@ -208,6 +211,7 @@ def _amazonml(stack: Stack, settings: Sequence[AmazonMLSettings]) -> OperationGr
                     actions=["machinelearning:CreateBatchPrediction"], resources=[predictions, sources, *models]
                 ),
                 read,
+                *tagging,
             ],
             acknowledgments=acknowledged,
         ),

@@ -86,8 +86,12 @@ def _epoch(moment: float) -> datetime:
     return parse_timestamp(round(moment, 3))
 
 
+MAX_TAGS = 10  # "up to a limit of 10" tags per ML object (AddTags)
+
+
 class AmazonMLEmulator(ServiceEmulator):
     service = "machinelearning"
+    validation_error = "InvalidInputException"
 
     def __init__(self, polls_until_done: int = 2) -> None:
         self.polls_until_done = polls_until_done
@@ -135,6 +139,21 @@ class AmazonMLEmulator(ServiceEmulator):
             if key in prediction:
                 answer[key] = _epoch(prediction[key])
         return answer
+
+    def add_tags(self, ResourceId: str, ResourceType: str, Tags: list[dict[str, str]]) -> dict[str, Any]:
+        """Tags on a DataSource or BatchPrediction, up to Amazon ML's 10 per object; a key already there gets the
+        new value."""
+        table = {"DataSource": self.data_sources, "BatchPrediction": self.predictions}.get(ResourceType, {})
+        entity = table.get(ResourceId)
+        if entity is None:
+            raise EmulatedError("ResourceNotFoundException", f"{ResourceType} {ResourceId} does not exist")
+        merged = {**entity.get("Tags", {}), **{tag["Key"]: tag.get("Value") for tag in Tags}}
+        if len(merged) > MAX_TAGS:
+            raise EmulatedError(
+                "TagLimitExceededException", f"{ResourceId} would have {len(merged)} tags; the limit is {MAX_TAGS}"
+            )
+        entity["Tags"] = merged
+        return {"ResourceId": ResourceId, "ResourceType": ResourceType}
 
     def delete_batch_prediction(self, BatchPredictionId: str) -> dict[str, Any]:
         self._delete(self.predictions, BatchPredictionId)

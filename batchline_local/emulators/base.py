@@ -11,7 +11,9 @@ key whose latest version is a delete marker), lines split on LF only, JSON parse
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +42,8 @@ class ServiceEmulator:
     """Subclasses set ``service`` (botocore's service name) and define snake_case operation methods."""
 
     service: str = ""
+    # The error code the service answers a request breaking its model's constraints with.
+    validation_error: str = "ValidationException"
 
     def handles(self, client: Any) -> bool:
         return bool(client.meta.service_model.service_name == self.service)
@@ -54,6 +58,9 @@ class ServiceEmulator:
             operation: Callable[..., dict[str, Any]] | None = getattr(self, xform_name(model.name), None)
             if operation is None:
                 return _error(400, "NotImplemented", f"the local emulator does not implement {model.name}")
+            params = context.get(_PARAMS_KEY, {})
+            if model.input_shape is not None and (violations := constraint_violations(model.input_shape, params)):
+                return _error(400, self.validation_error, _validation_message(violations))
             try:
                 return _HttpResponse(200), {
                     **operation(**context.get(_PARAMS_KEY, {})),
@@ -67,6 +74,75 @@ class ServiceEmulator:
         # a more specific name first, and the local runtime's permission check must see the call before the
         # emulator answers it (the client is this service's only, so nothing else reaches ``answer``).
         client.meta.events.register_last("before-call", answer)
+
+
+def constraint_violations(shape: Any, value: Any, path: str = "") -> list[str]:
+    """What a request breaks of its service model's constraints that botocore does not check before sending
+    (it checks types, required members and minimums; the service also refuses maximums, patterns and enums).
+    Patterns in Java's Unicode classes (``\\p{L}``) have no Python ``re`` form and are left to the service."""
+    kind, meta = shape.type_name, shape.metadata
+    where = path or shape.name
+    if kind == "structure" and isinstance(value, dict):
+        return [
+            violation
+            for name, member in shape.members.items()
+            if name in value
+            for violation in constraint_violations(member, value[name], f"{path}.{name}" if path else name)
+        ]
+    found: list[str] = []
+    sized = kind in ("list", "map", "string") and isinstance(value, list | dict | str)
+    if sized and "max" in meta and len(value) > meta["max"]:
+        unit = "length" if kind == "string" else "size"
+        found.append(
+            f"Value at '{where}' failed to satisfy constraint: Member must have {unit} less than or "
+            f"equal to {meta['max']}"
+        )
+    if kind == "list" and isinstance(value, list):
+        for index, item in enumerate(value, start=1):
+            found += constraint_violations(shape.member, item, f"{where}.{index}.member")
+    elif kind == "map" and isinstance(value, dict):
+        for key, item in value.items():
+            found += constraint_violations(shape.key, key, f"{where}.{key}.key")
+            found += constraint_violations(shape.value, item, f"{where}.{key}.value")
+    elif kind == "string" and isinstance(value, str):
+        if shape.enum and value not in shape.enum:
+            found.append(
+                f"Value '{value}' at '{where}' failed to satisfy constraint: Member must satisfy enum value "
+                f"set: [{', '.join(shape.enum)}]"
+            )
+        pattern = _pattern(meta.get("pattern"))
+        if pattern is not None and not pattern.fullmatch(value):
+            found.append(
+                f"Value '{value}' at '{where}' failed to satisfy constraint: Member must satisfy regular "
+                f"expression pattern: {meta['pattern']}"
+            )
+    elif kind in ("integer", "long", "float", "double") and isinstance(value, int | float):
+        found += _over_maximum(value, meta, where)
+    return found
+
+
+def _over_maximum(value: float, meta: dict[str, Any], where: str) -> list[str]:
+    if value <= meta.get("max", float("inf")):
+        return []
+    return [
+        f"Value '{value}' at '{where}' failed to satisfy constraint: Member must have value less than or equal to "
+        f"{meta['max']}"
+    ]
+
+
+@functools.lru_cache(maxsize=512)
+def _pattern(text: str | None) -> re.Pattern[str] | None:
+    if not text or "\\p{" in text:
+        return None
+    try:
+        return re.compile(text)
+    except re.error:
+        return None
+
+
+def _validation_message(violations: list[str]) -> str:
+    count = len(violations)
+    return f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(violations)
 
 
 def _error(status: int, code: str, message: str) -> tuple[_HttpResponse, dict[str, Any]]:

@@ -61,6 +61,7 @@ def _ranked(query: str, candidates: list[str], count: int) -> list[tuple[str, fl
 
 class PersonalizeEmulator(ServiceEmulator):
     service = "personalize"
+    validation_error = "InvalidInputException"
 
     def __init__(
         self, polls_until_done: int = 2, concurrent_jobs: int = 5, services: PipelineServices = no_pipelines

@@ -357,6 +357,9 @@ MACHINELEARNING: dict[str, Mapper] = {
     "DeleteDataSource": lambda params, where: [
         IamRequest("machinelearning:DeleteDataSource", _ml(where, "datasource", params["DataSourceId"]))
     ],
+    "AddTags": lambda params, where: [
+        IamRequest("machinelearning:AddTags", _ml(where, params["ResourceType"].lower(), params["ResourceId"]))
+    ],
 }
 
 

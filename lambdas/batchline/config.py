@@ -233,24 +233,37 @@ PERSONALIZE_KMS_KEY_PATTERN = r"^arn:aws[a-z-]*:kms:[a-z0-9-]*:\d{12}:key/.+$"
 # spaces and _.:/=+-@; the aws: prefix is reserved. Batchline's own tags use the batchline: prefix.
 AWS_MAX_TAGS = 50
 _TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
+# Bedrock's tag keys and values take ASCII only (TagKey/TagValue pattern in its API model), and up to 200 tags.
+_ASCII_TAG_TEXT = re.compile(r"^[a-zA-Z0-9\s._:/=+@-]*$", re.ASCII)
+BEDROCK_MAX_TAGS = 200
+# Amazon ML takes "up to a limit of 10" tags per object (AddTags in its API reference).
+AMAZONML_MAX_TAGS = 10
 OWN_TAG_PREFIX = "batchline:"
 
 
-def check_user_tags(tags: Mapping[str, str], *, own: int, word: str = "tag") -> None:
-    """The user's tags (or labels) must be valid for the service and leave room for, and never replace, ours."""
+def check_user_tags(
+    tags: Mapping[str, str],
+    *,
+    own: int,
+    word: str = "tag",
+    limit: int = AWS_MAX_TAGS,
+    text: re.Pattern[str] = _TAG_TEXT,
+) -> None:
+    """The user's tags (or labels) must be valid for the service and leave room for, and never replace, ours.
+
+    ``limit`` and ``text`` are the service's own tag count and characters when they differ from the common ones."""
+    letters = "ASCII letters" if text is _ASCII_TAG_TEXT else "letters"
     for key, value in tags.items():
-        if not 1 <= len(key) <= 128 or not _TAG_TEXT.match(key):
-            raise ValueError(f"{word} key {key!r} must be 1-128 letters, digits, spaces or _.:/=+-@")
-        if len(value) > 256 or not _TAG_TEXT.match(value):
-            raise ValueError(f"{word} {key!r}: the value must be at most 256 letters, digits, spaces or _.:/=+-@")
+        if not 1 <= len(key) <= 128 or not text.match(key):
+            raise ValueError(f"{word} key {key!r} must be 1-128 {letters}, digits, spaces or _.:/=+-@")
+        if len(value) > 256 or not text.match(value):
+            raise ValueError(f"{word} {key!r}: the value must be at most 256 {letters}, digits, spaces or _.:/=+-@")
         if key.lower().startswith("aws:"):
             raise ValueError(f"{word} key {key!r}: the aws: prefix is reserved by AWS")
         if key.lower().startswith(OWN_TAG_PREFIX):
             raise ValueError(f"{word} key {key!r}: the batchline: prefix is Batchline's own and cannot be set")
-    if len(tags) + own > AWS_MAX_TAGS:
-        raise ValueError(
-            f"at most {AWS_MAX_TAGS - own} {word}s: the resource takes {AWS_MAX_TAGS}, {own} are Batchline's"
-        )
+    if len(tags) + own > limit:
+        raise ValueError(f"at most {limit - own} {word}s: the resource takes {limit}, {own} are Batchline's")
 
 
 def _decimal_text(value: Any, name: str) -> tuple[str, float]:
@@ -545,6 +558,11 @@ class BedrockSettings(_Model):
     max_bytes_per_file: int = Field(default=1024**3, ge=1024, description="Bytes per staged input file.")
     max_bytes_per_job: int = Field(default=5 * 1024**3, ge=1024, description="Bytes of input per job.")
     kms_key_arn: str | None = Field(default=None, description="KMS key for the job's output (s3EncryptionKeyId).")
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Your tags on every batch inference job, added to Batchline's batchline:pipeline (at most 199; "
+        "ASCII letters, digits, spaces and _.:/=+-@; keys starting aws: or batchline: are refused).",
+    )
     embedding_output: Literal["json", "columns"] = Field(
         default="json",
         description="Embedding models: the vector as one column `embedding` holding a JSON array, or one column "
@@ -584,6 +602,11 @@ class BedrockSettings(_Model):
         description="The longest one on-demand model call is expected to take, retries included: with "
         "onDemandConcurrency it bounds how many records one SubmitJob call can answer (checked at synth).",
     )
+
+    @model_validator(mode="after")
+    def _tags(self) -> BedrockSettings:
+        check_user_tags(self.tags, own=1, limit=BEDROCK_MAX_TAGS, text=_ASCII_TAG_TEXT)
+        return self
 
     @model_validator(mode="after")
     def _prompt_source(self) -> BedrockSettings:
@@ -691,6 +714,11 @@ class AmazonMLSettings(_Model):
         ),
     )
     records_per_file: int = Field(default=1_000_000, ge=1, description="Records per staged input file.")
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Your tags on the DataSource and BatchPrediction of every job (AddTags; at most 10, Amazon ML's "
+        "limit per object; keys starting aws: or batchline: are refused).",
+    )
     delete_service_objects: bool = Field(
         default=True,
         description=(
@@ -699,6 +727,11 @@ class AmazonMLSettings(_Model):
             "that still runs when a run fails is left in place. false keeps them."
         ),
     )
+
+    @model_validator(mode="after")
+    def _tags(self) -> AmazonMLSettings:
+        check_user_tags(self.tags, own=0, limit=AMAZONML_MAX_TAGS)
+        return self
 
     @model_validator(mode="after")
     def _classes(self) -> AmazonMLSettings:

@@ -330,3 +330,29 @@ def test_a_finished_job_reports_its_times_and_the_manifest_tokens(s3: Any) -> No
         "inputTokens": 1234,
         "outputTokens": 56,
     }
+
+
+def test_the_users_tags_go_on_every_job_beside_batchlines_and_are_checked_at_synth() -> None:
+    from batchline.errors import ConfigError
+    from botocore.stub import Stubber as _Stubber
+
+    tagged = settings(tags={"team": "ml-ops", "cost-centre": "42"})
+    client = boto3.client("bedrock", region_name="us-east-1")
+    adapter = BedrockAdapter(tagged.service, client, s3=None)
+    run = RunContext(RUN.run_id, tagged, RUN.layout, RUN.staging, RUN.chunk)
+    request = adapter.create_request(run)
+    assert request["tags"] == [
+        {"key": "team", "value": "ml-ops"},
+        {"key": "cost-centre", "value": "42"},
+        {"key": "batchline:pipeline", "value": "p"},
+    ]
+    with _Stubber(client) as stubber:  # the shape botocore sends
+        stubber.add_response("create_model_invocation_job", {"jobArn": ARN}, request)
+        client.create_model_invocation_job(**request)
+    for tags, match in (
+        ({"équipe": "ml"}, "ASCII letters"),  # Bedrock's tag pattern is ASCII only
+        ({"batchline:pipeline": "x"}, "batchline: prefix"),
+        ({f"k{n}": "v" for n in range(200)}, "at most 199 tags"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            settings(tags=tags)

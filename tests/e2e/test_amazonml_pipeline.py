@@ -59,6 +59,7 @@ PIPELINES = {
             "mlModelId": "ml-keep-1",
             "modelType": "BINARY",
             "deleteServiceObjects": False,
+            "tags": {"team": "ml-ops", "cost centre": "42"},
         },
     },
 }
@@ -234,3 +235,15 @@ def test_the_run_s_data_source_and_prediction_are_deleted_after_it_and_nothing_i
     assert kept.event is not None
     kept_job = kept.event["detail"]["jobs"][0]["jobId"]
     assert runtime.amazonml.predictions[kept_job]["Status"] == "COMPLETED"
+
+
+def test_the_users_tags_are_on_the_runs_data_source_and_prediction_and_tagging_is_allowed(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    result = runtime.run_file(write_csv(tmp_path / "tagged.csv", HEADER, ROWS), "ml-keep")
+    assert result.status == "SUCCEEDED" and result.event is not None
+    prediction = result.event["detail"]["jobs"][0]["jobId"]
+    tags = {"team": "ml-ops", "cost centre": "42"}
+    assert runtime.amazonml.predictions[prediction]["Tags"] == tags
+    assert runtime.amazonml.data_sources["ds-" + prediction[3:]]["Tags"] == tags
+    assert result.permissions["denied"] == []  # SubmitJob may AddTags (granted only when a pipeline has tags)

@@ -415,3 +415,27 @@ def test_only_submit_job_may_invoke_the_model_and_only_the_pipelines_model(
         assert "bedrock:InvokeModel" not in actions_of(statements), function
     nova = _granted(function_statements(created_role_template, "SubmitJob"), "bedrock:InvokeModel")
     assert nova == {"arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0"}
+
+
+def test_only_submit_may_tag_amazonml_objects_and_only_when_a_pipeline_names_tags(template: Template) -> None:
+    assert not any(
+        "machinelearning:AddTags" in actions_of(function_statements(template, name))
+        for name in ("SubmitJob", "PollJob", "FinalizeRun", "ReportFailure", "ExecutionEnded")
+    )  # cdk.json's Amazon ML pipeline names no tags
+    tagged = synth_with_pipelines(
+        {
+            "ml-tagged": {
+                "keyColumn": "id",
+                "service": {"provider": "amazonml", "mlModelId": "ml-abc", "modelType": "BINARY", "tags": {"a": "b"}},
+            }
+        }
+    )
+    statements = [
+        s for s in function_statements(tagged, "SubmitJob") if "machinelearning:AddTags" in as_list(s["Action"])
+    ]
+    arns = {rendered_arn(resource) for statement in statements for resource in as_list(statement["Resource"])}
+    assert arns == {
+        "arn:aws:machinelearning:us-east-1:123456789012:datasource/ds-*",
+        "arn:aws:machinelearning:us-east-1:123456789012:batchprediction/bp-*",
+    }
+    assert "machinelearning:AddTags" not in actions_of(function_statements(tagged, "PollJob"))

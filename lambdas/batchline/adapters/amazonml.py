@@ -228,6 +228,10 @@ class AmazonMLAdapter:
             BatchPredictionDataSourceId=source_id,
             OutputUri=run.chunk.output_prefix.uri,
         )
+        if self._settings.tags:  # AddTags replaces a key's value: a retried Submit tags the same objects again
+            tags = [{"Key": key, "Value": value} for key, value in self._settings.tags.items()]
+            for resource_id, resource_type in ((source_id, "DataSource"), (job_id, "BatchPrediction")):
+                self._call(self._ml.add_tags, ResourceId=resource_id, ResourceType=resource_type, Tags=tags)
         return self.describe(run, job_id)
 
     def describe(self, run: RunContext, job_id: str) -> JobState:

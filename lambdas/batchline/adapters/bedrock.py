@@ -338,7 +338,10 @@ class BedrockAdapter:
             "inputDataConfig": {"s3InputDataConfig": {"s3Uri": run.chunk.input_prefix.uri, "s3InputFormat": "JSONL"}},
             "outputDataConfig": {"s3OutputDataConfig": output},
             "timeoutDurationInHours": settings.timeout_hours,
-            "tags": [{"key": "batchline:pipeline", "value": run.pipeline.name}],
+            "tags": [
+                *({"key": key, "value": value} for key, value in settings.tags.items()),
+                {"key": "batchline:pipeline", "value": run.pipeline.name},
+            ],
         }
         if settings.invocation_type == "Converse":
             request["modelInvocationType"] = "Converse"
