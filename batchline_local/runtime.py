@@ -59,6 +59,10 @@ LOCAL_FUNCTION_SECONDS = 900
 # moving: RUNNING with no handler running, no Wait or back-off sleeping and no new history event for this long
 # (moto's interpreter takes milliseconds between states).
 STALL_SECONDS = 120.0
+# Following a run asks moto for the execution's status: at first often (a small run ends in a second), then every
+# quarter second, so a long run's handlers keep the interpreter (and the GIL) instead of the follower.
+FOLLOW_FIRST_PAUSE = 0.02
+FOLLOW_LONGEST_PAUSE = 0.25
 # Function name -> handler, from the catalogue the stack builds its functions from.
 FUNCTIONS = {spec.name: spec.handler for spec in CATALOGUE}
 # Functions outside the state machine that get its ARN (stacks/notifications.py), so created after it.
@@ -848,6 +852,7 @@ class LocalRuntime:
         arn = self.execution_arn(run_id)
         started = quiet_since = time.monotonic()
         _, seen = self._signs_of_life()
+        pause = FOLLOW_FIRST_PAUSE
         while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
             now = time.monotonic()
             if timeout_seconds is not None and now - started > timeout_seconds:
@@ -861,7 +866,8 @@ class LocalRuntime:
                     f"run {run_id} stopped moving: RUNNING with nothing happening for {stall_seconds:g} s "
                     "(the local Step Functions interpreter is stuck)",
                 )
-            time.sleep(0.02)
+            time.sleep(pause)
+            pause = min(pause * 1.5, FOLLOW_LONGEST_PAUSE)
         status = sfn.describe_execution(executionArn=arn)["status"]
         if status in ENDED_BY_RULE:
             self.execution_ended(run_id, status)  # it leaves alone a run that reported itself
