@@ -94,6 +94,14 @@ class PermissionChecker:
         self._fingerprints: dict[int, tuple[Any, str]] = {}
         self._lock = threading.Lock()
 
+    def use_policies(self, policies: StackPolicies, external_roles: Mapping[str, Sequence[NamedPolicy]]) -> None:
+        """From now on, check against these policies (a redeployed stack); earlier decisions are forgotten."""
+        with self._lock:
+            self.policies = policies
+            self.external_roles = dict(external_roles)
+            self._cache.clear()
+            self._fingerprints.clear()
+
     # --- the checks ---------------------------------------------------------------------------
 
     def check(self, principal: str, service: str, operation: str, params: Mapping[str, Any]) -> None:
