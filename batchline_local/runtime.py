@@ -96,6 +96,10 @@ ISOLATED_ENVIRONMENT = {
     "no_proxy": "*",
 }
 _PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+# moto keeps each S3 object's bytes in memory up to this size, and past it in a temporary file of its own (deleted
+# with the object or the process): a big file's parts, outputs and predictions then stay out of the process's
+# memory, in a `local run` as in a `local serve` that keeps every run's objects. moto's default is 5 MiB.
+OBJECT_BYTES_IN_MEMORY = 256 * 1024
 
 
 # Set on the threads moto's Step Functions interpreter starts: what they call, the state machine calls.
@@ -365,6 +369,22 @@ class LocalRuntime:
                 FunctionName=f"{FUNCTION_PREFIX}{function}", Environment={"Variables": variables}
             )
 
+    @staticmethod
+    def release_memory() -> None:
+        """Hand back to the system the memory a finished run used (``local serve`` calls it after each run).
+
+        What a run keeps (its objects, its execution's history) stays; what it only used (parsed files, the
+        handlers' buffers) is garbage once it ends, but the C allocator keeps freed pages for reuse by default, so
+        a long-lived process stays at its largest size. glibc's malloc_trim returns them; elsewhere it is skipped.
+        """
+        import ctypes
+        import ctypes.util
+        import gc
+
+        gc.collect()
+        with suppress(OSError, AttributeError, TypeError):
+            ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+
     @classmethod
     def active(cls) -> LocalRuntime | None:
         """The runtime running in this process, if any: the CLI's ``--local`` commands act on it."""
@@ -387,6 +407,7 @@ class LocalRuntime:
             if name.upper().startswith("AWS_") or name.lower() in _PROXY_VARIABLES:
                 del os.environ[name]
         os.environ.update(ISOLATED_ENVIRONMENT)
+        os.environ["MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"] = str(OBJECT_BYTES_IN_MEMORY)
         # From here on the process's environment no longer changes while the runtime lives: each handler call
         # reads its function's variables from its own copy (see batchline_local/environment.py).
         self._stack.enter_context(thread_environment(inherits=_not_the_interpreters))

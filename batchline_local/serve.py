@@ -119,6 +119,7 @@ class InboxWatcher(threading.Thread):
         self._interval = interval
         self._seen: set[tuple[str, str]] = set()
         self._ended: set[str] = set()
+        self._finished: set[str] = set()  # executions seen ended (their memory handed back)
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -147,11 +148,16 @@ class InboxWatcher(threading.Thread):
                 print(f"s3://{obj['bucket']}/{obj['key']}: {_describe(decision)}", file=sys.stderr, flush=True)
 
     def deliver_endings(self) -> None:
-        """ExecutionEnded leaves alone a run that reported itself; each ending is still delivered only once."""
+        """ExecutionEnded leaves alone a run that reported itself; each ending is still delivered only once.
+        Each run that has ended hands back the memory it used (LocalRuntime.release_memory), once."""
         sfn = self._runtime.client("stepfunctions")
         pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=self._runtime.state_machine_arn)
+        ended = False
         for execution in (execution for page in pages for execution in page["executions"]):
             status = execution["status"]
+            if status != "RUNNING" and execution["executionArn"] not in self._finished:
+                self._finished.add(execution["executionArn"])
+                ended = True
             if status not in (*ENDED_BY_RULE, "ABORTED") or execution["executionArn"] in self._ended:
                 continue
             self._ended.add(execution["executionArn"])
@@ -159,6 +165,8 @@ class InboxWatcher(threading.Thread):
             if answer.get("handled"):
                 line = f"run {execution['name']} ended {status}: ExecutionEnded stopped its jobs and reported it"
                 print(line, file=sys.stderr, flush=True)
+        if ended:
+            self._runtime.release_memory()
 
 
 def _describe(decision: dict[str, Any]) -> str:

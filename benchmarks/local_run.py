@@ -3,11 +3,12 @@
 ``report()`` generates a 1,000,000-row CSV, runs ``batchline local run`` on it (a SageMaker pipeline with the
 service's default settings: 100,000 records per staged file) and prints the wall time and the peak memory of the
 whole process tree (the CLI and the Node process that evaluates the permission checks, sampled from /proc); then
-starts ``batchline local serve``, submits a 100,000-row file several times from another process and prints the
-server's memory after each run. ``python -m benchmarks.local_run cli CDK_JSON ARGS...`` runs the CLI with the
-pipelines of another cdk.json (how both measurements give the CLI their pipeline).
+starts ``batchline local serve``, submits a 20,000-row file (in 400 files of 50 records, the demo pipeline's size)
+several times from another process and prints the server's memory after each run.
+``python -m benchmarks.local_run cli CDK_JSON ARGS...`` runs the CLI with the pipelines of another cdk.json (how
+both measurements give the CLI their pipelines).
 
-Environment: BENCH_LOCAL_ROWS (default 1000000), BENCH_LOCAL_REPEATS (3), BENCH_SERVE_ROWS (100000),
+Environment: BENCH_LOCAL_ROWS (default 1000000), BENCH_LOCAL_REPEATS (3), BENCH_SERVE_ROWS (20000),
 BENCH_SERVE_RUNS (3).
 """
 
@@ -56,10 +57,15 @@ def write_rows(path: Path, rows: int, seed: int = 17) -> Path:
     return path
 
 
+# The same with the demo's small files (50 records each): many objects and calls per run, as in the demo pipeline.
+SMALL_FILES_PIPELINE = "bench-sagemaker-small-files"
+
+
 def write_cdk_json(folder: Path) -> Path:
-    """The repository's cdk.json with one pipeline: the benchmark's."""
+    """The repository's cdk.json with the benchmark's pipelines only."""
     document = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))
-    document["context"]["batchline"]["pipelines"] = {PIPELINE: PIPELINE_BODY}
+    small_files = {**PIPELINE_BODY, "service": {**PIPELINE_BODY["service"], "recordsPerFile": 50}}
+    document["context"]["batchline"]["pipelines"] = {PIPELINE: PIPELINE_BODY, SMALL_FILES_PIPELINE: small_files}
     path = folder / "cdk.json"
     path.write_text(json.dumps(document, indent=2), encoding="utf-8")
     return path
@@ -171,7 +177,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def measure_serve(rows: int, runs: int) -> dict[str, Any]:
+def measure_serve(rows: int, runs: int, pipeline: str = SMALL_FILES_PIPELINE) -> dict[str, Any]:
     """The served runtime's memory (its process tree) idle, then after each run submitted from another process."""
     with tempfile.TemporaryDirectory(prefix="batchline-bench-serve-") as folder:
         base = Path(folder)
@@ -179,6 +185,8 @@ def measure_serve(rows: int, runs: int) -> dict[str, Any]:
         cdk_json = write_cdk_json(base)
         port = _free_port()
         env = {key: value for key, value in os.environ.items() if key not in ("AWS_ENDPOINT_URL", "AWS_PROFILE")}
+        # What the served runtime's banner tells a user to export in the other shell.
+        env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1")
         server = subprocess.Popen(
             cli_command(cdk_json, "local", "serve", "--port", str(port)),
             cwd=ROOT,
@@ -203,7 +211,7 @@ def measure_serve(rows: int, runs: int) -> dict[str, Any]:
                 sampler = PeakSampler(server.pid)
                 sampler.start()
                 submitted = subprocess.run(
-                    cli_command(cdk_json, "submit", str(data), "--pipeline", PIPELINE, "--wait", *endpoint),
+                    cli_command(cdk_json, "submit", str(data), "--pipeline", pipeline, "--wait", *endpoint),
                     cwd=ROOT,
                     env=env,
                     capture_output=True,
@@ -213,6 +221,8 @@ def measure_serve(rows: int, runs: int) -> dict[str, Any]:
                 sampler.done.set()
                 sampler.join()
                 status = json.loads(submitted.stdout).get("status") if submitted.returncode == 0 else "ERROR"
+                if status == "ERROR":
+                    print(submitted.stderr.strip()[-2000:], file=sys.stderr)
                 time.sleep(3)  # the watcher's after-run release runs at its next turn
                 figures["after"].append((status, tree_rss_mb(server.pid)))
                 figures["peak"] = max(figures["peak"], sampler.peak)
@@ -240,12 +250,12 @@ def report() -> None:
         ["wall s", "CPU s", "peak MB (process tree)", "every row predicted"],
         [[spread("wall"), spread("cpu"), spread("peak"), "yes" if all_ok else "NO"]],
     )
-    serve_rows = int(os.environ.get("BENCH_SERVE_ROWS", "100000"))
+    serve_rows = int(os.environ.get("BENCH_SERVE_ROWS", "20000"))
     serve_runs = int(os.environ.get("BENCH_SERVE_RUNS", "3"))
     served = measure_serve(serve_rows, serve_runs)
     table(
         f"batchline local serve: memory of its process tree, idle and after each {serve_rows:,}-row run "
-        "(the runs' objects stay in the emulated S3)",
+        "(50 records per file; every run's objects stay in the emulated S3)",
         ["when", "run", "MB"],
         [["idle", "", f"{served['idle']:.0f}"]]
         + [[f"after run {n}", status, f"{mb:.0f}"] for n, (status, mb) in enumerate(served["after"], 1)]
