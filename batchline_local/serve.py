@@ -200,7 +200,7 @@ def serve(host: str, port: int, stack_name: str, *, verbose: bool = False) -> in
         endpoint = f"http://{host}:{port}"
         print(
             f"Batchline local runtime at {endpoint} as stack {stack_name} (moto; predictions are EMULATED). "
-            "Ctrl-C stops it and forgets everything.\n"
+            "Ctrl-C stops it and forgets everything; a change to cdk.json is reloaded.\n"
             "In another shell:\n"
             f"  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION={REGION}\n"
             f"  batchline submit samples/demo-sagemaker.csv --pipeline demo-sagemaker --wait --endpoint-url {endpoint}",
