@@ -59,6 +59,10 @@ LOCAL_FUNCTION_SECONDS = 900
 # moving: RUNNING with no handler running, no Wait or back-off sleeping and no new history event for this long
 # (moto's interpreter takes milliseconds between states).
 STALL_SECONDS = 120.0
+# Following a run asks moto for the execution's status: at first often (a small run ends in a second), then every
+# quarter second, so a long run's handlers keep the interpreter (and the GIL) instead of the follower.
+FOLLOW_FIRST_PAUSE = 0.02
+FOLLOW_LONGEST_PAUSE = 0.25
 # Function name -> handler, from the catalogue the stack builds its functions from.
 FUNCTIONS = {spec.name: spec.handler for spec in CATALOGUE}
 # Functions outside the state machine that get its ARN (stacks/notifications.py), so created after it.
@@ -92,6 +96,10 @@ ISOLATED_ENVIRONMENT = {
     "no_proxy": "*",
 }
 _PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+# moto keeps each S3 object's bytes in memory up to this size, and past it in a temporary file of its own (deleted
+# with the object or the process): a big file's parts, outputs and predictions then stay out of the process's
+# memory, in a `local run` as in a `local serve` that keeps every run's objects. moto's default is 5 MiB.
+OBJECT_BYTES_IN_MEMORY = 256 * 1024
 
 
 # Set on the threads moto's Step Functions interpreter starts: what they call, the state machine calls.
@@ -322,6 +330,61 @@ class LocalRuntime:
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
 
+    def reload(self, pipelines: dict[str, Any]) -> None:
+        """Take a new set of pipelines while the runtime lives (``local serve`` when cdk.json changes), as a
+        redeploy would: the permission checks follow the stack synthesized for them, a new pipeline's roles and
+        model are created, and the functions read the new configuration from their next invocation. Runs and
+        their objects stay. ConfigError or SynthFailed leave the runtime exactly as it was."""
+        parsed = parse_pipelines(self._with_local_google_endpoints(pipelines))  # ConfigError
+        policies = None
+        if self.permissions is not None:
+            policies = self._policies_for(pipelines)  # SynthFailed, UnresolvedIntrinsic
+        with self._invoke_lock:  # between two invocations, never during one
+            self._raw_pipelines = dict(pipelines)
+            self.pipelines = parsed
+            if policies is not None:
+                self.stack_policies = policies
+                self.permissions.use_policies(policies, self._roles_you_bring(parsed))
+                self._create_stack_roles()
+            self._create_models()
+            self._pipelines_file.write_text(self.pipelines.to_env_json(), encoding="utf-8")
+            self._set_function_variable(SERVICE_ROLES_ENV, json.dumps(self._created_service_roles()))
+
+    def _policies_for(self, pipelines: dict[str, Any]) -> Any:
+        """The policies of the stack ``cdk deploy`` would deploy for ``pipelines``, under the runtime's names."""
+        from batchline_local.permissions import name_table, stack_policies
+        from batchline_local.permissions.synth import stack_template
+
+        template = stack_template(pipelines, self.stack_settings)
+        table = name_table(template, self._names, account=ACCOUNT, region=REGION)
+        return stack_policies(template, table, account=ACCOUNT, region=REGION, pipelines=list(pipelines))
+
+    def _set_function_variable(self, name: str, value: str) -> None:
+        """One environment variable of every function, as a redeploy sets it."""
+        lam = self.client("lambda")
+        for function in FUNCTIONS:
+            configuration = lam.get_function_configuration(FunctionName=f"{FUNCTION_PREFIX}{function}")
+            variables = {**configuration["Environment"]["Variables"], name: value}
+            lam.update_function_configuration(
+                FunctionName=f"{FUNCTION_PREFIX}{function}", Environment={"Variables": variables}
+            )
+
+    @staticmethod
+    def release_memory() -> None:
+        """Hand back to the system the memory a finished run used (``local serve`` calls it after each run).
+
+        What a run keeps (its objects, its execution's history) stays; what it only used (parsed files, the
+        handlers' buffers) is garbage once it ends, but the C allocator keeps freed pages for reuse by default, so
+        a long-lived process stays at its largest size. glibc's malloc_trim returns them; elsewhere it is skipped.
+        """
+        import ctypes
+        import ctypes.util
+        import gc
+
+        gc.collect()
+        with suppress(OSError, AttributeError, TypeError):
+            ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+
     @classmethod
     def active(cls) -> LocalRuntime | None:
         """The runtime running in this process, if any: the CLI's ``--local`` commands act on it."""
@@ -344,6 +407,7 @@ class LocalRuntime:
             if name.upper().startswith("AWS_") or name.lower() in _PROXY_VARIABLES:
                 del os.environ[name]
         os.environ.update(ISOLATED_ENVIRONMENT)
+        os.environ["MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"] = str(OBJECT_BYTES_IN_MEMORY)
         # From here on the process's environment no longer changes while the runtime lives: each handler call
         # reads its function's variables from its own copy (see batchline_local/environment.py).
         self._stack.enter_context(thread_environment(inherits=_not_the_interpreters))
@@ -376,19 +440,20 @@ class LocalRuntime:
             function_prefix=FUNCTION_PREFIX,
             undelivered_queue=UNDELIVERED_QUEUE,
         )
+        self._names = names
         checker, self.stack_policies, _ = checker_for_template(
             stack_template(self._raw_pipelines, self.stack_settings),
             names,
             account=ACCOUNT,
             region=REGION,
             pipelines=list(self._raw_pipelines),
-            external_roles=self._roles_you_bring(),
+            external_roles=self._roles_you_bring(self.pipelines),
         )
         self._stack.callback(checker.close)
         self.permissions = checker
         attach(self.session, checker, self._calling_function)
 
-    def _roles_you_bring(self) -> dict[str, list[Any]]:
+    def _roles_you_bring(self, pipelines: Any) -> dict[str, list[Any]]:
         """The roles a pipeline names that the stack does not create (Personalize's and Bedrock's ``roleArn``, a
         SageMaker model's execution role), with the one policy the README asks of them: the pipeline's objects
         in the work bucket, and the key's use. Their own policies live in the user's account; what the checks
@@ -399,7 +464,7 @@ class LocalRuntime:
 
         work = f"arn:aws:s3:::{BUCKETS['work']}"
         roles: dict[str, list[Any]] = {}
-        for name, pipeline in self.pipelines.pipelines.items():
+        for name, pipeline in pipelines.pipelines.items():
             service = pipeline.service
             if isinstance(service, PersonalizeSettings | BedrockSettings):
                 role = service.role_arn
@@ -446,6 +511,7 @@ class LocalRuntime:
         folder = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="batchline-config-"))
         path = Path(folder) / "pipelines.json"
         path.write_text(self.pipelines.to_env_json(), encoding="utf-8")
+        self._pipelines_file = path
         return str(path)
 
     def _with_local_google_endpoints(self, raw: dict[str, Any]) -> dict[str, Any]:
@@ -608,14 +674,7 @@ class LocalRuntime:
         sagemaker.create_model(
             ModelName="batchline-local-placeholder", ExecutionRoleArn=role_arn, PrimaryContainer={"Image": "emulated"}
         )
-        # Each SageMaker pipeline's model, as the user created it: transform jobs read and write as its role.
-        models = {
-            pipeline.service.model_name: sagemaker_model_role(pipeline.service)
-            for pipeline in self.pipelines.pipelines.values()
-            if isinstance(pipeline.service, SageMakerSettings)
-        }
-        for model, role in models.items():
-            sagemaker.create_model(ModelName=model, ExecutionRoleArn=role, PrimaryContainer={"Image": "emulated"})
+        self._create_models()
         lam = self.client("lambda")
         code = io.BytesIO()
         with zipfile.ZipFile(code, "w") as archive:
@@ -676,12 +735,33 @@ class LocalRuntime:
         general = iam.create_role(RoleName=STATE_MACHINE, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
         roles: dict[str, str] = {}
         if self.stack_policies is not None:
-            for role in self.stack_policies.roles.values():
-                iam.create_role(RoleName=role.name, AssumeRolePolicyDocument=json.dumps(role.trust_policy))
+            self._create_stack_roles()
             for name in [*FUNCTIONS, "StateMachine"]:
                 with suppress(KeyError):
                     roles[name] = self.stack_policies.role(name).arn
         return general, roles
+
+    def _create_stack_roles(self) -> None:
+        """The stack's roles that do not exist yet (all of them at start; a new pipeline's service role later)."""
+        iam = self.client("iam")
+        existing = {role["RoleName"] for page in iam.get_paginator("list_roles").paginate() for role in page["Roles"]}
+        for role in self.stack_policies.roles.values():
+            if role.name not in existing:
+                iam.create_role(RoleName=role.name, AssumeRolePolicyDocument=json.dumps(role.trust_policy))
+
+    def _create_models(self) -> None:
+        """Each SageMaker pipeline's model, as the user created it (transform jobs read and write as its role);
+        a model that exists already is left as it is."""
+        sagemaker = self.client("sagemaker")
+        existing = {model["ModelName"] for model in sagemaker.list_models(MaxResults=100)["Models"]}
+        models = {
+            pipeline.service.model_name: sagemaker_model_role(pipeline.service)
+            for pipeline in self.pipelines.pipelines.values()
+            if isinstance(pipeline.service, SageMakerSettings)
+        }
+        for model, role in models.items():
+            if model not in existing:
+                sagemaker.create_model(ModelName=model, ExecutionRoleArn=role, PrimaryContainer={"Image": "emulated"})
 
     def _created_service_roles(self) -> dict[str, str]:
         """Pipeline name -> the service role the stack creates for it (those without ``roleArn``), as the stack
@@ -848,6 +928,7 @@ class LocalRuntime:
         arn = self.execution_arn(run_id)
         started = quiet_since = time.monotonic()
         _, seen = self._signs_of_life()
+        pause = FOLLOW_FIRST_PAUSE
         while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
             now = time.monotonic()
             if timeout_seconds is not None and now - started > timeout_seconds:
@@ -861,7 +942,8 @@ class LocalRuntime:
                     f"run {run_id} stopped moving: RUNNING with nothing happening for {stall_seconds:g} s "
                     "(the local Step Functions interpreter is stuck)",
                 )
-            time.sleep(0.02)
+            time.sleep(pause)
+            pause = min(pause * 1.5, FOLLOW_LONGEST_PAUSE)
         status = sfn.describe_execution(executionArn=arn)["status"]
         if status in ENDED_BY_RULE:
             self.execution_ended(run_id, status)  # it leaves alone a run that reported itself

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "lambdas"))
 from batchline.backoff import next_wait_seconds  # noqa: E402
 from batchline.config import parse_pipelines  # noqa: E402
 
-from benchmarks import collect_formats, notice, orchestration, prepare_fanout  # noqa: E402
+from benchmarks import collect_formats, local_run, notice, orchestration, prepare_fanout  # noqa: E402
 from benchmarks.polling import HISTORY_TARGET, polling_cost  # noqa: E402
 from benchmarks.report import machine, table  # noqa: E402
 
@@ -377,7 +377,15 @@ if __name__ == "__main__":
         action="store_true",
         help="only the Collect engine comparison and the parallel ranged GETs (a few minutes)",
     )
+    parser.add_argument(
+        "--local-only",
+        action="store_true",
+        help="only the local runtime: a 1,000,000-row `local run` and `local serve`'s memory (about 15 minutes)",
+    )
     args = parser.parse_args()
+    if args.local_only:
+        local_run.report()
+        sys.exit(0)
     repeats = int(os.environ.get("BENCH_REPEATS", "5"))
     if args.collect_only:
         collect(int(os.environ.get("BENCH_RECORDS", "200000")), repeats)
@@ -404,3 +412,4 @@ if __name__ == "__main__":
     collect_at_scale(formats)
     prepare(args.quick)
     prepare_fanout.report(prepare_fanout.measure(1_000_000 if args.quick else 10_000_000, shards=8))
+    local_run.report()

@@ -10,6 +10,7 @@ The decisions are @cloud-copilot/iam-simulate's (evaluator.py), not a reading of
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +28,8 @@ from batchline_local.permissions.template import NamedPolicy, StackPolicies
 _ERROR_CODES = {"s3": ("AccessDenied", 403), "sts": ("AccessDenied", 403), "iam": ("AccessDenied", 403)}
 _DEFAULT_ERROR = ("AccessDeniedException", 400)
 _PARAMS_KEY = "batchline_permissions_params"
+# Decisions kept for repeated requests; past this many the cache starts again (each entry is a few hundred bytes).
+CACHE_SIZE = 20_000
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,17 @@ class PermissionChecker:
         self.checked = 0
         self.principals: dict[str, dict[str, Any]] = {}
         self.denied: list[Denial] = []
-        self._cache: dict[str, Decision] = {}
+        self._cache: dict[tuple[Any, ...], Decision] = {}
+        self._fingerprints: dict[int, tuple[Any, str]] = {}
         self._lock = threading.Lock()
+
+    def use_policies(self, policies: StackPolicies, external_roles: Mapping[str, Sequence[NamedPolicy]]) -> None:
+        """From now on, check against these policies (a redeployed stack); earlier decisions are forgotten."""
+        with self._lock:
+            self.policies = policies
+            self.external_roles = dict(external_roles)
+            self._cache.clear()
+            self._fingerprints.clear()
 
     # --- the checks ---------------------------------------------------------------------------
 
@@ -204,27 +216,31 @@ class PermissionChecker:
         operation: str,
         pairs: Sequence[tuple[IamRequest, dict[str, Any] | None]],
     ) -> None:
-        lines = [self._line(caller, request, resource_policy) for request, resource_policy in pairs]
+        keys = [self._key(caller, request, resource_policy) for request, resource_policy in pairs]
         with self._lock:
-            missing = [line for line in dict.fromkeys(lines) if line not in self._cache]
+            found = {key: self._cache[key] for key in keys if key in self._cache}
+            missing = [key for key in dict.fromkeys(keys) if key not in found]
             if missing:
-                decisions = self.evaluator.evaluate([json.loads(line) for line in missing])
+                pending = zip(keys, pairs, strict=True)
+                bodies = {key: self._body(caller, request, policy) for key, (request, policy) in pending}
+                decisions = self.evaluator.evaluate([bodies[key] for key in missing])
+                found.update(zip(missing, decisions, strict=True))
+                if len(self._cache) + len(missing) > CACHE_SIZE:
+                    self._cache.clear()  # bounded: a long `local serve` must not keep every object's decision
                 self._cache.update(zip(missing, decisions, strict=True))
             self.checked += 1
             seen = self.principals.setdefault(caller.label, {"role": caller.role_arn, "checked": 0, "actions": set()})
             seen["checked"] += 1
             seen["actions"].update(request.action for request, _ in pairs)
-            for (request, _), line in zip(pairs, lines, strict=True):
-                decision = self._cache[line]
+            for (request, _), key in zip(pairs, keys, strict=True):
+                decision = found[key]
                 if not decision.allowed:
                     self.denied.append(Denial(caller.label, request.action, request.resource, decision.reason))
                     raise access_denied(
                         service, operation, caller.arn, request.action, request.resource, decision.reason
                     )
 
-    def _line(self, caller: _Caller, request: IamRequest, resource_policy: dict[str, Any] | None) -> str:
-        account = self.policies.account
-        resource_account = request.resource.split(":")[4] if request.resource.count(":") >= 5 else ""
+    def _context(self, caller: _Caller, request: IamRequest) -> dict[str, Any]:
         context: dict[str, Any] = {
             "aws:SecureTransport": "true",  # boto3 calls AWS over HTTPS
             "aws:RequestedRegion": self.policies.region,
@@ -232,7 +248,39 @@ class PermissionChecker:
             **request.context,
         }
         if caller.role_arn:
-            context.update({"aws:PrincipalArn": caller.role_arn, "aws:PrincipalAccount": account})
+            context.update({"aws:PrincipalArn": caller.role_arn, "aws:PrincipalAccount": self.policies.account})
+        return context
+
+    def _key(self, caller: _Caller, request: IamRequest, resource_policy: dict[str, Any] | None) -> tuple[Any, ...]:
+        """Everything the evaluator's decision depends on, compactly: the same principal, action, resource,
+        context and policies get the same decision. Policies enter by fingerprint (their JSON's digest), so a
+        cached decision holds a few hundred bytes, not the policies' text."""
+        return (
+            caller.arn,
+            self._fingerprint(caller.policies),
+            request.action,
+            request.resource,
+            json.dumps(self._context(caller, request), sort_keys=True),
+            self._fingerprint(resource_policy),
+            request.check_resource_type,
+        )
+
+    def _fingerprint(self, document: Any) -> str:
+        """A digest of a policy document (or a tuple of named policies), computed once per object: the checker
+        keeps a reference to each object it fingerprinted, so an ``id`` is never reused for another one."""
+        if document is None:
+            return ""
+        known = self._fingerprints.get(id(document))
+        if known is None:
+            value = document if isinstance(document, dict) else [policy.to_json() for policy in document]
+            text = json.dumps(value, sort_keys=True)
+            known = self._fingerprints[id(document)] = (document, hashlib.sha256(text.encode()).hexdigest())
+        return known[1]
+
+    def _body(self, caller: _Caller, request: IamRequest, resource_policy: dict[str, Any] | None) -> dict[str, Any]:
+        """The evaluator's request (see evaluate.mjs)."""
+        account = self.policies.account
+        resource_account = request.resource.split(":")[4] if request.resource.count(":") >= 5 else ""
         body: dict[str, Any] = {
             "principal": caller.arn,
             "action": request.action,
@@ -240,13 +288,13 @@ class PermissionChecker:
             # Resources without an account in their ARN (buckets, foundation models) count as the caller's.
             "resourceAccount": resource_account or account,
             "identityPolicies": [policy.to_json() for policy in caller.policies],
-            "context": context,
+            "context": self._context(caller, request),
         }
         if resource_policy is not None:
             body["resourcePolicy"] = resource_policy
         if not request.check_resource_type:
             body["checkResourceType"] = False
-        return json.dumps(body, sort_keys=True)
+        return body
 
     def _session_arn(self, role_name: str, session: str) -> str:
         return f"arn:{self.policies.partition}:sts::{self.policies.account}:assumed-role/{role_name}/{session}"

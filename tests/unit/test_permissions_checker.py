@@ -108,6 +108,47 @@ def test_the_evaluator_process_is_started_once_and_repeats_are_not_reevaluated()
     assert not checker.evaluator.alive
 
 
+def test_a_cached_decision_is_reused_only_for_the_same_request_and_policies(evaluator: Evaluator) -> None:
+    # GIVEN a grant that depends on the prefix listed (the request's context) and on the key read (its resource)
+    grant = allow("s3:ListBucket", "arn:aws:s3:::work", Condition={"StringLike": {"s3:prefix": ["pipe/*"]}})
+    checker = PermissionChecker(stack(grant, allow("s3:GetObject", "arn:aws:s3:::work/pipe/*")), evaluator=evaluator)
+    before = evaluator.evaluations
+    # WHEN the same calls come again, in between others that differ only in context or resource
+    for _ in range(2):
+        checker.check("Fn", "s3", "ListObjectsV2", {"Bucket": "work", "Prefix": "pipe/run/"})
+        denied(checker, "Fn", "s3", "ListObjectsV2", {"Bucket": "work", "Prefix": "other/"})
+        checker.check("Fn", "s3", "GetObject", {"Bucket": "work", "Key": "pipe/a"})
+        denied(checker, "Fn", "s3", "GetObject", {"Bucket": "work", "Key": "other/a"})
+    # THEN every call was decided as its own request; each differing request was evaluated once
+    assert checker.checked == 8 and len(checker.denied) == 4
+    assert evaluator.evaluations - before == 4
+
+
+def test_the_decision_cache_stays_bounded_and_a_denial_survives_its_clearing(
+    evaluator: Evaluator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import batchline_local.permissions.checker as module
+
+    monkeypatch.setattr(module, "CACHE_SIZE", 5)
+    checker = PermissionChecker(stack(allow("s3:GetObject", "arn:aws:s3:::inbox/*")), evaluator=evaluator)
+    for number in range(23):  # a long `local serve`: every object a new request
+        checker.check("Fn", "s3", "GetObject", {"Bucket": "inbox", "Key": f"part-{number}"})
+        assert len(checker._cache) <= 5
+        denied(checker, "Fn", "s3", "PutObject", {"Bucket": "inbox", "Key": "x"})
+    assert checker.checked == 46 and len(checker.denied) == 23
+
+
+def test_new_policies_replace_the_old_decisions(evaluator: Evaluator) -> None:
+    # GIVEN a decision made and cached under the first policies
+    checker = PermissionChecker(stack(allow("s3:GetObject", "arn:aws:s3:::inbox/*")), evaluator=evaluator)
+    checker.check("Fn", "s3", "GetObject", {"Bucket": "inbox", "Key": "a.csv"})
+    # WHEN the stack is redeployed without that grant (local serve reloading cdk.json)
+    checker.use_policies(stack(allow("s3:GetObject", "arn:aws:s3:::results/*")), {})
+    # THEN the same call is decided by the new policies
+    denied(checker, "Fn", "s3", "GetObject", {"Bucket": "inbox", "Key": "a.csv"})
+    checker.check("Fn", "s3", "GetObject", {"Bucket": "results", "Key": "a.csv"})
+
+
 def test_list_bucket_outside_the_allowed_prefix_is_denied(evaluator: Evaluator) -> None:
     grant = allow("s3:ListBucket", "arn:aws:s3:::work", Condition={"StringLike": {"s3:prefix": ["pipe/*"]}})
     checker = PermissionChecker(stack(grant), evaluator=evaluator)
