@@ -611,31 +611,37 @@ def _run_locally(
 
 @contextlib.contextmanager
 def _shown_while_running(runtime: Any, *, show: bool) -> Iterator[None]:
-    """On a terminal, the live panel `submit --wait` shows (state, jobs, records, elapsed) while a local run goes;
-    a big file no longer leaves the screen blank until the end. Elsewhere nothing: the summary says it all."""
+    """While a local run goes, what `submit --wait` shows (step, records read and collected, jobs, elapsed): the
+    live panel on a terminal, a line per change otherwise (a log or CI shows the run moving), ending with the
+    run's last look. Nothing with ``show`` off (``--json``)."""
     from batchline_local.progress import RunProgress
     from batchline_local.runs import describe_run
     from batchline_local.target import TargetError, local_target
 
-    target = local_target(runtime)
-    progress = RunProgress(show=show, target=target)
-    if not progress.live:
+    if not show:
         yield
         return
+    target = local_target(runtime)
+    progress = RunProgress(show=show, target=target)
     done = threading.Event()
+    every = 0.25 if progress.live else 1.0  # lines need not come as often as a panel's refresh
+    view: Any = None
+
+    def look() -> None:
+        nonlocal view
+        # The run's ID is known once its execution calls PrepareInput (StartRun names it from the upload).
+        run_ids = [event.get("runId") for name, event in runtime.invocations if name.endswith("PrepareInput")]
+        if not run_ids or not run_ids[0]:
+            return
+        try:
+            view = describe_run(target, str(run_ids[0]), view)
+        except TargetError:
+            return
+        progress.update(view)
 
     def watch() -> None:
-        view = None
-        while not done.wait(0.25):
-            # The run's ID is known once its execution calls PrepareInput (StartRun names it from the upload).
-            run_ids = [event.get("runId") for name, event in runtime.invocations if name.endswith("PrepareInput")]
-            if not run_ids or not run_ids[0]:
-                continue
-            try:
-                view = describe_run(target, str(run_ids[0]), view)
-            except TargetError:
-                continue
-            progress.update(view)
+        while not done.wait(every):
+            look()
 
     with progress:
         thread = threading.Thread(target=watch, name="batchline-progress", daemon=True)
@@ -645,6 +651,9 @@ def _shown_while_running(runtime: Any, *, show: bool) -> Iterator[None]:
         finally:
             done.set()
             thread.join(5)
+        if not thread.is_alive():  # the run returned (not interrupted): show where it ended
+            with contextlib.suppress(Exception):  # a courtesy: the summary follows anyway
+                look()
 
 
 def describe_orchestration(figures: dict[str, Any], path: Path) -> str:

@@ -28,11 +28,15 @@ def test_successful_run_writes_outputs_and_prints_the_event_last(
             str(tmp_path),
         ]
     )
-    out = capsys.readouterr().out.strip().splitlines()
+    captured = capsys.readouterr()
+    out = captured.out.strip().splitlines()
 
     assert code == 0
     event = json.loads(out[-1])
     assert event["detail-type"] == "Batch Prediction Succeeded"
+    # Off a terminal, progress is a line per change on stderr, the last one where the run ended.
+    progress = [line for line in captured.err.splitlines() if line.startswith("[")]
+    assert progress and "SUCCEEDED" in progress[-1] and "read 120" in progress[-1], captured.err
     assert {p.name for p in tmp_path.iterdir()} == {
         "predictions.csv",
         "manifest.json",
