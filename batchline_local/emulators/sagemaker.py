@@ -26,8 +26,8 @@ ResourceLimitExceeded, worded as SageMaker words it, whether the quota is 0, ful
 from __future__ import annotations
 
 import csv
-import gzip
 import functools
+import gzip
 import hashlib
 import io
 import json
