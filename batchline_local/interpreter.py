@@ -545,8 +545,12 @@ class InterpreterPatches:
 
 
 def _with_message(error: type, name: str, message: str) -> Callable[..., None]:
+    from moto.core.exceptions import AWSError
+
     def init(self: Any, text: str = message) -> None:
-        error.__init__(self, text, name)  # AWSError(message, exception_type): the error code clients see
+        # AWSError(message, exception_type): the error code clients see. Called on AWSError itself: moto gives some
+        # of these classes an __init__ of their own that takes no message (InvalidToken), which would raise TypeError.
+        AWSError.__init__(self, text, name)
 
     return init
 

@@ -136,3 +136,13 @@ def test_a_foreign_event_is_ignored(runtime: LocalRuntime) -> None:
     assert runtime.deliver_service_event(other_service)["woken"] is False
     answer = runtime.deliver_service_event(unknown)
     assert answer == {"woken": False, "jobName": "bl-nobody-waits-0", "reason": "no wait recorded for this job"}
+
+
+def test_a_token_whose_wait_is_over_is_refused_as_step_functions_refuses_it(runtime: LocalRuntime) -> None:
+    # A late event whose wait already timed out: WakeJob's SendTaskSuccess must get AWS's InvalidToken (which it
+    # takes as "the wait is over"), not an error of the emulation.
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as refused:
+        runtime.client("stepfunctions").send_task_success(taskToken="a-wait-that-is-over", output="{}")
+    assert refused.value.response["Error"]["Code"] == "InvalidToken"
