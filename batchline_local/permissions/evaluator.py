@@ -46,6 +46,10 @@ class Evaluator:
             # Nothing of the machine's settings: no proxies, no AWS variables. It reads requests on stdin and
             # answers on stdout; it has no reason to reach anything else.
             env={"PATH": os.environ.get("PATH", "")},
+            # Its own session: a terminal's Ctrl-C goes to the foreground process group, and an evaluator dying of
+            # it first would fail the run's next call (AccessDenied checks unavailable) before the command could
+            # stop the run itself; close() ends it, and it exits at the end of stdin if the command dies.
+            start_new_session=True,
         )
         self._lock = threading.Lock()
         self._next_id = 0
