@@ -17,6 +17,12 @@ pytestmark = pytest.mark.timeout(240)
 STOPPED = "batchline: interrupted: the run was stopped, and its emulated AWS state ended with the local runtime"
 
 
+def as_foreground_job() -> None:
+    """SIGINT as a terminal's foreground job has it. Tests started as a background job of a non-interactive shell
+    (a CI runner's `make test &`) inherit SIGINT ignored, and a Python started so installs no handler for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(tmp_path: Path, pipeline: str, *flags: str) -> subprocess.Popen[str]:
     sample = REPO_ROOT / "samples" / f"{pipeline}.csv"
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}  # no AWS_* variable, an empty HOME
@@ -29,6 +35,7 @@ def start(tmp_path: Path, pipeline: str, *flags: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a shell gives a foreground job
+        preexec_fn=as_foreground_job,
     )
 
 
@@ -85,6 +92,7 @@ def test_ctrl_c_while_submit_wait_follows_its_own_local_run_says_the_run_ended_w
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=as_foreground_job,
     )
     assert process.stderr is not None
     seen = []
