@@ -217,6 +217,23 @@ class Storage(Construct):
         )
 
 
+def _grant_on_objects(
+    function: lambda_.Function, bucket: s3.IBucket, actions: list[str], patterns: tuple[str, ...], reason: str
+) -> None:
+    """``actions`` on the bucket's objects matching ``patterns``, each wildcard acknowledged to cdk-nag by name."""
+    function.add_to_role_policy(
+        iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(p) for p in patterns])
+    )
+    stack = Stack.of(bucket)
+    logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
+    for pattern in patterns:
+        acknowledge(
+            function.role,  # type: ignore[arg-type]
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{pattern}]",
+            reason,
+        )
+
+
 def grant_objects(function: lambda_.Function, bucket: s3.IBucket, *, read: bool = False, write: bool = False) -> None:
     """Object-level access without deletes: reads (with ListBucket, so a missing key is a 404) and/or writes."""
     actions = []
@@ -225,12 +242,11 @@ def grant_objects(function: lambda_.Function, bucket: s3.IBucket, *, read: bool 
         function.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]))
     if write:
         actions += ["s3:PutObject", "s3:AbortMultipartUpload"]
-    function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects("*")]))
-    stack = Stack.of(bucket)
-    logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
-    acknowledge(
-        function.role,  # type: ignore[arg-type]
-        f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*]",
+    _grant_on_objects(
+        function,
+        bucket,
+        actions,
+        ("*",),
         "Objects of one of this stack's buckets, whose keys are known only at run time (<pipeline>/<run-id>/...).",
     )
 
@@ -238,14 +254,11 @@ def grant_objects(function: lambda_.Function, bucket: s3.IBucket, *, read: bool 
 def grant_job_state(function: lambda_.Function, bucket: s3.IBucket) -> None:
     """PutObject on the job looks only (``<pipeline>/<run-id>/state/job-*``): each job's child execution records
     its last look there for the run's later steps (SubmitJob, PollJob)."""
-    function.add_to_role_policy(
-        iam.PolicyStatement(actions=["s3:PutObject"], resources=[bucket.arn_for_objects("*/state/job-*")])
-    )
-    stack = Stack.of(bucket)
-    logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
-    acknowledge(
-        function.role,  # type: ignore[arg-type]
-        f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*/state/job-*]",
+    _grant_on_objects(
+        function,
+        bucket,
+        ["s3:PutObject"],
+        ("*/state/job-*",),
         "Each job's last look, one object per job under <pipeline>/<run-id>/state/.",
     )
 
@@ -253,14 +266,11 @@ def grant_job_state(function: lambda_.Function, bucket: s3.IBucket) -> None:
 def grant_job_outputs(function: lambda_.Function, bucket: s3.IBucket) -> None:
     """PutObject on the jobs' output prefixes only (``<pipeline>/<run-id>/output/job-*``): a Bedrock chunk under
     the batch minimum is answered by its submit, which writes the output there as a batch job would."""
-    function.add_to_role_policy(
-        iam.PolicyStatement(actions=["s3:PutObject"], resources=[bucket.arn_for_objects("*/output/job-*")])
-    )
-    stack = Stack.of(bucket)
-    logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
-    acknowledge(
-        function.role,  # type: ignore[arg-type]
-        f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*/output/job-*]",
+    _grant_on_objects(
+        function,
+        bucket,
+        ["s3:PutObject"],
+        ("*/output/job-*",),
         "Each job's output, under <pipeline>/<run-id>/output/ (run IDs known only at run time).",
     )
 
@@ -268,14 +278,11 @@ def grant_job_outputs(function: lambda_.Function, bucket: s3.IBucket) -> None:
 def grant_job_wake(function: lambda_.Function, bucket: s3.IBucket) -> None:
     """GetObject and PutObject on ``wake/*`` only: a waiting job's task token and its end event, by job name
     (WakeJob; see batchline.steps.wake)."""
-    function.add_to_role_policy(
-        iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject"], resources=[bucket.arn_for_objects("wake/*")])
-    )
-    stack = Stack.of(bucket)
-    logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
-    acknowledge(
-        function.role,  # type: ignore[arg-type]
-        f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/wake/*]",
+    _grant_on_objects(
+        function,
+        bucket,
+        ["s3:GetObject", "s3:PutObject"],
+        ("wake/*",),
         "One token and one end event per waiting job, named by the service job's name (known only at run time).",
     )
 
@@ -287,15 +294,10 @@ def grant_discard_staged_parts(function: lambda_.Function, bucket: s3.Bucket) ->
     reads every object under the input prefix. The bucket is versioned, so a delete only adds a delete marker and
     the bytes stay until the noncurrent-version rule; s3:DeleteObjectVersion is granted to no one.
     """
-    patterns = ("*/input/part-*", "*/index/part-*")
-    function.add_to_role_policy(
-        iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[bucket.arn_for_objects(p) for p in patterns])
+    _grant_on_objects(
+        function,
+        bucket,
+        ["s3:DeleteObject"],
+        ("*/input/part-*", "*/index/part-*"),
+        "Staged parts of any run (keys known only at run time); deletes on a versioned bucket keep the data.",
     )
-    stack = Stack.of(bucket)
-    logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
-    for pattern in patterns:
-        acknowledge(
-            function.role,  # type: ignore[arg-type]
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{pattern}]",
-            "Staged parts of any run (keys known only at run time); deletes on a versioned bucket keep the data.",
-        )
