@@ -201,8 +201,9 @@ def _amazonml(stack: Stack, settings: Sequence[AmazonMLSettings]) -> OperationGr
         resources=[sources, predictions],
     )
     # The user's tags go on with AddTags after each create; no pipeline with tags, no grant.
-    tagged = any(s.tags for s in settings)
-    tagging = [iam.PolicyStatement(actions=["machinelearning:AddTags"], resources=[sources, predictions])] * tagged
+    tagging = []
+    if any(s.tags for s in settings):
+        tagging.append(iam.PolicyStatement(actions=["machinelearning:AddTags"], resources=[sources, predictions]))
     return {
         "submit": Grant(
             statements=[

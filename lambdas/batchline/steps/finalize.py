@@ -110,7 +110,7 @@ def finalize_run(
         deadline=deadline,
     )
     _write_manifest(clients, layout, detail, parts=_parts(clients, collected["predictions"]), summary=summary)
-    release_run_jobs(run, pipelines=pipelines, deployment=deployment, clients=clients)
+    release_run_jobs(run, jobs, pipelines=pipelines, deployment=deployment, clients=clients)
     return outcome(detail)
 
 

@@ -13,19 +13,22 @@ from batchline.adapters import adapter_for
 from batchline.adapters.base import ReleasesServiceObjects, release_job
 from batchline.clients import AwsClients
 from batchline.config import Deployment, Pipelines
-from batchline.state import RunFacts
-from batchline.steps.run import job_state, run_chunks, run_context, run_jobs
+from batchline.state import JobLook, RunFacts
+from batchline.steps.run import job_state, run_chunks, run_context
 
 logger = logging.getLogger(__name__)
 
 
-def release_run_jobs(facts: RunFacts, *, pipelines: Pipelines, deployment: Deployment, clients: AwsClients) -> None:
-    """Release every ended job of a finished run (each job's last look says whether it ended)."""
+def release_run_jobs(
+    facts: RunFacts, looks: list[JobLook], *, pipelines: Pipelines, deployment: Deployment, clients: AwsClients
+) -> None:
+    """Release every ended job of a finished run; ``looks`` are the jobs' last looks FinalizeRun has just read
+    (each says whether its job ended)."""
     try:
         adapter = adapter_for(pipelines.get(facts.pipeline), clients)
         if not isinstance(adapter, ReleasesServiceObjects):
             return
-        ended = {look.chunk: look for look in run_jobs(clients, deployment, facts)}
+        ended = {look.chunk: look for look in looks}
         for chunk in run_chunks(clients, facts):
             look = ended.get(chunk.index)
             if look is not None:
